@@ -1,0 +1,419 @@
+import { createReadStream } from "node:fs";
+import { readFile, statfs } from "node:fs/promises";
+import { dirname, resolve as resolvePath } from "node:path";
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { rcompare } from "semver";
+import {
+  AirlockError,
+  Digester,
+  MediaType,
+  REF_NAME_ANNOTATION,
+  digestOf,
+  encodeJson,
+  errnoCode,
+  sha256Hex,
+  type Digest,
+  type Descriptor,
+} from "../registry/oci/index.js";
+import { STREAM_CHUNK_BYTES, type OperationOptions } from "../registry/store/index.js";
+import { loadBundleSpec, type BundleSpec, type FileSpec } from "./spec.js";
+import {
+  resolveImage,
+  type BlobSource,
+  type ByteStream,
+  type ImageStore,
+  type ResolvedImage,
+} from "./sources.js";
+import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
+import { encodeHeader, endOfArchive, paddingFor } from "./tar.js";
+import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
+import { BundleWriter, type PartInfo } from "./parts.js";
+import { readBundleHead } from "./verify.js";
+import {
+  BIN_DIR,
+  BLOB_DIR,
+  BUNDLE_MEDIA_TYPE,
+  MANIFESTS_DIR,
+  METADATA_ENTRY,
+  SIGNATURE_ENTRY,
+  type BundleBase,
+  type BundleFile,
+  type BundleImage,
+  type BundleMetadata,
+} from "./format.js";
+
+export interface BuildOptions extends OperationOptions {
+  specFile: string;
+  output: string;
+  signKey?: string | undefined;
+  splitSize?: number | undefined;
+  /** A bundle the site already has: its blobs are left out. */
+  base?: string[] | undefined;
+  /** An inventory exported from the site (`airlock bundle inventory`): its blobs are left out. */
+  baseInventory?: string | undefined;
+}
+
+export interface BuildResult {
+  output: string;
+  parts: PartInfo[] | undefined;
+  name: string;
+  version: string;
+  /** Digest of airlock.json: the bundle's identity. */
+  digest: Digest;
+  bytes: number;
+  images: BundleImage[];
+  signed: boolean;
+  keyFingerprint: string | undefined;
+  base: { name: string; version: string; blobsOmitted: number; bytesOmitted: number } | undefined;
+}
+
+/** One entry of the archive to write, body readable on demand. */
+interface PlannedEntry {
+  name: string;
+  type: "file" | "directory";
+  mode: number;
+  size: number;
+  sha256?: string;
+  open?: () => ByteStream;
+}
+
+export interface SiteInventory {
+  kind: "airlock-inventory";
+  bundles: { name: string; version: string; digest: Digest }[];
+  blobs: { digest: Digest; size: number }[];
+}
+
+async function hashFile(path: string, where: string): Promise<{ sha256: string; size: number }> {
+  const digester = new Digester();
+  try {
+    for await (const chunk of createReadStream(path, {
+      highWaterMark: STREAM_CHUNK_BYTES,
+    }) as AsyncIterable<Buffer>) {
+      digester.update(chunk);
+    }
+  } catch (error) {
+    throw new AirlockError("PATH_NOT_FOUND", `cannot read ${path}: ${(error as Error).message}`, {
+      where,
+      hint:
+        errnoCode(error) === "ENOENT"
+          ? "check the path (relative paths are relative to bundle.yaml)"
+          : undefined,
+    });
+  }
+  return { sha256: sha256Hex(digester.digest()), size: digester.size };
+}
+
+function fileEntry(name: string, path: string, size: number, sha256: string, mode: number): PlannedEntry {
+  return {
+    name,
+    type: "file",
+    mode,
+    size,
+    sha256,
+    open: () => createReadStream(path, { highWaterMark: STREAM_CHUNK_BYTES }) as AsyncIterable<Buffer>,
+  };
+}
+
+async function planFiles(spec: BundleSpec): Promise<PlannedEntry[]> {
+  const entries: PlannedEntry[] = [];
+  if (spec.manifests !== undefined) {
+    for (const file of await listTree(spec.manifests, `manifests: ${spec.manifests}`)) {
+      const { sha256, size } = await hashFile(file.absolute, `manifests: ${spec.manifests}`);
+      entries.push(fileEntry(`${MANIFESTS_DIR}${file.path}`, file.absolute, size, sha256, 0o644));
+    }
+  }
+  for (const file of spec.files) entries.push(await planBinFile(file));
+  return entries;
+}
+
+async function planBinFile(file: FileSpec): Promise<PlannedEntry> {
+  const where = `files: ${file.path}`;
+  const { sha256, size } = await hashFile(file.path, where);
+  if (file.sha256 !== undefined && file.sha256 !== sha256) {
+    throw new AirlockError(
+      "FILE_PIN_MISMATCH",
+      `${file.path} hashes to ${sha256}, but bundle.yaml pins ${file.sha256}`,
+      {
+        where,
+        hint: "the file changed: check it, then update the sha256: pin",
+      },
+    );
+  }
+  return fileEntry(`${BIN_DIR}${file.name}`, file.path, size, sha256, file.mode);
+}
+
+/** Directory entries for every parent of the given paths, in order, so tools that extract get real dirs. */
+function directoriesFor(names: string[], already: Set<string>): PlannedEntry[] {
+  const out: PlannedEntry[] = [];
+  for (const name of names) {
+    const parts = name.split("/").slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = `${parts.slice(0, i).join("/")}/`;
+      if (!already.has(dir)) {
+        already.add(dir);
+        out.push({ name: dir, type: "directory", mode: 0o755, size: 0 });
+      }
+    }
+  }
+  return out;
+}
+
+async function loadBaseBlobs(
+  options: BuildOptions,
+): Promise<{ base: Omit<BundleBase, "blobs">; blobs: Map<Digest, number> } | undefined> {
+  if (options.base !== undefined && options.base.length > 0) {
+    const { metadata, digest } = await readBundleHead(options.base);
+    const blobs = new Map<Digest, number>();
+    for (const file of metadata.files) {
+      if (file.path.startsWith(BLOB_DIR)) blobs.set(`sha256:${file.path.slice(BLOB_DIR.length)}`, file.size);
+    }
+    for (const blob of metadata.base?.blobs ?? []) blobs.set(blob.digest, blob.size);
+    return { base: { name: metadata.name, version: metadata.version, digest }, blobs };
+  }
+  if (options.baseInventory !== undefined) {
+    let inventory: SiteInventory;
+    try {
+      inventory = JSON.parse(await readFile(options.baseInventory, "utf8")) as SiteInventory;
+    } catch (error) {
+      throw new AirlockError("INVENTORY_INVALID", `cannot read the inventory: ${(error as Error).message}`, {
+        where: options.baseInventory,
+        hint: "export it at the site with `airlock bundle inventory -o inventory.json`",
+        exitCode: 2,
+      });
+    }
+    if (
+      inventory.kind !== "airlock-inventory" ||
+      !Array.isArray(inventory.blobs) ||
+      inventory.bundles.length === 0
+    ) {
+      throw new AirlockError("INVENTORY_INVALID", "not an Airlock inventory with at least one bundle", {
+        where: options.baseInventory,
+        hint: "export it at the site with `airlock bundle inventory -o inventory.json`",
+        exitCode: 2,
+      });
+    }
+    const newest = [...inventory.bundles].sort((a, b) => rcompare(a.version, b.version))[0]!;
+    return {
+      base: { name: newest.name, version: newest.version, digest: newest.digest },
+      blobs: new Map(inventory.blobs.map((blob) => [blob.digest, blob.size])),
+    };
+  }
+  return undefined;
+}
+
+/** Manifests and indexes after the blobs they reference, so a streaming reader meets children first. */
+function blobRank(blob: BlobSource): number {
+  if (blob.mediaType === MediaType.OciIndex || blob.mediaType === MediaType.DockerManifestList) return 2;
+  if (blob.mediaType === MediaType.OciManifest || blob.mediaType === MediaType.DockerManifest) return 1;
+  return 0;
+}
+
+function defaultCreated(spec: BundleSpec): string {
+  if (spec.created !== undefined) return new Date(spec.created).toISOString();
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
+  return new Date(0).toISOString();
+}
+
+async function checkFreeSpace(output: string, bytes: number): Promise<void> {
+  const dir = dirname(resolvePath(output));
+  let free: number;
+  try {
+    const info = await statfs(dir);
+    free = info.bavail * info.bsize;
+  } catch (error) {
+    throw new AirlockError("OUTPUT_NOT_WRITABLE", `cannot use ${dir}: ${(error as Error).message}`, {
+      where: output,
+      hint: "the output's directory must exist and be writable",
+      exitCode: 2,
+    });
+  }
+  if (free < bytes) {
+    throw new AirlockError(
+      "OUTPUT_DISK_FULL",
+      `the bundle needs ${bytes} bytes but ${dir} has ${free} free`,
+      {
+        where: output,
+        hint: "free space, or write the bundle to a larger disk with -o",
+      },
+    );
+  }
+}
+
+/**
+ * Builds a bundle: one deterministic tar whose root is an OCI image layout (see DESIGN.md). Sources
+ * are read in place and streamed into the output once, each blob hashed on the way; the output is
+ * renamed into place only when complete.
+ */
+export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
+  const spec = await loadBundleSpec(options.specFile);
+  const signingKey: KeyObject | undefined =
+    options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
+
+  const stores = new Map<string, ImageStore>();
+  const resolved: ResolvedImage[] = [];
+  for (const image of spec.images) resolved.push(await resolveImage(image, stores));
+  const packs: ResolvedPack[] = [];
+  for (const pack of spec.packs) packs.push(await resolvePack(pack));
+  const packRefs = new Set(packs.map((pack) => pack.image.ref));
+  const all = [...resolved, ...packs.map((pack) => pack.image)];
+  const fileEntries = await planFiles(spec);
+
+  const baseInfo = await loadBaseBlobs(options);
+  const blobs = new Map<Digest, BlobSource>();
+  for (const image of all)
+    for (const blob of image.blobs) if (!blobs.has(blob.digest)) blobs.set(blob.digest, blob);
+  const omitted: { digest: Digest; size: number }[] = [];
+  const carried: BlobSource[] = [];
+  for (const blob of blobs.values()) {
+    if (baseInfo?.blobs.has(blob.digest) === true) omitted.push({ digest: blob.digest, size: blob.size });
+    else carried.push(blob);
+  }
+  carried.sort((a, b) => blobRank(a) - blobRank(b) || (a.digest < b.digest ? -1 : 1));
+  omitted.sort((a, b) => (a.digest < b.digest ? -1 : 1));
+
+  const layoutIndex = encodeJson({
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: all.map((image): Descriptor => ({
+      ...image.descriptor,
+      annotations: { [REF_NAME_ANNOTATION]: image.ref },
+    })),
+  });
+  const layoutMarker = encodeJson({ imageLayoutVersion: "1.0.0" });
+  const memoryEntry = (name: string, bytes: Uint8Array): PlannedEntry => ({
+    name,
+    type: "file",
+    mode: 0o644,
+    size: bytes.byteLength,
+    sha256: sha256Hex(digestOf(bytes)),
+    open: () => [bytes],
+  });
+  const blobEntries: PlannedEntry[] = carried.map((blob) => ({
+    name: `${BLOB_DIR}${sha256Hex(blob.digest)}`,
+    type: "file",
+    mode: 0o644,
+    size: blob.size,
+    sha256: sha256Hex(blob.digest),
+    open: () => blob.open(),
+  }));
+  const files = [
+    memoryEntry("oci-layout", layoutMarker),
+    memoryEntry("index.json", layoutIndex),
+    ...blobEntries,
+    ...fileEntries,
+  ];
+  // blobs/sha256/ is part of every OCI layout, even a delta's that carries no blob.
+  const seenDirs = new Set<string>();
+  const body: PlannedEntry[] = [...files.slice(0, 2), ...directoriesFor([`${BLOB_DIR}-`], seenDirs)];
+  for (const entry of files.slice(2)) body.push(...directoriesFor([entry.name], seenDirs), entry);
+
+  const images: BundleImage[] = all.map((image) => ({
+    ref: image.ref,
+    digest: image.descriptor.digest,
+    mediaType: image.descriptor.mediaType,
+    size: image.descriptor.size,
+    totalBytes: image.blobs.reduce((sum, blob) => sum + blob.size, 0),
+    blobs: image.blobs.length,
+    platforms: image.platforms,
+    kind: packRefs.has(image.ref) ? "pack" : "image",
+    sourceDigest: image.sourceDigest,
+  }));
+  const listed: BundleFile[] = files.map((entry) => ({
+    path: entry.name,
+    size: entry.size,
+    sha256: entry.sha256!,
+    mode: entry.mode,
+  }));
+  const metadata: BundleMetadata = {
+    schemaVersion: 1,
+    mediaType: BUNDLE_MEDIA_TYPE,
+    name: spec.name,
+    version: spec.version,
+    ...(spec.upgradeFrom === undefined ? {} : { upgradeFrom: spec.upgradeFrom }),
+    created: defaultCreated(spec),
+    ...(baseInfo === undefined ? {} : { base: { ...baseInfo.base, blobs: omitted } }),
+    images,
+    packs: packs.map((pack) => ({
+      name: pack.name,
+      version: pack.version,
+      ref: pack.image.ref,
+      digest: pack.image.descriptor.digest,
+    })),
+    files: listed,
+    totals: {
+      files: listed.length,
+      bytes: listed.reduce((sum, file) => sum + file.size, 0),
+      images: images.length,
+      blobs: carried.length,
+      blobBytes: carried.reduce((sum, blob) => sum + blob.size, 0),
+    },
+  };
+  const metadataBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2) + "\n");
+  const head: PlannedEntry[] = [memoryEntry(METADATA_ENTRY, metadataBytes)];
+  if (signingKey !== undefined) head.push(memoryEntry(SIGNATURE_ENTRY, signBytes(metadataBytes, signingKey)));
+  const entries = [...head, ...body];
+
+  const mtime = Math.floor(Date.parse(metadata.created) / 1000);
+  const headers = entries.map((entry) => encodeHeader({ ...entry, mtime }));
+  const totalBytes =
+    entries.reduce((sum, entry, i) => sum + headers[i]!.byteLength + entry.size + paddingFor(entry.size), 0) +
+    endOfArchive().byteLength;
+  await checkFreeSpace(options.output, totalBytes);
+
+  const writer = new BundleWriter(options.output, options.splitSize);
+  try {
+    for (const [i, entry] of entries.entries()) {
+      options.signal?.throwIfAborted();
+      await writer.write(headers[i]!);
+      if (entry.type === "file") {
+        const digester = new Digester();
+        for await (const chunk of entry.open!()) {
+          options.signal?.throwIfAborted();
+          const writing = writer.write(chunk);
+          digester.update(chunk);
+          await writing;
+          options.onProgress?.({
+            phase: "write",
+            done: writer.bytesWritten,
+            total: totalBytes,
+            item: entry.name,
+          });
+        }
+        if (digester.size !== entry.size || sha256Hex(digester.digest()) !== entry.sha256) {
+          throw new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
+            where: entry.name,
+            hint: "a source file or image was modified or damaged during the build: build again",
+          });
+        }
+        await writer.write(new Uint8Array(paddingFor(entry.size)));
+      }
+    }
+    await writer.write(endOfArchive());
+    const parts = await writer.finish();
+    options.onProgress?.({ phase: "write", done: totalBytes, total: totalBytes });
+    return {
+      output: options.output,
+      parts,
+      name: metadata.name,
+      version: metadata.version,
+      digest: digestOf(metadataBytes),
+      bytes: totalBytes,
+      images,
+      signed: signingKey !== undefined,
+      keyFingerprint: signingKey === undefined ? undefined : keyFingerprint(createPublicKey(signingKey)),
+      base:
+        baseInfo === undefined
+          ? undefined
+          : {
+              name: baseInfo.base.name,
+              version: baseInfo.base.version,
+              blobsOmitted: omitted.length,
+              bytesOmitted: omitted.reduce((sum, blob) => sum + blob.size, 0),
+            },
+    };
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+}

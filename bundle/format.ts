@@ -1,0 +1,77 @@
+import type { Digest } from "../registry/oci/index.js";
+
+/** Names and media types of the bundle file. DESIGN.md, "The bundle file", is the prose twin of this. */
+export const BUNDLE_MEDIA_TYPE = "application/vnd.airlock.bundle.v1+json";
+export const METADATA_ENTRY = "airlock.json";
+export const SIGNATURE_ENTRY = "airlock.json.sig";
+export const LAYOUT_ENTRIES = ["oci-layout", "index.json"] as const;
+export const BLOB_DIR = "blobs/sha256/";
+export const MANIFESTS_DIR = "manifests/";
+export const BIN_DIR = "bin/";
+/** `airlock.json` is metadata; anything larger is not one. */
+export const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+
+export interface BundleImage {
+  /** The name inside the bundle and at the site: `repository:tag`. */
+  ref: string;
+  digest: Digest;
+  mediaType: string;
+  /** Bytes of the image's own manifest/index document. */
+  size: number;
+  /** Sum of every distinct blob the image needs, manifests included. */
+  totalBytes: number;
+  blobs: number;
+  platforms: string[];
+  kind: "image" | "pack";
+  /** Top digest at the source, before any platform filtering. */
+  sourceDigest: Digest;
+}
+
+export interface BundlePack {
+  name: string;
+  version: string;
+  ref: string;
+  digest: Digest;
+}
+
+export interface BundleFile {
+  path: string;
+  size: number;
+  sha256: string;
+  mode: number;
+}
+
+export interface BundleBase {
+  name: string;
+  version: string;
+  /** Digest of the base bundle's airlock.json. */
+  digest: Digest;
+  /** Blobs the delta's images need that it does not carry: the site must already hold them. */
+  blobs: { digest: Digest; size: number }[];
+}
+
+export interface BundleTotals {
+  /** Entries listed in `files`. */
+  files: number;
+  /** Bytes of every listed file. */
+  bytes: number;
+  images: number;
+  blobs: number;
+  blobBytes: number;
+}
+
+/** The document stored as `airlock.json`, first entry of every bundle. */
+export interface BundleMetadata {
+  schemaVersion: 1;
+  mediaType: typeof BUNDLE_MEDIA_TYPE;
+  name: string;
+  version: string;
+  upgradeFrom?: string;
+  created: string;
+  base?: BundleBase;
+  images: BundleImage[];
+  packs: BundlePack[];
+  /** Every entry of the tar after the signature, in tar order, directories excepted. */
+  files: BundleFile[];
+  totals: BundleTotals;
+}

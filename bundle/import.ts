@@ -1,0 +1,211 @@
+import { statfs } from "node:fs/promises";
+import {
+  AirlockError,
+  MAX_MANIFEST_BYTES,
+  childDescriptors,
+  isIndexMediaType,
+  isManifestMediaType,
+  parseManifest,
+  parseReference,
+  type Digest,
+} from "../registry/oci/index.js";
+import type { Store, StoredBundle, ManifestRecord, BlobIngest } from "../registry/store/index.js";
+import {
+  walkBundle,
+  type BundleHead,
+  type VerifyOptions,
+  type VerifyResult,
+  type EntrySink,
+} from "./verify.js";
+import { BLOB_DIR, LAYOUT_ENTRIES, type BundleMetadata } from "./format.js";
+
+export interface ImportResult extends VerifyResult {
+  /** False when the bundle was already imported: nothing was written. */
+  imported: boolean;
+  bundleId: number;
+  blobsWritten: number;
+  bytesWritten: number;
+  blobsPresent: number;
+}
+
+function blobDigestOf(path: string): Digest | undefined {
+  return path.startsWith(BLOB_DIR) ? `sha256:${path.slice(BLOB_DIR.length)}` : undefined;
+}
+
+/** Fails before anything is written when a delta's base blobs are not in the store. */
+async function checkDeltaBase(store: Store, metadata: BundleMetadata, label: string): Promise<void> {
+  if (metadata.base === undefined) return;
+  const missing: Digest[] = [];
+  for (const blob of metadata.base.blobs)
+    if ((await store.blobs.stat(blob.digest)) === undefined) missing.push(blob.digest);
+  if (missing.length > 0) {
+    throw new AirlockError(
+      "BUNDLE_BASE_MISSING",
+      `this delta bundle needs ${missing.length} blobs of ${metadata.base.name} ${metadata.base.version} that the store lacks`,
+      {
+        where: label,
+        hint: `import ${metadata.base.name} ${metadata.base.version} (bundle ${metadata.base.digest}) first, or ask the vendor for a full bundle`,
+      },
+    );
+  }
+}
+
+async function checkStoreSpace(store: Store, metadata: BundleMetadata, label: string): Promise<void> {
+  let needed = 0;
+  for (const file of metadata.files) {
+    const digest = blobDigestOf(file.path) ?? (`sha256:${file.sha256}` as Digest);
+    if ((await store.blobs.stat(digest)) === undefined) needed += file.size;
+  }
+  const info = await statfs(store.blobs.root);
+  const free = info.bavail * info.bsize;
+  if (free < needed) {
+    throw new AirlockError(
+      "STORE_DISK_FULL",
+      `the import needs ${needed} bytes but the store's disk has ${free} free`,
+      {
+        where: label,
+        hint: "free space, or use a larger --data-dir; nothing was written",
+      },
+    );
+  }
+}
+
+/** The manifests of an image, each under its repository, read back from the store after import. */
+async function manifestClosure(
+  store: Store,
+  repository: string,
+  digest: Digest,
+  mediaType: string,
+): Promise<ManifestRecord[]> {
+  const out: ManifestRecord[] = [];
+  const visit = async (d: Digest, type: string): Promise<void> => {
+    const bytes = await store.blobs.readSmall(d, MAX_MANIFEST_BYTES);
+    out.push({ repository, digest: d, mediaType: type, size: bytes.byteLength });
+    const parsed = parseManifest(bytes, type, d);
+    for (const child of childDescriptors(parsed)) {
+      if (isIndexMediaType(child.mediaType) || isManifestMediaType(child.mediaType))
+        await visit(child.digest, child.mediaType);
+    }
+  };
+  await visit(digest, mediaType);
+  return out;
+}
+
+/**
+ * Imports a bundle into the store in one streaming pass: each entry is written to an ingest file
+ * while it is hashed and made visible only when its digest checks; blobs already present are
+ * hashed but not rewritten. The bundle's rows appear in one transaction at the end, so an import
+ * that fails or is killed leaves nothing visible, and a re-run completes it.
+ */
+export async function importBundle(
+  store: Store,
+  paths: string[],
+  options: VerifyOptions = {},
+): Promise<ImportResult> {
+  return store.withLock("bundle import", async () => {
+    await store.blobs.removeStaleIngests();
+    const created: Digest[] = [];
+    let bytesWritten = 0;
+    let blobsPresent = 0;
+    let existing: StoredBundle | undefined;
+    let head: BundleHead | undefined;
+    try {
+      const verified = await walkBundle(paths, options, {
+        onHead: async (bundleHead) => {
+          head = bundleHead;
+          existing = store.findBundle(bundleHead.digest);
+          if (existing !== undefined) return false;
+          await checkDeltaBase(store, bundleHead.metadata, bundleHead.input.label);
+          await checkStoreSpace(store, bundleHead.metadata, bundleHead.input.label);
+          return true;
+        },
+        openSink: async (file) => {
+          // The bundle's own layout files describe the bundle, not the store: verified, not kept.
+          if (LAYOUT_ENTRIES.includes(file.path as (typeof LAYOUT_ENTRIES)[number])) return undefined;
+          const digest = blobDigestOf(file.path) ?? (`sha256:${file.sha256}` as Digest);
+          if ((await store.blobs.stat(digest)) !== undefined) {
+            blobsPresent++;
+            return undefined;
+          }
+          const ingest: BlobIngest = await store.blobs.ingest();
+          const sink: EntrySink = {
+            write: (chunk) => ingest.write(chunk),
+            commit: async () => {
+              const committed = await ingest.commit({ digest, size: file.size });
+              if (committed.created) {
+                created.push(digest);
+                bytesWritten += committed.size;
+              }
+            },
+            abort: () => ingest.abort(),
+          };
+          return sink;
+        },
+      });
+      if (existing !== undefined) {
+        return {
+          ...verified,
+          imported: false,
+          bundleId: existing.id,
+          blobsWritten: 0,
+          bytesWritten: 0,
+          blobsPresent: 0,
+        };
+      }
+      const metadata = head!.metadata;
+      await store.blobs.put([head!.metadataBytes], { digest: head!.digest });
+      const manifests: ManifestRecord[] = [];
+      for (const image of metadata.images) {
+        const ref = parseReference(image.ref, `airlock.json images ${image.ref}`);
+        manifests.push(...(await manifestClosure(store, ref.repository, image.digest, image.mediaType)));
+      }
+      const { bundle } = await store.recordBundle({
+        digest: head!.digest,
+        name: metadata.name,
+        version: metadata.version,
+        upgradeFrom: metadata.upgradeFrom,
+        baseDigest: metadata.base?.digest,
+        created: metadata.created,
+        signature: verified.signature.status,
+        totalBytes: verified.bytes,
+        images: metadata.images.map((image) => {
+          const ref = parseReference(image.ref);
+          return {
+            ref: image.ref,
+            repository: ref.repository,
+            tag: ref.tag ?? "latest",
+            digest: image.digest,
+            mediaType: image.mediaType,
+            size: image.size,
+            kind: image.kind,
+          };
+        }),
+        files: metadata.files
+          .filter(
+            (file) =>
+              blobDigestOf(file.path) === undefined &&
+              !LAYOUT_ENTRIES.includes(file.path as (typeof LAYOUT_ENTRIES)[number]),
+          )
+          .map((file) => ({
+            path: file.path,
+            digest: `sha256:${file.sha256}` as Digest,
+            size: file.size,
+            mode: file.mode,
+          })),
+        manifests,
+      });
+      return {
+        ...verified,
+        imported: true,
+        bundleId: bundle.id,
+        blobsWritten: created.length,
+        bytesWritten,
+        blobsPresent,
+      };
+    } catch (error) {
+      // Nothing of a failed import stays: blobs it added are referenced by no row, so removing them is safe.
+      for (const digest of created) await store.blobs.delete(digest);
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,31 @@
+export { buildBundle } from "./build.js";
+export type { BuildOptions, BuildResult, SiteInventory } from "./build.js";
+export { verifyBundle, walkBundle, readBundleHead, checkSignature, checkEntryName } from "./verify.js";
+export type {
+  VerifyOptions,
+  VerifyResult,
+  BundleHead,
+  SignatureReport,
+  EntrySink,
+  WalkHooks,
+} from "./verify.js";
+export { importBundle } from "./import.js";
+export type { ImportResult } from "./import.js";
+export { inspectBundle, diffBundles, exportInventory } from "./inspect.js";
+export type { InspectResult, DiffResult } from "./inspect.js";
+export {
+  generateKeyPair,
+  loadPrivateKey,
+  loadPublicKey,
+  keyFingerprint,
+  signBytes,
+  verifyBytes,
+} from "./sign.js";
+export type { KeyPairFiles } from "./sign.js";
+export { loadBundleSpec, parseBundleSpec, bundleSpecJsonSchema } from "./spec.js";
+export type { BundleSpec, ImageSpec, PackSpec, FileSpec, ImageSourceSpec } from "./spec.js";
+export { resolveBundleInput, PARTS_SUFFIX } from "./parts.js";
+export type { PartInfo, PartsManifest, BundleInput } from "./parts.js";
+export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile } from "./tar.js";
+export type { TarEntry, TarReadEntry } from "./tar.js";
+export * from "./format.js";

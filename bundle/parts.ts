@@ -1,0 +1,265 @@
+import { createReadStream } from "node:fs";
+import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import { AirlockError, errnoCode } from "../registry/oci/index.js";
+import { STREAM_CHUNK_BYTES, writeFully } from "../registry/store/index.js";
+
+/**
+ * A bundle on disk is one tar, or byte-range parts of it (`X.001`, `X.002`, …) that `cat` joins,
+ * described by `X.parts.json`. This module writes both and reads either as one byte stream.
+ */
+export interface PartInfo {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface PartsManifest {
+  bundle: string;
+  size: number;
+  parts: PartInfo[];
+}
+
+export const PARTS_SUFFIX = ".parts.json";
+
+export function partName(output: string, index: number): string {
+  return `${output}.${String(index + 1).padStart(3, "0")}`;
+}
+
+/** Writes the archive to one file, or to parts of at most `splitSize` bytes; nothing is visible until finish. */
+export class BundleWriter {
+  private handle: FileHandle | undefined;
+  private hash: Hash | undefined;
+  private partSize = 0;
+  private written = 0;
+  private readonly finished: { temp: string; final: string; info: PartInfo }[] = [];
+
+  constructor(
+    private readonly output: string,
+    private readonly splitSize: number | undefined,
+  ) {}
+
+  private currentFinalName(): string {
+    return this.splitSize === undefined ? this.output : partName(this.output, this.finished.length);
+  }
+
+  private async openNext(): Promise<void> {
+    const final = this.currentFinalName();
+    this.handle = await open(`${final}.partial`, "w", 0o644);
+    // Part hashes go into parts.json; a single-file bundle needs none (its entries carry digests).
+    this.hash = this.splitSize === undefined ? undefined : createHash("sha256");
+    this.partSize = 0;
+  }
+
+  private async closeCurrent(): Promise<void> {
+    if (this.handle === undefined) return;
+    await this.handle.sync();
+    await this.handle.close();
+    const final = this.currentFinalName();
+    this.finished.push({
+      temp: `${final}.partial`,
+      final,
+      info: { name: basename(final), size: this.partSize, sha256: this.hash?.digest("hex") ?? "" },
+    });
+    this.handle = undefined;
+    this.hash = undefined;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let rest = chunk;
+    while (rest.byteLength > 0) {
+      if (this.handle === undefined) await this.openNext();
+      const room = this.splitSize === undefined ? rest.byteLength : this.splitSize - this.partSize;
+      const piece = rest.subarray(0, Math.min(room, rest.byteLength));
+      const writing = writeFully(this.handle!, piece);
+      this.hash?.update(piece);
+      await writing.catch((error: unknown) => {
+        throw new AirlockError(
+          errnoCode(error) === "ENOSPC" ? "OUTPUT_DISK_FULL" : "OUTPUT_WRITE_FAILED",
+          `writing the bundle failed: ${(error as Error).message}`,
+          {
+            where: this.currentFinalName(),
+            hint: "free space on the output disk and build again",
+            cause: error,
+          },
+        );
+      });
+      this.partSize += piece.byteLength;
+      this.written += piece.byteLength;
+      rest = rest.subarray(piece.byteLength);
+      if (this.splitSize !== undefined && this.partSize === this.splitSize) await this.closeCurrent();
+    }
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  /** Renames every part into place, parts.json last, so a reader never finds a half-written set. */
+  async finish(): Promise<PartInfo[] | undefined> {
+    await this.closeCurrent();
+    for (const part of this.finished) await rename(part.temp, part.final);
+    if (this.splitSize === undefined) return undefined;
+    const manifest: PartsManifest = {
+      bundle: basename(this.output),
+      size: this.written,
+      parts: this.finished.map((part) => part.info),
+    };
+    const path = `${this.output}${PARTS_SUFFIX}`;
+    await writeFile(`${path}.partial`, JSON.stringify(manifest, null, 2) + "\n");
+    await rename(`${path}.partial`, path);
+    return manifest.parts;
+  }
+
+  async abort(): Promise<void> {
+    await this.handle?.close().catch(() => undefined);
+    const temps = [...this.finished.map((part) => part.temp), `${this.currentFinalName()}.partial`];
+    for (const temp of temps) await rm(temp, { force: true });
+  }
+}
+
+/** Where a bundle's bytes come from: one file, or parts in order. */
+export interface BundleInput {
+  /** What to call the bundle in messages. */
+  label: string;
+  parts: { path: string; size: number; expected?: PartInfo }[];
+  size: number;
+}
+
+function partsManifestPathFor(path: string): string | undefined {
+  if (path.endsWith(PARTS_SUFFIX)) return path;
+  const match = /^(.*)\.\d{3}$/.exec(path);
+  return match === null ? undefined : `${match[1]}${PARTS_SUFFIX}`;
+}
+
+async function sizeOf(path: string, label: string, partOf?: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") {
+      throw new AirlockError(
+        partOf === undefined ? "BUNDLE_NOT_FOUND" : "BUNDLE_PART_MISSING",
+        `${path} does not exist`,
+        {
+          where: partOf === undefined ? label : `part ${basename(path)} of ${partOf}`,
+          hint:
+            partOf === undefined
+              ? "check the path"
+              : "copy every part listed in the .parts.json next to the first one",
+          exitCode: partOf === undefined ? 2 : 1,
+        },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Resolves what the operator named: a whole tar, the first part (`X.001`) or parts.json of a split
+ * bundle, or a list of parts. Sizes are checked up front, so a missing or short part is named before
+ * any byte is read.
+ */
+export async function resolveBundleInput(paths: string[]): Promise<BundleInput> {
+  if (paths.length === 0) throw new AirlockError("USAGE", "name a bundle file", { exitCode: 2 });
+  const first = paths[0]!;
+  const manifestPath = partsManifestPathFor(first);
+  let manifest: PartsManifest | undefined;
+  if (manifestPath !== undefined) {
+    const text = await readFile(manifestPath, "utf8").catch(() => undefined);
+    if (text !== undefined) manifest = JSON.parse(text) as PartsManifest;
+    else if (paths.length === 1) {
+      throw new AirlockError(
+        "BUNDLE_PARTS_MANIFEST_MISSING",
+        `${basename(first)} is a part, but ${manifestPath} is missing`,
+        {
+          where: first,
+          hint: "copy the .parts.json that came with the parts, or name every part in order",
+        },
+      );
+    }
+  }
+  if (manifest === undefined) {
+    const parts = [];
+    for (const path of paths)
+      parts.push({ path, size: await sizeOf(path, path, paths.length > 1 ? first : undefined) });
+    return {
+      label: paths.length === 1 ? first : `${first} (+${paths.length - 1} parts)`,
+      parts,
+      size: parts.reduce((s, p) => s + p.size, 0),
+    };
+  }
+  const dir = dirname(manifestPath!);
+  const label = manifest.bundle;
+  const listed = manifest.parts.map((info) => ({ path: join(dir, info.name), expected: info }));
+  if (
+    paths.length > 1 ||
+    (paths.length === 1 && !first.endsWith(PARTS_SUFFIX) && basename(first) !== manifest.parts[0]?.name)
+  ) {
+    // The operator named parts explicitly: they must be the listed ones, in the listed order.
+    paths.forEach((path, i) => {
+      const expected = manifest.parts[i];
+      if (expected === undefined || basename(path) !== expected.name) {
+        throw new AirlockError(
+          "BUNDLE_PARTS_ORDER",
+          `part ${i + 1} is ${basename(path)}, but ${manifestPath} lists ${expected?.name ?? "no such part"}`,
+          {
+            where: path,
+            hint: `name the parts in order: ${manifest.parts.map((p) => p.name).join(" ")}`,
+            exitCode: 2,
+          },
+        );
+      }
+    });
+  }
+  const parts = [];
+  for (const part of listed) {
+    const size = await sizeOf(part.path, label, label);
+    if (size !== part.expected.size) {
+      throw new AirlockError(
+        "BUNDLE_PART_SIZE",
+        `part ${part.expected.name} is ${size} bytes, parts.json says ${part.expected.size}`,
+        {
+          where: `part ${part.expected.name} of ${label}`,
+          hint: "the part was cut short or is from another build: copy it again",
+        },
+      );
+    }
+    parts.push({ ...part, size });
+  }
+  return { label, parts, size: parts.reduce((s, p) => s + p.size, 0) };
+}
+
+/** The bundle's bytes as one stream, in chunks of at least 1 MiB. */
+export async function* readBundleBytes(input: BundleInput, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  for (const part of input.parts) {
+    for await (const chunk of createReadStream(part.path, {
+      highWaterMark: STREAM_CHUNK_BYTES,
+      signal,
+    }) as AsyncIterable<Buffer>) {
+      yield chunk;
+    }
+  }
+}
+
+/** The part holding byte `offset` of the joined bundle, for naming the damaged part. */
+export function partAt(input: BundleInput, offset: number): string | undefined {
+  if (input.parts.length < 2) return undefined;
+  let start = 0;
+  for (const part of input.parts) {
+    if (offset < start + part.size) return basename(part.path);
+    start += part.size;
+  }
+  return basename(input.parts[input.parts.length - 1]!.path);
+}
+
+/** Hashes one part to tell whether it is the one that differs from parts.json. */
+export async function partMatches(part: BundleInput["parts"][number]): Promise<boolean> {
+  if (part.expected === undefined) return true;
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(part.path, {
+    highWaterMark: STREAM_CHUNK_BYTES,
+  }) as AsyncIterable<Buffer>)
+    hash.update(chunk);
+  return hash.digest("hex") === part.expected.sha256;
+}

@@ -1,0 +1,490 @@
+import { createReadStream } from "node:fs";
+import { open, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  AirlockError,
+  Digester,
+  MediaType,
+  REF_NAME_ANNOTATION,
+  childDescriptors,
+  digestOf,
+  encodeJson,
+  errnoCode,
+  formatPlatform,
+  isIndexMediaType,
+  parseManifest,
+  platformMatches,
+  MAX_MANIFEST_BYTES,
+  type Descriptor,
+  type Digest,
+  type ImageIndex,
+  type Platform,
+} from "../registry/oci/index.js";
+import { STREAM_CHUNK_BYTES } from "../registry/store/index.js";
+import { indexTarFile, type TarEntry } from "./tar.js";
+import type { ImageSpec, ImageSourceSpec } from "./spec.js";
+
+/** Chunks of bytes; `for await` takes both kinds, so a small in-memory blob is just `[bytes]`. */
+export type ByteStream = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/** One blob an image needs, readable as a stream. The digest is checked by whoever consumes it. */
+export interface BlobSource {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  open(): ByteStream;
+}
+
+/** A place images are read from: go-containerregistry's small interface, reduced to what build needs. */
+interface ImageStore {
+  readonly label: string;
+  /** The top manifest or index a reference names. */
+  resolve(ref: string | undefined): Promise<Descriptor>;
+  blob(descriptor: Descriptor): Promise<BlobSource>;
+}
+
+export interface ResolvedImage {
+  ref: string;
+  descriptor: Descriptor;
+  sourceDigest: Digest;
+  platforms: string[];
+  /** Every blob of the image, manifests included, each once, children before parents. */
+  blobs: BlobSource[];
+}
+
+export function bytesSource(bytes: Uint8Array, mediaType: string): BlobSource {
+  return {
+    digest: digestOf(bytes),
+    size: bytes.byteLength,
+    mediaType,
+    open: () => [bytes],
+  };
+}
+
+export function fileRangeSource(path: string, start: number, descriptor: Descriptor): BlobSource {
+  return {
+    digest: descriptor.digest,
+    size: descriptor.size,
+    mediaType: descriptor.mediaType,
+    open: async function* () {
+      if (descriptor.size === 0) return;
+      yield* createReadStream(path, {
+        start,
+        end: start + descriptor.size - 1,
+        highWaterMark: STREAM_CHUNK_BYTES,
+      }) as AsyncIterable<Buffer>;
+    },
+  };
+}
+
+async function readAll(source: BlobSource, label: string): Promise<Uint8Array> {
+  if (source.size > MAX_MANIFEST_BYTES) {
+    throw new AirlockError(
+      "MANIFEST_INVALID",
+      `${source.digest} is ${source.size} bytes, too large to be metadata`,
+      {
+        where: label,
+      },
+    );
+  }
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of source.open()) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  const actual = digestOf(bytes);
+  if (actual !== source.digest || bytes.byteLength !== source.size) {
+    throw new AirlockError("SOURCE_CORRUPT", `${source.digest} holds content hashing to ${actual}`, {
+      where: label,
+      hint: "the image source is damaged: export or copy it again",
+    });
+  }
+  return bytes;
+}
+
+function sourceLabel(spec: ImageSourceSpec): string {
+  return `${spec.transport}:${spec.path}${spec.ref === undefined ? "" : `:${spec.ref}`}`;
+}
+
+function refNotFound(label: string, ref: string | undefined, known: string[]): AirlockError {
+  return new AirlockError(
+    "IMAGE_NOT_FOUND",
+    ref === undefined
+      ? `the source holds ${known.length} images; name one`
+      : `no image named ${ref} in the source`,
+    {
+      where: label,
+      hint: known.length === 0 ? "the source holds no named images" : `the source has: ${known.join(", ")}`,
+    },
+  );
+}
+
+function missingSource(label: string, error: unknown): AirlockError {
+  return new AirlockError("SOURCE_NOT_FOUND", `cannot read the image source: ${(error as Error).message}`, {
+    where: label,
+    hint: "check the path in the image's source: (relative paths are relative to bundle.yaml)",
+    cause: error,
+  });
+}
+
+function pickByRefName(index: ImageIndex, ref: string | undefined, label: string): Descriptor {
+  const named = index.manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== undefined);
+  const names = named.map((d) => d.annotations![REF_NAME_ANNOTATION]!);
+  if (ref === undefined) {
+    if (index.manifests.length === 1) return index.manifests[0]!;
+    throw refNotFound(label, ref, names);
+  }
+  const found = named.find((d) => d.annotations![REF_NAME_ANNOTATION] === ref);
+  if (found === undefined) throw refNotFound(label, ref, names);
+  return found;
+}
+
+async function readEntry(path: string, entry: TarEntry): Promise<Buffer> {
+  if (entry.size > MAX_MANIFEST_BYTES) {
+    throw new AirlockError(
+      "SOURCE_CORRUPT",
+      `${entry.name} is ${entry.size} bytes, too large to be metadata`,
+      {
+        where: path,
+      },
+    );
+  }
+  const handle = await open(path, "r");
+  try {
+    const buffer = Buffer.alloc(entry.size);
+    await handle.read(buffer, 0, entry.size, entry.dataOffset);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+class OciLayoutStore implements ImageStore {
+  constructor(
+    readonly label: string,
+    private readonly dir: string,
+  ) {}
+
+  async resolve(ref: string | undefined): Promise<Descriptor> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(join(this.dir, "index.json"));
+    } catch (error) {
+      throw missingSource(this.label, error);
+    }
+    const parsed = parseManifest(bytes, MediaType.OciIndex, `${this.label} index.json`);
+    if (parsed.kind !== "index")
+      throw new AirlockError("SOURCE_CORRUPT", "index.json is not an index", { where: this.label });
+    return pickByRefName(parsed.index, ref, this.label);
+  }
+
+  async blob(descriptor: Descriptor): Promise<BlobSource> {
+    const [algorithm, hex] = descriptor.digest.split(":") as [string, string];
+    const path = join(this.dir, "blobs", algorithm, hex);
+    const info = await stat(path).catch((error: unknown) => {
+      if (errnoCode(error) === "ENOENT") {
+        throw new AirlockError(
+          "SOURCE_BLOB_MISSING",
+          `blob ${descriptor.digest} is missing from the layout`,
+          {
+            where: this.label,
+            hint: "the OCI layout is incomplete: copy the image into it again",
+          },
+        );
+      }
+      throw error;
+    });
+    if (info.size !== descriptor.size) {
+      throw new AirlockError(
+        "SOURCE_CORRUPT",
+        `blob ${descriptor.digest} is ${info.size} bytes, expected ${descriptor.size}`,
+        {
+          where: this.label,
+        },
+      );
+    }
+    return fileRangeSource(path, 0, descriptor);
+  }
+}
+
+/** An OCI layout packed in a tar (skopeo's `oci-archive:`), read in place. */
+class OciArchiveStore implements ImageStore {
+  private entries: Map<string, TarEntry> | undefined;
+
+  constructor(
+    readonly label: string,
+    private readonly path: string,
+  ) {}
+
+  private async index(): Promise<Map<string, TarEntry>> {
+    if (this.entries === undefined) {
+      try {
+        this.entries = await indexTarFile(this.path);
+      } catch (error) {
+        if (error instanceof AirlockError) throw error;
+        throw missingSource(this.label, error);
+      }
+    }
+    return this.entries;
+  }
+
+  private async entry(name: string): Promise<TarEntry> {
+    const entry = (await this.index()).get(name);
+    if (entry === undefined || entry.typeflag !== "0") {
+      throw new AirlockError("SOURCE_BLOB_MISSING", `the archive has no ${name}`, {
+        where: this.label,
+        hint: "the archive is incomplete or is not an OCI archive",
+      });
+    }
+    return entry;
+  }
+
+  async resolve(ref: string | undefined): Promise<Descriptor> {
+    const bytes = await readEntry(this.path, await this.entry("index.json"));
+    const parsed = parseManifest(bytes, MediaType.OciIndex, `${this.label} index.json`);
+    if (parsed.kind !== "index")
+      throw new AirlockError("SOURCE_CORRUPT", "index.json is not an index", { where: this.label });
+    return pickByRefName(parsed.index, ref, this.label);
+  }
+
+  async blob(descriptor: Descriptor): Promise<BlobSource> {
+    const entry = await this.entry(`blobs/${descriptor.digest.replace(":", "/")}`);
+    if (entry.size !== descriptor.size) {
+      throw new AirlockError(
+        "SOURCE_CORRUPT",
+        `blob ${descriptor.digest} is ${entry.size} bytes, expected ${descriptor.size}`,
+        {
+          where: this.label,
+        },
+      );
+    }
+    return fileRangeSource(this.path, entry.dataOffset, descriptor);
+  }
+}
+
+interface DockerArchiveImage {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+/** Docker Hub's implicit prefixes, which `docker save` and skopeo may or may not write into RepoTags. */
+function normaliseDockerRef(ref: string): string {
+  return ref.replace(/^docker\.io\//, "").replace(/^library\//, "");
+}
+
+async function layerMediaType(path: string, entry: TarEntry): Promise<string> {
+  const handle = await open(path, "r");
+  try {
+    const magic = Buffer.alloc(4);
+    await handle.read(magic, 0, 4, entry.dataOffset);
+    if (magic[0] === 0x1f && magic[1] === 0x8b) return MediaType.OciLayerGzip;
+    if (magic.readUInt32LE(0) === 0xfd2fb528) return MediaType.OciLayerZstd;
+    return MediaType.OciLayer;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A `docker save` archive, converted to OCI as it is read: the config and layers are kept byte for
+ * byte (so no recompression and no new layer digests) and an OCI manifest is written around them.
+ */
+class DockerArchiveStore implements ImageStore {
+  private entries: Map<string, TarEntry> | undefined;
+  private readonly generated = new Map<Digest, BlobSource>();
+
+  constructor(
+    readonly label: string,
+    private readonly path: string,
+  ) {}
+
+  private async entry(name: string): Promise<TarEntry> {
+    if (this.entries === undefined) {
+      try {
+        this.entries = await indexTarFile(this.path);
+      } catch (error) {
+        if (error instanceof AirlockError) throw error;
+        throw missingSource(this.label, error);
+      }
+    }
+    const entry = this.entries.get(name.replace(/^\.\//, ""));
+    if (entry === undefined || entry.typeflag !== "0") {
+      throw new AirlockError("SOURCE_BLOB_MISSING", `the archive has no ${name}`, {
+        where: this.label,
+        hint: "the archive is incomplete or is not a docker-archive (docker save) tar",
+      });
+    }
+    return entry;
+  }
+
+  private async hashEntry(entry: TarEntry): Promise<Digest> {
+    const digester = new Digester();
+    const probe = fileRangeSource(this.path, entry.dataOffset, {
+      mediaType: "",
+      digest: "sha256:0",
+      size: entry.size,
+    });
+    for await (const chunk of probe.open()) digester.update(chunk);
+    return digester.digest();
+  }
+
+  async resolve(ref: string | undefined): Promise<Descriptor> {
+    const listing = JSON.parse(
+      (await readEntry(this.path, await this.entry("manifest.json"))).toString("utf8"),
+    ) as DockerArchiveImage[];
+    const tags = listing.flatMap((image) => image.RepoTags ?? []);
+    const image =
+      ref === undefined
+        ? listing.length === 1
+          ? listing[0]
+          : undefined
+        : listing.find((candidate) =>
+            (candidate.RepoTags ?? []).some((tag) => normaliseDockerRef(tag) === normaliseDockerRef(ref)),
+          );
+    if (image === undefined) throw refNotFound(this.label, ref, tags);
+
+    const configEntry = await this.entry(image.Config);
+    const configBytes = await readEntry(this.path, configEntry);
+    const config: Descriptor = {
+      mediaType: MediaType.OciConfig,
+      digest: digestOf(configBytes),
+      size: configBytes.byteLength,
+    };
+    this.generated.set(config.digest, bytesSource(configBytes, config.mediaType));
+    const layers: Descriptor[] = [];
+    for (const layerName of image.Layers) {
+      const entry = await this.entry(layerName);
+      const layer: Descriptor = {
+        mediaType: await layerMediaType(this.path, entry),
+        digest: await this.hashEntry(entry),
+        size: entry.size,
+      };
+      this.generated.set(layer.digest, fileRangeSource(this.path, entry.dataOffset, layer));
+      layers.push(layer);
+    }
+    const manifestBytes = encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers });
+    const manifest = bytesSource(manifestBytes, MediaType.OciManifest);
+    this.generated.set(manifest.digest, manifest);
+    return { mediaType: MediaType.OciManifest, digest: manifest.digest, size: manifest.size };
+  }
+
+  blob(descriptor: Descriptor): Promise<BlobSource> {
+    const source = this.generated.get(descriptor.digest);
+    if (source === undefined) {
+      return Promise.reject(
+        new AirlockError("SOURCE_BLOB_MISSING", `blob ${descriptor.digest} is not in the archive`, {
+          where: this.label,
+        }),
+      );
+    }
+    return Promise.resolve(source);
+  }
+}
+
+function openImageStore(spec: ImageSourceSpec): ImageStore {
+  const label = sourceLabel(spec);
+  switch (spec.transport) {
+    case "oci":
+      return new OciLayoutStore(label, spec.path);
+    case "oci-archive":
+      return new OciArchiveStore(label, spec.path);
+    case "docker-archive":
+      return new DockerArchiveStore(label, spec.path);
+    default:
+      throw new AirlockError("SOURCE_UNSUPPORTED", `unsupported image source ${label}`, { where: label });
+  }
+}
+
+function platformOfConfig(configBytes: Uint8Array): Platform | undefined {
+  const config = JSON.parse(new TextDecoder().decode(configBytes)) as Partial<Platform>;
+  if (typeof config.os !== "string" || typeof config.architecture !== "string") return undefined;
+  return {
+    os: config.os,
+    architecture: config.architecture,
+    ...(config.variant === undefined ? {} : { variant: config.variant }),
+  };
+}
+
+/**
+ * Resolves one `images:` entry to every blob it needs. Indexes are kept whole, or narrowed to the
+ * `platforms:` asked for (which makes a new index, and so a new top digest).
+ */
+export async function resolveImage(
+  spec: ImageSpec,
+  sources: Map<string, ImageStore> = new Map(),
+): Promise<ResolvedImage> {
+  const key = `${spec.source.transport}:${spec.source.path}`;
+  let store = sources.get(key);
+  if (store === undefined) {
+    store = openImageStore(spec.source);
+    sources.set(key, store);
+  }
+  const where = `image ${spec.ref} (${store.label})`;
+  const top = await store.resolve(spec.source.ref);
+  if (spec.digest !== undefined && spec.digest !== top.digest) {
+    throw new AirlockError(
+      "DIGEST_PIN_MISMATCH",
+      `the source's ${spec.ref} is ${top.digest}, but bundle.yaml pins ${spec.digest}`,
+      {
+        where,
+        hint: "the image changed at the source: check it, then update the digest: pin",
+      },
+    );
+  }
+  const blobs = new Map<Digest, BlobSource>();
+  const platforms: string[] = [];
+  const addImageManifest = async (
+    descriptor: Descriptor,
+    wanted: Platform[] | undefined,
+  ): Promise<boolean> => {
+    const manifestSource = await store.blob(descriptor);
+    const parsed = parseManifest(await readAll(manifestSource, where), descriptor.mediaType, where);
+    if (parsed.kind !== "manifest")
+      throw new AirlockError("MANIFEST_INVALID", "nested index inside an index", { where });
+    const configSource = await store.blob(parsed.manifest.config);
+    const platform = descriptor.platform ?? platformOfConfig(await readAll(configSource, where));
+    if (wanted !== undefined && !wanted.some((p) => platformMatches(platform, p))) return false;
+    for (const child of childDescriptors(parsed)) blobs.set(child.digest, await store.blob(child));
+    blobs.set(descriptor.digest, manifestSource);
+    if (platform !== undefined) platforms.push(formatPlatform(platform));
+    return true;
+  };
+
+  let descriptor: Descriptor = top;
+  if (isIndexMediaType(top.mediaType)) {
+    const indexSource = await store.blob(top);
+    const parsed = parseManifest(await readAll(indexSource, where), top.mediaType, where);
+    if (parsed.kind !== "index") throw new AirlockError("MANIFEST_INVALID", "expected an index", { where });
+    const kept: Descriptor[] = [];
+    for (const child of parsed.index.manifests) {
+      if (await addImageManifest(child, spec.platforms)) kept.push(child);
+    }
+    if (kept.length === parsed.index.manifests.length) {
+      blobs.set(top.digest, indexSource);
+    } else {
+      const narrowed = bytesSource(encodeJson({ ...parsed.index, manifests: kept }), top.mediaType);
+      blobs.set(narrowed.digest, narrowed);
+      descriptor = { mediaType: top.mediaType, digest: narrowed.digest, size: narrowed.size };
+    }
+  } else {
+    await addImageManifest(top, spec.platforms);
+  }
+  if (platforms.length === 0 && spec.platforms !== undefined) {
+    throw new AirlockError(
+      "PLATFORM_NOT_FOUND",
+      `${spec.ref} has none of the platforms ${spec.platforms.map(formatPlatform).join(", ")}`,
+      {
+        where,
+        hint: "drop platforms: or name one the image was built for",
+      },
+    );
+  }
+  return {
+    ref: spec.ref,
+    descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
+    sourceDigest: top.digest,
+    platforms: [...new Set(platforms)].sort(),
+    blobs: [...blobs.values()],
+  };
+}
+
+export type { ImageStore };

@@ -1,0 +1,547 @@
+import { readFile } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { valid, validRange } from "semver";
+import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from "yaml";
+import { z } from "zod";
+import {
+  AirlockError,
+  errnoCode,
+  isDigest,
+  parsePlatform,
+  parseReference,
+  type Digest,
+  type Platform,
+} from "../registry/oci/index.js";
+
+export type ImageSourceSpec =
+  | { transport: "oci"; path: string; ref: string | undefined }
+  | { transport: "oci-archive"; path: string; ref: string | undefined }
+  | { transport: "docker-archive"; path: string; ref: string | undefined };
+
+export interface ImageSpec {
+  /** The image's name inside the bundle, `repository:tag`. */
+  ref: string;
+  source: ImageSourceSpec;
+  /** Pin of the source's top manifest or index digest. */
+  digest: Digest | undefined;
+  platforms: Platform[] | undefined;
+}
+
+export interface PackSpec {
+  path: string;
+}
+
+export interface FileSpec {
+  path: string;
+  /** Entry name under `bin/`. */
+  name: string;
+  /** Bare lowercase hex. */
+  sha256: string | undefined;
+  mode: 0o644 | 0o755;
+}
+
+export interface BundleSpec {
+  name: string;
+  version: string;
+  upgradeFrom: string | undefined;
+  /** ISO 8601 in UTC, as `Date.prototype.toISOString` writes it. */
+  created: string | undefined;
+  images: ImageSpec[];
+  packs: PackSpec[];
+  manifests: string | undefined;
+  files: FileSpec[];
+  /** Absolute directory of the spec file; every path above is resolved against it. */
+  specDir: string;
+}
+
+const IMAGE_TRANSPORTS = ["oci", "oci-archive", "docker-archive"] as const;
+const BUNDLE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
+const SHA256_HEX_PATTERN = /^[a-f0-9]{64}$/;
+const ENTRY_SEGMENT_PATTERN = /^[A-Za-z0-9._+-]+$/;
+
+/** What the operator is told to do, by field (list indexes written as `[]`). */
+const FIELD_HINTS: Record<string, string> = {
+  name: "a bundle name is lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters",
+  version: "write a semantic version such as 4.5.0 (no leading 'v')",
+  upgradeFrom: 'write a semver range such as ">=4.4.0 <4.5.0"',
+  created: "write an RFC 3339 timestamp with a zone, such as 2026-11-01T00:00:00Z",
+  "images[].ref":
+    "write the image's name inside the bundle as repository:tag, e.g. hubble/msgbroker:4.5.0; the registry host comes from where the bundle is served, the digest from digest:",
+  "images[].source":
+    "supported sources: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] (paths containing ':' are not supported); registry sources come with the registry client",
+  "images[].digest":
+    "a digest is sha256: followed by 64 lowercase hex characters (sha512: and 128 also work)",
+  "images[].platforms":
+    "list platforms as os/architecture[/variant], e.g. [linux/amd64, linux/arm64], or leave platforms out",
+  "images[].platforms[]": "write a platform as os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8",
+  "files[].path":
+    "set name: to a name of letters, digits and . _ + - when the file's own name has other characters",
+  "files[].name":
+    "a name is a relative path under bin/ whose segments are letters, digits and . _ + - (no '..', '.', or empty segments)",
+  "files[].sha256": "write the bare lowercase hex that sha256sum prints (64 characters, no sha256: prefix)",
+  "files[].mode": "write mode: 0644 (the default) or 0755",
+};
+const SCHEMA_HINT = "bundle.schema.json describes every field of bundle.yaml";
+const UNKNOWN_KEY_HINT = "remove the key or fix its spelling";
+
+/** The failure of a field parser below; `parsedBy` turns its message into an issue at that field. */
+function invalid(message: string): AirlockError {
+  return new AirlockError("SPEC_INVALID", message, { exitCode: 2 });
+}
+
+function parseStrictSemver(value: string): string {
+  // `valid` strips build metadata and tolerates a leading "v" or whitespace; strict means canonical as written.
+  if (valid(value) !== value.split("+", 1)[0])
+    throw invalid(`not a semantic version: ${JSON.stringify(value)}`);
+  return value;
+}
+
+function parseSemverRange(value: string): string {
+  // `validRange` reads an empty string as "*", which would silently allow upgrades from anything.
+  if (value.trim() === "" || validRange(value) === null) {
+    throw invalid(`not a semver range: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function parseBundleImageRef(value: string): string {
+  const reference = parseReference(value);
+  if (reference.registry !== undefined) {
+    throw invalid(`${JSON.stringify(value)} names registry ${reference.registry}; give only repository:tag`);
+  }
+  if (reference.digest !== undefined) {
+    throw invalid(`${JSON.stringify(value)} carries a digest; give only repository:tag and pin with digest:`);
+  }
+  // parseReference fills in "latest" when no tag is written; an image in a bundle must name its tag.
+  if (!value.endsWith(`:${reference.tag}`)) throw invalid(`${JSON.stringify(value)} has no tag`);
+  return value;
+}
+
+function isImageTransport(value: string): value is (typeof IMAGE_TRANSPORTS)[number] {
+  return (IMAGE_TRANSPORTS as readonly string[]).includes(value);
+}
+
+/** `TRANSPORT:PATH[:REF]`, split at the first two colons: REF itself may hold colons (`hubble/x:1.0`). */
+function parseImageSource(value: string): ImageSourceSpec {
+  const transportEnd = value.indexOf(":");
+  const transport = value.slice(0, Math.max(transportEnd, 0));
+  if (!isImageTransport(transport)) throw invalid(`unsupported image source ${JSON.stringify(value)}`);
+  const location = value.slice(transportEnd + 1);
+  const pathEnd = location.indexOf(":");
+  const path = pathEnd < 0 ? location : location.slice(0, pathEnd);
+  const ref = pathEnd < 0 ? undefined : location.slice(pathEnd + 1);
+  if (path === "") throw invalid(`image source ${JSON.stringify(value)} names no path`);
+  if (ref === "") throw invalid(`image source ${JSON.stringify(value)} ends in ':' with no reference`);
+  return { transport, path, ref };
+}
+
+function parseDigestPin(value: string): Digest {
+  if (!isDigest(value)) throw invalid(`expected sha256:<64 hex>, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function isEntryName(value: string): boolean {
+  return value
+    .split("/")
+    .every((segment) => ENTRY_SEGMENT_PATTERN.test(segment) && segment !== "." && segment !== "..");
+}
+
+function parseEntryName(value: string): string {
+  if (!isEntryName(value)) {
+    throw invalid(`${JSON.stringify(value)} is not a relative path of safe segments`);
+  }
+  return value;
+}
+
+/** Adapts a parser to a zod transform, so its failure is an issue at the field being parsed. */
+function parsedBy<T>(parse: (value: string) => T) {
+  return (value: string, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(value);
+    } catch (error) {
+      if (!(error instanceof AirlockError)) throw error;
+      ctx.addIssue({ code: "custom", message: error.message, input: value });
+      return z.NEVER;
+    }
+  };
+}
+
+const imageSchema = z.strictObject({
+  ref: z.string().transform(parsedBy(parseBundleImageRef)).meta({
+    description: "The image's name inside the bundle, repository:tag (no registry host, no digest).",
+  }),
+  source: z.string().transform(parsedBy(parseImageSource)).meta({
+    description:
+      "Where the image comes from: oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF].",
+  }),
+  digest: z
+    .string()
+    .transform(parsedBy(parseDigestPin))
+    .optional()
+    .meta({ description: "Pin of the source's top manifest or index digest, sha256:<64 hex>." }),
+  platforms: z
+    .array(z.string().transform(parsedBy((value) => parsePlatform(value))))
+    .min(1, { error: "must list at least one platform" })
+    .optional()
+    .meta({ description: "Platforms to take from a multi-platform source, os/architecture[/variant]." }),
+});
+
+const packSchema = z.strictObject({
+  path: z
+    .string()
+    .min(1, { error: "must not be empty" })
+    .meta({ description: "Directory holding pack.yaml, templates and values.yaml." }),
+});
+
+// YAML 1.2 reads 0755 as the integer 755 and 0o755 as 493: both spellings mean the octal mode.
+const EXECUTABLE_MODE_SPELLINGS: readonly unknown[] = [0o755, 755, "0755"];
+
+const fileSchema = z.strictObject({
+  path: z.string().min(1, { error: "must not be empty" }).meta({ description: "The source file." }),
+  name: z
+    .string()
+    .transform(parsedBy(parseEntryName))
+    .optional()
+    .meta({ description: "Entry name under bin/ (default: the file name of path)." }),
+  sha256: z
+    .string()
+    .regex(SHA256_HEX_PATTERN, { error: "expected 64 lowercase hex characters" })
+    .optional()
+    .meta({ description: "Pin of the file's content, bare lowercase hex." }),
+  mode: z
+    .literal([0o644, 644, "0644", 0o755, 755, "0755"], { error: "expected 0644 or 0755" })
+    .transform((mode): FileSpec["mode"] => (EXECUTABLE_MODE_SPELLINGS.includes(mode) ? 0o755 : 0o644))
+    .optional()
+    .meta({ description: "File mode: 0644 (default) or 0755." }),
+});
+
+/** The schema of a `bundle.yaml` document; its output is the spec with paths still as written. */
+export const bundleSpecSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .max(63, { error: "must be at most 63 characters" })
+      .regex(BUNDLE_NAME_PATTERN, {
+        error: "must be lowercase letters, digits and '-', starting with a letter or digit",
+      })
+      .meta({ description: "Bundle name: lowercase letters, digits and '-', at most 63 characters." }),
+    version: z
+      .string()
+      .transform(parsedBy(parseStrictSemver))
+      .meta({ description: "The plane's version, strict semver." }),
+    upgradeFrom: z
+      .string()
+      .transform(parsedBy(parseSemverRange))
+      .optional()
+      .meta({ description: "Semver range of installed versions this bundle upgrades." }),
+    created: z.iso
+      .datetime({ offset: true, error: "expected an RFC 3339 timestamp" })
+      .transform((timestamp) => new Date(timestamp).toISOString())
+      .optional()
+      .meta({ description: "The build's creation time, RFC 3339; makes the build reproducible." }),
+    images: z.array(imageSchema).default([]).meta({ description: "Container images the bundle carries." }),
+    packs: z.array(packSchema).default([]).meta({ description: "Packs the bundle carries." }),
+    manifests: z
+      .string()
+      .min(1, { error: "must not be empty" })
+      .optional()
+      .meta({ description: "Directory of plane manifests." }),
+    files: z.array(fileSchema).default([]).meta({ description: "Files the bundle carries under bin/." }),
+  })
+  .meta({ description: "An Airlock bundle spec: what `airlock bundle build` packs." });
+
+type ParsedBundleSpec = z.output<typeof bundleSpecSchema>;
+
+export function bundleSpecJsonSchema(): Record<string, unknown> {
+  // The input side is the document an operator writes; the output side holds parsed values.
+  const { $schema, ...schema } = z.toJSONSchema(bundleSpecSchema, { io: "input", unrepresentable: "any" });
+  return {
+    $schema,
+    $id: "https://airlock.dev/schemas/bundle.schema.json",
+    title: "Airlock bundle.yaml",
+    ...schema,
+  };
+}
+
+/** One problem found in a spec: the field it concerns, and whether it points at a key rather than a value. */
+interface SpecIssue {
+  path: readonly PropertyKey[];
+  atKey: boolean;
+  message: string;
+  hint: string | undefined;
+}
+
+const YAML_KINDS: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping",
+};
+
+function yamlKindOf(value: unknown): string {
+  if (value === null) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  return YAML_KINDS[typeof value] ?? typeof value;
+}
+
+/** Messages for zod's own issues, in the words of YAML. */
+const issueMessage: z.core.$ZodErrorMap = (issue) => {
+  if (issue.code === "invalid_type") {
+    if (issue.input === undefined) return "required field is missing";
+    return `expected ${YAML_KINDS[issue.expected] ?? issue.expected}, got ${yamlKindOf(issue.input)}`;
+  }
+  if (issue.code === "unrecognized_keys" && issue.inst instanceof z.ZodObject) {
+    return `unknown key (allowed here: ${Object.keys(issue.inst.shape).join(", ")})`;
+  }
+  return undefined;
+};
+
+/** `images[1].digest`, as the message names a field. */
+function fieldName(path: readonly PropertyKey[]): string {
+  return path
+    .map((segment, index) =>
+      typeof segment === "number" ? `[${segment}]` : index === 0 ? String(segment) : `.${String(segment)}`,
+    )
+    .join("");
+}
+
+/** `images[].digest`, as FIELD_HINTS names a field. */
+function fieldPattern(path: readonly PropertyKey[]): string {
+  return fieldName(path).replace(/\[\d+\]/g, "[]");
+}
+
+function specIssuesOf(issue: z.core.$ZodIssue): SpecIssue[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => ({
+      path: [...issue.path, key],
+      atKey: true,
+      message: issue.message,
+      hint: UNKNOWN_KEY_HINT,
+    }));
+  }
+  return [
+    {
+      path: issue.path,
+      atKey: false,
+      message: issue.message,
+      hint: FIELD_HINTS[fieldPattern(issue.path)] ?? SCHEMA_HINT,
+    },
+  ];
+}
+
+/** Entries whose key an earlier entry already has, each with the index of that earlier entry. */
+function repeatedEntries<T>(
+  entries: readonly T[],
+  keyOf: (entry: T) => string,
+): Array<{ index: number; first: number }> {
+  const firstIndexByKey = new Map<string, number>();
+  const repeats: Array<{ index: number; first: number }> = [];
+  entries.forEach((entry, index) => {
+    const key = keyOf(entry);
+    const first = firstIndexByKey.get(key);
+    if (first === undefined) firstIndexByKey.set(key, index);
+    else repeats.push({ index, first });
+  });
+  return repeats;
+}
+
+/** `a/b/c` → `a`, `a/b`. */
+function ancestorsOf(name: string): string[] {
+  const segments = name.split("/");
+  return segments.slice(1).map((_, depth) => segments.slice(0, depth + 1).join("/"));
+}
+
+/**
+ * Problems the per-field checks cannot see: entry names taken from a file's own name, and two
+ * images, packs or files that would land on the same name in the bundle.
+ */
+function entryIssues(parsed: ParsedBundleSpec, spec: BundleSpec): SpecIssue[] {
+  const derivedNames = spec.files.flatMap((file, index) =>
+    parsed.files[index]?.name !== undefined || isEntryName(file.name)
+      ? []
+      : [
+          {
+            path: ["files", index, "path"],
+            atKey: false,
+            message: `its file name ${JSON.stringify(file.name)} is not a safe entry name; set name:`,
+            hint: FIELD_HINTS["files[].path"],
+          },
+        ],
+  );
+  const images = repeatedEntries(spec.images, (image) => image.ref).map(({ index, first }) => ({
+    path: ["images", index, "ref"],
+    atKey: false,
+    message: `duplicate ref ${JSON.stringify(spec.images[index]?.ref)}, already images[${first}].ref`,
+    hint: "each image needs its own repository:tag inside the bundle",
+  }));
+  const packs = repeatedEntries(spec.packs, (pack) => pack.path).map(({ index, first }) => ({
+    path: ["packs", index, "path"],
+    atKey: false,
+    message: `duplicate pack ${JSON.stringify(parsed.packs[index]?.path)}, the same directory as packs[${first}].path`,
+    hint: "list each pack once",
+  }));
+  const fileNameField = (index: number): string =>
+    parsed.files[index]?.name === undefined ? "path" : "name";
+  const files = repeatedEntries(spec.files, (file) => file.name).map(({ index, first }) => ({
+    path: ["files", index, fileNameField(index)],
+    atKey: false,
+    message: `duplicate entry bin/${spec.files[index]?.name}, already files[${first}]`,
+    hint: "give one of the files another name:",
+  }));
+  // bin/a as a file and bin/a/b cannot both exist in one tree.
+  const names = new Set(spec.files.map((file) => file.name));
+  const nested = spec.files.flatMap((file, index) => {
+    const parent = ancestorsOf(file.name).find((ancestor) => names.has(ancestor));
+    if (parent === undefined) return [];
+    return [
+      {
+        path: ["files", index, fileNameField(index)],
+        atKey: false,
+        message: `entry bin/${file.name} would sit inside bin/${parent}, which is a file`,
+        hint: "give one of the files another name:",
+      },
+    ];
+  });
+  return [...derivedNames, ...images, ...packs, ...files, ...nested];
+}
+
+/**
+ * The source offset of the node an issue concerns: the value; the key, for unknown keys and empty
+ * values; the deepest map or list that exists, for a missing key.
+ */
+function issueOffset(doc: Document, issue: SpecIssue): number {
+  let node: unknown = doc.contents;
+  let offset = startOf(node) ?? 0;
+  for (const [index, segment] of issue.path.entries()) {
+    if (isAlias(node)) node = node.resolve(doc);
+    let key: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
+      if (pair === undefined) break;
+      key = pair.key;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === "number" && segment < node.items.length) {
+      node = node.items[segment];
+    } else {
+      break;
+    }
+    const pointsAtKey = issue.atKey && index === issue.path.length - 1;
+    offset = (pointsAtKey ? undefined : startOf(node)) ?? startOf(key) ?? offset;
+  }
+  return offset;
+}
+
+/** Where a node starts, when it spans any source (an empty value spans none). */
+function startOf(node: unknown): number | undefined {
+  if (!isNode(node) || node.range == null) return undefined;
+  const [start, end] = node.range;
+  return end > start ? start : undefined;
+}
+
+function specInvalid(
+  file: string,
+  lineCounter: LineCounter,
+  doc: Document,
+  issues: SpecIssue[],
+): AirlockError {
+  const where = (offset: number): string => {
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  const describe = (issue: SpecIssue): string =>
+    issue.path.length === 0 ? issue.message : `${fieldName(issue.path)}: ${issue.message}`;
+  const located = issues
+    .map((issue) => ({ issue, offset: issueOffset(doc, issue) }))
+    .sort((a, b) => a.offset - b.offset);
+  const [first, ...others] = located as [(typeof located)[number], ...typeof located];
+  const message = [
+    describe(first.issue),
+    ...others.map(({ issue, offset }) => `${where(offset)}: ${describe(issue)}`),
+  ];
+  return new AirlockError("SPEC_INVALID", message.join("\n"), {
+    where: where(first.offset),
+    hint: first.issue.hint,
+    exitCode: 2,
+  });
+}
+
+function resolvePaths(parsed: ParsedBundleSpec, specDir: string): BundleSpec {
+  const at = (path: string): string => resolve(specDir, path);
+  return {
+    name: parsed.name,
+    version: parsed.version,
+    upgradeFrom: parsed.upgradeFrom,
+    created: parsed.created,
+    images: parsed.images.map((image) => ({
+      ref: image.ref,
+      source: { ...image.source, path: at(image.source.path) },
+      digest: image.digest,
+      platforms: image.platforms,
+    })),
+    packs: parsed.packs.map((pack) => ({ path: at(pack.path) })),
+    manifests: parsed.manifests === undefined ? undefined : at(parsed.manifests),
+    files: parsed.files.map((file) => ({
+      path: at(file.path),
+      name: file.name ?? basename(at(file.path)),
+      sha256: file.sha256,
+      mode: file.mode ?? 0o644,
+    })),
+    specDir,
+  };
+}
+
+/**
+ * Parses and validates a `bundle.yaml` document. `file` names the document in errors (as given)
+ * and anchors its relative paths (resolved), so the result does not depend on the working directory.
+ */
+export function parseBundleSpec(text: string, file: string): BundleSpec {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const syntaxError = doc.errors[0];
+  if (syntaxError !== undefined) {
+    const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
+    throw new AirlockError("SPEC_INVALID", `YAML syntax: ${syntaxError.message}`, {
+      where: `${file}:${line}:${col}`,
+      hint: "fix the YAML syntax at that position",
+      exitCode: 2,
+    });
+  }
+  let document: unknown;
+  try {
+    document = doc.toJS();
+  } catch (error) {
+    // yaml refuses documents whose aliases expand beyond its limit (a "billion laughs" document).
+    throw new AirlockError("SPEC_INVALID", `YAML: ${(error as Error).message}`, {
+      where: file,
+      exitCode: 2,
+      cause: error,
+    });
+  }
+  const result = bundleSpecSchema.safeParse(document, { error: issueMessage });
+  if (!result.success) throw specInvalid(file, lineCounter, doc, result.error.issues.flatMap(specIssuesOf));
+  const spec = resolvePaths(result.data, dirname(resolve(file)));
+  const issues = entryIssues(result.data, spec);
+  if (issues.length > 0) throw specInvalid(file, lineCounter, doc, issues);
+  return spec;
+}
+
+export async function loadBundleSpec(file: string): Promise<BundleSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") {
+      throw new AirlockError("SPEC_NOT_FOUND", `no bundle spec at ${file}`, {
+        where: file,
+        hint: "pass the path of the bundle's bundle.yaml",
+        exitCode: 2,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  return parseBundleSpec(text, file);
+}

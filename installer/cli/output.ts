@@ -1,0 +1,129 @@
+import { AirlockError } from "../../registry/oci/index.js";
+import type { Progress } from "../../registry/store/index.js";
+
+/** How the operator asked to be spoken to: the global flags, resolved once. */
+export interface OutputOptions {
+  json: boolean;
+  progress: boolean;
+  color: boolean;
+  debug: boolean;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function formatCount(progress: Progress, value: number): string {
+  return progress.unit === "items" ? String(value) : formatBytes(value);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** `3.9G`, `700MiB`, `1048576`: binary units, as FAT32's 4 GiB limit is. */
+export function parseSize(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  const bytes = match === null ? NaN : Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!);
+  if (!Number.isFinite(bytes) || bytes < 1024 * 1024) {
+    throw new AirlockError("USAGE", `${flag} ${JSON.stringify(text)} is not a size of at least 1M`, {
+      hint: `write e.g. ${flag} 3.9G (binary units: K, M, G, T)`,
+      exitCode: 2,
+    });
+  }
+  return bytes;
+}
+
+/** Writes a command's result: one JSON document with --json, else the text the command renders. */
+export function emit(options: OutputOptions, result: unknown, text: () => string): void {
+  if (options.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+  else process.stdout.write(text() + "\n");
+}
+
+/**
+ * Progress on stderr: a bar redrawn in place on a TTY, a plain line every few seconds elsewhere
+ * (logs, CI), nothing with --no-progress or --json.
+ */
+export async function progressReporter(
+  options: OutputOptions,
+  label: string,
+): Promise<{ onProgress: (p: Progress) => void; stop: () => void }> {
+  if (!options.progress || options.json) return { onProgress: () => undefined, stop: () => undefined };
+  if (process.stderr.isTTY) {
+    const { SingleBar, Presets } = await import("cli-progress");
+    const bar = new SingleBar(
+      {
+        format: `${label} [{bar}] {percentage}% {done}/{all} {item}`,
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+      },
+      Presets.shades_classic,
+    );
+    let started = false;
+    return {
+      onProgress: (p) => {
+        const payload = {
+          done: formatCount(p, p.done),
+          all: formatCount(p, p.total),
+          item: p.item?.slice(-40) ?? "",
+        };
+        if (!started) {
+          bar.start(p.total, p.done, payload);
+          started = true;
+        } else bar.update(p.done, payload);
+      },
+      stop: () => {
+        if (started) bar.stop();
+      },
+    };
+  }
+  let last = 0;
+  return {
+    onProgress: (p) => {
+      const now = Date.now();
+      if (now - last < 5000 && p.done < p.total) return;
+      last = now;
+      const percent = p.total === 0 ? 100 : Math.floor((p.done / p.total) * 100);
+      process.stderr.write(
+        `${label}: ${p.phase} ${percent}% (${formatCount(p, p.done)} of ${formatCount(p, p.total)})\n`,
+      );
+    },
+    stop: () => undefined,
+  };
+}
+
+/** The one place errors are printed. A stack only with --debug, and never for an AirlockError's user. */
+export function reportError(
+  error: unknown,
+  options: Pick<OutputOptions, "json" | "debug" | "color">,
+): number {
+  if (error instanceof AirlockError) {
+    if (options.json) {
+      process.stdout.write(JSON.stringify({ error: error.toJSON() }, null, 2) + "\n");
+    }
+    const red = options.color ? "\u001b[31m" : "";
+    const reset = options.color ? "\u001b[0m" : "";
+    const lines = [`${red}error${reset} ${error.code}: ${error.message}`];
+    if (error.where !== undefined) lines.push(`  where: ${error.where}`);
+    if (error.hint !== undefined) lines.push(`  hint:  ${error.hint}`);
+    if (options.debug && error.stack !== undefined) lines.push(error.stack);
+    process.stderr.write(lines.join("\n") + "\n");
+    return error.exitCode;
+  }
+  if (error instanceof Error && error.name === "AbortError") {
+    process.stderr.write("interrupted\n");
+    return 130;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`error INTERNAL: ${message}\n`);
+  if (options.debug && error instanceof Error && error.stack !== undefined)
+    process.stderr.write(error.stack + "\n");
+  else process.stderr.write("  hint:  re-run with --debug for the stack, and report it\n");
+  return 1;
+}

@@ -1,0 +1,23 @@
+export { AirlockError, isAirlockError, errnoCode, OCI_ERROR_CODES } from "./errors.js";
+export type { AirlockErrorDetails, OciErrorCode } from "./errors.js";
+export { Digester, digestOf, isDigest, parseDigest, sha256Hex } from "./digest.js";
+export type { Digest, DigestAlgorithm } from "./digest.js";
+export { MediaType, EMPTY_JSON, isIndexMediaType, isManifestMediaType } from "./mediatypes.js";
+export {
+  parseManifest,
+  validateDescriptor,
+  childDescriptors,
+  encodeJson,
+  MAX_MANIFEST_BYTES,
+  REF_NAME_ANNOTATION,
+} from "./manifest.js";
+export type { Descriptor, ImageManifest, ImageIndex, ParsedManifest, Platform } from "./manifest.js";
+export { parsePlatform, formatPlatform, platformMatches } from "./platform.js";
+export {
+  parseReference,
+  formatReference,
+  isValidRepository,
+  isValidTag,
+  MAX_REPOSITORY_LENGTH,
+} from "./reference.js";
+export type { Reference } from "./reference.js";

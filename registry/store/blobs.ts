@@ -1,0 +1,302 @@
+import { createReadStream, type ReadStream } from "node:fs";
+import { mkdir, open, rename, rm, stat, readdir, readFile, type FileHandle } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import {
+  AirlockError,
+  Digester,
+  errnoCode,
+  parseDigest,
+  type Digest,
+  type DigestAlgorithm,
+} from "../oci/index.js";
+import { processAlive } from "./lock.js";
+
+/** Reads of at least 1 MiB: the streaming rule, and what keeps per-chunk overhead out of throughput. */
+export const STREAM_CHUNK_BYTES = 4 * 1024 * 1024;
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive, as in HTTP Range. */
+  end: number;
+}
+
+/** Read side of a content store: what a registry server or an exporter needs. */
+export interface BlobReader {
+  stat(digest: Digest): Promise<BlobInfo | undefined>;
+  open(digest: Digest, range?: ByteRange): ReadStream;
+  readSmall(digest: Digest, maxBytes: number): Promise<Buffer>;
+  list(): AsyncIterable<Digest>;
+}
+
+export interface ExpectedBlob {
+  digest?: Digest | undefined;
+  size?: number | undefined;
+}
+
+export interface CommittedBlob extends BlobInfo {
+  /** False when the blob was already present and the new bytes were discarded. */
+  created: boolean;
+}
+
+/** Write side: every write goes through an ingest that is checked before it becomes visible. */
+export interface BlobWriter {
+  ingest(algorithm?: DigestAlgorithm): Promise<BlobIngest>;
+  put(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    expected: ExpectedBlob,
+  ): Promise<CommittedBlob>;
+  delete(digest: Digest): Promise<boolean>;
+}
+
+/** Low-level write used by ingests; replaceable so tests can inject ENOSPC and similar faults. */
+export type WriteChunk = (handle: FileHandle, chunk: Uint8Array) => Promise<void>;
+
+/** Writes a whole chunk: a file write may take fewer bytes than it was given. */
+export const writeFully: WriteChunk = async (handle, chunk) => {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    offset += bytesWritten;
+  }
+};
+
+export interface BlobStoreOptions {
+  writeChunk?: WriteChunk;
+}
+
+/**
+ * Blobs as files `blobs/<alg>/<hex>` of an OCI image layout. A blob is written to `ingest/`, hashed on
+ * the way, fsynced, and renamed into place only when its digest and size match: a reader never sees
+ * a partial or wrong blob, and two writers of one blob both succeed (rename is atomic, bytes equal).
+ */
+export class FsBlobStore implements BlobReader, BlobWriter {
+  readonly root: string;
+  readonly ingestDir: string;
+  private readonly writeChunk: WriteChunk;
+
+  constructor(root: string, options: BlobStoreOptions = {}) {
+    this.root = root;
+    this.ingestDir = join(root, "ingest");
+    this.writeChunk = options.writeChunk ?? writeFully;
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.root, "blobs", "sha256"), { recursive: true });
+    await mkdir(join(this.root, "blobs", "sha512"), { recursive: true });
+    await mkdir(this.ingestDir, { recursive: true });
+  }
+
+  path(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, "blobs", algorithm, hex);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const info = await stat(this.path(digest));
+      return { digest, size: info.size };
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  open(digest: Digest, range?: ByteRange): ReadStream {
+    return createReadStream(this.path(digest), {
+      highWaterMark: STREAM_CHUNK_BYTES,
+      ...(range === undefined ? {} : { start: range.start, end: range.end }),
+    });
+  }
+
+  /** For manifests and configs, which are small by definition; refuses anything over `maxBytes`. */
+  async readSmall(digest: Digest, maxBytes: number): Promise<Buffer> {
+    const info = await this.stat(digest);
+    if (info === undefined) {
+      throw new AirlockError("BLOB_UNKNOWN", `blob ${digest} is not in the store`, {
+        where: this.path(digest),
+        hint: "run `airlock store fsck` to find what else is missing",
+      });
+    }
+    if (info.size > maxBytes) {
+      throw new AirlockError("BLOB_TOO_LARGE", `blob ${digest} is ${info.size} bytes, over ${maxBytes}`, {
+        where: this.path(digest),
+      });
+    }
+    return readFile(this.path(digest));
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    for (const algorithm of ["sha256", "sha512"] as const) {
+      let names: string[];
+      try {
+        names = await readdir(join(this.root, "blobs", algorithm));
+      } catch (error) {
+        if (errnoCode(error) === "ENOENT") continue;
+        throw error;
+      }
+      for (const name of names.sort()) yield `${algorithm}:${name}`;
+    }
+  }
+
+  async ingest(algorithm: DigestAlgorithm = "sha256"): Promise<BlobIngest> {
+    const tempPath = join(this.ingestDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
+    const handle = await open(tempPath, "wx", 0o644);
+    return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.writeChunk);
+  }
+
+  async put(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    expected: ExpectedBlob,
+  ): Promise<CommittedBlob> {
+    const ingest = await this.ingest(
+      expected.digest === undefined ? "sha256" : parseDigest(expected.digest).algorithm,
+    );
+    try {
+      for await (const chunk of source) await ingest.write(chunk);
+      return await ingest.commit(expected);
+    } catch (error) {
+      await ingest.abort();
+      throw error;
+    }
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await rm(this.path(digest));
+      return true;
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return false;
+      throw error;
+    }
+  }
+
+  /** Makes renames into the blob directories durable; called once per logical step, not per blob. */
+  async syncDirectories(): Promise<void> {
+    for (const algorithm of ["sha256", "sha512"]) {
+      const handle = await open(join(this.root, "blobs", algorithm), "r");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+  }
+
+  /**
+   * Removes ingest files of writers that died (their pid is in the name), and any older than
+   * `olderThanMs`; returns how many. A live writer's file younger than that is left alone.
+   */
+  async removeStaleIngests(olderThanMs = Number.POSITIVE_INFINITY): Promise<number> {
+    let removed = 0;
+    const names = await readdir(this.ingestDir).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(this.ingestDir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined) continue;
+      const pid = Number(name.split("-")[0]);
+      if (
+        !(Number.isInteger(pid) && pid > 0 && processAlive(pid)) ||
+        Date.now() - info.mtimeMs >= olderThanMs
+      ) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+export function wrapWriteError(error: unknown, where: string): AirlockError {
+  if (error instanceof AirlockError) return error;
+  const code = errnoCode(error);
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new AirlockError("STORE_DISK_FULL", "the disk holding the store is full", {
+      where,
+      hint: "free space (or move --data-dir to a larger disk) and re-run; what was already stored is kept",
+      cause: error,
+    });
+  }
+  return new AirlockError("STORE_WRITE_FAILED", `writing to the store failed: ${(error as Error).message}`, {
+    where,
+    cause: error,
+  });
+}
+
+/** One blob being written. Overlaps hashing of a chunk with the write of the same chunk. */
+export class BlobIngest {
+  private closed = false;
+
+  constructor(
+    private readonly store: FsBlobStore,
+    readonly tempPath: string,
+    private readonly handle: FileHandle,
+    private readonly digester: Digester,
+    private readonly writeChunk: WriteChunk,
+  ) {}
+
+  get size(): number {
+    return this.digester.size;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    const written = this.writeChunk(this.handle, chunk);
+    this.digester.update(chunk);
+    try {
+      await written;
+    } catch (error) {
+      throw wrapWriteError(error, this.tempPath);
+    }
+  }
+
+  /** Checks digest and size, then makes the blob visible. On mismatch nothing becomes visible. */
+  async commit(expected: ExpectedBlob = {}): Promise<CommittedBlob> {
+    const digest = this.digester.digest();
+    const size = this.digester.size;
+    try {
+      if (expected.size !== undefined && expected.size !== size) {
+        throw new AirlockError("SIZE_INVALID", `blob is ${size} bytes, expected ${expected.size}`, {
+          where: expected.digest ?? digest,
+        });
+      }
+      if (expected.digest !== undefined && expected.digest !== digest) {
+        throw new AirlockError(
+          "DIGEST_MISMATCH",
+          `content hashes to ${digest}, expected ${expected.digest}`,
+          {
+            where: expected.digest,
+            hint: "the source is corrupt or was changed while being read",
+          },
+        );
+      }
+      const target = this.store.path(digest);
+      if ((await this.store.stat(digest)) !== undefined) {
+        await this.abort();
+        return { digest, size, created: false };
+      }
+      await this.handle.datasync().catch((error: unknown) => {
+        throw wrapWriteError(error, this.tempPath);
+      });
+      await this.handle.close();
+      this.closed = true;
+      await rename(this.tempPath, target);
+      return { digest, size, created: true };
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.handle.close().catch(() => undefined);
+    }
+    await rm(this.tempPath, { force: true });
+  }
+}

@@ -1,0 +1,88 @@
+import Database from "better-sqlite3";
+import { AirlockError } from "../oci/index.js";
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order and tracked in `PRAGMA user_version`. Append only: a released
+ * migration never changes, so every data dir can be brought forward from any earlier version.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE bundles (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    upgrade_from TEXT,
+    base_digest TEXT,
+    created TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    total_bytes INTEGER NOT NULL
+  );
+  CREATE TABLE bundle_images (
+    bundle_id INTEGER NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+    ref TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (bundle_id, ref)
+  );
+  CREATE TABLE bundle_files (
+    bundle_id INTEGER NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    PRIMARY KEY (bundle_id, path)
+  );
+  CREATE TABLE manifests (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (repository, digest)
+  );
+  CREATE TABLE tags (
+    repository TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (repository, tag)
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 10000");
+  migrate(db, path);
+  return db;
+}
+
+function migrate(db: Db, path: string): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    db.close();
+    throw new AirlockError(
+      "STATE_TOO_NEW",
+      `the state database is at schema ${current}, newer than this airlock knows (${MIGRATIONS.length})`,
+      { where: path, hint: "use the airlock version that last wrote this data dir, or a newer one" },
+    );
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

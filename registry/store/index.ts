@@ -1,0 +1,28 @@
+export { FsBlobStore, BlobIngest, STREAM_CHUNK_BYTES, wrapWriteError, writeFully } from "./blobs.js";
+export type {
+  BlobInfo,
+  BlobReader,
+  BlobWriter,
+  ByteRange,
+  CommittedBlob,
+  ExpectedBlob,
+  WriteChunk,
+  BlobStoreOptions,
+} from "./blobs.js";
+export { Store } from "./store.js";
+export type {
+  BundleRecord,
+  StoredBundle,
+  ImageRecord,
+  FileRecord,
+  ManifestRecord,
+  TagRecord,
+  SignatureStatus,
+  FsckReport,
+  GcReport,
+  Progress,
+  OperationOptions,
+  StoreOptions,
+} from "./store.js";
+export { acquireLock } from "./lock.js";
+export { SCHEMA_VERSION } from "./db.js";

@@ -1,0 +1,425 @@
+import { mkdir, readdir, rename, writeFile, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  AirlockError,
+  Digester,
+  childDescriptors,
+  errnoCode,
+  isIndexMediaType,
+  isManifestMediaType,
+  parseManifest,
+  MAX_MANIFEST_BYTES,
+  REF_NAME_ANNOTATION,
+  type Digest,
+  type Descriptor,
+} from "../oci/index.js";
+import { FsBlobStore, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
+import { openDatabase, type Db } from "./db.js";
+import { acquireLock } from "./lock.js";
+
+export type SignatureStatus = "verified" | "unchecked" | "unsigned";
+
+export interface ImageRecord {
+  ref: string;
+  repository: string;
+  tag: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  kind: "image" | "pack";
+}
+
+export interface FileRecord {
+  path: string;
+  digest: Digest;
+  size: number;
+  mode: number;
+}
+
+export interface ManifestRecord {
+  repository: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+}
+
+export interface BundleRecord {
+  digest: Digest;
+  name: string;
+  version: string;
+  upgradeFrom: string | undefined;
+  baseDigest: Digest | undefined;
+  created: string;
+  signature: SignatureStatus;
+  totalBytes: number;
+  images: ImageRecord[];
+  files: FileRecord[];
+  /** Every manifest and index of every image, with the repository it is served under. */
+  manifests: ManifestRecord[];
+}
+
+export interface StoredBundle extends Omit<BundleRecord, "manifests"> {
+  id: number;
+  importedAt: string;
+}
+
+export interface TagRecord {
+  repository: string;
+  tag: string;
+  digest: Digest;
+}
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total: number;
+  /** What done and total count; bytes unless said. */
+  unit?: "bytes" | "items";
+  item?: string;
+}
+
+export interface OperationOptions {
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: Progress) => void) | undefined;
+}
+
+export interface FsckReport {
+  ok: boolean;
+  blobs: number;
+  bytes: number;
+  corrupt: { digest: Digest; actual: Digest }[];
+  missing: { digest: Digest; referencedBy: string }[];
+  unreferenced: Digest[];
+  staleIngests: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  removed: BlobInfo[];
+  bytesFreed: number;
+  ingestsRemoved: number;
+}
+
+export interface StoreOptions extends BlobStoreOptions {
+  /** Ingest files older than this are a crashed writer's and removed by gc. */
+  staleIngestMs?: number;
+}
+
+interface BundleRow {
+  id: number;
+  digest: Digest;
+  name: string;
+  version: string;
+  upgrade_from: string | null;
+  base_digest: Digest | null;
+  created: string;
+  imported_at: string;
+  signature: SignatureStatus;
+  total_bytes: number;
+}
+
+/**
+ * The site's content store: an OCI image layout under `<dataDir>/store` for blobs, and SQLite
+ * (`<dataDir>/airlock.db`) for what makes them visible: bundles, manifests per repository, tags.
+ * A blob is visible only once a row references it, and rows are written in one transaction after
+ * every blob they name is on disk.
+ */
+export class Store {
+  readonly dataDir: string;
+  readonly blobs: FsBlobStore;
+  readonly db: Db;
+  private readonly staleIngestMs: number;
+
+  private constructor(dataDir: string, blobs: FsBlobStore, db: Db, options: StoreOptions) {
+    this.dataDir = dataDir;
+    this.blobs = blobs;
+    this.db = db;
+    this.staleIngestMs = options.staleIngestMs ?? 60 * 60 * 1000;
+  }
+
+  static async open(dataDir: string, options: StoreOptions = {}): Promise<Store> {
+    const root = join(dataDir, "store");
+    try {
+      await mkdir(root, { recursive: true });
+      const blobs = new FsBlobStore(root, options);
+      await blobs.init();
+      const layoutFile = join(root, "oci-layout");
+      await readFile(layoutFile).catch(async () => {
+        await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+      });
+      const store = new Store(dataDir, blobs, openDatabase(join(dataDir, "airlock.db")), options);
+      await readFile(join(root, "index.json")).catch(() => store.writeLayoutIndex());
+      return store;
+    } catch (error) {
+      if (error instanceof AirlockError) throw error;
+      const code = errnoCode(error);
+      throw new AirlockError("STORE_OPEN_FAILED", `cannot open the store: ${(error as Error).message}`, {
+        where: dataDir,
+        hint:
+          code === "EACCES" || code === "EROFS"
+            ? "run as a user who can write the data dir, or pass --data-dir"
+            : "check --data-dir (or AIRLOCK_HOME) names a writable directory",
+        cause: error,
+      });
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Serialises writers (imports, gc) across processes. */
+  async withLock<T>(purpose: string, fn: () => Promise<T>): Promise<T> {
+    const release = await acquireLock(join(this.dataDir, "airlock.lock"), purpose);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  findBundle(digest: Digest): StoredBundle | undefined {
+    const row = this.db.prepare("SELECT * FROM bundles WHERE digest = ?").get(digest) as
+      BundleRow | undefined;
+    return row === undefined ? undefined : this.bundleFromRow(row);
+  }
+
+  listBundles(): StoredBundle[] {
+    const rows = this.db.prepare("SELECT * FROM bundles ORDER BY imported_at, id").all() as BundleRow[];
+    return rows.map((row) => this.bundleFromRow(row));
+  }
+
+  private bundleFromRow(row: BundleRow): StoredBundle {
+    const images = this.db
+      .prepare(
+        "SELECT ref, repository, tag, digest, media_type AS mediaType, size, kind FROM bundle_images WHERE bundle_id = ? ORDER BY ref",
+      )
+      .all(row.id) as ImageRecord[];
+    const files = this.db
+      .prepare("SELECT path, digest, size, mode FROM bundle_files WHERE bundle_id = ? ORDER BY path")
+      .all(row.id) as FileRecord[];
+    return {
+      id: row.id,
+      digest: row.digest,
+      name: row.name,
+      version: row.version,
+      upgradeFrom: row.upgrade_from ?? undefined,
+      baseDigest: row.base_digest ?? undefined,
+      created: row.created,
+      importedAt: row.imported_at,
+      signature: row.signature,
+      totalBytes: row.total_bytes,
+      images,
+      files,
+    };
+  }
+
+  /**
+   * Makes a bundle visible: its row, images, files, manifests and tags in one transaction.
+   * Every blob it names must already be in the store. Recording the same bundle twice is a no-op.
+   */
+  async recordBundle(record: BundleRecord): Promise<{ bundle: StoredBundle; created: boolean }> {
+    const existing = this.findBundle(record.digest);
+    if (existing !== undefined) return { bundle: existing, created: false };
+    await this.blobs.syncDirectories();
+    const now = new Date().toISOString();
+    const id = this.db.transaction(() => {
+      const result = this.db
+        .prepare(
+          `INSERT INTO bundles (digest, name, version, upgrade_from, base_digest, created, imported_at, signature, total_bytes)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          record.digest,
+          record.name,
+          record.version,
+          record.upgradeFrom ?? null,
+          record.baseDigest ?? null,
+          record.created,
+          now,
+          record.signature,
+          record.totalBytes,
+        );
+      const bundleId = Number(result.lastInsertRowid);
+      const insertImage = this.db.prepare(
+        "INSERT INTO bundle_images (bundle_id, ref, repository, tag, digest, media_type, size, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      );
+      for (const image of record.images) {
+        insertImage.run(
+          bundleId,
+          image.ref,
+          image.repository,
+          image.tag,
+          image.digest,
+          image.mediaType,
+          image.size,
+          image.kind,
+        );
+        this.putTagInTransaction(image.repository, image.tag, image.digest, now);
+      }
+      const insertFile = this.db.prepare(
+        "INSERT INTO bundle_files (bundle_id, path, digest, size, mode) VALUES (?, ?, ?, ?, ?)",
+      );
+      for (const file of record.files) insertFile.run(bundleId, file.path, file.digest, file.size, file.mode);
+      for (const manifest of record.manifests) this.putManifestInTransaction(manifest);
+      return bundleId;
+    })();
+    await this.writeLayoutIndex();
+    const bundle = this.findBundle(record.digest);
+    if (bundle === undefined || bundle.id !== id) throw new Error("bundle row vanished after insert");
+    return { bundle, created: true };
+  }
+
+  putManifest(manifest: ManifestRecord): void {
+    this.putManifestInTransaction(manifest);
+  }
+
+  private putManifestInTransaction(manifest: ManifestRecord): void {
+    this.db
+      .prepare("INSERT OR IGNORE INTO manifests (repository, digest, media_type, size) VALUES (?, ?, ?, ?)")
+      .run(manifest.repository, manifest.digest, manifest.mediaType, manifest.size);
+  }
+
+  private putTagInTransaction(repository: string, tag: string, digest: Digest, now: string): void {
+    this.db
+      .prepare(
+        "INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+      )
+      .run(repository, tag, digest, now);
+  }
+
+  getManifest(repository: string, digest: Digest): ManifestRecord | undefined {
+    return this.db
+      .prepare(
+        "SELECT repository, digest, media_type AS mediaType, size FROM manifests WHERE repository = ? AND digest = ?",
+      )
+      .get(repository, digest) as ManifestRecord | undefined;
+  }
+
+  resolveTag(repository: string, tag: string): Digest | undefined {
+    const row = this.db
+      .prepare("SELECT digest FROM tags WHERE repository = ? AND tag = ?")
+      .get(repository, tag) as { digest: Digest } | undefined;
+    return row?.digest;
+  }
+
+  listTags(): TagRecord[] {
+    return this.db
+      .prepare("SELECT repository, tag, digest FROM tags ORDER BY repository, tag")
+      .all() as TagRecord[];
+  }
+
+  /** Keeps `store/index.json` listing every tag, so the store is an OCI layout any OCI tool can read. */
+  async writeLayoutIndex(): Promise<void> {
+    const rows = this.db
+      .prepare(
+        `SELECT t.repository, t.tag, t.digest, m.media_type AS mediaType, m.size FROM tags t
+         JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest ORDER BY t.repository, t.tag`,
+      )
+      .all() as (TagRecord & { mediaType: string; size: number })[];
+    const index = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: rows.map((row): Descriptor => ({
+        mediaType: row.mediaType,
+        digest: row.digest,
+        size: row.size,
+        annotations: { [REF_NAME_ANNOTATION]: `${row.repository}:${row.tag}` },
+      })),
+    };
+    const target = join(this.blobs.root, "index.json");
+    const temp = `${target}.${process.pid}.tmp`;
+    await writeFile(temp, JSON.stringify(index, null, 2) + "\n");
+    await rename(temp, target);
+  }
+
+  /**
+   * Every blob a visible row needs: bundle metadata and files, and the closure of every manifest.
+   * `missing` collects references that do not resolve, with what referenced them.
+   */
+  async reachableBlobs(missing?: FsckReport["missing"]): Promise<Set<Digest>> {
+    const reachable = new Set<Digest>();
+    const report = (digest: Digest, referencedBy: string): void => {
+      missing?.push({ digest, referencedBy });
+    };
+    const mark = async (digest: Digest, referencedBy: string): Promise<boolean> => {
+      if (reachable.has(digest)) return false;
+      reachable.add(digest);
+      if ((await this.blobs.stat(digest)) === undefined) {
+        report(digest, referencedBy);
+        return false;
+      }
+      return true;
+    };
+    const walk = async (digest: Digest, mediaType: string, referencedBy: string): Promise<void> => {
+      if (!(await mark(digest, referencedBy))) return;
+      if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) return;
+      const parsed = parseManifest(await this.blobs.readSmall(digest, MAX_MANIFEST_BYTES), mediaType, digest);
+      for (const child of childDescriptors(parsed)) await walk(child.digest, child.mediaType, digest);
+    };
+    for (const bundle of this.db.prepare("SELECT digest, name, version FROM bundles").all() as BundleRow[]) {
+      await mark(bundle.digest, `bundle ${bundle.name} ${bundle.version}`);
+    }
+    for (const file of this.db.prepare("SELECT path, digest FROM bundle_files").all() as FileRecord[]) {
+      await mark(file.digest, `bundle file ${file.path}`);
+    }
+    for (const row of this.db
+      .prepare("SELECT repository, digest, media_type AS mediaType FROM manifests")
+      .all() as ManifestRecord[]) {
+      await walk(row.digest, row.mediaType, `repository ${row.repository}`);
+    }
+    for (const tag of this.listTags()) {
+      if (!reachable.has(tag.digest)) report(tag.digest, `tag ${tag.repository}:${tag.tag}`);
+    }
+    return reachable;
+  }
+
+  /** Re-hashes every blob and resolves every reference. */
+  async fsck(options: OperationOptions = {}): Promise<FsckReport> {
+    const missing: FsckReport["missing"] = [];
+    const reachable = await this.reachableBlobs(missing);
+    const all: Digest[] = [];
+    for await (const digest of this.blobs.list()) all.push(digest);
+    const corrupt: FsckReport["corrupt"] = [];
+    let bytes = 0;
+    for (const [i, digest] of all.entries()) {
+      options.signal?.throwIfAborted();
+      options.onProgress?.({ phase: "fsck", done: i, total: all.length, unit: "items", item: digest });
+      const digester = new Digester(digest.startsWith("sha512:") ? "sha512" : "sha256");
+      for await (const chunk of this.blobs.open(digest)) digester.update(chunk as Buffer);
+      bytes += digester.size;
+      const actual = digester.digest();
+      if (actual !== digest) corrupt.push({ digest, actual });
+    }
+    options.onProgress?.({ phase: "fsck", done: all.length, total: all.length, unit: "items" });
+    const staleIngests = (await readdir(this.blobs.ingestDir)).length;
+    return {
+      ok: corrupt.length === 0 && missing.length === 0,
+      blobs: all.length,
+      bytes,
+      corrupt,
+      missing,
+      unreferenced: all.filter((digest) => !reachable.has(digest)),
+      staleIngests,
+    };
+  }
+
+  /** Removes blobs no visible row needs, and ingest files of crashed writers. */
+  async gc(options: OperationOptions & { dryRun?: boolean } = {}): Promise<GcReport> {
+    const dryRun = options.dryRun ?? false;
+    return this.withLock("gc", async () => {
+      const reachable = await this.reachableBlobs();
+      const removed: BlobInfo[] = [];
+      for await (const digest of this.blobs.list()) {
+        options.signal?.throwIfAborted();
+        if (reachable.has(digest)) continue;
+        const info = await this.blobs.stat(digest);
+        if (info === undefined) continue;
+        if (!dryRun) await this.blobs.delete(digest);
+        removed.push(info);
+      }
+      const ingestsRemoved = dryRun ? 0 : await this.blobs.removeStaleIngests(this.staleIngestMs);
+      return { dryRun, removed, bytesFreed: removed.reduce((sum, b) => sum + b.size, 0), ingestsRemoved };
+    });
+  }
+}

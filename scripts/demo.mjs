@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// The main job on the built-in sample, as an operator would run it: the vendor builds a signed
+// bundle, the site verifies, inspects and imports it, then a delta bundle carries the next version.
+import { $, chalk } from "zx";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { generateFixtures } from "./fixtures.mjs";
+
+const root = resolve(import.meta.dirname, "..");
+const cli = join(root, "dist/installer/cli/main.js");
+const work = await mkdtemp(join(tmpdir(), "airlock-demo-"));
+const keep = process.argv.includes("--keep");
+$.verbose = false;
+
+function step(title) {
+  console.log(`\n${chalk.bold.cyan("==>")} ${chalk.bold(title)}`);
+}
+
+async function airlock(...args) {
+  console.log(chalk.dim(`$ airlock ${args.join(" ")}`));
+  const result = await $({ nothrow: true })`node ${cli} --no-progress ${args}`;
+  if (result.stdout.trim() !== "") console.log(result.stdout.trimEnd().replace(/^/gm, "  "));
+  if (result.exitCode !== 0) {
+    process.stderr.write(result.stderr);
+    throw new Error(`airlock ${args[0]} ${args[1] ?? ""} failed (exit ${result.exitCode})`);
+  }
+  return result.stdout;
+}
+
+try {
+  step("Generate the sample images (seeded, no network) and the sample bundle.yaml");
+  const fixtures = await generateFixtures({ out: join(work, "fixtures"), seed: 42, size: 20 * 1024 * 1024 });
+  console.log(
+    `  ${Object.keys(fixtures.images).length} images in ${fixtures.layout}, sample spec ${fixtures.sample}`,
+  );
+
+  const bundle45 = join(work, "mgmt-4.5.0.airlock.tar");
+  const bundle44 = join(work, "mgmt-4.4.0.airlock.tar");
+  const delta = join(work, "mgmt-4.5.0-delta.airlock.tar");
+  const key = join(work, "key.pem");
+  const pub = join(work, "pub.pem");
+  const site = join(work, "site");
+
+  step("Vendor: make a signing key and build the signed 4.5.0 bundle, split for a FAT32 stick");
+  await airlock("keys", "generate", "--private-key", key, "--public-key", pub);
+  await airlock("bundle", "build", "-f", fixtures.sample, "-o", bundle45, "--sign-key", key);
+  await mkdir(join(work, "split"));
+  await airlock(
+    "bundle",
+    "build",
+    "-f",
+    fixtures.sample,
+    "-o",
+    join(work, "split", "mgmt-4.5.0.airlock.tar"),
+    "--sign-key",
+    key,
+    "--split-size",
+    "8M",
+  );
+
+  step("Site: verify the signature and every entry, then see what the bundle holds");
+  await airlock("bundle", "verify", "--key", pub, bundle45);
+  await airlock("bundle", "verify", "--key", pub, join(work, "split", "mgmt-4.5.0.airlock.tar.001"));
+  await airlock("bundle", "inspect", bundle45);
+  const check = await $({
+    nothrow: true,
+  })`sh -c ${`cd ${work} && tar -xf ${bundle45} airlock.json airlock.json.sig && openssl dgst -sha256 -verify ${pub} -signature airlock.json.sig airlock.json`}`;
+  console.log(`  openssl agrees: ${check.stdout.trim()}`);
+
+  step("Site: import into the store, check it, and import again (a no-op)");
+  await airlock("--data-dir", site, "bundle", "import", "--key", pub, bundle45);
+  await airlock("--data-dir", site, "bundle", "import", "--key", pub, bundle45);
+  await airlock("--data-dir", site, "store", "fsck");
+  const skopeo = await $({
+    nothrow: true,
+  })`skopeo inspect --format {{.Digest}} ${`oci:${site}/store:hubble/console:4.5.0`}`;
+  console.log(
+    `  the store is an OCI layout: skopeo reads hubble/console:4.5.0 as ${skopeo.stdout.trim() || skopeo.stderr.trim()}`,
+  );
+
+  step("Next release: a site on 4.4.0 gets a delta bundle carrying only what it lacks");
+  const older = join(work, "site-4.4");
+  await airlock(
+    "bundle",
+    "build",
+    "-f",
+    join(fixtures.sample, "..", "bundle-4.4.0.yaml"),
+    "-o",
+    bundle44,
+    "--sign-key",
+    key,
+  );
+  await airlock("--data-dir", older, "bundle", "import", "--key", pub, bundle44);
+  await airlock("--data-dir", older, "bundle", "inventory", "-o", join(work, "inventory.json"));
+  await airlock(
+    "bundle",
+    "build",
+    "-f",
+    fixtures.sample,
+    "-o",
+    delta,
+    "--sign-key",
+    key,
+    "--base-inventory",
+    join(work, "inventory.json"),
+  );
+  await airlock("bundle", "diff", bundle44, bundle45);
+  await airlock("--data-dir", older, "bundle", "import", "--key", pub, delta);
+  await airlock("--data-dir", older, "bundle", "ls");
+
+  const [full, small] = [await stat(bundle45), await stat(delta)];
+  step("Done");
+  console.log(
+    `  full bundle ${(full.size / 2 ** 20).toFixed(1)} MiB, delta ${(small.size / 2 ** 20).toFixed(1)} MiB; stores in ${site} and ${older}`,
+  );
+} finally {
+  if (keep) console.log(chalk.dim(`\n(kept ${work})`));
+  else await rm(work, { recursive: true, force: true });
+}
