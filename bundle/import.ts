@@ -143,6 +143,8 @@ export async function importBundle(
         },
       });
       if (existing !== undefined) {
+        // A run killed after its rows committed may not have rewritten the layout's index.json.
+        await store.writeLayoutIndex();
         return {
           ...verified,
           imported: false,

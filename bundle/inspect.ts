@@ -141,8 +141,9 @@ export async function exportInventory(store: Store): Promise<SiteInventory> {
       hint: "import a full bundle first; a delta needs something to build on",
     });
   }
+  // Only blobs a bundle or manifest holds on to: an orphan may be collected before the delta arrives.
   const blobs: SiteInventory["blobs"] = [];
-  for await (const digest of store.blobs.list()) {
+  for (const digest of [...(await store.reachableBlobs())].sort()) {
     const info = await store.blobs.stat(digest);
     if (info !== undefined) blobs.push({ digest, size: info.size });
   }

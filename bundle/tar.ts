@@ -163,31 +163,35 @@ class ByteReader {
 
   constructor(private readonly source: AsyncIterator<Uint8Array>) {}
 
+  /** Takes the next chunk as the pending bytes; only called when nothing is pending. */
   private async fill(): Promise<boolean> {
     const next = await this.source.next();
     if (next.done === true) return false;
-    const chunk = next.value;
-    if (this.pending.byteLength === 0) {
-      this.pending = chunk;
-    } else {
-      const joined = new Uint8Array(this.pending.byteLength + chunk.byteLength);
-      joined.set(this.pending, 0);
-      joined.set(chunk, this.pending.byteLength);
-      this.pending = joined;
-    }
+    this.pending = next.value;
     return true;
   }
 
-  /** Exactly n bytes, or undefined at a clean end of stream. Throws when the stream ends mid-read. */
+  /**
+   * Exactly n bytes, or undefined at a clean end of stream; throws when the stream ends mid-read.
+   * Bytes straddling two chunks are copied (at most n of them), never a whole chunk.
+   */
   async readExact(n: number): Promise<Uint8Array | undefined> {
-    while (this.pending.byteLength < n) {
-      if (!(await this.fill())) {
-        if (this.pending.byteLength === 0) return undefined;
-        throw truncated(this.offset + this.pending.byteLength);
-      }
+    if (this.pending.byteLength === 0 && !(await this.fill())) return undefined;
+    if (this.pending.byteLength >= n) {
+      const out = this.pending.subarray(0, n);
+      this.pending = this.pending.subarray(n);
+      this.offset += n;
+      return out;
     }
-    const out = this.pending.subarray(0, n);
-    this.pending = this.pending.subarray(n);
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      if (this.pending.byteLength === 0 && !(await this.fill())) throw truncated(this.offset + filled);
+      const take = Math.min(n - filled, this.pending.byteLength);
+      out.set(this.pending.subarray(0, take), filled);
+      this.pending = this.pending.subarray(take);
+      filled += take;
+    }
     this.offset += n;
     return out;
   }

@@ -32,7 +32,10 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
     try {
       await fn(context);
     } catch (error) {
-      exitCode = signal.aborted ? 130 : reportError(error, context.output);
+      if (signal.aborted) {
+        process.stderr.write("interrupted: nothing half-done was kept; re-run to finish\n");
+        exitCode = 130;
+      } else exitCode = reportError(error, context.output);
     }
   };
   registerKeys(program, run);

@@ -354,7 +354,14 @@ export class Store {
     const walk = async (digest: Digest, mediaType: string, referencedBy: string): Promise<void> => {
       if (!(await mark(digest, referencedBy))) return;
       if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) return;
-      const parsed = parseManifest(await this.blobs.readSmall(digest, MAX_MANIFEST_BYTES), mediaType, digest);
+      let parsed;
+      try {
+        parsed = parseManifest(await this.blobs.readSmall(digest, MAX_MANIFEST_BYTES), mediaType, digest);
+      } catch (error) {
+        // gc must not guess what a damaged manifest references; fsck reports it (its hash fails) and goes on.
+        if (missing === undefined) throw error;
+        return;
+      }
       for (const child of childDescriptors(parsed)) await walk(child.digest, child.mediaType, digest);
     };
     for (const bundle of this.db.prepare("SELECT digest, name, version FROM bundles").all() as BundleRow[]) {
