@@ -155,6 +155,37 @@ async function sizeOf(path: string, label: string, partOf?: string): Promise<num
   }
 }
 
+/** Reads a parts.json, which came on the same media as the parts: refuses anything but a list of plain part names. */
+function parsePartsManifest(text: string, path: string): PartsManifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  const m = value as Partial<PartsManifest> | null | undefined;
+  const valid =
+    typeof m === "object" &&
+    m !== null &&
+    typeof m.bundle === "string" &&
+    Array.isArray(m.parts) &&
+    m.parts.every(
+      (p: Partial<PartInfo> | null) =>
+        typeof p?.name === "string" &&
+        p.name !== "" &&
+        basename(p.name) === p.name &&
+        Number.isSafeInteger(p.size) &&
+        typeof p.sha256 === "string",
+    );
+  if (!valid) {
+    throw new AirlockError("BUNDLE_PARTS_MANIFEST_INVALID", `${basename(path)} is not a valid parts list`, {
+      where: path,
+      hint: "copy the .parts.json that came with the parts again, or name every part in order",
+    });
+  }
+  return m as PartsManifest;
+}
+
 /**
  * Resolves what the operator named: a whole tar, the first part (`X.001`) or parts.json of a split
  * bundle, or a list of parts. Sizes are checked up front, so a missing or short part is named before
@@ -167,7 +198,7 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
   let manifest: PartsManifest | undefined;
   if (manifestPath !== undefined) {
     const text = await readFile(manifestPath, "utf8").catch(() => undefined);
-    if (text !== undefined) manifest = JSON.parse(text) as PartsManifest;
+    if (text !== undefined) manifest = parsePartsManifest(text, manifestPath);
     else if (paths.length === 1) {
       throw new AirlockError(
         "BUNDLE_PARTS_MANIFEST_MISSING",
@@ -191,7 +222,14 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
   }
   const dir = dirname(manifestPath!);
   const label = manifest.bundle;
-  const listed = manifest.parts.map((info) => ({ path: join(dir, info.name), expected: info }));
+  // A part the operator named is read where they named it (parts may sit on different media).
+  const listed = manifest.parts.map((info, i) => {
+    const named = paths[i];
+    return {
+      path: named !== undefined && basename(named) === info.name ? named : join(dir, info.name),
+      expected: info,
+    };
+  });
   if (
     paths.length > 1 ||
     (paths.length === 1 && !first.endsWith(PARTS_SUFFIX) && basename(first) !== manifest.parts[0]?.name)

@@ -51,10 +51,12 @@ function ustarBlock(name: string, size: number, mode: number, typeflag: string, 
   return block;
 }
 
+/** A PAX record `<length> key=value\n`; the length counts bytes (UTF-8), its own digits included. */
 function paxRecord(key: string, value: string): string {
   const body = ` ${key}=${value}\n`;
-  let length = body.length + 1;
-  while (`${length}${body}`.length !== length) length = `${length}${body}`.length;
+  const bodyBytes = new TextEncoder().encode(body).byteLength;
+  let length = bodyBytes + 1;
+  while (String(length).length + bodyBytes !== length) length = String(length).length + bodyBytes;
   return `${length}${body}`;
 }
 
@@ -138,13 +140,22 @@ function readOctal(block: Uint8Array, offset: number, length: number, at: number
 
 function parsePax(body: Uint8Array, at: number): Map<string, string> {
   const records = new Map<string, string>();
-  const text = new TextDecoder().decode(body);
+  const decoder = new TextDecoder();
   let position = 0;
-  while (position < text.length) {
-    const space = text.indexOf(" ", position);
-    const length = Number(text.slice(position, space));
-    if (space < 0 || !Number.isInteger(length) || length <= 0) throw corruptHeader(at, "bad PAX record");
-    const record = text.slice(space + 1, position + length - 1);
+  // Record lengths count bytes, so records are split on the bytes before any UTF-8 decoding.
+  while (position < body.byteLength) {
+    const space = body.indexOf(0x20, position);
+    const length = Number(decoder.decode(body.subarray(position, space)));
+    if (
+      space < 0 ||
+      !Number.isInteger(length) ||
+      length <= space - position ||
+      position + length > body.byteLength ||
+      body[position + length - 1] !== 0x0a
+    ) {
+      throw corruptHeader(at, "bad PAX record");
+    }
+    const record = decoder.decode(body.subarray(space + 1, position + length - 1));
     const equals = record.indexOf("=");
     if (equals < 0) throw corruptHeader(at, "bad PAX record");
     records.set(record.slice(0, equals), record.slice(equals + 1));
@@ -239,7 +250,8 @@ function decodeHeader(block: Uint8Array, offset: number): DecodedHeader {
   const expectedSum = readOctal(block, 148, 8, offset);
   if (expectedSum !== checksum(block)) throw corruptHeader(offset, "checksum mismatch");
   const flag = String.fromCharCode(block[156]!);
-  const prefix = readString(block, 345, 155);
+  // Only POSIX ustar ("ustar\0") has a name prefix; GNU headers ("ustar  \0") keep atime and ctime there.
+  const prefix = readString(block, 257, 6) === "ustar" ? readString(block, 345, 155) : "";
   const baseName = readString(block, 0, 100);
   return {
     typeflag: flag === "\0" ? "0" : flag,
@@ -269,8 +281,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
   const reader = new ByteReader(source[Symbol.asyncIterator]());
   let pax = new Map<string, string>();
   let longName: string | undefined;
+  let entryStart: number | undefined;
   for (;;) {
     const offset = reader.offset;
+    entryStart ??= offset;
     const block = await reader.readExact(BLOCK);
     if (block === undefined) throw truncated(offset);
     if (isZeroBlock(block)) {
@@ -297,7 +311,8 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
         yield chunk;
       }
     })();
-    yield { ...header, offset, dataOffset: reader.offset, body };
+    yield { ...header, offset: entryStart, dataOffset: reader.offset, body };
+    entryStart = undefined;
     // A consumer may stop reading a body early; what it left is skipped, then the padding.
     await body.return(undefined);
     await reader.skip(unread);

@@ -260,7 +260,8 @@ export async function walkBundle(
       return { ...result, stoppedEarly: true };
 
     const expected = new Map(head.metadata.files.map((file) => [file.path, file]));
-    const directories = new Set<string>();
+    // blobs/sha256/ belongs to every OCI layout, even a delta's that carries no blob (build writes it).
+    const directories = new Set<string>(["blobs/", BLOB_DIR]);
     for (const path of expected.keys()) {
       const parts = path.split("/");
       for (let i = 1; i < parts.length; i++) directories.add(`${parts.slice(0, i).join("/")}/`);

@@ -29,6 +29,7 @@ export class Digester {
   readonly algorithm: DigestAlgorithm;
   private readonly hash: Hash;
   private bytes = 0;
+  private result: Digest | undefined;
 
   constructor(algorithm: DigestAlgorithm = "sha256") {
     this.algorithm = algorithm;
@@ -44,8 +45,10 @@ export class Digester {
     return this.bytes;
   }
 
+  /** The digest of everything fed so far; feeding more after this is a programming error. */
   digest(): Digest {
-    return `${this.algorithm}:${this.hash.digest("hex")}`;
+    this.result ??= `${this.algorithm}:${this.hash.digest("hex")}`;
+    return this.result;
   }
 }
 

@@ -55,6 +55,14 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (repository, tag)
   );
   `,
+  `
+  CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    acquired_at TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,6 +1,6 @@
-import { open, readFile, rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { AirlockError, errnoCode } from "../oci/index.js";
+import type { Db } from "./db.js";
 
 export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -12,42 +12,45 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/**
- * An exclusive lock file holding the owner's pid. A lock whose owner died (SIGKILL, power loss) is
- * taken over, so a crash never wedges the store; a live owner makes the caller fail fast.
- * A lock file naming this process is a live owner only if this process took it (`held`); otherwise
- * it is a previous incarnation's whose pid was reused (a container restart), and is taken over.
- */
-const held = new Set<string>();
+/** Locks this process holds, by database and name: SQLite rows can't tell two callers of one pid apart. */
+const held = new Map<string, string>();
 
-export async function acquireLock(path: string, purpose: string): Promise<() => Promise<void>> {
-  const key = resolve(path);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(path, "wx", 0o600);
-      held.add(key);
-      await handle.writeFile(`${process.pid}\n${purpose}\n`);
-      await handle.close();
-      return async () => {
-        held.delete(key);
-        await rm(path, { force: true });
-      };
-    } catch (error) {
-      if (errnoCode(error) !== "EEXIST") throw error;
-      const [pidLine, holder] = (await readFile(path, "utf8").catch(() => "")).split("\n");
-      const pid = Number(pidLine);
-      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid ? held.has(key) : processAlive(pid))) {
-        throw new AirlockError(
-          "STORE_LOCKED",
-          `the store is busy: process ${pid} is running ${holder || "a write"}`,
-          {
-            where: path,
-            hint: "wait for it to finish; if no airlock process is running, remove the lock file",
-          },
-        );
-      }
-      await rm(path, { force: true });
-    }
-  }
-  throw new AirlockError("STORE_LOCKED", "could not take the store lock", { where: path });
+interface LockRow {
+  pid: number;
+  purpose: string;
+}
+
+function busy(where: string, pid: number, purpose: string): AirlockError {
+  return new AirlockError("STORE_LOCKED", `the store is busy: process ${pid} is running ${purpose}`, {
+    where,
+    hint: "wait for it to finish and run this again",
+  });
+}
+
+/**
+ * A named lock as a row in the state database, checked and taken inside one `BEGIN IMMEDIATE`
+ * transaction: SQLite serialises that across processes, so two contenders can never both win, even
+ * when both find a dead owner's row. A row whose owner died (SIGKILL, power loss) is taken over, so
+ * a crash never wedges the store; a row naming this process's pid that this process does not hold
+ * is a previous incarnation's (pid reuse after a restart) and is taken over too.
+ */
+export function acquireLock(db: Db, name: string, purpose: string): () => void {
+  const where = `${resolve(db.name)} (lock ${name})`;
+  const key = `${resolve(db.name)}#${name}`;
+  const holder = held.get(key);
+  if (holder !== undefined) throw busy(where, process.pid, holder);
+  db.transaction(() => {
+    const row = db.prepare("SELECT pid, purpose FROM locks WHERE name = ?").get(name) as LockRow | undefined;
+    if (row !== undefined && row.pid !== process.pid && processAlive(row.pid))
+      throw busy(where, row.pid, row.purpose);
+    db.prepare(
+      `INSERT INTO locks (name, pid, purpose, acquired_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, purpose = excluded.purpose, acquired_at = excluded.acquired_at`,
+    ).run(name, process.pid, purpose, new Date().toISOString());
+  }).immediate();
+  held.set(key, purpose);
+  return () => {
+    db.prepare("DELETE FROM locks WHERE name = ? AND pid = ?").run(name, process.pid);
+    held.delete(key);
+  };
 }

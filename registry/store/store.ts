@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -170,11 +171,11 @@ export class Store {
 
   /** Serialises writers (imports, gc) across processes. */
   async withLock<T>(purpose: string, fn: () => Promise<T>): Promise<T> {
-    const release = await acquireLock(join(this.dataDir, "airlock.lock"), purpose);
+    const release = acquireLock(this.db, "store", purpose);
     try {
       return await fn();
     } finally {
-      await release();
+      release();
     }
   }
 
@@ -328,7 +329,7 @@ export class Store {
       })),
     };
     const target = join(this.blobs.root, "index.json");
-    const temp = `${target}.${process.pid}.tmp`;
+    const temp = `${target}.${process.pid}-${randomBytes(6).toString("hex")}.tmp`;
     await writeFile(temp, JSON.stringify(index, null, 2) + "\n");
     await rename(temp, target);
   }
