@@ -111,10 +111,16 @@ export async function importBundle(
     let head: BundleHead | undefined;
     try {
       const verified = await walkBundle(paths, options, {
-        onHead: async (bundleHead) => {
+        onHead: async (bundleHead, signature) => {
           head = bundleHead;
           existing = store.findBundle(bundleHead.digest);
-          if (existing !== undefined) return false;
+          if (existing !== undefined) {
+            // The same airlock.json signed, imported unsigned earlier: record the stronger proof.
+            if (signature.status === "verified" && existing.signature !== "verified") {
+              store.setBundleSignature(existing.digest, "verified");
+            }
+            return false;
+          }
           await checkDeltaBase(store, bundleHead.metadata, bundleHead.input.label);
           await checkStoreSpace(store, bundleHead.metadata, bundleHead.input.label);
           return true;

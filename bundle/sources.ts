@@ -170,10 +170,7 @@ class OciLayoutStore implements ImageStore {
     } catch (error) {
       throw missingSource(this.label, error);
     }
-    const parsed = parseManifest(bytes, MediaType.OciIndex, `${this.label} index.json`);
-    if (parsed.kind !== "index")
-      throw new AirlockError("SOURCE_CORRUPT", "index.json is not an index", { where: this.label });
-    return pickByRefName(parsed.index, ref, this.label);
+    return pickFromLayoutIndex(bytes, ref, this.label);
   }
 
   async blob(descriptor: Descriptor): Promise<BlobSource> {
@@ -205,16 +202,17 @@ class OciLayoutStore implements ImageStore {
   }
 }
 
-/** An OCI layout packed in a tar (skopeo's `oci-archive:`), read in place. */
-class OciArchiveStore implements ImageStore {
+/** A tar read in place: indexed once by seeking over headers, entries then read as byte ranges. */
+class ArchiveFile {
   private entries: Map<string, TarEntry> | undefined;
 
   constructor(
-    readonly label: string,
-    private readonly path: string,
+    private readonly label: string,
+    readonly path: string,
+    private readonly kind: string,
   ) {}
 
-  private async index(): Promise<Map<string, TarEntry>> {
+  async entry(name: string): Promise<TarEntry> {
     if (this.entries === undefined) {
       try {
         this.entries = await indexTarFile(this.path);
@@ -223,30 +221,47 @@ class OciArchiveStore implements ImageStore {
         throw missingSource(this.label, error);
       }
     }
-    return this.entries;
-  }
-
-  private async entry(name: string): Promise<TarEntry> {
-    const entry = (await this.index()).get(name);
+    const entry = this.entries.get(name.replace(/^\.\//, ""));
     if (entry === undefined || entry.typeflag !== "0") {
       throw new AirlockError("SOURCE_BLOB_MISSING", `the archive has no ${name}`, {
         where: this.label,
-        hint: "the archive is incomplete or is not an OCI archive",
+        hint: `the archive is incomplete or is not ${this.kind}`,
       });
     }
     return entry;
   }
 
+  async read(name: string): Promise<Buffer> {
+    return readEntry(this.path, await this.entry(name));
+  }
+}
+
+/** The image a layout's index.json names by its ref.name annotation. */
+function pickFromLayoutIndex(bytes: Uint8Array, ref: string | undefined, label: string): Descriptor {
+  const parsed = parseManifest(bytes, MediaType.OciIndex, `${label} index.json`);
+  if (parsed.kind !== "index") {
+    throw new AirlockError("SOURCE_CORRUPT", "index.json is not an index", { where: label });
+  }
+  return pickByRefName(parsed.index, ref, label);
+}
+
+/** An OCI layout packed in a tar (skopeo's `oci-archive:`), read in place. */
+class OciArchiveStore implements ImageStore {
+  private readonly archive: ArchiveFile;
+
+  constructor(
+    readonly label: string,
+    path: string,
+  ) {
+    this.archive = new ArchiveFile(label, path, "an OCI archive");
+  }
+
   async resolve(ref: string | undefined): Promise<Descriptor> {
-    const bytes = await readEntry(this.path, await this.entry("index.json"));
-    const parsed = parseManifest(bytes, MediaType.OciIndex, `${this.label} index.json`);
-    if (parsed.kind !== "index")
-      throw new AirlockError("SOURCE_CORRUPT", "index.json is not an index", { where: this.label });
-    return pickByRefName(parsed.index, ref, this.label);
+    return pickFromLayoutIndex(await this.archive.read("index.json"), ref, this.label);
   }
 
   async blob(descriptor: Descriptor): Promise<BlobSource> {
-    const entry = await this.entry(`blobs/${descriptor.digest.replace(":", "/")}`);
+    const entry = await this.archive.entry(`blobs/${descriptor.digest.replace(":", "/")}`);
     if (entry.size !== descriptor.size) {
       throw new AirlockError(
         "SOURCE_CORRUPT",
@@ -256,7 +271,7 @@ class OciArchiveStore implements ImageStore {
         },
       );
     }
-    return fileRangeSource(this.path, entry.dataOffset, descriptor);
+    return fileRangeSource(this.archive.path, entry.dataOffset, descriptor);
   }
 }
 
@@ -289,31 +304,14 @@ async function layerMediaType(path: string, entry: TarEntry): Promise<string> {
  * byte (so no recompression and no new layer digests) and an OCI manifest is written around them.
  */
 class DockerArchiveStore implements ImageStore {
-  private entries: Map<string, TarEntry> | undefined;
+  private readonly archive: ArchiveFile;
   private readonly generated = new Map<Digest, BlobSource>();
 
   constructor(
     readonly label: string,
     private readonly path: string,
-  ) {}
-
-  private async entry(name: string): Promise<TarEntry> {
-    if (this.entries === undefined) {
-      try {
-        this.entries = await indexTarFile(this.path);
-      } catch (error) {
-        if (error instanceof AirlockError) throw error;
-        throw missingSource(this.label, error);
-      }
-    }
-    const entry = this.entries.get(name.replace(/^\.\//, ""));
-    if (entry === undefined || entry.typeflag !== "0") {
-      throw new AirlockError("SOURCE_BLOB_MISSING", `the archive has no ${name}`, {
-        where: this.label,
-        hint: "the archive is incomplete or is not a docker-archive (docker save) tar",
-      });
-    }
-    return entry;
+  ) {
+    this.archive = new ArchiveFile(label, path, "a docker-archive (docker save) tar");
   }
 
   private async hashEntry(entry: TarEntry): Promise<Digest> {
@@ -329,7 +327,7 @@ class DockerArchiveStore implements ImageStore {
 
   async resolve(ref: string | undefined): Promise<Descriptor> {
     const listing = JSON.parse(
-      (await readEntry(this.path, await this.entry("manifest.json"))).toString("utf8"),
+      (await this.archive.read("manifest.json")).toString("utf8"),
     ) as DockerArchiveImage[];
     const tags = listing.flatMap((image) => image.RepoTags ?? []);
     const image =
@@ -342,8 +340,7 @@ class DockerArchiveStore implements ImageStore {
           );
     if (image === undefined) throw refNotFound(this.label, ref, tags);
 
-    const configEntry = await this.entry(image.Config);
-    const configBytes = await readEntry(this.path, configEntry);
+    const configBytes = await this.archive.read(image.Config);
     const config: Descriptor = {
       mediaType: MediaType.OciConfig,
       digest: digestOf(configBytes),
@@ -352,7 +349,7 @@ class DockerArchiveStore implements ImageStore {
     this.generated.set(config.digest, bytesSource(configBytes, config.mediaType));
     const layers: Descriptor[] = [];
     for (const layerName of image.Layers) {
-      const entry = await this.entry(layerName);
+      const entry = await this.archive.entry(layerName);
       const layer: Descriptor = {
         mediaType: await layerMediaType(this.path, entry),
         digest: await this.hashEntry(entry),

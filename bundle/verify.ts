@@ -355,6 +355,12 @@ export async function walkBundle(
         await sink?.commit();
       } catch (error) {
         await sink?.abort();
+        if (error instanceof AirlockError && error.code === "BUNDLE_TRUNCATED") {
+          throw new AirlockError(error.code, `${error.message}, inside ${entry.name}`, {
+            where: located(entry.name),
+            hint: error.hint,
+          });
+        }
         throw error;
       }
       result.entries++;
@@ -373,9 +379,21 @@ export async function walkBundle(
     options.onProgress?.({ phase: "verify", done: input.size, total: input.size });
     return result;
   } catch (error) {
+    const partsUnchecked = input.parts.length > 1 && input.parts.some((part) => part.expected === undefined);
+    if (
+      error instanceof AirlockError &&
+      partsUnchecked &&
+      ["BUNDLE_TRUNCATED", "BUNDLE_CORRUPT", "BUNDLE_METADATA_MISSING"].includes(error.code)
+    ) {
+      // Without .parts.json nothing checked the parts' order or sizes: that is the likeliest cause.
+      throw new AirlockError(error.code, `${error.message} (in parts named without their .parts.json)`, {
+        where: error.where ?? input.label,
+        hint: "name the parts in order (…001, …002, …), or put the .parts.json that came with them beside the first",
+      });
+    }
     if (error instanceof AirlockError && error.code === "BUNDLE_TRUNCATED" && input.parts.length > 1) {
       throw new AirlockError(error.code, `${error.message}: a part is short or missing`, {
-        where: input.label,
+        where: error.where ?? input.label,
         hint: "copy every part again; `.parts.json` lists their sizes and sha256",
       });
     }

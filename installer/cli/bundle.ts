@@ -10,9 +10,7 @@ import {
   type InspectResult,
 } from "../../bundle/index.js";
 import { emit, formatBytes, parseSize, progressReporter } from "./output.js";
-import { withStore, type CommandContext } from "./context.js";
-
-type Runner = (command: Command, fn: (context: CommandContext) => Promise<void>) => Promise<void>;
+import { withStore, type Runner } from "./context.js";
 
 function renderInspect(result: InspectResult): string {
   const lines = [

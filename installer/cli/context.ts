@@ -9,6 +9,9 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
+/** Runs a command handler with its context; the one place errors become exit codes (main.ts). */
+export type Runner = (command: Command, fn: (context: CommandContext) => Promise<void>) => Promise<void>;
+
 export const DEFAULT_DATA_DIR = "/var/lib/airlock";
 
 export function contextOf(command: Command, signal: AbortSignal): CommandContext {

@@ -1,12 +1,9 @@
 import type { Command } from "commander";
 import { generateKeyPair } from "../../bundle/index.js";
 import { emit } from "./output.js";
-import type { CommandContext } from "./context.js";
+import type { Runner } from "./context.js";
 
-export function registerKeys(
-  program: Command,
-  run: (command: Command, fn: (context: CommandContext) => Promise<void>) => Promise<void>,
-): void {
+export function registerKeys(program: Command, run: Runner): void {
   const keys = program.command("keys").description("signing keys for bundles");
   keys
     .command("generate")

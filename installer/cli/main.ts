@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
-import { contextOf, type CommandContext } from "./context.js";
+import { contextOf, type Runner } from "./context.js";
 import { reportError } from "./output.js";
 import { registerBundle } from "./bundle.js";
 import { registerKeys } from "./keys.js";
@@ -27,7 +27,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
     .showHelpAfterError()
     .exitOverride();
 
-  const run = async (command: Command, fn: (context: CommandContext) => Promise<void>): Promise<void> => {
+  const run: Runner = async (command, fn) => {
     const context = contextOf(command, signal);
     try {
       await fn(context);

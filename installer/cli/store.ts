@@ -1,12 +1,9 @@
 import type { Command } from "commander";
 import { emit, formatBytes, progressReporter } from "./output.js";
-import { withStore, type CommandContext } from "./context.js";
+import { withStore, type Runner } from "./context.js";
 import { AirlockError } from "../../registry/oci/index.js";
 
-export function registerStore(
-  program: Command,
-  run: (command: Command, fn: (context: CommandContext) => Promise<void>) => Promise<void>,
-): void {
+export function registerStore(program: Command, run: Runner): void {
   const store = program.command("store").description("the local content store");
   store
     .command("fsck")

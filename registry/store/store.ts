@@ -271,6 +271,10 @@ export class Store {
     return { bundle, created: true };
   }
 
+  setBundleSignature(digest: Digest, signature: SignatureStatus): void {
+    this.db.prepare("UPDATE bundles SET signature = ? WHERE digest = ?").run(signature, digest);
+  }
+
   putManifest(manifest: ManifestRecord): void {
     this.putManifestInTransaction(manifest);
   }

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AirlockError, digestOf, type Digest } from "../../registry/oci/index.js";
+import { digestOf, type Digest } from "../../registry/oci/index.js";
 import type { BlobReader, BlobWriter } from "../../registry/store/index.js";
+import { rejection } from "../helpers/errors.js";
 
 export interface BlobStoreUnderTest {
   reader: BlobReader;
@@ -27,17 +28,6 @@ export async function listAll(reader: BlobReader): Promise<Digest[]> {
   const out: Digest[] = [];
   for await (const digest of reader.list()) out.push(digest);
   return out;
-}
-
-/** The AirlockError a promise rejects with; fails the test when it resolves or rejects with something else. */
-export async function rejection(promise: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AirlockError) return error;
-    throw error;
-  }
-  throw new Error("expected an AirlockError, but the promise resolved");
 }
 
 /**

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { digestOf } from "../../registry/oci/index.js";
 import { FsBlobStore, Store } from "../../registry/store/index.js";
-import { chunked, describeBlobStoreContract, rejection } from "./blob-store.contract.js";
+import { chunked, describeBlobStoreContract } from "./blob-store.contract.js";
+import { rejection } from "../helpers/errors.js";
 
 describeBlobStoreContract("FsBlobStore", async () => {
   const root = await mkdtemp(join(tmpdir(), "airlock-fsblobs-"));

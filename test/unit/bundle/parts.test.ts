@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AirlockError } from "../../../registry/oci/index.js";
 import {
   BundleWriter,
   PARTS_SUFFIX,
@@ -17,18 +16,9 @@ import {
   type BundleInput,
   type PartsManifest,
 } from "../../../bundle/parts.js";
+import { rejection } from "../../helpers/errors.js";
 
 const run = promisify(execFile);
-
-async function rejection(promise: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AirlockError) return error;
-    throw error;
-  }
-  throw new Error("expected an AirlockError, but the promise resolved");
-}
 
 function pattern(size: number, seed: number): Buffer {
   const out = Buffer.alloc(size);

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AirlockError } from "../../../registry/oci/index.js";
 import {
   generateKeyPair,
   keyFingerprint,
@@ -14,18 +13,9 @@ import {
   signBytes,
   verifyBytes,
 } from "../../../bundle/sign.js";
+import { rejection } from "../../helpers/errors.js";
 
 const run = promisify(execFile);
-
-async function rejection(promise: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AirlockError) return error;
-    throw error;
-  }
-  throw new Error("expected an AirlockError, but the promise resolved");
-}
 
 const DATA = Buffer.from(JSON.stringify({ name: "mgmt", version: "4.5.0", files: [] }, null, 2) + "\n");
 

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AirlockError } from "../../../registry/oci/index.js";
 import {
   BLOCK,
   encodeHeader,
@@ -17,6 +16,7 @@ import {
   type TarEntry,
   type TarEntryType,
 } from "../../../bundle/tar.js";
+import { rejection } from "../../helpers/errors.js";
 
 const run = promisify(execFile);
 const MTIME = 1_700_000_000;
@@ -86,16 +86,6 @@ async function readEntries(source: AsyncIterable<Uint8Array>): Promise<ReadEntry
     out.push({ ...rest, data: Buffer.concat(chunks) });
   }
   return out;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AirlockError) return error;
-    throw error;
-  }
-  throw new Error("expected an AirlockError, but the promise resolved");
 }
 
 const LONG_COMPONENT = `${"long-component-".repeat(9)}end.txt`;

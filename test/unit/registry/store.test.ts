@@ -8,7 +8,6 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { encodeHeader, endOfArchive, paddingFor } from "../../../bundle/index.js";
 import {
-  AirlockError,
   MediaType,
   REF_NAME_ANNOTATION,
   digestOf,
@@ -25,22 +24,13 @@ import {
   type ManifestRecord,
   type StoreOptions,
 } from "../../../registry/store/index.js";
+import { rejection } from "../../helpers/errors.js";
 
 const run = promisify(execFile);
 
 async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
   await Promise.resolve();
   yield data;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AirlockError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AirlockError) return error;
-    throw error;
-  }
-  throw new Error("expected an AirlockError, but the promise resolved");
 }
 
 /** A pid that belonged to a process which has exited. */
