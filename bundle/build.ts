@@ -28,7 +28,7 @@ import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
 import { encodeHeader, endOfArchive, paddingFor } from "./tar.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
 import { BundleWriter, type PartInfo } from "./parts.js";
-import { readBundleHead } from "./verify.js";
+import { entryNameProblem, readBundleHead } from "./verify.js";
 import {
   BIN_DIR,
   BLOB_DIR,
@@ -104,6 +104,17 @@ async function hashFile(path: string, where: string): Promise<{ sha256: string; 
 }
 
 function fileEntry(name: string, path: string, size: number, sha256: string, mode: number): PlannedEntry {
+  const problem = entryNameProblem(name);
+  if (problem !== undefined) {
+    throw new AirlockError(
+      "PATH_UNSUPPORTED",
+      `${path} would become bundle entry ${JSON.stringify(name)}, which ${problem}`,
+      {
+        where: path,
+        hint: "rename the file: bundle entry names use letters, digits and . _ + @ = - only",
+      },
+    );
+  }
   return {
     name,
     type: "file",

@@ -66,28 +66,37 @@ function metadataError(message: string, where: string): AirlockError {
   });
 }
 
-const SAFE_SEGMENT = /^[A-Za-z0-9._+@=-]+$/;
+/**
+ * What is wrong with a bundle entry name, or undefined: absolute paths, `..`, empty or odd segments
+ * (anything beyond letters, digits and `._+@=-`), and names outside the bundle's layout. Build checks
+ * its own names with this too, so it never writes a bundle that verify would refuse.
+ */
+export function entryNameProblem(name: string): string | undefined {
+  if (name.startsWith("/")) return "is an absolute path";
+  const segments = name.replace(/\/$/, "").split("/");
+  if (segments.some((segment) => segment === ".." || segment === ".")) return "climbs out of the bundle";
+  if (segments.some((segment) => !/^[A-Za-z0-9._+@=-]+$/.test(segment))) {
+    return "has an empty segment or a character other than letters, digits and ._+@=-";
+  }
+  const layout = [
+    "airlock.json",
+    "airlock.json.sig",
+    "oci-layout",
+    "index.json",
+    "blobs",
+    "manifests",
+    "bin",
+  ];
+  return layout.includes(segments[0]!) ? undefined : "is outside the bundle layout";
+}
 
-/** Refuses absolute paths, `..`, empty or odd segments, and names outside the bundle's layout. */
 export function checkEntryName(name: string, where: string): void {
-  const unsafe = (why: string): AirlockError =>
-    new AirlockError("BUNDLE_ENTRY_UNSAFE", `entry ${JSON.stringify(name)} ${why}`, {
+  const problem = entryNameProblem(name);
+  if (problem !== undefined) {
+    throw new AirlockError("BUNDLE_ENTRY_UNSAFE", `entry ${JSON.stringify(name)} ${problem}`, {
       where,
       hint: "the bundle is malformed or was tampered with: do not use it; get it again from the vendor",
     });
-  if (name.startsWith("/")) throw unsafe("is an absolute path");
-  const segments = name.replace(/\/$/, "").split("/");
-  if (segments.some((segment) => segment === ".." || segment === "."))
-    throw unsafe("climbs out of the bundle");
-  if (segments.some((segment) => !SAFE_SEGMENT.test(segment)))
-    throw unsafe("has an empty or unsafe path segment");
-  const top = segments[0]!;
-  if (
-    !["airlock.json", "airlock.json.sig", "oci-layout", "index.json", "blobs", "manifests", "bin"].includes(
-      top,
-    )
-  ) {
-    throw unsafe("is outside the bundle layout");
   }
 }
 

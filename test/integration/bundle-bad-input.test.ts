@@ -251,6 +251,22 @@ describe("build refuses a bad bundle.yaml or source", () => {
     expect(error.message).toContain(fx.summary.images["hubble/msgbroker:4.5.0"]!.digest);
     await expectNoOutput(out);
   });
+
+  it("a manifests file whose name verify would refuse: PATH_UNSUPPORTED before anything is written", async () => {
+    const odd = join(fx.sampleDir, "manifests", "my config.yaml");
+    await writeFile(odd, "kind: ConfigMap\n");
+    try {
+      const out = await fx.dir("out");
+      await expectAirlockError(
+        buildBundle({ specFile: fx.spec, output: join(out, "x.tar") }),
+        "PATH_UNSUPPORTED",
+        "my config.yaml",
+      );
+      await expectNoOutput(out);
+    } finally {
+      await rm(odd);
+    }
+  });
 });
 
 describe("damaged bundles", () => {
