@@ -1,8 +1,6 @@
-import { createReadStream } from "node:fs";
 import { readFile, statfs } from "node:fs/promises";
 import { dirname, resolve as resolvePath } from "node:path";
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { rcompare } from "semver";
 import {
   AirlockError,
   Digester,
@@ -15,8 +13,8 @@ import {
   type Digest,
   type Descriptor,
 } from "../registry/oci/index.js";
-import { STREAM_CHUNK_BYTES, type OperationOptions } from "../registry/store/index.js";
-import { loadBundleSpec, type BundleSpec, type FileSpec } from "./spec.js";
+import { readChunks, type OperationOptions } from "../registry/store/index.js";
+import type { BundleSpec, FileSpec } from "./spec.js";
 import {
   resolveImage,
   type BlobSource,
@@ -86,11 +84,7 @@ export interface SiteInventory {
 async function hashFile(path: string, where: string): Promise<{ sha256: string; size: number }> {
   const digester = new Digester();
   try {
-    for await (const chunk of createReadStream(path, {
-      highWaterMark: STREAM_CHUNK_BYTES,
-    }) as AsyncIterable<Buffer>) {
-      digester.update(chunk);
-    }
+    for await (const chunk of readChunks(path)) digester.update(chunk);
   } catch (error) {
     throw new AirlockError("PATH_NOT_FOUND", `cannot read ${path}: ${(error as Error).message}`, {
       where,
@@ -121,7 +115,7 @@ function fileEntry(name: string, path: string, size: number, sha256: string, mod
     mode,
     size,
     sha256,
-    open: () => createReadStream(path, { highWaterMark: STREAM_CHUNK_BYTES }) as AsyncIterable<Buffer>,
+    open: () => readChunks(path),
   };
 }
 
@@ -203,6 +197,7 @@ async function loadBaseBlobs(
         exitCode: 2,
       });
     }
+    const { rcompare } = await import("semver");
     const newest = [...inventory.bundles].sort((a, b) => rcompare(a.version, b.version))[0]!;
     return {
       base: { name: newest.name, version: newest.version, digest: newest.digest },
@@ -249,6 +244,14 @@ async function checkFreeSpace(output: string, bytes: number): Promise<void> {
       },
     );
   }
+}
+
+/**
+ * Reads and checks bundle.yaml. The parser brings zod and yaml, which only a build needs: loading them
+ * on first use keeps them out of verify and import, whose speed is bound by hashing.
+ */
+export async function loadBundleSpec(file: string): Promise<BundleSpec> {
+  return (await import("./spec.js")).loadBundleSpec(file);
 }
 
 /**

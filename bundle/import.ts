@@ -92,6 +92,45 @@ async function manifestClosure(
 }
 
 /**
+ * Blob commits (fsync, rename) run behind the stream, a few at a time, so the disk flushes one blob
+ * while the next is read and hashed. Every commit is settled before the bundle's rows are written.
+ */
+class CommitQueue {
+  private readonly pending = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  async add(commit: Promise<void>): Promise<void> {
+    const tracked: Promise<void> = commit
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+    while (this.pending.size >= this.limit) await Promise.race(this.pending);
+    this.throwIfFailed();
+  }
+
+  /** Waits for every commit; rethrows the first failure. */
+  async drain(): Promise<void> {
+    await Promise.all(this.pending);
+    this.throwIfFailed();
+  }
+
+  /** Waits for every commit, ignoring failures: for cleanup after an error. */
+  async settle(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+}
+
+const COMMITS_IN_FLIGHT = 8;
+
+/**
  * Imports a bundle into the store in one streaming pass: each entry is written to an ingest file
  * while it is hashed and made visible only when its digest checks; blobs already present are
  * hashed but not rewritten. The bundle's rows appear in one transaction at the end, so an import
@@ -109,6 +148,7 @@ export async function importBundle(
     let blobsPresent = 0;
     let existing: StoredBundle | undefined;
     let head: BundleHead | undefined;
+    const commits = new CommitQueue(COMMITS_IN_FLIGHT);
     try {
       const verified = await walkBundle(paths, options, {
         onHead: async (bundleHead, signature) => {
@@ -136,13 +176,16 @@ export async function importBundle(
           const ingest: BlobIngest = await store.blobs.ingest();
           const sink: EntrySink = {
             write: (chunk) => ingest.write(chunk),
-            commit: async () => {
-              const committed = await ingest.commit({ digest, size: file.size });
-              if (committed.created) {
-                created.push(digest);
-                bytesWritten += committed.size;
-              }
-            },
+            digest: () => ingest.digest(),
+            commit: () =>
+              commits.add(
+                ingest.commit({ digest, size: file.size }).then((committed) => {
+                  if (committed.created) {
+                    created.push(digest);
+                    bytesWritten += committed.size;
+                  }
+                }),
+              ),
             abort: () => ingest.abort(),
           };
           return sink;
@@ -160,6 +203,7 @@ export async function importBundle(
           blobsPresent: 0,
         };
       }
+      await commits.drain();
       const metadata = head!.metadata;
       await store.blobs.put([head!.metadataBytes], { digest: head!.digest });
       const manifests: ManifestRecord[] = [];
@@ -212,6 +256,7 @@ export async function importBundle(
       };
     } catch (error) {
       // Nothing of a failed import stays: blobs it added are referenced by no row, so removing them is safe.
+      await commits.settle();
       for (const digest of created) await store.blobs.delete(digest);
       throw error;
     }

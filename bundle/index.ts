@@ -22,7 +22,7 @@ export {
   verifyBytes,
 } from "./sign.js";
 export type { KeyPairFiles } from "./sign.js";
-export { loadBundleSpec, parseBundleSpec, bundleSpecJsonSchema } from "./spec.js";
+export { loadBundleSpec } from "./build.js";
 export type { BundleSpec, ImageSpec, PackSpec, FileSpec, ImageSourceSpec } from "./spec.js";
 export { resolveBundleInput, PARTS_SUFFIX } from "./parts.js";
 export type { PartInfo, PartsManifest, BundleInput } from "./parts.js";

@@ -1,8 +1,5 @@
-import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { parse as parseYaml } from "yaml";
-import { valid as validSemver } from "semver";
 import {
   AirlockError,
   Digester,
@@ -11,7 +8,7 @@ import {
   errnoCode,
   type Descriptor,
 } from "../registry/oci/index.js";
-import { STREAM_CHUNK_BYTES } from "../registry/store/index.js";
+import { readChunks } from "../registry/store/index.js";
 import { bytesSource, type BlobSource, type ResolvedImage } from "./sources.js";
 import { encodeHeader, endOfArchive, paddingFor } from "./tar.js";
 import type { PackSpec } from "./spec.js";
@@ -86,9 +83,7 @@ function treeTar(files: TreeFile[]): { size: number; open: () => AsyncGenerator<
     for (const file of files) {
       yield encodeHeader({ name: file.path, size: file.size, mode: file.mode, type: "file", mtime: 0 });
       let read = 0;
-      for await (const chunk of createReadStream(file.absolute, {
-        highWaterMark: STREAM_CHUNK_BYTES,
-      }) as AsyncIterable<Buffer>) {
+      for await (const chunk of readChunks(file.absolute)) {
         read += chunk.byteLength;
         yield chunk;
       }
@@ -109,7 +104,12 @@ interface PackYaml {
   version: string;
 }
 
-function readPackYaml(text: string, where: string): PackYaml {
+/** yaml and semver load here, on first use, as the spec parser does (see loadBundleSpec). */
+async function readPackYaml(text: string, where: string): Promise<PackYaml> {
+  const [{ parse: parseYaml }, { valid: validSemver }] = await Promise.all([
+    import("yaml"),
+    import("semver"),
+  ]);
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -147,7 +147,7 @@ export async function resolvePack(spec: PackSpec): Promise<ResolvedPack> {
       hint: "a pack is a directory holding pack.yaml, values.yaml and templates/",
     });
   });
-  const { name, version } = readPackYaml(text, yamlPath);
+  const { name, version } = await readPackYaml(text, yamlPath);
   const files = await listTree(spec.path, where);
   const tar = treeTar(files);
   const digester = new Digester();

@@ -1,9 +1,8 @@
-import { createReadStream } from "node:fs";
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { AirlockError, errnoCode } from "../registry/oci/index.js";
-import { STREAM_CHUNK_BYTES, writeFully } from "../registry/store/index.js";
+import { readChunks, writeFully } from "../registry/store/index.js";
 
 /**
  * A bundle on disk is one tar, or byte-range parts of it (`X.001`, `X.002`, …) that `cat` joins,
@@ -268,15 +267,13 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
   return { label, parts, size: parts.reduce((s, p) => s + p.size, 0) };
 }
 
-/** The bundle's bytes as one stream, in chunks of at least 1 MiB. */
+/**
+ * The bundle's bytes as one stream, in chunks of up to 4 MiB whose buffers are reused: a chunk is
+ * valid until the next one is asked for (see readChunks).
+ */
 export async function* readBundleBytes(input: BundleInput, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   for (const part of input.parts) {
-    for await (const chunk of createReadStream(part.path, {
-      highWaterMark: STREAM_CHUNK_BYTES,
-      signal,
-    }) as AsyncIterable<Buffer>) {
-      yield chunk;
-    }
+    yield* readChunks(part.path, { start: 0 }, signal);
   }
 }
 
@@ -295,9 +292,6 @@ export function partAt(input: BundleInput, offset: number): string | undefined {
 export async function partMatches(part: BundleInput["parts"][number]): Promise<boolean> {
   if (part.expected === undefined) return true;
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(part.path, {
-    highWaterMark: STREAM_CHUNK_BYTES,
-  }) as AsyncIterable<Buffer>)
-    hash.update(chunk);
+  for await (const chunk of readChunks(part.path)) hash.update(chunk);
   return hash.digest("hex") === part.expected.sha256;
 }

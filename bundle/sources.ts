@@ -1,4 +1,3 @@
-import { createReadStream } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -20,7 +19,7 @@ import {
   type ImageIndex,
   type Platform,
 } from "../registry/oci/index.js";
-import { STREAM_CHUNK_BYTES } from "../registry/store/index.js";
+import { readChunks } from "../registry/store/index.js";
 import { indexTarFile, type TarEntry } from "./tar.js";
 import type { ImageSpec, ImageSourceSpec } from "./spec.js";
 
@@ -66,14 +65,7 @@ export function fileRangeSource(path: string, start: number, descriptor: Descrip
     digest: descriptor.digest,
     size: descriptor.size,
     mediaType: descriptor.mediaType,
-    open: async function* () {
-      if (descriptor.size === 0) return;
-      yield* createReadStream(path, {
-        start,
-        end: start + descriptor.size - 1,
-        highWaterMark: STREAM_CHUNK_BYTES,
-      }) as AsyncIterable<Buffer>;
-    },
+    open: () => readChunks(path, { start, length: descriptor.size }),
   };
 }
 
@@ -88,7 +80,8 @@ async function readAll(source: BlobSource, label: string): Promise<Uint8Array> {
     );
   }
   const chunks: Uint8Array[] = [];
-  for await (const chunk of source.open()) chunks.push(chunk);
+  // Copied: file readers reuse their buffers once the next chunk is asked for.
+  for await (const chunk of source.open()) chunks.push(Buffer.from(chunk));
   const bytes = Buffer.concat(chunks);
   const actual = digestOf(bytes);
   if (actual !== source.digest || bytes.byteLength !== source.size) {

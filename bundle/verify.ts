@@ -49,6 +49,8 @@ export interface VerifyResult {
 /** Where an entry's verified bytes go (the store, for import); committed only after its digest checks. */
 export interface EntrySink {
   write(chunk: Uint8Array): Promise<void>;
+  /** The digest of what was written: a sink hashes as it writes, so the walk does not hash twice. */
+  digest(): Digest;
   commit(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -151,7 +153,8 @@ async function readEntryBytes(entry: TarReadEntry, max: number, where: string): 
   if (entry.typeflag !== "0") throw metadataError(`${entry.name} is not a regular file`, where);
   if (entry.size > max) throw metadataError(`${entry.name} is ${entry.size} bytes, over ${max}`, where);
   const chunks: Uint8Array[] = [];
-  for await (const chunk of entry.body) chunks.push(chunk);
+  // Copied: the reader reuses its buffers once the next chunk is asked for.
+  for await (const chunk of entry.body) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
 }
 
@@ -334,20 +337,21 @@ export async function walkBundle(
       }
       const sink = hooks.openSink === undefined ? undefined : await hooks.openSink(file);
       try {
-        const digester = new Digester();
+        const digester = sink === undefined ? new Digester() : undefined;
+        let read = 0;
         for await (const chunk of entry.body) {
           options.signal?.throwIfAborted();
-          const writing = sink?.write(chunk);
-          digester.update(chunk);
-          await writing;
+          if (sink === undefined) digester!.update(chunk);
+          else await sink.write(chunk);
+          read += chunk.byteLength;
           options.onProgress?.({
             phase: "verify",
-            done: entry.dataOffset + digester.size,
+            done: entry.dataOffset + read,
             total: input.size,
             item: entry.name,
           });
         }
-        if (sha256Hex(digester.digest()) !== file.sha256) {
+        if (sha256Hex(sink?.digest() ?? digester!.digest()) !== file.sha256) {
           const part = await damagedPart(input, entry.dataOffset, entry.dataOffset + entry.size);
           throw new AirlockError(
             "BUNDLE_ENTRY_CORRUPT",

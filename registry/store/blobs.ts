@@ -244,6 +244,11 @@ export class BlobIngest {
     return this.digester.size;
   }
 
+  /** The digest of everything written so far; no more may be written after asking. */
+  digest(): Digest {
+    return this.digester.digest();
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
     const written = this.writeChunk(this.handle, chunk);
     this.digester.update(chunk);

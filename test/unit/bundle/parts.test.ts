@@ -45,7 +45,8 @@ const sha256 = (data: Uint8Array): string => createHash("sha256").update(data).d
 
 async function readInput(input: BundleInput): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of readBundleBytes(input)) chunks.push(chunk);
+  // Copied: the reader reuses a chunk's buffer once the next chunk is asked for.
+  for await (const chunk of readBundleBytes(input)) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
 }
 

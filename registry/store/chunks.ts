@@ -1,0 +1,66 @@
+import { open } from "node:fs/promises";
+import { STREAM_CHUNK_BYTES } from "./blobs.js";
+
+/**
+ * Reused read buffers. Reading a multi-GiB file through fresh 4 MiB buffers leaves the collector a
+ * buffer per read to find; reusing a few keeps memory flat whatever the size (DESIGN.md: a 20 GiB
+ * bundle needs no more RAM than a 20 MiB one) and keeps GC off the hashing path.
+ */
+const freeBuffers: Buffer[] = [];
+const MAX_FREE_BUFFERS = 8;
+
+function takeBuffer(): Buffer {
+  return freeBuffers.pop() ?? Buffer.allocUnsafeSlow(STREAM_CHUNK_BYTES);
+}
+
+function giveBack(buffer: Buffer): void {
+  if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buffer);
+}
+
+export interface ChunkRange {
+  start: number;
+  /** Bytes to read from start; to the end of the file when omitted. */
+  length?: number;
+}
+
+/**
+ * A file's bytes as chunks of up to 4 MiB, one read always in flight ahead of the consumer.
+ * A chunk is valid until the consumer asks for the next one (its buffer is then reused): consumers
+ * hash it or await its write before moving on, and copy anything they keep.
+ */
+export async function* readChunks(
+  path: string,
+  range: ChunkRange = { start: 0 },
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  const handle = await open(path, "r");
+  const buffers = [takeBuffer(), takeBuffer(), takeBuffer()];
+  let inFlight: Promise<{ bytesRead: number; requested: number }> | undefined;
+  try {
+    const end = range.length === undefined ? (await handle.stat()).size : range.start + range.length;
+    let position = range.start;
+    let turn = 0;
+    const readNext = (): Promise<{ bytesRead: number; requested: number }> | undefined => {
+      if (position >= end) return undefined;
+      const buffer = buffers[turn % buffers.length]!;
+      const requested = Math.min(buffer.byteLength, end - position);
+      const at = position;
+      position += requested;
+      return handle.read(buffer, 0, requested, at).then(({ bytesRead }) => ({ bytesRead, requested }));
+    };
+    inFlight = readNext();
+    while (inFlight !== undefined) {
+      signal?.throwIfAborted();
+      const { bytesRead, requested } = await inFlight;
+      const buffer = buffers[turn % buffers.length]!;
+      turn++;
+      // A short read means the file shrank under us: stop, and let the consumer's size check say so.
+      inFlight = bytesRead === requested ? readNext() : undefined;
+      if (bytesRead > 0) yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await inFlight?.catch(() => undefined);
+    await handle.close();
+    for (const buffer of buffers) giveBack(buffer);
+  }
+}
