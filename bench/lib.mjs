@@ -1,0 +1,190 @@
+// Shared helpers of the benchmarks in bench/: sizes, timing with peak RSS, alternating paired runs, tables.
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { $ } from "zx";
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+export const TIME_BIN = "/usr/bin/time";
+
+/** "20MiB", "20M", "512K", "2GiB", "2.25G" or plain bytes; units are binary (as in scripts/fixtures.mjs). */
+export function parseSize(text) {
+  const match = /^(\d+(?:\.\d+)?)\s*(?:([KMG])(?:iB)?|B)?$/i.exec(String(text).trim());
+  if (!match) throw new RangeError(`cannot read size "${text}": use bytes or K, M, G with optional iB`);
+  const unit = { K: KiB, M: MiB, G: GiB }[match[2]?.toUpperCase()] ?? 1;
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/** Exact binary unit when the size is a whole number of them ("2GiB", "20MiB"), bytes otherwise: safe in a path. */
+export function sizeLabel(bytes) {
+  for (const [unit, factor] of [
+    ["GiB", GiB],
+    ["MiB", MiB],
+    ["KiB", KiB],
+  ]) {
+    if (bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
+export function formatBytes(bytes) {
+  if (bytes >= GiB) return `${(bytes / GiB).toFixed(2)} GiB`;
+  if (bytes >= MiB) return `${(bytes / MiB).toFixed(1)} MiB`;
+  if (bytes >= KiB) return `${(bytes / KiB).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}
+
+export function formatMs(ms) {
+  return ms >= 10_000
+    ? `${(ms / 1000).toFixed(1)} s`
+    : ms >= 1000
+      ? `${(ms / 1000).toFixed(2)} s`
+      : `${Math.round(ms)} ms`;
+}
+
+export function formatRss(kib) {
+  return kib === undefined ? "-" : `${(kib / 1024).toFixed(0)} MiB`;
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Fails with the install hint unless GNU time is at /usr/bin/time (it reports peak RSS as %M). */
+export async function requireGnuTime() {
+  try {
+    await $({ quiet: true })`${TIME_BIN} -f %M -o /dev/null true`;
+  } catch {
+    throw new Error(
+      `${TIME_BIN} (GNU time) is missing or not GNU time: run \`apt-get install time\` (scripts/setup does it)`,
+    );
+  }
+}
+
+export async function requireTools(tools) {
+  const missing = [];
+  for (const tool of tools) {
+    if ((await $({ quiet: true, nothrow: true })`command -v ${tool}`).exitCode !== 0) missing.push(tool);
+  }
+  if (missing.length > 0) throw new Error(`missing tools: ${missing.join(", ")} (run \`npm run setup\`)`);
+}
+
+/**
+ * Runs argv (an array: program and arguments, no shell) under GNU time; returns wall milliseconds
+ * measured here and the peak RSS (KiB) of the process, or of its largest descendant for a shell.
+ */
+export async function timeCommand(argv, { rssFile, cwd } = {}) {
+  const rssOut = rssFile ?? path.join(os.tmpdir(), `bench-rss-${process.pid}`);
+  const started = performance.now();
+  const result = await $({ quiet: true, nothrow: true, cwd })`${TIME_BIN} -f %M -o ${rssOut} ${argv}`;
+  const ms = performance.now() - started;
+  if (result.exitCode !== 0) {
+    throw new Error(
+      `command failed (exit ${result.exitCode}): ${argv.join(" ")}\n${result.stderr.trim()}\n${result.stdout.trim()}`,
+    );
+  }
+  const rssText = (await fs.readFile(rssOut, "utf8")).trim().split("\n").pop();
+  return { ms, rssKiB: Number(rssText), stdout: result.stdout };
+}
+
+/** Flushes dirty pages of every file system, so a timed run never pays for the writeback of the one before. */
+export async function syncAll() {
+  await $({ quiet: true })`sync`;
+}
+
+/**
+ * Measures a group of commands side by side. Each command: { key, label, argv, prepare?, cleanup? }.
+ * Every command runs once untimed first (warm page cache), then `runs` timed rounds in alternating
+ * order (forward, backward, forward, …); before every run its `prepare` (e.g. remove the previous
+ * output) and a `sync` happen untimed. Returns per key: every run's ms and RSS, and their medians.
+ */
+export async function measureGroup(commands, { runs = 3, log = () => {}, afterWarm } = {}) {
+  const samples = new Map(commands.map((command) => [command.key, []]));
+  const once = async (command, timed) => {
+    await command.prepare?.();
+    await syncAll();
+    const result = await timeCommand(command.argv, { cwd: command.cwd });
+    if (timed) samples.get(command.key).push(result);
+    log(
+      `  ${timed ? "run " : "warm"} ${command.label.padEnd(34)} ${formatMs(result.ms).padStart(9)}  ${formatRss(result.rssKiB).padStart(8)}`,
+    );
+  };
+  for (const command of commands) await once(command, false);
+  const warmNote = await afterWarm?.();
+  if (warmNote !== undefined) log(`  after warm-up: ${warmNote}`);
+  for (let round = 0; round < runs; round++) {
+    const order = round % 2 === 0 ? commands : [...commands].reverse();
+    for (const command of order) await once(command, true);
+  }
+  for (const command of commands) await command.cleanup?.();
+  const out = warmNote === undefined ? {} : { afterWarm: warmNote };
+  for (const command of commands) {
+    const runsOf = samples.get(command.key);
+    out[command.key] = {
+      label: command.label,
+      command: command.argv.join(" "),
+      ms: runsOf.map((r) => Math.round(r.ms)),
+      rssKiB: runsOf.map((r) => r.rssKiB),
+      medianMs: median(runsOf.map((r) => r.ms)),
+      medianRssKiB: median(runsOf.map((r) => r.rssKiB)),
+      maxRssKiB: Math.max(...runsOf.map((r) => r.rssKiB)),
+    };
+  }
+  return out;
+}
+
+/** A plain text table; `align` per column: "l" or "r". */
+export function renderTable(header, rows, align = []) {
+  const widths = header.map((cell, i) =>
+    Math.max(String(cell).length, ...rows.map((row) => String(row[i] ?? "").length)),
+  );
+  const line = (row) =>
+    row
+      .map((cell, i) =>
+        align[i] === "r" ? String(cell ?? "").padStart(widths[i]) : String(cell ?? "").padEnd(widths[i]),
+      )
+      .join("  ")
+      .trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** Total bytes of the files under a directory (or of one file). */
+export async function diskBytes(target) {
+  const stat = await fs.lstat(target).catch(() => undefined);
+  if (stat === undefined) return 0;
+  if (!stat.isDirectory()) return stat.size;
+  let total = 0;
+  for (const entry of await fs.readdir(target)) total += await diskBytes(path.join(target, entry));
+  return total;
+}
+
+export async function memInfo() {
+  const text = await fs.readFile("/proc/meminfo", "utf8").catch(() => "");
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) * KiB;
+  return { total: field("MemTotal"), available: field("MemAvailable") };
+}
+
+/** Linux pressure stall information: share of the last 60 s some task waited for CPU / IO, in percent. */
+export async function pressure() {
+  const read = async (what) => {
+    const text = await fs.readFile(`/proc/pressure/${what}`, "utf8").catch(() => "");
+    const value = /^some avg10=[\d.]+ avg60=([\d.]+)/m.exec(text)?.[1];
+    return value === undefined ? undefined : Number(value);
+  };
+  return {
+    cpu: await read("cpu"),
+    io: await read("io"),
+    load: os.loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+export function formatPressure(p) {
+  const pct = (v) => (v === undefined ? "n/a" : `${v.toFixed(0)}%`);
+  return `load ${p.load.join(" ")}, CPU pressure ${pct(p.cpu)}, IO pressure ${pct(p.io)} (PSI some, avg60)`;
+}
