@@ -128,7 +128,11 @@ class CommitQueue {
   }
 }
 
-const COMMITS_IN_FLIGHT = 8;
+/**
+ * Each commit's fdatasync holds one of libuv's four threadpool threads for its whole duration; more
+ * than three in flight leaves the stream's own reads and writes queueing behind them.
+ */
+const COMMITS_IN_FLIGHT = 3;
 
 /**
  * Imports a bundle into the store in one streaming pass: each entry is written to an ingest file
