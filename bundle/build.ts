@@ -254,16 +254,29 @@ export async function loadBundleSpec(file: string): Promise<BundleSpec> {
   return (await import("./spec.js")).loadBundleSpec(file);
 }
 
-/**
- * Builds a bundle: one deterministic tar whose root is an OCI image layout (see DESIGN.md). Sources
- * are read in place and streamed into the output once, each blob hashed on the way; the output is
- * renamed into place only when complete.
- */
-export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
-  const spec = await loadBundleSpec(options.specFile);
-  const signingKey: KeyObject | undefined =
-    options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
+/** Everything a build writes, decided before the first byte is: the archive's exact layout. */
+interface BundlePlan {
+  metadata: BundleMetadata;
+  metadataBytes: Uint8Array;
+  /** Every entry in archive order, airlock.json and its signature first. */
+  entries: PlannedEntry[];
+  base: BuildResult["base"];
+}
 
+function memoryEntry(name: string, bytes: Uint8Array): PlannedEntry {
+  return {
+    name,
+    type: "file",
+    mode: 0o644,
+    size: bytes.byteLength,
+    sha256: sha256Hex(digestOf(bytes)),
+    open: () => [bytes],
+  };
+}
+
+/** Resolves every source and decides the archive: which blobs it carries, in what order, and airlock.json. */
+async function planBundle(options: BuildOptions, signingKey: KeyObject | undefined): Promise<BundlePlan> {
+  const spec = await loadBundleSpec(options.specFile);
   const stores = new Map<string, ImageStore>();
   const resolved: ResolvedImage[] = [];
   for (const image of spec.images) resolved.push(await resolveImage(image, stores));
@@ -294,15 +307,6 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       annotations: { [REF_NAME_ANNOTATION]: image.ref },
     })),
   });
-  const layoutMarker = encodeJson({ imageLayoutVersion: "1.0.0" });
-  const memoryEntry = (name: string, bytes: Uint8Array): PlannedEntry => ({
-    name,
-    type: "file",
-    mode: 0o644,
-    size: bytes.byteLength,
-    sha256: sha256Hex(digestOf(bytes)),
-    open: () => [bytes],
-  });
   const blobEntries: PlannedEntry[] = carried.map((blob) => ({
     name: `${BLOB_DIR}${sha256Hex(blob.digest)}`,
     type: "file",
@@ -312,7 +316,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     open: () => blob.open(),
   }));
   const files = [
-    memoryEntry("oci-layout", layoutMarker),
+    memoryEntry("oci-layout", encodeJson({ imageLayoutVersion: "1.0.0" })),
     memoryEntry("index.json", layoutIndex),
     ...blobEntries,
     ...fileEntries,
@@ -322,17 +326,6 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const body: PlannedEntry[] = [...files.slice(0, 2), ...directoriesFor([`${BLOB_DIR}-`], seenDirs)];
   for (const entry of files.slice(2)) body.push(...directoriesFor([entry.name], seenDirs), entry);
 
-  const images: BundleImage[] = all.map((image) => ({
-    ref: image.ref,
-    digest: image.descriptor.digest,
-    mediaType: image.descriptor.mediaType,
-    size: image.descriptor.size,
-    totalBytes: image.blobs.reduce((sum, blob) => sum + blob.size, 0),
-    blobs: image.blobs.length,
-    platforms: image.platforms,
-    kind: packRefs.has(image.ref) ? "pack" : "image",
-    sourceDigest: image.sourceDigest,
-  }));
   const listed: BundleFile[] = files.map((entry) => ({
     path: entry.name,
     size: entry.size,
@@ -347,7 +340,17 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     ...(spec.upgradeFrom === undefined ? {} : { upgradeFrom: spec.upgradeFrom }),
     created: defaultCreated(spec),
     ...(baseInfo === undefined ? {} : { base: { ...baseInfo.base, blobs: omitted } }),
-    images,
+    images: all.map((image) => ({
+      ref: image.ref,
+      digest: image.descriptor.digest,
+      mediaType: image.descriptor.mediaType,
+      size: image.descriptor.size,
+      totalBytes: image.blobs.reduce((sum, blob) => sum + blob.size, 0),
+      blobs: image.blobs.length,
+      platforms: image.platforms,
+      kind: packRefs.has(image.ref) ? "pack" : "image",
+      sourceDigest: image.sourceDigest,
+    })),
     packs: packs.map((pack) => ({
       name: pack.name,
       version: pack.version,
@@ -358,7 +361,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     totals: {
       files: listed.length,
       bytes: listed.reduce((sum, file) => sum + file.size, 0),
-      images: images.length,
+      images: all.length,
       blobs: carried.length,
       blobBytes: carried.reduce((sum, blob) => sum + blob.size, 0),
     },
@@ -366,65 +369,91 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const metadataBytes = new TextEncoder().encode(JSON.stringify(metadata, null, 2) + "\n");
   const head: PlannedEntry[] = [memoryEntry(METADATA_ENTRY, metadataBytes)];
   if (signingKey !== undefined) head.push(memoryEntry(SIGNATURE_ENTRY, signBytes(metadataBytes, signingKey)));
-  const entries = [...head, ...body];
+  return {
+    metadata,
+    metadataBytes,
+    entries: [...head, ...body],
+    base:
+      baseInfo === undefined
+        ? undefined
+        : {
+            name: baseInfo.base.name,
+            version: baseInfo.base.version,
+            blobsOmitted: omitted.length,
+            bytesOmitted: omitted.reduce((sum, blob) => sum + blob.size, 0),
+          },
+  };
+}
 
-  const mtime = Math.floor(Date.parse(metadata.created) / 1000);
-  const headers = entries.map((entry) => encodeHeader({ ...entry, mtime }));
+/** Streams the planned entries into the output, checking each body against its planned digest. */
+async function writeEntries(
+  writer: BundleWriter,
+  entries: PlannedEntry[],
+  headers: Uint8Array[],
+  totalBytes: number,
+  options: OperationOptions,
+): Promise<void> {
+  for (const [i, entry] of entries.entries()) {
+    options.signal?.throwIfAborted();
+    await writer.write(headers[i]!);
+    if (entry.type === "directory") continue;
+    const digester = new Digester();
+    for await (const chunk of entry.open!()) {
+      options.signal?.throwIfAborted();
+      const writing = writer.write(chunk);
+      digester.update(chunk);
+      await writing;
+      options.onProgress?.({
+        phase: "write",
+        done: writer.bytesWritten,
+        total: totalBytes,
+        item: entry.name,
+      });
+    }
+    if (digester.size !== entry.size || sha256Hex(digester.digest()) !== entry.sha256) {
+      throw new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
+        where: entry.name,
+        hint: "a source file or image was modified or damaged during the build: build again",
+      });
+    }
+    await writer.write(new Uint8Array(paddingFor(entry.size)));
+  }
+  await writer.write(endOfArchive());
+}
+
+/**
+ * Builds a bundle: one deterministic tar whose root is an OCI image layout (see DESIGN.md). Sources
+ * are read in place and streamed into the output once, each blob hashed on the way; the output is
+ * renamed into place only when complete.
+ */
+export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
+  const signingKey = options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
+  const plan = await planBundle(options, signingKey);
+  const mtime = Math.floor(Date.parse(plan.metadata.created) / 1000);
+  const headers = plan.entries.map((entry) => encodeHeader({ ...entry, mtime }));
   const totalBytes =
-    entries.reduce((sum, entry, i) => sum + headers[i]!.byteLength + entry.size + paddingFor(entry.size), 0) +
-    endOfArchive().byteLength;
+    plan.entries.reduce(
+      (sum, entry, i) => sum + headers[i]!.byteLength + entry.size + paddingFor(entry.size),
+      0,
+    ) + endOfArchive().byteLength;
   await checkFreeSpace(options.output, totalBytes);
 
   const writer = new BundleWriter(options.output, options.splitSize);
   try {
-    for (const [i, entry] of entries.entries()) {
-      options.signal?.throwIfAborted();
-      await writer.write(headers[i]!);
-      if (entry.type === "file") {
-        const digester = new Digester();
-        for await (const chunk of entry.open!()) {
-          options.signal?.throwIfAborted();
-          const writing = writer.write(chunk);
-          digester.update(chunk);
-          await writing;
-          options.onProgress?.({
-            phase: "write",
-            done: writer.bytesWritten,
-            total: totalBytes,
-            item: entry.name,
-          });
-        }
-        if (digester.size !== entry.size || sha256Hex(digester.digest()) !== entry.sha256) {
-          throw new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
-            where: entry.name,
-            hint: "a source file or image was modified or damaged during the build: build again",
-          });
-        }
-        await writer.write(new Uint8Array(paddingFor(entry.size)));
-      }
-    }
-    await writer.write(endOfArchive());
+    await writeEntries(writer, plan.entries, headers, totalBytes, options);
     const parts = await writer.finish();
     options.onProgress?.({ phase: "write", done: totalBytes, total: totalBytes });
     return {
       output: options.output,
       parts,
-      name: metadata.name,
-      version: metadata.version,
-      digest: digestOf(metadataBytes),
+      name: plan.metadata.name,
+      version: plan.metadata.version,
+      digest: digestOf(plan.metadataBytes),
       bytes: totalBytes,
-      images,
+      images: plan.metadata.images,
       signed: signingKey !== undefined,
       keyFingerprint: signingKey === undefined ? undefined : keyFingerprint(createPublicKey(signingKey)),
-      base:
-        baseInfo === undefined
-          ? undefined
-          : {
-              name: baseInfo.base.name,
-              version: baseInfo.base.version,
-              blobsOmitted: omitted.length,
-              bytesOmitted: omitted.reduce((sum, blob) => sum + blob.size, 0),
-            },
+      base: plan.base,
     };
   } catch (error) {
     await writer.abort();
