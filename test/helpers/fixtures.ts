@@ -14,7 +14,7 @@ import { generateFixtures } from "../../scripts/fixtures.mjs";
 import type { FixturesSummary } from "../../scripts/fixtures.mjs";
 import { indexTarFile } from "../../bundle/index.js";
 import type { AirlockError } from "../../registry/oci/index.js";
-import { Store, type StoredBundle, type TagRecord } from "../../registry/store/index.js";
+import { Store, type StoreOptions, type StoredBundle, type TagRecord } from "../../registry/store/index.js";
 import { rejection } from "./errors.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -251,5 +251,19 @@ export async function flipByte(path: string, offset: number): Promise<void> {
     await handle.write(byte, 0, 1, offset);
   } finally {
     await handle.close();
+  }
+}
+
+/** Opens the store of a data dir for one callback, closing it whatever happens. */
+export async function withStore<T>(
+  dataDir: string,
+  fn: (store: Store) => Promise<T>,
+  options: StoreOptions = {},
+): Promise<T> {
+  const store = await Store.open(dataDir, options);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
   }
 }

@@ -17,7 +17,7 @@ import {
   paddingFor,
   verifyBundle,
 } from "../../bundle/index.js";
-import { Store, type StoreOptions, type WriteChunk, writeFully } from "../../registry/store/index.js";
+import { type WriteChunk, writeFully } from "../../registry/store/index.js";
 import {
   MiB,
   expectAirlockError,
@@ -30,6 +30,7 @@ import {
   useFixtures,
   type Fixtures,
   type StoreSnapshot,
+  withStore,
 } from "../helpers/fixtures.js";
 
 const SPLIT = 2 * MiB;
@@ -44,19 +45,6 @@ let full440: string;
 /** Parts of the signed bundle split at SPLIT bytes, in a directory of their own. */
 let partsDir: string;
 let parts: string[];
-
-async function withStore<T>(
-  dataDir: string,
-  fn: (store: Store) => Promise<T>,
-  options: StoreOptions = {},
-): Promise<T> {
-  const store = await Store.open(dataDir, options);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 /** A site that already holds mgmt 4.4.0: a failed import must not harm what is there. */
 async function site(): Promise<{ dataDir: string; before: StoreSnapshot }> {

@@ -14,7 +14,6 @@ import {
   LAYOUT_ENTRIES,
   type BundleMetadata,
 } from "../../bundle/index.js";
-import { Store } from "../../registry/store/index.js";
 import {
   CLI,
   MiB,
@@ -26,6 +25,7 @@ import {
   waitFor,
   type BlobFile,
   type Fixtures,
+  withStore,
 } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
@@ -34,15 +34,6 @@ let metadata: BundleMetadata;
 /** Sizes of what the import writes into the store, in the order the tar carries it. */
 let written: { path: string; size: number }[];
 const children = new Set<ChildProcess>();
-
-async function withStore<T>(dataDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(dataDir);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 async function blobCount(dataDir: string): Promise<number> {
   return (await readdir(join(dataDir, "store", "blobs", "sha256")).catch(() => [] as string[])).length;

@@ -21,7 +21,6 @@ import {
   type BundleMetadata,
   type PartsManifest,
 } from "../../bundle/index.js";
-import { Store } from "../../registry/store/index.js";
 import {
   MiB,
   blobFiles,
@@ -35,6 +34,7 @@ import {
   snapshotStore,
   useFixtures,
   type Fixtures,
+  withStore,
 } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
@@ -56,15 +56,6 @@ function blobPaths(meta: BundleMetadata): string[] {
     .filter((file) => file.path.startsWith(BLOB_DIR))
     .map((file) => file.path)
     .sort();
-}
-
-async function withStore<T>(dataDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(dataDir);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
 }
 
 beforeAll(async () => {
