@@ -6,6 +6,7 @@ import { reportError } from "./output.js";
 import { registerBundle } from "./bundle.js";
 import { registerKeys } from "./keys.js";
 import { registerStore } from "./store.js";
+import { registerRegistry } from "./registry.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -41,6 +42,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerKeys(program, run);
   registerBundle(program, run);
   registerStore(program, run);
+  registerRegistry(program, run);
   return { program, exitCode: () => exitCode };
 }
 
@@ -52,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
   const { program, exitCode } = createProgram(controller.signal);
   try {
     await program.parseAsync(argv);
-    return controller.signal.aborted ? 130 : exitCode();
+    // A command that returns after an interrupt handled it (the registry stopping on SIGTERM) exits 0.
+    return exitCode();
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;

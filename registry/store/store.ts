@@ -309,6 +309,28 @@ export class Store {
     return row?.digest;
   }
 
+  /** Repositories holding at least one manifest, in order, after `last` when given (catalog paging). */
+  listRepositories(limit: number, last?: string): string[] {
+    const rows = this.db
+      .prepare("SELECT DISTINCT repository FROM manifests WHERE repository > ? ORDER BY repository LIMIT ?")
+      .all(last ?? "", limit) as { repository: string }[];
+    return rows.map((row) => row.repository);
+  }
+
+  /** A repository's tags in order, after `last` when given (tags/list paging). */
+  listTagsOf(repository: string, limit: number, last?: string): string[] {
+    const rows = this.db
+      .prepare("SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?")
+      .all(repository, last ?? "", limit) as { tag: string }[];
+    return rows.map((row) => row.tag);
+  }
+
+  hasRepository(repository: string): boolean {
+    return (
+      this.db.prepare("SELECT 1 FROM manifests WHERE repository = ? LIMIT 1").get(repository) !== undefined
+    );
+  }
+
   listTags(): TagRecord[] {
     return this.db
       .prepare("SELECT repository, tag, digest FROM tags ORDER BY repository, tag")

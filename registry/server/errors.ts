@@ -1,0 +1,35 @@
+import type { ServerResponse } from "node:http";
+import { OCI_ERROR_CODES, type OciErrorCode } from "../oci/index.js";
+
+/** An error the distribution spec defines: its code picks the status from the one table. */
+export class RegistryError extends Error {
+  constructor(
+    readonly code: OciErrorCode,
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+    this.name = "RegistryError";
+  }
+
+  get status(): number {
+    return OCI_ERROR_CODES[this.code];
+  }
+}
+
+export function sendError(res: ServerResponse, error: RegistryError, head: boolean): void {
+  const body = JSON.stringify({
+    errors: [
+      {
+        code: error.code,
+        message: error.message,
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+      },
+    ],
+  });
+  res.writeHead(error.status, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(body),
+  });
+  res.end(head ? undefined : body);
+}

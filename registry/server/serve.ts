@@ -1,0 +1,101 @@
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { AirlockError, errnoCode } from "../oci/index.js";
+import type { Store } from "../store/index.js";
+import { createRegistryHandler, type RegistryHandlerOptions } from "./handler.js";
+
+export interface ServeOptions extends RegistryHandlerOptions {
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  tls?: { certFile: string; keyFile: string } | undefined;
+}
+
+export interface RunningRegistry {
+  /** Base URL, e.g. https://127.0.0.1:5443 */
+  url: string;
+  address: AddressInfo;
+  /** Stops accepting, lets in-flight pulls finish, then resolves. */
+  close(): Promise<void>;
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(.*):(\d+)$/.exec(listen);
+  const port = match === null ? NaN : Number(match[2]);
+  if (match === null || port > 65535) {
+    throw new AirlockError("USAGE", `--listen ${JSON.stringify(listen)} is not host:port`, {
+      hint: "e.g. --listen 127.0.0.1:5443",
+      exitCode: 2,
+    });
+  }
+  return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+async function readTlsFile(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new AirlockError(
+      "TLS_FILE_UNREADABLE",
+      `cannot read the TLS ${what}: ${(error as Error).message}`,
+      {
+        where: path,
+        hint: "pass a PEM certificate with --tls-cert and its key with --tls-key",
+        exitCode: 2,
+      },
+    );
+  }
+}
+
+/** Starts the registry on `listen`, over TLS when certificate files are given, else plain HTTP. */
+export async function startRegistryServer(store: Store, options: ServeOptions): Promise<RunningRegistry> {
+  const { host, port } = parseListen(options.listen);
+  const handler = createRegistryHandler(store, options);
+  let server: Server;
+  if (options.tls === undefined) server = createHttpServer(handler);
+  else {
+    const [cert, key] = [
+      await readTlsFile(options.tls.certFile, "certificate"),
+      await readTlsFile(options.tls.keyFile, "key"),
+    ];
+    try {
+      server = createHttpsServer({ cert, key }, handler);
+    } catch (error) {
+      throw new AirlockError(
+        "TLS_INVALID",
+        `the TLS certificate or key is not usable: ${(error as Error).message}`,
+        {
+          where: options.tls.certFile,
+          hint: "the key must match the certificate, both PEM",
+          exitCode: 2,
+        },
+      );
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) => {
+      reject(
+        new AirlockError("LISTEN_FAILED", `cannot listen on ${options.listen}: ${error.message}`, {
+          where: options.listen,
+          hint:
+            errnoCode(error) === "EADDRINUSE"
+              ? "another process uses that port: pick another --listen"
+              : undefined,
+        }),
+      );
+    });
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    url: `${options.tls === undefined ? "http" : "https"}://${shownHost}:${address.port}`,
+    address,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error === undefined ? resolve() : reject(error)));
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * Airlock's registry, pull side (issue 4, first slice): the distribution API over an imported store,
+ * checked with real skopeo over plain HTTP and over TLS, and with raw requests for the spec's codes.
+ */
+import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { Store } from "../../registry/store/index.js";
+import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
+import { CLI, MiB, runCli, runTool, sha256Hex, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+
+let fx: Fixtures;
+let store: Store;
+let dataDir: string;
+let metadata: BundleMetadata;
+let plain: RunningRegistry;
+let secure: RunningRegistry;
+let certDir: string;
+let trustDir: string;
+
+function hostOf(registry: RunningRegistry): string {
+  return registry.url.replace(/^https?:\/\//, "");
+}
+
+async function skopeo(args: string[]): Promise<Buffer> {
+  const result = await runTool("skopeo", args);
+  expect(result.code, `skopeo ${args.join(" ")}: ${result.stderr}`).toBe(0);
+  return result.stdout;
+}
+
+beforeAll(async () => {
+  fx = await useFixtures({ size: 12 * MiB });
+  const work = await fx.dir("work");
+  const bundle = join(work, "mgmt.airlock.tar");
+  await buildBundle({ specFile: fx.spec, output: bundle });
+  metadata = (await readBundleHead([bundle])).metadata;
+  dataDir = await fx.dir("data");
+  store = await Store.open(dataDir);
+  await importBundle(store, [bundle]);
+
+  certDir = await fx.dir("certs");
+  const openssl = await runTool("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-keyout",
+    join(certDir, "server.key"),
+    "-out",
+    join(certDir, "server.crt"),
+  ]);
+  expect(openssl.code, openssl.stderr).toBe(0);
+  // skopeo's --cert-dir takes *.crt as CAs and *.key as client keys: the CA gets a directory of its own.
+  trustDir = await fx.dir("trust");
+  await writeFile(join(trustDir, "ca.crt"), await readFile(join(certDir, "server.crt")));
+
+  plain = await startRegistryServer(store, { listen: "127.0.0.1:0", maxPageSize: 100 });
+  secure = await startRegistryServer(store, {
+    listen: "127.0.0.1:0",
+    tls: { certFile: join(certDir, "server.crt"), keyFile: join(certDir, "server.key") },
+  });
+});
+
+afterAll(async () => {
+  await plain?.close();
+  await secure?.close();
+  store?.close();
+  await fx?.cleanup();
+});
+
+describe("real clients pull from the registry", () => {
+  it("skopeo inspect --raw returns every image's manifest with its airlock.json digest, over HTTP and TLS", async () => {
+    for (const image of metadata.images) {
+      const overHttp = await skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        `docker://${hostOf(plain)}/${image.ref}`,
+      ]);
+      expect(`sha256:${sha256Hex(overHttp)}`, image.ref).toBe(image.digest);
+      const overTls = await skopeo([
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        trustDir,
+        `docker://${hostOf(secure)}/${image.ref}`,
+      ]);
+      expect(`sha256:${sha256Hex(overTls)}`, image.ref).toBe(image.digest);
+    }
+  });
+
+  it("refuses TLS to a client that does not trust the certificate", async () => {
+    const result = await runTool("skopeo", [
+      "inspect",
+      "--raw",
+      `docker://${hostOf(secure)}/hubble/console:4.5.0`,
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/certificate/i);
+  });
+
+  it("skopeo copy --all --preserve-digests of the multi-arch index lands byte-identical", async () => {
+    const out = await fx.dir("copy");
+    await skopeo([
+      "copy",
+      "--all",
+      "--preserve-digests",
+      "--src-cert-dir",
+      trustDir,
+      `docker://${hostOf(secure)}/hubble/msgbroker:4.5.0`,
+      `oci:${out}:m`,
+    ]);
+    const copied = await skopeo(["inspect", "--raw", `oci:${out}:m`]);
+    expect(`sha256:${sha256Hex(copied)}`).toBe(
+      metadata.images.find((i) => i.ref === "hubble/msgbroker:4.5.0")!.digest,
+    );
+    const index = JSON.parse(copied.toString()) as { manifests: { digest: string }[] };
+    expect(index.manifests).toHaveLength(2);
+    for (const child of index.manifests) {
+      const [algorithm, hex] = child.digest.split(":") as [string, string];
+      const bytes = await readFile(join(out, "blobs", algorithm, hex));
+      expect(sha256Hex(bytes)).toBe(hex);
+      expect(bytes.equals(await readFile(store.blobs.path(child.digest as `sha256:${string}`)))).toBe(true);
+    }
+  });
+});
+
+describe("the distribution API", () => {
+  const get = (path: string, init: RequestInit = {}): Promise<Response> => fetch(`${plain.url}${path}`, init);
+
+  async function errorCode(response: Response): Promise<string> {
+    const body = (await response.json()) as { errors: { code: string }[] };
+    return body.errors[0]!.code;
+  }
+
+  it("answers /v2/ with the API version header", async () => {
+    const response = await get("/v2/");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("docker-distribution-api-version")).toBe("registry/2.0");
+  });
+
+  it("HEAD and GET a manifest by tag and by digest with its type, length and digest", async () => {
+    const image = metadata.images.find((i) => i.ref === "hubble/console:4.5.0")!;
+    for (const reference of ["4.5.0", image.digest]) {
+      const head = await get(`/v2/hubble/console/manifests/${reference}`, { method: "HEAD" });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("docker-content-digest")).toBe(image.digest);
+      expect(head.headers.get("content-type")).toBe(image.mediaType);
+      expect(Number(head.headers.get("content-length"))).toBe(image.size);
+      const body = Buffer.from(await (await get(`/v2/hubble/console/manifests/${reference}`)).arrayBuffer());
+      expect(`sha256:${sha256Hex(body)}`).toBe(image.digest);
+    }
+  });
+
+  it("serves blob byte ranges, and 416 for a range past the end", async () => {
+    const manifest = JSON.parse(
+      Buffer.from(await (await get("/v2/hubble/console/manifests/4.5.0")).arrayBuffer()).toString(),
+    ) as { layers: { digest: `sha256:${string}`; size: number }[] };
+    const layer = manifest.layers[0]!;
+    const whole = await readFile(store.blobs.path(layer.digest));
+    const partial = await get(`/v2/hubble/console/blobs/${layer.digest}`, {
+      headers: { Range: "bytes=100-199" },
+    });
+    expect(partial.status).toBe(206);
+    expect(partial.headers.get("content-range")).toBe(`bytes 100-199/${layer.size}`);
+    expect(Buffer.from(await partial.arrayBuffer()).equals(whole.subarray(100, 200))).toBe(true);
+    const suffix = await get(`/v2/hubble/console/blobs/${layer.digest}`, { headers: { Range: "bytes=-10" } });
+    expect(Buffer.from(await suffix.arrayBuffer()).equals(whole.subarray(whole.byteLength - 10))).toBe(true);
+    const beyond = await get(`/v2/hubble/console/blobs/${layer.digest}`, {
+      headers: { Range: `bytes=${layer.size}-` },
+    });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get("content-range")).toBe(`bytes */${layer.size}`);
+  });
+
+  it("pages tags and the catalog with n, last and a Link header", async () => {
+    const first = await get("/v2/_catalog?n=2");
+    expect(((await first.json()) as { repositories: string[] }).repositories).toEqual([
+      "hubble/agent",
+      "hubble/console",
+    ]);
+    expect(first.headers.get("link")).toBe('</v2/_catalog?n=2&last=hubble%2Fconsole>; rel="next"');
+    const second = await get("/v2/_catalog?n=2&last=hubble%2Fconsole");
+    expect(((await second.json()) as { repositories: string[] }).repositories).toEqual([
+      "hubble/msgbroker",
+      "packs/observability",
+    ]);
+    const tags = await get("/v2/hubble/msgbroker/tags/list?n=1");
+    expect(await tags.json()).toEqual({ name: "hubble/msgbroker", tags: ["4.5.0"] });
+    expect(tags.headers.get("link")).toContain("last=4.5.0");
+  });
+
+  it.each([
+    ["/v2/hubble/console/manifests/9.9.9", 404, "MANIFEST_UNKNOWN"],
+    ["/v2/hubble/nothing/manifests/1.0", 404, "NAME_UNKNOWN"],
+    ["/v2/hubble/nothing/tags/list", 404, "NAME_UNKNOWN"],
+    ["/v2/Hubble/Console/manifests/4.5.0", 400, "NAME_INVALID"],
+    ["/v2/hubble/console/blobs/sha256:1234", 400, "DIGEST_INVALID"],
+    [`/v2/hubble/console/blobs/sha256:${"0".repeat(64)}`, 404, "BLOB_UNKNOWN"],
+    ["/v2/hubble/console/manifests/bad%20tag", 400, "MANIFEST_INVALID"],
+  ])("GET %s → %i %s", async (path, status, code) => {
+    const response = await get(path);
+    expect(response.status).toBe(status);
+    expect(await errorCode(response)).toBe(code);
+  });
+
+  it("refuses writes with the spec's UNSUPPORTED: this slice serves pulls only", async () => {
+    const response = await get("/v2/hubble/console/blobs/uploads/", { method: "POST" });
+    expect(response.status).toBe(415);
+    expect(await errorCode(response)).toBe("UNSUPPORTED");
+  });
+});
+
+describe("airlock registry serve", () => {
+  it("refuses to start without TLS files unless --insecure-http is given", async () => {
+    const result = await runCli(["--data-dir", dataDir, "registry", "serve", "--listen", "127.0.0.1:0"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--insecure-http");
+  });
+
+  it("serves until SIGTERM, then stops and exits 0", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "--data-dir",
+        dataDir,
+        "--json",
+        "registry",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure-http",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        out += chunk;
+        const match = /"url": "([^"]+)"/.exec(out);
+        if (match !== null) resolve(match[1]!);
+      });
+      child.on("exit", (code) => reject(new Error(`serve exited ${code} before listening`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    expect((await fetch(`${url}/v2/`)).status).toBe(200);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+});
