@@ -1,14 +1,28 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { MAX_MANIFEST_BYTES, isDigest, isValidRepository, isValidTag, type Digest } from "../oci/index.js";
+import {
+  AirlockError,
+  MAX_MANIFEST_BYTES,
+  childDescriptors,
+  digestOf,
+  isDigest,
+  isIndexMediaType,
+  isValidRepository,
+  isValidTag,
+  parseManifest,
+  type Digest,
+} from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError } from "./errors.js";
+import { Uploads } from "./uploads.js";
 
 export interface RegistryHandlerOptions {
   /** Largest page a client may ask for with `n`; also the default page size. */
   maxPageSize?: number;
   /** Told of failures that are not the client's (a damaged store, a disk error). */
   onInternalError?: (error: unknown) => void;
+  /** Accept pushes (uploads, manifest PUTs). Off unless the caller authenticates writers. */
+  allowPush?: boolean;
 }
 
 type Handler = (context: RequestContext) => Promise<void>;
@@ -170,10 +184,170 @@ export function createRegistryHandler(
     sendJson(res, head, { repositories }, link);
   };
 
-  const routes: { pattern: RegExp; handler: Handler }[] = [
-    { pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/, handler: getManifest },
-    { pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/, handler: getBlob },
-    { pattern: /^\/v2\/(.+)\/tags\/list$/, handler: listTags },
+  const uploads = new Uploads(store);
+
+  const uploadLocation = (name: string, id: string): string => `/v2/${name}/blobs/uploads/${id}`;
+
+  /** Where an upload stands, as distribution writes it: the last byte held, and 0-0 when empty. */
+  const uploadRange = (name: string, id: string): string => `0-${Math.max(0, uploads.offset(name, id) - 1)}`;
+
+  const sendUploadState = (res: ServerResponse, name: string, id: string, status: number): void => {
+    res.writeHead(status, {
+      Location: uploadLocation(name, id),
+      "Docker-Upload-UUID": id,
+      Range: uploadRange(name, id),
+      "Content-Length": 0,
+    });
+    res.end();
+  };
+
+  const sendBlobCreated = (res: ServerResponse, name: string, digest: Digest): void => {
+    res.writeHead(201, {
+      Location: `/v2/${name}/blobs/${digest}`,
+      "Docker-Content-Digest": digest,
+      "Content-Length": 0,
+    });
+    res.end();
+  };
+
+  const startUpload: Handler = async ({ req, res, url, name }) => {
+    checkName(name);
+    const mount = url.searchParams.get("mount");
+    if (mount !== null && isDigest(mount) && (await store.blobs.stat(mount)) !== undefined) {
+      req.resume();
+      sendBlobCreated(res, name, mount);
+      return;
+    }
+    const id = await uploads.start(name);
+    const digest = url.searchParams.get("digest");
+    if (digest !== null) {
+      sendBlobCreated(res, name, await uploads.finish(name, id, digest, req));
+      return;
+    }
+    req.resume();
+    sendUploadState(res, name, id, 202);
+  };
+
+  const patchUpload: Handler = async ({ req, res, name, reference }) => {
+    checkName(name);
+    const range = req.headers["content-range"];
+    let start: number | undefined;
+    if (range !== undefined) {
+      const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(range);
+      if (match === null) {
+        throw new RegistryError(
+          "BLOB_UPLOAD_INVALID",
+          `Content-Range ${JSON.stringify(range)} is not start-end`,
+        );
+      }
+      start = Number(match[1]);
+    }
+    if (start !== undefined && start !== uploads.offset(name, reference)) {
+      // Out of order: the spec's 416, saying where the upload stands.
+      req.resume();
+      res.writeHead(416, {
+        Location: uploadLocation(name, reference),
+        Range: uploadRange(name, reference),
+        "Content-Length": 0,
+      });
+      res.end();
+      return;
+    }
+    await uploads.append(name, reference, req);
+    sendUploadState(res, name, reference, 202);
+  };
+
+  const finishUpload: Handler = async ({ req, res, url, name, reference }) => {
+    checkName(name);
+    sendBlobCreated(res, name, await uploads.finish(name, reference, url.searchParams.get("digest"), req));
+  };
+
+  const uploadStatus: Handler = ({ res, name, reference }) => {
+    checkName(name);
+    sendUploadState(res, name, reference, 204);
+    return Promise.resolve();
+  };
+
+  const cancelUpload: Handler = async ({ res, name, reference }) => {
+    checkName(name);
+    await uploads.cancel(name, reference);
+    res.writeHead(204, { "Content-Length": 0 });
+    res.end();
+  };
+
+  const readManifestBody = async (req: IncomingMessage): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.byteLength;
+      if (size > MAX_MANIFEST_BYTES) {
+        req.resume();
+        throw new RegistryError("MANIFEST_INVALID", `manifest is over the ${MAX_MANIFEST_BYTES} byte limit`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  };
+
+  const putManifest: Handler = async ({ req, res, name, reference }) => {
+    checkName(name);
+    if (!isDigest(reference) && !isValidTag(reference)) {
+      req.resume();
+      throw new RegistryError(
+        "MANIFEST_INVALID",
+        `invalid reference ${JSON.stringify(reference.slice(0, 200))}`,
+      );
+    }
+    const bytes = await readManifestBody(req);
+    const contentType = req.headers["content-type"]?.split(";")[0]?.trim();
+    let parsed;
+    try {
+      parsed = parseManifest(bytes, contentType, `${name}:${reference}`);
+    } catch (error) {
+      if (error instanceof AirlockError) throw new RegistryError("MANIFEST_INVALID", error.message);
+      throw error;
+    }
+    const digest = digestOf(bytes);
+    if (isDigest(reference) && reference !== digest) {
+      throw new RegistryError("DIGEST_INVALID", `the manifest hashes to ${digest}, not ${reference}`);
+    }
+    for (const child of childDescriptors(parsed)) {
+      const present = isIndexMediaType(parsed.mediaType)
+        ? store.getManifest(name, child.digest) !== undefined
+        : (await store.blobs.stat(child.digest))?.size === child.size;
+      if (!present) {
+        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `${child.digest} is not in ${name}`, {
+          digest: child.digest,
+        });
+      }
+    }
+    await store.blobs.put([bytes], { digest });
+    store.putManifest({ repository: name, digest, mediaType: parsed.mediaType, size: bytes.byteLength });
+    if (!isDigest(reference)) await store.putTag(name, reference, digest);
+    const subject = parsed.kind === "manifest" ? parsed.manifest.subject : parsed.index.subject;
+    res.writeHead(201, {
+      Location: `/v2/${name}/manifests/${digest}`,
+      "Docker-Content-Digest": digest,
+      "Content-Length": 0,
+      ...(subject === undefined ? {} : { "OCI-Subject": subject.digest }),
+    });
+    res.end();
+  };
+
+  type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
+  const WRITES = new Set<string>(["PUT", "POST", "PATCH", "DELETE"]);
+  const routes: { pattern: RegExp; methods: Partial<Record<Method, Handler>> }[] = [
+    { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload } },
+    {
+      pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
+      methods: { PATCH: patchUpload, PUT: finishUpload, GET: uploadStatus, DELETE: cancelUpload },
+    },
+    {
+      pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+      methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest },
+    },
+    { pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/, methods: { GET: getBlob, HEAD: getBlob } },
+    { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: listTags, HEAD: listTags } },
   ];
 
   return (req, res) => {
@@ -181,8 +355,10 @@ export function createRegistryHandler(
     for (const [key, value] of Object.entries(API_VERSION_HEADER)) res.setHeader(key, value);
     const handle = async (): Promise<void> => {
       const url = new URL(req.url ?? "/", "http://registry");
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        throw new RegistryError("UNSUPPORTED", `${req.method} is not supported: this registry serves pulls`);
+      const method = req.method ?? "GET";
+      if (WRITES.has(method) && options.allowPush !== true) {
+        req.resume();
+        throw new RegistryError("UNSUPPORTED", `${method} is not supported: this registry is read-only`);
       }
       if (url.pathname === "/v2/" || url.pathname === "/v2") {
         sendJson(res, head, {});
@@ -194,17 +370,21 @@ export function createRegistryHandler(
       }
       for (const route of routes) {
         const match = route.pattern.exec(url.pathname);
-        if (match !== null) {
-          await route.handler({
-            req,
-            res,
-            url,
-            head,
-            name: match[1]!,
-            reference: decodeURIComponent(match[2] ?? ""),
-          });
-          return;
+        if (match === null) continue;
+        const handler = route.methods[method as Method];
+        if (handler === undefined) {
+          req.resume();
+          throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${url.pathname}`);
         }
+        await handler({
+          req,
+          res,
+          url,
+          head,
+          name: match[1]!,
+          reference: decodeURIComponent(match[2] ?? ""),
+        });
+        return;
       }
       res.writeHead(404, { "Content-Type": "application/json" });
       res.end(

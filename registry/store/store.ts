@@ -280,6 +280,12 @@ export class Store {
     this.putManifestInTransaction(manifest);
   }
 
+  /** Points a tag at a manifest already in the repository, and refreshes the layout's index.json. */
+  async putTag(repository: string, tag: string, digest: Digest): Promise<void> {
+    this.putTagInTransaction(repository, tag, digest, new Date().toISOString());
+    await this.writeLayoutIndex();
+  }
+
   private putManifestInTransaction(manifest: ManifestRecord): void {
     this.db
       .prepare("INSERT OR IGNORE INTO manifests (repository, digest, media_type, size) VALUES (?, ?, ?, ?)")
