@@ -1,53 +1,119 @@
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
-import { startRegistryServer } from "../../registry/server/index.js";
+import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
 import { emit, formatBytes } from "./output.js";
 import { withStore, type Runner } from "./context.js";
+
+interface ServeFlags {
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureHttp?: boolean;
+  auth?: string;
+  pushUser: string[];
+  anonymousPull?: boolean;
+  readOnly?: boolean;
+}
+
+function tlsFiles(flags: ServeFlags): { certFile: string; keyFile: string } | undefined {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
+  }
+  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined)
+    return { certFile: flags.tlsCert, keyFile: flags.tlsKey };
+  if (flags.insecureHttp !== true) {
+    throw new AirlockError("USAGE", "the registry serves TLS: give --tls-cert and --tls-key", {
+      hint: "or pass --insecure-http for plain HTTP on a host-local address",
+      exitCode: 2,
+    });
+  }
+  return undefined;
+}
+
+async function authenticator(flags: ServeFlags): Promise<Authenticator | undefined> {
+  if (flags.auth === undefined) {
+    if (flags.anonymousPull !== true) {
+      throw new AirlockError(
+        "USAGE",
+        "say who may pull: --auth htpasswd:FILE, --auth token:FILE, or --anonymous-pull",
+        {
+          hint: "make accounts with `htpasswd -Bc FILE USER`",
+          exitCode: 2,
+        },
+      );
+    }
+    if (flags.pushUser.length > 0) {
+      throw new AirlockError("USAGE", "--push-user needs --auth: pushes are never anonymous", {
+        exitCode: 2,
+      });
+    }
+    return undefined;
+  }
+  const match = /^(htpasswd|token):(.+)$/.exec(flags.auth);
+  if (match === null) {
+    throw new AirlockError(
+      "USAGE",
+      `--auth ${JSON.stringify(flags.auth)} is not htpasswd:FILE or token:FILE`,
+      { exitCode: 2 },
+    );
+  }
+  const users = await loadHtpasswd(match[2]!);
+  const unknown = flags.pushUser.filter((name) => !users.has(name));
+  if (unknown.length > 0) {
+    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${match[2]}`, {
+      exitCode: 2,
+    });
+  }
+  return new Authenticator({
+    mode: match[1] === "token" ? "token" : "basic",
+    users,
+    pushUsers: new Set(flags.pushUser),
+    anonymousPull: flags.anonymousPull === true,
+  });
+}
 
 export function registerRegistry(program: Command, run: Runner): void {
   const registry = program.command("registry").description("Airlock's own OCI registry over the store");
 
   registry
     .command("serve")
-    .description("serve every imported image over the OCI distribution API (pulls) until SIGTERM")
+    .description("serve every imported image over the OCI distribution API until SIGTERM")
     .option("--listen <host:port>", "address to listen on", "127.0.0.1:5443")
     .option("--tls-cert <cert.pem>", "server certificate (PEM)")
     .option("--tls-key <key.pem>", "the certificate's private key (PEM)")
     .option("--insecure-http", "serve plain HTTP (only for a host-local registry)")
-    .action(
-      async (
-        flags: { listen: string; tlsCert?: string; tlsKey?: string; insecureHttp?: boolean },
-        command: Command,
-      ) =>
-        run(command, async (context) => {
-          const tls =
-            flags.tlsCert !== undefined && flags.tlsKey !== undefined
-              ? { certFile: flags.tlsCert, keyFile: flags.tlsKey }
-              : undefined;
-          if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-            throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
-          }
-          if (tls === undefined && flags.insecureHttp !== true) {
-            throw new AirlockError("USAGE", "the registry serves TLS: give --tls-cert and --tls-key", {
-              hint: "or pass --insecure-http for plain HTTP on a host-local address",
-              exitCode: 2,
-            });
-          }
-          await withStore(context, async (store) => {
-            const server = await startRegistryServer(store, {
-              listen: flags.listen,
-              tls,
-              onInternalError: (error) =>
-                process.stderr.write(`registry: internal error: ${String(error)}\n`),
-            });
-            emit(context.output, { url: server.url }, () => `serving ${context.dataDir} at ${server.url}`);
-            await new Promise<void>((resolve) => {
-              if (context.signal.aborted) resolve();
-              else context.signal.addEventListener("abort", () => resolve(), { once: true });
-            });
-            await server.close();
+    .option(
+      "--auth <mode:htpasswd>",
+      "htpasswd:FILE (basic auth) or token:FILE (bearer tokens; FILE holds the accounts)",
+    )
+    .option(
+      "--push-user <name>",
+      "an account that may push (repeatable)",
+      (name: string, all: string[]) => [...all, name],
+      [] as string[],
+    )
+    .option("--anonymous-pull", "let clients without credentials pull")
+    .option("--read-only", "refuse every push")
+    .action(async (flags: ServeFlags, command: Command) =>
+      run(command, async (context) => {
+        const tls = tlsFiles(flags);
+        const auth = await authenticator(flags);
+        await withStore(context, async (store) => {
+          const server = await startRegistryServer(store, {
+            listen: flags.listen,
+            tls,
+            auth,
+            allowPush: auth !== undefined && flags.readOnly !== true && flags.pushUser.length > 0,
+            onInternalError: (error) => process.stderr.write(`registry: internal error: ${String(error)}\n`),
           });
-        }),
+          emit(context.output, { url: server.url }, () => `serving ${context.dataDir} at ${server.url}`);
+          await new Promise<void>((resolve) => {
+            if (context.signal.aborted) resolve();
+            else context.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+          await server.close();
+        });
+      }),
     );
 
   registry

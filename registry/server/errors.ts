@@ -7,6 +7,8 @@ export class RegistryError extends Error {
     readonly code: OciErrorCode,
     message: string,
     readonly detail?: unknown,
+    /** Headers the answer needs, such as a WWW-Authenticate challenge or Retry-After. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "RegistryError";
@@ -30,6 +32,7 @@ export function sendError(res: ServerResponse, error: RegistryError, head: boole
   res.writeHead(error.status, {
     "Content-Type": "application/json",
     "Content-Length": Buffer.byteLength(body),
+    ...error.headers,
   });
   res.end(head ? undefined : body);
 }

@@ -15,6 +15,7 @@ import {
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError } from "./errors.js";
 import { Uploads } from "./uploads.js";
+import type { Authenticator } from "./auth.js";
 
 export interface RegistryHandlerOptions {
   /** Largest page a client may ask for with `n`; also the default page size. */
@@ -23,6 +24,8 @@ export interface RegistryHandlerOptions {
   onInternalError?: (error: unknown) => void;
   /** Accept pushes (uploads, manifest PUTs). Off unless the caller authenticates writers. */
   allowPush?: boolean;
+  /** Who may pull and push; without it every client may do what the registry allows. */
+  auth?: Authenticator | undefined;
 }
 
 type Handler = (context: RequestContext) => Promise<void>;
@@ -360,11 +363,18 @@ export function createRegistryHandler(
         req.resume();
         throw new RegistryError("UNSUPPORTED", `${method} is not supported: this registry is read-only`);
       }
+      const auth = options.auth;
+      if (url.pathname === "/token" && auth !== undefined && method === "GET") {
+        sendJson(res, head, await auth.issueToken(req, url), { "Cache-Control": "no-store" });
+        return;
+      }
       if (url.pathname === "/v2/" || url.pathname === "/v2") {
+        await auth?.authorize(req, { type: "registry" });
         sendJson(res, head, {});
         return;
       }
       if (url.pathname === "/v2/_catalog") {
+        await auth?.authorize(req, { type: "registry" });
         catalog({ req, res, url, head, name: "", reference: "" });
         return;
       }
@@ -376,6 +386,11 @@ export function createRegistryHandler(
           req.resume();
           throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${url.pathname}`);
         }
+        await auth?.authorize(req, {
+          type: "repository",
+          name: match[1]!,
+          action: WRITES.has(method) ? "push" : "pull",
+        });
         await handler({
           req,
           res,
@@ -392,6 +407,8 @@ export function createRegistryHandler(
       );
     };
     handle().catch((error: unknown) => {
+      // An unread request body (a refused push) is drained so the connection stays usable.
+      req.resume();
       if (res.headersSent) {
         res.destroy(error instanceof Error ? error : undefined);
         return;

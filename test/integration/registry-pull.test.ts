@@ -242,6 +242,7 @@ describe("airlock registry serve", () => {
         "--listen",
         "127.0.0.1:0",
         "--insecure-http",
+        "--anonymous-pull",
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
