@@ -2,7 +2,9 @@ import { statfs } from "node:fs/promises";
 import {
   AirlockError,
   MAX_MANIFEST_BYTES,
+  artifactTypeOf,
   childDescriptors,
+  subjectOf,
   isIndexMediaType,
   isManifestMediaType,
   parseManifest,
@@ -80,8 +82,15 @@ async function manifestClosure(
   const out: ManifestRecord[] = [];
   const visit = async (d: Digest, type: string): Promise<void> => {
     const bytes = await store.blobs.readSmall(d, MAX_MANIFEST_BYTES);
-    out.push({ repository, digest: d, mediaType: type, size: bytes.byteLength });
     const parsed = parseManifest(bytes, type, d);
+    out.push({
+      repository,
+      digest: d,
+      mediaType: type,
+      size: bytes.byteLength,
+      subject: subjectOf(parsed)?.digest,
+      artifactType: artifactTypeOf(parsed),
+    });
     for (const child of childDescriptors(parsed)) {
       if (isIndexMediaType(child.mediaType) || isManifestMediaType(child.mediaType))
         await visit(child.digest, child.mediaType);

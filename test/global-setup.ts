@@ -2,7 +2,16 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 /** Tools the suite drives for real. A missing one fails the run up front instead of skipping tests. */
-const REQUIRED_TOOLS = ["skopeo", "openssl", "tar", "sha256sum", "containerd", "ctr", "docker-registry"];
+const REQUIRED_TOOLS = [
+  "skopeo",
+  "openssl",
+  "tar",
+  "sha256sum",
+  "containerd",
+  "ctr",
+  "docker-registry",
+  "htpasswd",
+];
 
 export default function setup(): void {
   const missing = REQUIRED_TOOLS.filter((tool) => {

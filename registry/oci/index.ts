@@ -7,6 +7,8 @@ export {
   parseManifest,
   validateDescriptor,
   childDescriptors,
+  artifactTypeOf,
+  subjectOf,
   encodeJson,
   MAX_MANIFEST_BYTES,
   REF_NAME_ANNOTATION,

@@ -122,6 +122,17 @@ export function childDescriptors(parsed: ParsedManifest): Descriptor[] {
     : [parsed.manifest.config, ...parsed.manifest.layers];
 }
 
+/** What the referrers API lists a manifest as: its artifactType, else (image manifests) its config's type. */
+export function artifactTypeOf(parsed: ParsedManifest): string | undefined {
+  return parsed.kind === "manifest"
+    ? (parsed.manifest.artifactType ?? parsed.manifest.config.mediaType)
+    : parsed.index.artifactType;
+}
+
+export function subjectOf(parsed: ParsedManifest): Descriptor | undefined {
+  return parsed.kind === "manifest" ? parsed.manifest.subject : parsed.index.subject;
+}
+
 /** Canonical bytes for a manifest Airlock writes itself: compact JSON, keys in insertion order. */
 export function encodeJson(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));

@@ -9,7 +9,10 @@ import {
   isIndexMediaType,
   isValidRepository,
   isValidTag,
+  MediaType,
+  artifactTypeOf,
   parseManifest,
+  subjectOf,
   type Digest,
 } from "../oci/index.js";
 import type { Store } from "../store/index.js";
@@ -325,9 +328,16 @@ export function createRegistryHandler(
       }
     }
     await store.blobs.put([bytes], { digest });
-    store.putManifest({ repository: name, digest, mediaType: parsed.mediaType, size: bytes.byteLength });
+    const subject = subjectOf(parsed);
+    store.putManifest({
+      repository: name,
+      digest,
+      mediaType: parsed.mediaType,
+      size: bytes.byteLength,
+      subject: subject?.digest,
+      artifactType: artifactTypeOf(parsed),
+    });
     if (!isDigest(reference)) await store.putTag(name, reference, digest);
-    const subject = parsed.kind === "manifest" ? parsed.manifest.subject : parsed.index.subject;
     res.writeHead(201, {
       Location: `/v2/${name}/manifests/${digest}`,
       "Docker-Content-Digest": digest,
@@ -335,6 +345,68 @@ export function createRegistryHandler(
       ...(subject === undefined ? {} : { "OCI-Subject": subject.digest }),
     });
     res.end();
+  };
+
+  /** Store refusals (a bundle's image, a blob in use) become the spec's DENIED. */
+  const denyInUse = async <T>(action: () => Promise<T>): Promise<T> => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof AirlockError && ["IN_USE_BY_BUNDLE", "BLOB_IN_USE"].includes(error.code)) {
+        throw new RegistryError("DENIED", error.message, { hint: error.hint });
+      }
+      throw error;
+    }
+  };
+
+  const sendAccepted = (res: ServerResponse): void => {
+    res.writeHead(202, { "Content-Length": 0 });
+    res.end();
+  };
+
+  const deleteManifest: Handler = async ({ res, name, reference }) => {
+    checkName(name);
+    const deleted = isDigest(reference)
+      ? await denyInUse(() => store.deleteManifest(name, reference))
+      : isValidTag(reference) && (await denyInUse(() => store.deleteTag(name, reference)));
+    if (!deleted)
+      throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference.slice(0, 200)} is not in ${name}`);
+    sendAccepted(res);
+  };
+
+  const deleteBlob: Handler = async ({ res, name, reference }) => {
+    checkName(name);
+    if (!isDigest(reference))
+      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
+    if (!(await denyInUse(() => store.deleteBlob(reference)))) {
+      throw new RegistryError("BLOB_UNKNOWN", `blob ${reference} is unknown`);
+    }
+    sendAccepted(res);
+  };
+
+  /** GET /v2/<name>/referrers/<digest>: an index of the manifests whose subject it is, filterable. */
+  const listReferrers: Handler = ({ res, head, url, name, reference }) => {
+    checkName(name);
+    if (!isDigest(reference))
+      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
+    const wanted = url.searchParams.get("artifactType");
+    const referrers = store
+      .listReferrers(name, reference)
+      .filter((row) => wanted === null || row.artifactType === wanted)
+      .map((row) => ({
+        mediaType: row.mediaType,
+        digest: row.digest,
+        size: row.size,
+        ...(row.artifactType === undefined ? {} : { artifactType: row.artifactType }),
+      }));
+    const body = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: referrers });
+    res.writeHead(200, {
+      "Content-Type": MediaType.OciIndex,
+      "Content-Length": Buffer.byteLength(body),
+      ...(wanted === null ? {} : { "OCI-Filters-Applied": "artifactType" }),
+    });
+    res.end(head ? undefined : body);
+    return Promise.resolve();
   };
 
   type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
@@ -347,9 +419,10 @@ export function createRegistryHandler(
     },
     {
       pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-      methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest },
+      methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
     },
-    { pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/, methods: { GET: getBlob, HEAD: getBlob } },
+    { pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/, methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
+    { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: listReferrers, HEAD: listReferrers } },
     { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: listTags, HEAD: listTags } },
   ];
 

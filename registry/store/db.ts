@@ -63,6 +63,12 @@ const MIGRATIONS: string[] = [
     acquired_at TEXT NOT NULL
   );
   `,
+  `
+  ALTER TABLE manifests ADD COLUMN subject TEXT;
+  ALTER TABLE manifests ADD COLUMN artifact_type TEXT;
+  ALTER TABLE manifests ADD COLUMN from_bundle INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX manifests_by_subject ON manifests (repository, subject);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -43,6 +43,9 @@ export interface ManifestRecord {
   digest: Digest;
   mediaType: string;
   size: number;
+  /** The manifest this one refers to (signatures, SBOMs), for the referrers API. */
+  subject?: Digest | undefined;
+  artifactType?: string | undefined;
 }
 
 export interface BundleRecord {
@@ -263,7 +266,7 @@ export class Store {
         "INSERT INTO bundle_files (bundle_id, path, digest, size, mode) VALUES (?, ?, ?, ?, ?)",
       );
       for (const file of record.files) insertFile.run(bundleId, file.path, file.digest, file.size, file.mode);
-      for (const manifest of record.manifests) this.putManifestInTransaction(manifest);
+      for (const manifest of record.manifests) this.putManifestInTransaction(manifest, true);
       return bundleId;
     })();
     await this.writeLayoutIndex();
@@ -286,10 +289,94 @@ export class Store {
     await this.writeLayoutIndex();
   }
 
-  private putManifestInTransaction(manifest: ManifestRecord): void {
+  /** A manifest a bundle brought stays marked as the bundle's, whoever pushed the same bytes. */
+  private putManifestInTransaction(manifest: ManifestRecord, fromBundle = false): void {
     this.db
-      .prepare("INSERT OR IGNORE INTO manifests (repository, digest, media_type, size) VALUES (?, ?, ?, ?)")
-      .run(manifest.repository, manifest.digest, manifest.mediaType, manifest.size);
+      .prepare(
+        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, from_bundle)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository, digest) DO UPDATE SET from_bundle = max(from_bundle, excluded.from_bundle)`,
+      )
+      .run(
+        manifest.repository,
+        manifest.digest,
+        manifest.mediaType,
+        manifest.size,
+        manifest.subject ?? null,
+        manifest.artifactType ?? null,
+        fromBundle ? 1 : 0,
+      );
+  }
+
+  /** Manifests of a repository whose subject is `digest` (the referrers API). */
+  listReferrers(
+    repository: string,
+    digest: Digest,
+  ): (ManifestRecord & { artifactType: string | undefined })[] {
+    const rows = this.db
+      .prepare(
+        `SELECT repository, digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests
+         WHERE repository = ? AND subject = ? ORDER BY digest`,
+      )
+      .all(repository, digest) as (ManifestRecord & { artifactType: string | null })[];
+    return rows.map((row) => ({ ...row, artifactType: row.artifactType ?? undefined }));
+  }
+
+  private bundleOwns(repository: string, digest: Digest): boolean {
+    const row = this.db
+      .prepare("SELECT from_bundle FROM manifests WHERE repository = ? AND digest = ?")
+      .get(repository, digest) as { from_bundle: number } | undefined;
+    return row?.from_bundle === 1;
+  }
+
+  /**
+   * Removes a pushed manifest and the tags pointing at it. What a bundle brought is refused: it goes
+   * with its bundle, so an installed release can never lose an image. Returns false when absent.
+   */
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    if (this.getManifest(repository, digest) === undefined) return false;
+    if (this.bundleOwns(repository, digest)) {
+      throw new AirlockError("IN_USE_BY_BUNDLE", `${repository}@${digest} belongs to an imported bundle`, {
+        where: `${repository}@${digest}`,
+        hint: "images of a bundle are removed with the bundle, not one by one",
+      });
+    }
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM tags WHERE repository = ? AND digest = ?").run(repository, digest);
+      this.db.prepare("DELETE FROM manifests WHERE repository = ? AND digest = ?").run(repository, digest);
+    })();
+    await this.writeLayoutIndex();
+    return true;
+  }
+
+  /** Removes a tag, unless an imported bundle names it. Returns false when absent. */
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    const digest = this.resolveTag(repository, tag);
+    if (digest === undefined) return false;
+    const owned = this.db
+      .prepare("SELECT 1 FROM bundle_images WHERE repository = ? AND tag = ? LIMIT 1")
+      .get(repository, tag);
+    if (owned !== undefined) {
+      throw new AirlockError("IN_USE_BY_BUNDLE", `${repository}:${tag} is an image of an imported bundle`, {
+        where: `${repository}:${tag}`,
+        hint: "images of a bundle are removed with the bundle, not one by one",
+      });
+    }
+    this.db.prepare("DELETE FROM tags WHERE repository = ? AND tag = ?").run(repository, tag);
+    await this.writeLayoutIndex();
+    return true;
+  }
+
+  /** Removes a blob no manifest, bundle or tag needs; refuses one in use. Returns false when absent. */
+  async deleteBlob(digest: Digest): Promise<boolean> {
+    if ((await this.blobs.stat(digest)) === undefined) return false;
+    if ((await this.reachableBlobs()).has(digest)) {
+      throw new AirlockError("BLOB_IN_USE", `blob ${digest} is used by a manifest or bundle`, {
+        where: digest,
+        hint: "delete the manifests that use it first",
+      });
+    }
+    return this.blobs.delete(digest);
   }
 
   private putTagInTransaction(repository: string, tag: string, digest: Digest, now: string): void {

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
 import { digestOf, MediaType, type Digest } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
@@ -271,5 +271,94 @@ describe("a read-only registry", () => {
     } finally {
       await readOnly.close();
     }
+  });
+});
+
+describe("referrers and deletes", () => {
+  async function pushImage(
+    name: string,
+    tag: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<{ manifest: Buffer; layer: Digest }> {
+    const configBytes = Buffer.from(
+      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }),
+    );
+    const layerBytes = randomBytes(512);
+    const config = await pushBlob(name, configBytes);
+    const layer = await pushBlob(name, layerBytes);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: config, size: configBytes.byteLength },
+        layers: [{ mediaType: MediaType.OciLayer, digest: layer, size: layerBytes.byteLength }],
+        ...extra,
+      }),
+    );
+    const response = await request(`/v2/${name}/manifests/${tag}`, {
+      method: "PUT",
+      body: manifest,
+      headers: { "Content-Type": MediaType.OciManifest },
+    });
+    expect(response.status).toBe(201);
+    return { manifest, layer };
+  }
+
+  it("lists the manifests whose subject a digest is, filtered by artifactType", async () => {
+    const { manifest } = await pushImage("signed", "1.0");
+    const subject = {
+      mediaType: MediaType.OciManifest,
+      digest: digestOf(manifest),
+      size: manifest.byteLength,
+    };
+    const { manifest: sbom } = await pushImage("signed", "sbom", {
+      artifactType: "application/vnd.example.sbom",
+      subject,
+    });
+    const all = await request(`/v2/signed/referrers/${subject.digest}`);
+    expect(all.status).toBe(200);
+    expect(all.headers.get("content-type")).toBe(MediaType.OciIndex);
+    expect(((await all.json()) as { manifests: unknown[] }).manifests).toEqual([
+      {
+        mediaType: MediaType.OciManifest,
+        digest: digestOf(sbom),
+        size: sbom.byteLength,
+        artifactType: "application/vnd.example.sbom",
+      },
+    ]);
+    const filtered = await request(
+      `/v2/signed/referrers/${subject.digest}?artifactType=application/vnd.example.signature`,
+    );
+    expect(filtered.headers.get("oci-filters-applied")).toBe("artifactType");
+    expect(((await filtered.json()) as { manifests: unknown[] }).manifests).toEqual([]);
+  });
+
+  it("deletes a tag, then the manifest by digest; a blob in use is DENIED, an unused one goes", async () => {
+    const { manifest, layer } = await pushImage("doomed", "1.0");
+    const digest = digestOf(manifest);
+    expect((await request("/v2/doomed/manifests/1.0", { method: "DELETE" })).status).toBe(202);
+    expect((await request("/v2/doomed/manifests/1.0", { method: "HEAD" })).status).toBe(404);
+    expect((await request(`/v2/doomed/manifests/${digest}`, { method: "HEAD" })).status).toBe(200);
+    const inUse = await request(`/v2/doomed/blobs/${layer}`, { method: "DELETE" });
+    expect(inUse.status).toBe(403);
+    expect(await errorCode(inUse)).toBe("DENIED");
+    expect((await request(`/v2/doomed/manifests/${digest}`, { method: "DELETE" })).status).toBe(202);
+    expect((await request(`/v2/doomed/manifests/${digest}`, { method: "HEAD" })).status).toBe(404);
+    const missing = await request(`/v2/doomed/manifests/${digest}`, { method: "DELETE" });
+    expect(await errorCode(missing)).toBe("MANIFEST_UNKNOWN");
+    expect((await request(`/v2/doomed/blobs/${layer}`, { method: "DELETE" })).status).toBe(202);
+    expect((await request(`/v2/doomed/blobs/${layer}`, { method: "HEAD" })).status).toBe(404);
+  });
+
+  it("refuses to delete an imported bundle's images, by tag or by digest", async () => {
+    await importBundle(store, [bundle]);
+    const image = metadata.images.find((i) => i.ref === "hubble/agent:4.5.0")!;
+    for (const reference of ["4.5.0", image.digest]) {
+      const response = await request(`/v2/hubble/agent/manifests/${reference}`, { method: "DELETE" });
+      expect(response.status).toBe(403);
+      expect(await errorCode(response)).toBe("DENIED");
+    }
+    expect((await request("/v2/hubble/agent/manifests/4.5.0", { method: "HEAD" })).status).toBe(200);
+    expect((await store.fsck()).ok).toBe(true);
   });
 });
