@@ -3,6 +3,7 @@ import { AirlockError } from "../../registry/oci/index.js";
 import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
 import { emit, formatBytes } from "./output.js";
 import { withStore, type Runner } from "./context.js";
+import { registerGc } from "./store.js";
 
 interface ServeFlags {
   listen: string;
@@ -115,6 +116,8 @@ export function registerRegistry(program: Command, run: Runner): void {
         });
       }),
     );
+
+  registerGc(registry, run);
 
   registry
     .command("ls")

@@ -31,20 +31,44 @@ export function registerStore(program: Command, run: Runner): void {
         }
       }),
     );
-  store
+  registerGc(store, run);
+}
+
+const DEFAULT_GRACE = "10m";
+
+function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (match === null) {
+    throw new AirlockError("USAGE", `--grace ${JSON.stringify(text)} is not a duration`, {
+      hint: "e.g. --grace 10m (ms, s, m, h)",
+      exitCode: 2,
+    });
+  }
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
+}
+
+/** `store gc` and `registry gc`: one collection, under the store lock, sparing young blobs. */
+export function registerGc(group: Command, run: Runner): void {
+  group
     .command("gc")
-    .description("remove blobs no bundle, manifest or tag needs")
+    .description("remove blobs no bundle, manifest or tag needs, and uploads of writers that died")
     .option("--dry-run", "list what would be removed, remove nothing")
-    .action(async (flags: { dryRun?: boolean }, command: Command) =>
+    .option(
+      "--grace <duration>",
+      "keep unreferenced blobs younger than this (a push in progress)",
+      DEFAULT_GRACE,
+    )
+    .action(async (flags: { dryRun?: boolean; grace: string }, command: Command) =>
       run(command, async (context) => {
+        const graceMs = parseDuration(flags.grace);
         const report = await withStore(context, (s) =>
-          s.gc({ signal: context.signal, dryRun: flags.dryRun === true }),
+          s.gc({ signal: context.signal, dryRun: flags.dryRun === true, graceMs }),
         );
         emit(
           context.output,
           report,
           () =>
-            `${report.dryRun ? "would remove" : "removed"} ${report.removed.length} blobs, ${formatBytes(report.bytesFreed)}; ${report.ingestsRemoved} leftover ingest files`,
+            `${report.dryRun ? "would remove" : "removed"} ${report.removed.length} blobs, ${formatBytes(report.bytesFreed)}; ${report.ingestsRemoved} leftover uploads`,
         );
       }),
     );

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, writeFile, readFile } from "node:fs/promises";
+import { mkdir, readdir, rename, stat, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AirlockError,
@@ -533,16 +533,22 @@ export class Store {
   }
 
   /** Removes blobs no visible row needs, and ingest files of crashed writers. */
-  async gc(options: OperationOptions & { dryRun?: boolean } = {}): Promise<GcReport> {
+  /**
+   * `graceMs` keeps unreferenced blobs younger than that: a registry push stores its blobs before the
+   * manifest that references them, and collecting in between would fail the push.
+   */
+  async gc(options: OperationOptions & { dryRun?: boolean; graceMs?: number } = {}): Promise<GcReport> {
     const dryRun = options.dryRun ?? false;
+    const graceMs = options.graceMs ?? 0;
     return this.withLock("gc", async () => {
       const reachable = await this.reachableBlobs();
       const removed: BlobInfo[] = [];
       for await (const digest of this.blobs.list()) {
         options.signal?.throwIfAborted();
         if (reachable.has(digest)) continue;
-        const info = await this.blobs.stat(digest);
-        if (info === undefined) continue;
+        const file = await stat(this.blobs.path(digest)).catch(() => undefined);
+        if (file === undefined || Date.now() - file.mtimeMs < graceMs) continue;
+        const info = { digest, size: file.size };
         if (!dryRun) await this.blobs.delete(digest);
         removed.push(info);
       }

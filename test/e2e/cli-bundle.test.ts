@@ -258,7 +258,7 @@ describe("airlock, run as a user", () => {
     await ok(["--data-dir", dataDir, "bundle", "import", delta]);
   });
 
-  it("store gc --dry-run --json lists unreferenced blobs and removes nothing", async () => {
+  it("gc spares young unreferenced blobs; --grace 0s --dry-run lists them and removes nothing; registry gc removes them", async () => {
     const store = await Store.open(dataDir);
     let orphan: string;
     try {
@@ -266,8 +266,12 @@ describe("airlock, run as a user", () => {
     } finally {
       store.close();
     }
-    const report = json<{ dryRun: boolean; removed: { digest: string }[]; bytesFreed: number }>(
+    const young = json<{ removed: { digest: string }[] }>(
       await ok(["--data-dir", dataDir, "--json", "store", "gc", "--dry-run"]),
+    );
+    expect(young.removed).toEqual([]);
+    const report = json<{ dryRun: boolean; removed: { digest: string }[]; bytesFreed: number }>(
+      await ok(["--data-dir", dataDir, "--json", "store", "gc", "--dry-run", "--grace", "0s"]),
     );
     expect(report.dryRun).toBe(true);
     expect(report.removed.map((blob) => blob.digest)).toEqual([orphan]);
@@ -275,7 +279,7 @@ describe("airlock, run as a user", () => {
     const path = join(dataDir, "store", "blobs", "sha256", orphan.slice("sha256:".length));
     await expect(stat(path)).resolves.toBeDefined();
     const real = json<{ dryRun: boolean; removed: { digest: string }[] }>(
-      await ok(["--data-dir", dataDir, "--json", "store", "gc"]),
+      await ok(["--data-dir", dataDir, "--json", "registry", "gc", "--grace", "0s"]),
     );
     expect(real.removed.map((blob) => blob.digest)).toEqual([orphan]);
     await expect(stat(path)).rejects.toThrow();

@@ -467,6 +467,16 @@ describe("Store", () => {
       expect(store.db.prepare("SELECT count(*) AS n FROM locks").get()).toEqual({ n: 0 });
     });
 
+    it("with graceMs, keeps unreferenced blobs younger than the grace and collects older ones", async () => {
+      const { store, garbage } = await storeWithGarbage();
+      const [aged, ...young] = garbage;
+      const past = new Date(Date.now() - 3_600_000);
+      await utimes(store.blobs.path(aged!.digest), past, past);
+      const report = await store.gc({ graceMs: 600_000 });
+      expect(report.removed).toEqual([{ digest: aged!.digest, size: aged!.size }]);
+      for (const g of young) expect(await store.blobs.stat(g.digest)).toBeDefined();
+    });
+
     it("refuses to collect when a manifest it must follow is damaged, and removes nothing", async () => {
       const store = await openStore();
       const image = await putImage(store, "hubble/msgbroker", "4.5.0", "broker");
