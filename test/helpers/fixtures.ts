@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdtemp, open, readdir, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, open, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -266,4 +266,39 @@ export async function withStore<T>(
   } finally {
     store.close();
   }
+}
+
+/**
+ * A self-signed ECDSA P-256 server certificate for 127.0.0.1, made by openssl, and a directory holding
+ * only it as `ca.crt` (skopeo's --cert-dir reads *.key files there as client keys).
+ */
+export async function selfSignedCertificate(
+  dir: string,
+): Promise<{ certFile: string; keyFile: string; trustDir: string }> {
+  const certFile = join(dir, "server.crt");
+  const keyFile = join(dir, "server.key");
+  const made = await runTool("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+  ]);
+  if (made.code !== 0) throw new Error(`openssl req failed: ${made.stderr}`);
+  const trustDir = join(dir, "trust");
+  await mkdir(trustDir);
+  await copyFile(certFile, join(trustDir, "ca.crt"));
+  return { certFile, keyFile, trustDir };
 }

@@ -13,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
-import { MiB, runTool, useFixtures, waitFor, type Fixtures } from "../helpers/fixtures.js";
+import {
+  MiB,
+  runTool,
+  useFixtures,
+  waitFor,
+  selfSignedCertificate,
+  type Fixtures,
+} from "../helpers/fixtures.js";
 
 let fx: Fixtures;
 let store: Store;
@@ -73,30 +80,11 @@ beforeAll(async () => {
   metadata = (await readBundleHead([bundle])).metadata;
   store = await Store.open(await fx.dir("data"));
   await importBundle(store, [bundle]);
-  const certs = await fx.dir("certs");
-  certFile = join(certs, "server.crt");
-  await tool("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-    "-keyout",
-    join(certs, "server.key"),
-    "-out",
-    certFile,
-  ]);
+  const certificate = await selfSignedCertificate(await fx.dir("certs"));
+  certFile = certificate.certFile;
   airlock = await startRegistryServer(store, {
     listen: "127.0.0.1:0",
-    tls: { certFile, keyFile: join(certs, "server.key") },
+    tls: { certFile, keyFile: certificate.keyFile },
   });
 });
 

@@ -3,13 +3,22 @@
  * checked with real skopeo over plain HTTP and over TLS, and with raw requests for the spec's codes.
  */
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
-import { CLI, MiB, runCli, runTool, sha256Hex, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import {
+  CLI,
+  MiB,
+  runCli,
+  runTool,
+  sha256Hex,
+  useFixtures,
+  selfSignedCertificate,
+  type Fixtures,
+} from "../helpers/fixtures.js";
 
 let fx: Fixtures;
 let store: Store;
@@ -17,7 +26,6 @@ let dataDir: string;
 let metadata: BundleMetadata;
 let plain: RunningRegistry;
 let secure: RunningRegistry;
-let certDir: string;
 let trustDir: string;
 
 function hostOf(registry: RunningRegistry): string {
@@ -40,35 +48,13 @@ beforeAll(async () => {
   store = await Store.open(dataDir);
   await importBundle(store, [bundle]);
 
-  certDir = await fx.dir("certs");
-  const openssl = await runTool("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-    "-keyout",
-    join(certDir, "server.key"),
-    "-out",
-    join(certDir, "server.crt"),
-  ]);
-  expect(openssl.code, openssl.stderr).toBe(0);
-  // skopeo's --cert-dir takes *.crt as CAs and *.key as client keys: the CA gets a directory of its own.
-  trustDir = await fx.dir("trust");
-  await writeFile(join(trustDir, "ca.crt"), await readFile(join(certDir, "server.crt")));
+  const certificate = await selfSignedCertificate(await fx.dir("certs"));
+  trustDir = certificate.trustDir;
 
   plain = await startRegistryServer(store, { listen: "127.0.0.1:0", maxPageSize: 100 });
   secure = await startRegistryServer(store, {
     listen: "127.0.0.1:0",
-    tls: { certFile: join(certDir, "server.crt"), keyFile: join(certDir, "server.key") },
+    tls: { certFile: certificate.certFile, keyFile: certificate.keyFile },
   });
 });
 

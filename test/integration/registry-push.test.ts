@@ -159,25 +159,30 @@ describe("blob uploads", () => {
   });
 });
 
-describe("manifest PUT", () => {
-  async function imageParts(name: string): Promise<{ config: Digest; layer: Digest; manifest: Buffer }> {
-    const configBytes = Buffer.from(
-      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }),
-    );
-    const layerBytes = randomBytes(1024);
-    const config = await pushBlob(name, configBytes);
-    const layer = await pushBlob(name, layerBytes);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: config, size: configBytes.byteLength },
-        layers: [{ mediaType: MediaType.OciLayer, digest: layer, size: layerBytes.byteLength }],
-      }),
-    );
-    return { config, layer, manifest };
-  }
+/** Pushes a config and a layer, and returns a manifest over them (not yet pushed). */
+async function imageParts(
+  name: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ config: Digest; layer: Digest; manifest: Buffer }> {
+  const configBytes = Buffer.from(
+    JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }),
+  );
+  const layerBytes = randomBytes(1024);
+  const config = await pushBlob(name, configBytes);
+  const layer = await pushBlob(name, layerBytes);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: config, size: configBytes.byteLength },
+      layers: [{ mediaType: MediaType.OciLayer, digest: layer, size: layerBytes.byteLength }],
+      ...extra,
+    }),
+  );
+  return { config, layer, manifest };
+}
 
+describe("manifest PUT", () => {
   const putManifest = (
     name: string,
     reference: string,
@@ -280,21 +285,7 @@ describe("referrers and deletes", () => {
     tag: string,
     extra: Record<string, unknown> = {},
   ): Promise<{ manifest: Buffer; layer: Digest }> {
-    const configBytes = Buffer.from(
-      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }),
-    );
-    const layerBytes = randomBytes(512);
-    const config = await pushBlob(name, configBytes);
-    const layer = await pushBlob(name, layerBytes);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: config, size: configBytes.byteLength },
-        layers: [{ mediaType: MediaType.OciLayer, digest: layer, size: layerBytes.byteLength }],
-        ...extra,
-      }),
-    );
+    const { manifest, layer } = await imageParts(name, extra);
     const response = await request(`/v2/${name}/manifests/${tag}`, {
       method: "PUT",
       body: manifest,
