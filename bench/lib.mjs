@@ -103,14 +103,19 @@ export async function syncAll() {
  * Every command runs once untimed first (warm page cache), then `runs` timed rounds in alternating
  * order (forward, backward, forward, …); before every run its `prepare` (e.g. remove the previous
  * output) and a `sync` happen untimed. Returns per key: every run's ms and RSS, and their medians.
+ * Optional per command: `warmArgv` runs instead of `argv` for the untimed warm-up (a lighter load);
+ * `after(result, { timed })` runs untimed after every run (e.g. check the output); what it returns for
+ * the timed runs is kept, in order, as `extra` of that command.
  */
 export async function measureGroup(commands, { runs = 3, log = () => {}, afterWarm } = {}) {
   const samples = new Map(commands.map((command) => [command.key, []]));
   const once = async (command, timed) => {
     await command.prepare?.();
     await syncAll();
-    const result = await timeCommand(command.argv, { cwd: command.cwd });
-    if (timed) samples.get(command.key).push(result);
+    const argv = timed ? command.argv : (command.warmArgv ?? command.argv);
+    const result = await timeCommand(argv, { cwd: command.cwd });
+    const extra = await command.after?.(result, { timed });
+    if (timed) samples.get(command.key).push({ ...result, extra });
     log(
       `  ${timed ? "run " : "warm"} ${command.label.padEnd(34)} ${formatMs(result.ms).padStart(9)}  ${formatRss(result.rssKiB).padStart(8)}`,
     );
@@ -134,6 +139,7 @@ export async function measureGroup(commands, { runs = 3, log = () => {}, afterWa
       medianMs: median(runsOf.map((r) => r.ms)),
       medianRssKiB: median(runsOf.map((r) => r.rssKiB)),
       maxRssKiB: Math.max(...runsOf.map((r) => r.rssKiB)),
+      ...(command.after === undefined ? {} : { extra: runsOf.map((r) => r.extra) }),
     };
   }
   return out;
@@ -188,3 +194,49 @@ export function formatPressure(p) {
   const pct = (v) => (v === undefined ? "n/a" : `${v.toFixed(0)}%`);
   return `load ${p.load.join(" ")}, CPU pressure ${pct(p.cpu)}, IO pressure ${pct(p.io)} (PSI some, avg60)`;
 }
+
+/**
+ * A copy of dist/ under `into`, returning the path of its CLI: other engineers rebuild dist/ while a
+ * benchmark runs, and a half-written file would fail (or change) a measurement. Node resolves packages
+ * from the repo's node_modules above the copy.
+ */
+export async function snapshotDist(repo, into) {
+  const main = path.join(repo, "dist", "installer", "cli", "main.js");
+  await fs.access(main).catch(() => {
+    throw new Error(`${path.relative(repo, main)} is missing: run \`npm run build\` first`);
+  });
+  const copy = path.join(into, "dist");
+  await fs.rm(copy, { recursive: true, force: true });
+  await fs.cp(path.join(repo, "dist"), copy, { recursive: true });
+  return path.join(copy, "installer", "cli", "main.js");
+}
+
+/** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM), or undefined when the process is gone. */
+export async function procStatusKiB(pid, field) {
+  const text = await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const value = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1];
+  return value === undefined ? undefined : Number(value);
+}
+
+/**
+ * Resets the peak RSS (VmHWM) of a running process to its current RSS (Linux: clear_refs "5"), so a
+ * later VmHWM is the peak of what happened in between. False when the kernel or permissions refuse.
+ */
+export async function resetPeakRss(pid) {
+  return fs
+    .writeFile(`/proc/${pid}/clear_refs`, "5")
+    .then(() => true)
+    .catch(() => false);
+}
+
+/** CPU seconds a running process has used so far, { user, system } (/proc/<pid>/stat), or undefined. */
+export async function cpuSeconds(pid) {
+  const text = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14, 15.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS };
+}
+
+// USER_HZ: 100 on every Linux port Node runs on.
+const CLOCK_TICKS = 100;

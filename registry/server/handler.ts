@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { pipeline } from "node:stream/promises";
 import {
   AirlockError,
   MAX_MANIFEST_BYTES,
@@ -18,6 +17,7 @@ import {
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError } from "./errors.js";
 import { Uploads } from "./uploads.js";
+import { sendFileRange } from "./send.js";
 import type { Authenticator } from "./auth.js";
 
 export interface RegistryHandlerOptions {
@@ -167,7 +167,8 @@ export function createRegistryHandler(
       res.end();
       return;
     }
-    await pipeline(store.blobs.open(reference, range), res);
+    const from = range?.start ?? 0;
+    await sendFileRange(res, store.blobs.path(reference), from, (range?.end ?? info.size - 1) - from + 1);
   };
 
   const listTags: Handler = ({ res, head, url, name }) => {

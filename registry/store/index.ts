@@ -26,5 +26,5 @@ export type {
 } from "./store.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
-export { readChunks } from "./chunks.js";
+export { readChunks, takeBuffer, giveBack } from "./chunks.js";
 export type { ChunkRange } from "./chunks.js";

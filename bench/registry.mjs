@@ -1,0 +1,893 @@
+#!/usr/bin/env node
+// Benchmark of `airlock registry serve` against Debian's docker-registry (CNCF distribution), side by side, in one run.
+//
+//   node bench/registry.mjs [--size 1.25GiB] [--seed 42] [--runs 3] [--clients 32] [--keep] [--cpu-prof]
+//   npm run bench:registry -- --runs 5
+//
+// A generated image set (scripts/fixtures.mjs, reused when seed and size match) is built into a bundle
+// of the 3 images of 4.5.0 (at least 1 GiB with the default --size), imported into a fresh data dir
+// and served by Airlock; the same bundle is pushed into docker-registry by skopeo (oci-archive:,
+// --preserve-digests), and both registries are checked to serve the same tags, digests and blobs.
+// Every server binds 127.0.0.1 only. It measures:
+//   pull      skopeo copy --all --preserve-digests docker://HOST/<ref> oci:DIR:<ref> of the 3 images,
+//             from Airlock over plain HTTP, docker-registry over plain HTTP, and (information) Airlock
+//             over TLS with a self-signed openssl certificate that skopeo trusts by --src-cert-dir
+//   32 pulls  --clients curl processes at once, each downloading every blob of the set over one
+//             keep-alive connection (bodies discarded, status and byte count of each checked), from each
+//             registry over plain HTTP: aggregate throughput, and each server's peak RSS
+//   push      not measured yet: measured once the push side of `airlock registry serve` lands (issue 4)
+// Server peak RSS is the kernel's VmHWM of the server process, reset (clear_refs 5) before every run,
+// so it is the peak of that run; server CPU is its user+system time during the run.
+// Page cache: both servers' storage is read once before timing, then every command runs once untimed
+// (the 32-pull step warms up with 4 clients), then --runs timed rounds in alternating order; `sync`
+// before every run (untimed). Medians are reported. It is a measurement, not a test: it exits 0 when a
+// target is missed, 1 only when a command fails. Every server it starts is stopped by its PID at the
+// end, also on failure or Ctrl-C. Results go to .bench/registry-results.json.
+import { spawn } from "node:child_process";
+import { openSync, closeSync } from "node:fs";
+import fs from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { clearTimeout, setTimeout } from "node:timers";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { $ } from "zx";
+import { generateFixtures } from "../scripts/fixtures.mjs";
+import {
+  MiB,
+  cpuSeconds,
+  formatBytes,
+  formatMs,
+  formatPressure,
+  formatRss,
+  measureGroup,
+  median,
+  memInfo,
+  parseSize,
+  pressure,
+  procStatusKiB,
+  renderTable,
+  requireGnuTime,
+  requireTools,
+  resetPeakRss,
+  sizeLabel,
+  snapshotDist,
+  syncAll,
+} from "./lib.mjs";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BENCH_DIR = path.join(REPO, ".bench");
+const WORK = path.join(BENCH_DIR, "registry-work");
+const RESULTS = path.join(BENCH_DIR, "registry-results.json");
+const PROFILE_DIR = path.join(BENCH_DIR, "registry-prof");
+const IMAGES = ["hubble/msgbroker:4.5.0", "hubble/console:4.5.0", "hubble/agent:4.5.0"];
+const WARM_CLIENTS = 4;
+
+const TARGETS = {
+  pull: 1.0, // docker-registry time / airlock time ≥ 1.0
+  concurrent: 1.0, // airlock throughput / docker-registry throughput ≥ 1.0
+  rssMiB: 200, // airlock peak RSS during the concurrent pulls < 200 MiB
+  push: 1.0, // docker-registry time / airlock time ≥ 1.0 (once push exists)
+};
+
+const PUSH_NOTE =
+  "push: not measured yet — it is measured once the push side of `airlock registry serve` lands (issue 4)";
+
+const USAGE = `usage: node bench/registry.mjs [--size 1.25GiB] [--seed 42] [--runs 3] [--clients 32] [--keep] [--cpu-prof]
+  --size      the generated image set; the 3 images of 4.5.0 take about 0.9 of it (1.25GiB → a 1.1 GiB bundle)
+  --seed      fixture seed
+  --runs      timed runs per command (median reported); each after one untimed warm-up run
+  --clients   concurrent clients of the concurrent-pull step
+  --keep      keep the work files (bundle, data dir, docker-registry storage, pulls) under .bench/registry-work
+  --cpu-prof  run the Airlock HTTP server under node --cpu-prof (profile in .bench/registry-prof; slows it)`;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      size: { type: "string", default: "1.25GiB" },
+      seed: { type: "string", default: "42" },
+      runs: { type: "string", default: "3" },
+      clients: { type: "string", default: "32" },
+      keep: { type: "boolean", default: false },
+      "cpu-prof": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const runs = Number(values.runs);
+  const seed = Number(values.seed);
+  const clients = Number(values.clients);
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new Error(`--runs must be a positive integer, got ${values.runs}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
+  if (!Number.isInteger(clients) || clients < 1)
+    throw new Error(`--clients must be a positive integer, got ${values.clients}`);
+  return {
+    size: parseSize(values.size),
+    seed,
+    runs,
+    clients,
+    keep: values.keep,
+    cpuProf: values["cpu-prof"],
+  };
+}
+
+// Node 20's global fetch (undici inside): the benchmark process only reads manifests with it.
+const { fetch } = globalThis;
+
+const log = (line = "") => process.stderr.write(`${line}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------------
+// Servers: started here, tracked by PID, always stopped.
+
+/** Every server this run started: { name, child, pid, logFile }. */
+const servers = [];
+
+const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+
+function waitForExit(child, ms) {
+  if (exited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** SIGTERM to the server's PID (it drains and exits), SIGKILL to the same PID if it is still there after 15 s. */
+async function stopServer(server) {
+  if (exited(server.child)) return;
+  process.kill(server.pid, "SIGTERM");
+  if (await waitForExit(server.child, 15_000)) return;
+  log(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL`);
+  process.kill(server.pid, "SIGKILL");
+  await waitForExit(server.child, 5_000);
+}
+
+async function stopAll() {
+  await Promise.all(servers.map((server) => stopServer(server).catch(() => {})));
+}
+
+async function logTail(file) {
+  const text = await fs.readFile(file, "utf8").catch(() => "");
+  return text.trim().split("\n").slice(-10).join("\n");
+}
+
+function spawnServer(name, command, args, logFile, { stdout = "log" } = {}) {
+  const fd = openSync(logFile, "a");
+  try {
+    const child = spawn(command, args, {
+      stdio: ["ignore", stdout === "pipe" ? "pipe" : fd, fd],
+      cwd: WORK,
+    });
+    const server = { name, child, pid: child.pid, logFile };
+    if (child.pid === undefined) throw new Error(`cannot start ${name}: ${command} did not spawn`);
+    servers.push(server);
+    child.on("error", () => {});
+    return server;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for a server that cannot be told to pick one itself). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls GET /v2/ over plain HTTP until it answers 200. */
+async function waitForRegistry(server, base, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (exited(server.child)) {
+      throw new Error(
+        `${server.name} exited (${server.child.exitCode ?? server.child.signalCode}):\n${await logTail(server.logFile)}`,
+      );
+    }
+    const status = await fetch(`${base}/v2/`).then(
+      (r) => r.arrayBuffer().then(() => r.status),
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline)
+      throw new Error(`${server.name} did not answer ${base}/v2/ within ${ms / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Flags `registry serve` needs for anonymous pulls: `--anonymous-pull` once the CLI has authentication
+ * (issue 4, point 4) and refuses to start without saying who may pull; nothing before that.
+ */
+async function anonymousPullFlags(cli) {
+  const help = (await $({ quiet: true })`node ${cli} registry serve --help`).stdout;
+  return help.includes("--anonymous-pull") ? ["--anonymous-pull"] : [];
+}
+
+/** `airlock registry serve` on 127.0.0.1, a free port; resolves once it printed its URL ({"url": …} with --json). */
+async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [] }) {
+  const logFile = path.join(WORK, `${name}.log`);
+  const pullFlags = await anonymousPullFlags(cli);
+  const server = spawnServer(
+    name,
+    process.execPath,
+    [
+      ...nodeArgs,
+      cli,
+      "--data-dir",
+      dataDir,
+      "--json",
+      "--no-progress",
+      "registry",
+      "serve",
+      "--listen",
+      "127.0.0.1:0",
+      ...pullFlags,
+      ...(tls === undefined ? ["--insecure-http"] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
+    ],
+    logFile,
+    { stdout: "pipe" },
+  );
+  const url = await new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => done(new Error(`${name} printed no URL within 30 s`)), 30_000);
+    const onExit = () => done(new Error(`${name} exited before printing its URL`));
+    function done(error, value) {
+      clearTimeout(timer);
+      server.child.stdout.off("data", onData);
+      server.child.off("exit", onExit);
+      if (error === undefined) resolve(value);
+      else logTail(logFile).then((tail) => reject(new Error(`${error.message}:\n${text}${tail}`)));
+    }
+    function onData(chunk) {
+      text += chunk;
+      try {
+        const { url: found } = JSON.parse(text);
+        if (typeof found === "string") done(undefined, found);
+      } catch {
+        // not a whole JSON document yet
+      }
+    }
+    server.child.stdout.setEncoding("utf8").on("data", onData);
+    server.child.once("exit", onExit);
+  });
+  server.child.stdout.resume();
+  server.url = url;
+  server.host = new URL(url).host;
+  if (tls === undefined) await waitForRegistry(server, url);
+  return server;
+}
+
+/** docker-registry serve config.yml on 127.0.0.1:<free port>, storage under `root`. */
+async function startDockerRegistry(root) {
+  const port = await freePort();
+  const config = path.join(WORK, "docker-registry.yml");
+  // Debian's shipped config minus auth and the health check, access log off (Airlock logs no request either).
+  await fs.writeFile(
+    config,
+    [
+      "version: 0.1",
+      "log:",
+      "  level: error",
+      "  accesslog:",
+      "    disabled: true",
+      "storage:",
+      "  cache:",
+      "    blobdescriptor: inmemory",
+      "  filesystem:",
+      `    rootdirectory: ${JSON.stringify(root)}`,
+      "  delete:",
+      "    enabled: true",
+      "http:",
+      `  addr: 127.0.0.1:${port}`,
+      "",
+    ].join("\n"),
+  );
+  const server = spawnServer(
+    "docker-registry",
+    "docker-registry",
+    ["serve", config],
+    path.join(WORK, "docker-registry.log"),
+  );
+  server.url = `http://127.0.0.1:${port}`;
+  server.host = `127.0.0.1:${port}`;
+  await waitForRegistry(server, server.url);
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Content: build, import, fill, and check both registries serve the same thing.
+
+function benchSpec(layout) {
+  return [
+    "name: bench-registry",
+    "version: 4.5.0",
+    'created: "2026-11-01T00:00:00Z"',
+    "images:",
+    ...IMAGES.flatMap((ref) => [`  - ref: ${ref}`, `    source: oci:${layout}:${ref}`]),
+    "",
+  ].join("\n");
+}
+
+const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+/** The tags' digests and every blob (config and layer) of IMAGES as one registry serves them, over plain HTTP. */
+async function walkRegistry(base) {
+  const tags = {};
+  const blobs = new Map();
+  let manifestBytes = 0;
+  const seen = new Set();
+  const walk = async (repo, reference) => {
+    const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
+      headers: { accept: MANIFEST_ACCEPT },
+    });
+    const body = Buffer.from(await response.arrayBuffer());
+    if (response.status !== 200)
+      throw new Error(`GET ${base}/v2/${repo}/manifests/${reference}: ${response.status}`);
+    const digest = response.headers.get("docker-content-digest");
+    if (!seen.has(digest)) manifestBytes += body.length;
+    seen.add(digest);
+    const manifest = JSON.parse(body.toString("utf8"));
+    if (Array.isArray(manifest.manifests)) {
+      for (const child of manifest.manifests) await walk(repo, child.digest);
+    } else {
+      for (const blob of [manifest.config, ...manifest.layers]) {
+        if (!blobs.has(blob.digest)) blobs.set(blob.digest, { repo, digest: blob.digest, size: blob.size });
+      }
+    }
+    return digest;
+  };
+  for (const ref of IMAGES) {
+    const [repo, tag] = ref.split(":");
+    tags[ref] = await walk(repo, tag);
+  }
+  const list = [...blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest));
+  return {
+    tags,
+    blobs: list,
+    blobBytes: list.reduce((sum, b) => sum + b.size, 0),
+    manifestBytes,
+    manifestCount: seen.size,
+  };
+}
+
+async function checkSameContent(airlock, peer, fixtures) {
+  for (const ref of IMAGES) {
+    const want = fixtures.images[ref].digest;
+    for (const [name, seen] of [
+      ["airlock", airlock],
+      ["docker-registry", peer],
+    ]) {
+      if (seen.tags[ref] !== want)
+        throw new Error(`${name} serves ${ref} as ${seen.tags[ref]}, the fixtures have ${want}`);
+    }
+  }
+  const key = (walked) => walked.blobs.map((b) => `${b.digest} ${b.size}`).join("\n");
+  if (key(airlock) !== key(peer)) throw new Error("airlock and docker-registry serve different blob sets");
+}
+
+/** Reads every file under `dir` once, so the timed runs find it in the page cache. */
+async function warmPageCache(dir) {
+  await $({ quiet: true })`find ${dir} -type f -exec cat {} + > /dev/null`;
+}
+
+/** Share of the files under `dir` resident in the page cache (fincore), as a sentence. */
+async function cacheNote(dir, label) {
+  const files = (await $({ quiet: true })`find ${dir} -type f -size +64k`).stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean);
+  if (files.length === 0) return `${label}: no files`;
+  const result = await $({
+    quiet: true,
+    nothrow: true,
+  })`fincore --bytes --noheadings --output RES,SIZE ${files}`;
+  if (result.exitCode !== 0) return `${label}: page cache state unknown (fincore missing)`;
+  let resident = 0;
+  let size = 0;
+  for (const line of result.stdout.trim().split("\n")) {
+    const [res, total] = line.trim().split(/\s+/).map(Number);
+    resident += res;
+    size += Math.ceil(total / 4096) * 4096;
+  }
+  return `${((100 * resident) / Math.max(size, 1)).toFixed(0)}% of ${label} in page cache`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measurements.
+
+const PULL_SCRIPT = `set -e
+host=$1 dir=$2 tls=$3
+shift 3
+for ref in "$@"; do skopeo --insecure-policy copy --quiet --all --preserve-digests "$tls" "docker://$host/$ref" "oci:$dir:$ref"; done`;
+
+// n curl processes at once, each fetching every URL in turn over one keep-alive connection; one line per body.
+const CLIENTS_SCRIPT = `n=$1
+shift
+i=0
+while [ "$i" -lt "$n" ]; do
+  curl -sS --http1.1 -w '%{http_code} %{size_download} %{url_effective}\\n' "$@" &
+  i=$((i + 1))
+done
+wait`;
+
+/** Server peak RSS and CPU around one run: `start` before it (untimed), `finish` after it. */
+function serverProbe(server) {
+  let cpuBefore;
+  let reset = false;
+  return {
+    async start() {
+      reset = await resetPeakRss(server.pid);
+      cpuBefore = await cpuSeconds(server.pid);
+    },
+    async finish() {
+      if (exited(server.child))
+        throw new Error(`${server.name} died during the run:\n${await logTail(server.logFile)}`);
+      const cpu = await cpuSeconds(server.pid);
+      const user = cpu.user - cpuBefore.user;
+      const system = cpu.system - cpuBefore.system;
+      return {
+        serverPeakRssKiB: await procStatusKiB(server.pid, "VmHWM"),
+        serverRssKiB: await procStatusKiB(server.pid, "VmRSS"),
+        serverCpuS: Number((user + system).toFixed(2)),
+        serverUserS: Number(user.toFixed(2)),
+        serverSystemS: Number(system.toFixed(2)),
+        peakScope: reset ? "run" : "lifetime",
+      };
+    },
+  };
+}
+
+async function checkPulled(dir, fixtures) {
+  const index = JSON.parse(await fs.readFile(path.join(dir, "index.json"), "utf8"));
+  for (const ref of IMAGES) {
+    const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
+    if (entry?.digest !== fixtures.images[ref].digest) {
+      throw new Error(
+        `pull into ${dir}: ${ref} is ${entry?.digest ?? "missing"}, want ${fixtures.images[ref].digest}`,
+      );
+    }
+  }
+}
+
+async function benchPull(targets, opts, fixtures) {
+  const rm = (dir) => fs.rm(dir, { recursive: true, force: true });
+  return measureGroup(
+    targets.map(({ key, label, server, tlsFlag }) => {
+      const dir = path.join(WORK, `pull-${key}`);
+      const probe = serverProbe(server);
+      return {
+        key,
+        label,
+        argv: ["sh", "-c", PULL_SCRIPT, "sh", server.host, dir, tlsFlag, ...IMAGES],
+        prepare: async () => {
+          await rm(dir);
+          await probe.start();
+        },
+        after: async () => {
+          const extra = await probe.finish();
+          await checkPulled(dir, fixtures);
+          return extra;
+        },
+        cleanup: () => rm(dir),
+      };
+    }),
+    { runs: opts.runs, log },
+  );
+}
+
+function clientArgs(server, blobs) {
+  return blobs.flatMap((b) => ["-o", "/dev/null", `${server.url}/v2/${b.repo}/blobs/${b.digest}`]);
+}
+
+/** Every client got every blob whole: `clients` lines per URL, each 200 with the blob's size. */
+function checkClients(stdout, server, blobs, clients) {
+  const want = new Map(blobs.map((b) => [`${server.url}/v2/${b.repo}/blobs/${b.digest}`, b.size]));
+  const seen = new Map();
+  let bytes = 0;
+  for (const line of stdout.trim().split("\n")) {
+    const [code, size, url] = line.trim().split(" ");
+    if (code !== "200" || Number(size) !== want.get(url)) {
+      throw new Error(
+        `${server.name}: a client got ${code} with ${size} bytes for ${url} (want 200 with ${want.get(url)})`,
+      );
+    }
+    seen.set(url, (seen.get(url) ?? 0) + 1);
+    bytes += Number(size);
+  }
+  for (const url of want.keys()) {
+    if (seen.get(url) !== clients)
+      throw new Error(`${server.name}: ${seen.get(url) ?? 0} of ${clients} clients got ${url}`);
+  }
+  return bytes;
+}
+
+async function benchConcurrent(targets, opts, content) {
+  const warmClients = Math.min(WARM_CLIENTS, opts.clients);
+  return measureGroup(
+    targets.map(({ key, label, server }) => {
+      const args = clientArgs(server, content.blobs);
+      const probe = serverProbe(server);
+      return {
+        key,
+        label,
+        argv: ["sh", "-c", CLIENTS_SCRIPT, "sh", String(opts.clients), ...args],
+        warmArgv: ["sh", "-c", CLIENTS_SCRIPT, "sh", String(warmClients), ...args],
+        prepare: () => probe.start(),
+        after: async (result, { timed }) => {
+          const extra = await probe.finish();
+          const bytes = checkClients(
+            result.stdout,
+            server,
+            content.blobs,
+            timed ? opts.clients : warmClients,
+          );
+          return { ...extra, bytes };
+        },
+      };
+    }),
+    { runs: opts.runs, log },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Report.
+
+// Three decimals: a ratio a hair under its target must not print as the target itself ("1.00×" and FAIL).
+const ratio = (value, digits = 3) => (Number.isFinite(value) ? `${value.toFixed(digits)}×` : "-");
+const mibPerSecond = (bytes, ms) => (bytes / MiB / (ms / 1000)).toFixed(0);
+const extraOf = (measured, field) => measured.extra.map((e) => e[field]);
+const maxOf = (measured, field) => Math.max(...extraOf(measured, field));
+const medianOf = (measured, field) => median(extraOf(measured, field));
+
+function report(opts, results, environment) {
+  const { content, pull, concurrent } = results;
+  const setBytes = content.blobBytes + content.manifestBytes;
+  const concurrentBytes = content.blobBytes * opts.clients;
+  const rows = [];
+  const addRows = (step, group, keys, bytes) => {
+    for (const key of keys) {
+      const m = group[key];
+      rows.push([
+        step,
+        m.label,
+        formatMs(m.medianMs),
+        m.ms.map((ms) => formatMs(ms)).join(" / "),
+        mibPerSecond(bytes, m.medianMs),
+        formatRss(maxOf(m, "serverPeakRssKiB")),
+        `${medianOf(m, "serverCpuS").toFixed(1)} s (${medianOf(m, "serverUserS").toFixed(1)} + ${medianOf(m, "serverSystemS").toFixed(1)})`,
+      ]);
+      step = "";
+    }
+  };
+  addRows("pull: skopeo copy --all ×3", pull, ["airlock", "peer", "airlockTls"], setBytes);
+  addRows(`${opts.clients} concurrent pulls (curl)`, concurrent, ["airlock", "peer"], concurrentBytes);
+  rows.push(["push", "not measured yet (issue 4)", "-", "-", "-", "-", "-"]);
+  const table = renderTable(
+    ["step", "server", "median", "runs", "MiB/s", "server peak RSS", "server CPU (user + sys)"],
+    rows,
+    ["l", "l", "r", "r", "r", "r", "r"],
+  );
+
+  const pullRatio = pull.peer.medianMs / pull.airlock.medianMs;
+  const concurrentRatio = concurrent.peer.medianMs / concurrent.airlock.medianMs;
+  const airlockRssKiB = maxOf(concurrent.airlock, "serverPeakRssKiB");
+  const targets = [
+    {
+      name: "pull: docker-registry time ÷ airlock time (HTTP)",
+      value: pullRatio,
+      shown: ratio(pullRatio),
+      target: `≥ ${TARGETS.pull.toFixed(2)}`,
+      pass: pullRatio >= TARGETS.pull,
+    },
+    {
+      name: `${opts.clients} pulls: airlock throughput ÷ docker-registry throughput`,
+      value: concurrentRatio,
+      shown: ratio(concurrentRatio),
+      target: `≥ ${TARGETS.concurrent.toFixed(2)}`,
+      pass: concurrentRatio >= TARGETS.concurrent,
+    },
+    {
+      name: `${opts.clients} pulls: airlock server peak RSS (largest of ${opts.runs} runs)`,
+      value: airlockRssKiB / 1024,
+      shown: formatRss(airlockRssKiB),
+      target: `< ${TARGETS.rssMiB} MiB`,
+      pass: airlockRssKiB / 1024 < TARGETS.rssMiB,
+    },
+  ];
+  const cpuPerGiB = (m, bytes) => (medianOf(m, "serverCpuS") / (bytes / 1024 ** 3)).toFixed(2);
+  const info = [
+    {
+      name: "pull over TLS: docker-registry (HTTP) time ÷ airlock (HTTPS) time",
+      value: pull.peer.medianMs / pull.airlockTls.medianMs,
+    },
+    {
+      name: "pull: airlock HTTPS time ÷ airlock HTTP time",
+      value: pull.airlockTls.medianMs / pull.airlock.medianMs,
+    },
+    {
+      name: `${opts.clients} pulls: docker-registry server peak RSS`,
+      shown: formatRss(maxOf(concurrent.peer, "serverPeakRssKiB")),
+    },
+    {
+      name: `${opts.clients} pulls: server CPU s per GiB served, airlock / docker-registry`,
+      shown: `${cpuPerGiB(concurrent.airlock, concurrentBytes)} / ${cpuPerGiB(concurrent.peer, concurrentBytes)}`,
+    },
+    {
+      name: "pull: server peak RSS, airlock HTTP / HTTPS / docker-registry",
+      shown: ["airlock", "airlockTls", "peer"]
+        .map((k) => formatRss(maxOf(pull[k], "serverPeakRssKiB")))
+        .join(" / "),
+    },
+  ];
+  const ratioTable = renderTable(
+    ["ratio", "value", "target", "result"],
+    [
+      ...targets.map((t) => [t.name, t.shown, t.target, t.pass ? "PASS" : "FAIL"]),
+      ["push: docker-registry time ÷ airlock time", "-", `≥ ${TARGETS.push.toFixed(2)}`, "not measured"],
+      ...info.map((t) => [t.name, t.shown ?? ratio(t.value), "information", ""]),
+    ],
+    ["l", "r", "l", "l"],
+  );
+  const scopes = new Set(
+    [...Object.values(pull), ...Object.values(concurrent)].flatMap((m) =>
+      (m.extra ?? []).map((e) => e.peakScope),
+    ),
+  );
+  const passed = targets.filter((t) => t.pass).length;
+  const lines = [
+    "",
+    `Airlock registry benchmark — ${environment.date}`,
+    `host: ${environment.cpus} CPUs (${environment.cpuModel}), ${formatBytes(environment.memTotal)} RAM, Node ${process.version}, ${environment.fs}`,
+    `peers: ${environment.versions.dockerRegistry}; ${environment.versions.skopeo}; ${environment.versions.curl}`,
+    `other load: before: ${formatPressure(environment.pressureBefore)}; after: ${formatPressure(environment.pressureAfter)}`,
+    `content: ${IMAGES.join(", ")} from a ${sizeLabel(opts.size)} fixture set (seed ${opts.seed}) → ${formatBytes(content.bundleBytes)} bundle;`,
+    `  both registries serve the same ${content.blobs.length} blobs (${formatBytes(content.blobBytes)}) + ${content.manifestCount} manifests, checked before timing.`,
+    `  Airlock: registry serve --insecure-http, and --tls-cert/--tls-key (openssl self-signed P-256, skopeo --src-cert-dir);`,
+    `  docker-registry: filesystem storage, inmemory blob descriptor cache, access log off. All on 127.0.0.1.`,
+    `cache state: WARM (${content.cacheNote}). Every command ran once untimed before its ${opts.runs} timed runs`,
+    `  (the ${opts.clients}-pull step warms up with ${Math.min(WARM_CLIENTS, opts.clients)} clients); runs alternate order, \`sync\` before each (untimed). Medians;`,
+    `  pull MiB/s counts the ${formatBytes(setBytes)} set once, ${opts.clients}-pull MiB/s counts ${opts.clients} × ${formatBytes(content.blobBytes)} of blobs.`,
+    `  Server peak RSS: VmHWM of the server process, ${scopes.has("lifetime") ? "NOT reset (clear_refs refused): lifetime peak" : "reset before every run: the peak of that run"}; server CPU: user + system s of the server process in the run (median).`,
+    ...(opts.cpuProf
+      ? [
+          `  NOTE: the Airlock HTTP server ran under --cpu-prof (profile in ${path.relative(REPO, PROFILE_DIR)}): its timings are slowed.`,
+        ]
+      : []),
+    "",
+    table,
+    "",
+    ratioTable,
+    "",
+    PUSH_NOTE,
+    "",
+    `summary: ${passed}/${targets.length} measured targets met${
+      passed === targets.length
+        ? ""
+        : ` — FAIL: ${targets
+            .filter((t) => !t.pass)
+            .map((t) => t.name)
+            .join("; ")}`
+    }; push not measured yet`,
+  ];
+  return { text: lines.join("\n"), targets, info };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function versions() {
+  const first = async (argv) =>
+    (await $({ quiet: true, nothrow: true })`${argv}`).stdout.trim().split("\n")[0] ?? "?";
+  return {
+    dockerRegistry: await first(["docker-registry", "--version"]),
+    skopeo: await first(["skopeo", "--version"]),
+    curl: (await first(["curl", "--version"])).split(" ").slice(0, 2).join(" "),
+    openssl: await first(["openssl", "version"]),
+  };
+}
+
+async function selfSignedCert(dir) {
+  const cert = path.join(dir, "server.crt");
+  const key = path.join(dir, "server.key");
+  const caDir = path.join(dir, "ca");
+  await $({
+    quiet: true,
+  })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout ${key} -out ${cert}`;
+  await fs.mkdir(caDir, { recursive: true });
+  // skopeo's --src-cert-dir: *.crt files are trusted CAs (and *.cert/*.key a client pair): only ca.crt here.
+  await fs.copyFile(cert, path.join(caDir, "ca.crt"));
+  return { cert, key, caDir };
+}
+
+async function main(opts) {
+  await requireGnuTime();
+  await requireTools(["skopeo", "docker-registry", "openssl", "curl", "find", "sync"]);
+  await fs.rm(WORK, { recursive: true, force: true });
+  await fs.mkdir(path.join(WORK, "tmp"), { recursive: true });
+  const mem = await memInfo();
+  const fsType = (await $({ quiet: true, nothrow: true })`df --output=fstype ${BENCH_DIR}`).stdout
+    .trim()
+    .split("\n")
+    .pop();
+  const environment = {
+    date: new Date().toISOString(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memTotal: mem.total,
+    memAvailable: mem.available,
+    fs: `${fsType ?? "?"} at ${BENCH_DIR}`,
+    versions: await versions(),
+    pressureBefore: await pressure(),
+  };
+  if (environment.pressureBefore.load[0] > environment.cpus / 2) {
+    log(`warning: the host is busy (${formatPressure(environment.pressureBefore)}): timings will be noisy`);
+  }
+  // The fixtures, the bundle, both registries' storage and a pull output sit in the page cache at once.
+  if (mem.available < opts.size * 5) {
+    log(
+      `warning: ${formatBytes(mem.available)} RAM available, about ${formatBytes(opts.size * 5)} of page cache keeps everything warm; timings will include disk reads`,
+    );
+  }
+  const cli = await snapshotDist(REPO, WORK);
+  log(`airlock: node ${path.relative(REPO, cli)} (a snapshot of dist/ taken now)`);
+
+  const fixturesDir = path.join(BENCH_DIR, "fixtures", `seed${opts.seed}-${sizeLabel(opts.size)}`);
+  let started = Date.now();
+  const fixtures = await generateFixtures({ out: fixturesDir, seed: opts.seed, size: opts.size });
+  log(
+    `fixtures (${formatMs(Date.now() - started)}): ${fixturesDir} (${formatBytes(fixtures.totalBlobBytes)} of blobs)`,
+  );
+
+  const airlock = (...args) => ["node", cli, "--no-progress", ...args];
+  const spec = path.join(WORK, "bench-registry.yaml");
+  const bundle = path.join(WORK, "bench-registry.airlock.tar");
+  const dataDir = path.join(WORK, "data");
+  const peerRoot = path.join(WORK, "docker-registry");
+  await fs.writeFile(spec, benchSpec(fixtures.layout));
+  started = Date.now();
+  await $({ quiet: true })`${airlock("bundle", "build", "-f", spec, "-o", bundle)}`;
+  const bundleBytes = (await fs.stat(bundle)).size;
+  log(`bundle built (${formatMs(Date.now() - started)}): ${formatBytes(bundleBytes)}`);
+  if (bundleBytes < 1024 ** 3)
+    log(`warning: the bundle is under 1 GiB: use --size 1.25GiB or more for the issue's figures`);
+  started = Date.now();
+  await $({ quiet: true })`${airlock("--data-dir", dataDir, "bundle", "import", bundle)}`;
+  log(`bundle imported into ${path.relative(REPO, dataDir)} (${formatMs(Date.now() - started)})`);
+
+  const tls = await selfSignedCert(WORK);
+  const profileArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  if (opts.cpuProf) await fs.mkdir(PROFILE_DIR, { recursive: true });
+  const airlockHttp = await startAirlock("airlock-http", cli, dataDir, { nodeArgs: profileArgs });
+  const airlockTls = await startAirlock("airlock-https", cli, dataDir, { tls });
+  const peer = await startDockerRegistry(peerRoot);
+  for (const server of [airlockHttp, airlockTls, peer])
+    log(`${server.name}: ${server.url} (pid ${server.pid})`);
+
+  started = Date.now();
+  for (const ref of IMAGES) {
+    await $({
+      quiet: true,
+      env: { ...process.env, TMPDIR: path.join(WORK, "tmp") },
+    })`skopeo --insecure-policy copy --quiet --all --preserve-digests --dest-tls-verify=false ${`oci-archive:${bundle}:${ref}`} ${`docker://${peer.host}/${ref}`}`;
+  }
+  log(`docker-registry filled from the bundle by skopeo (${formatMs(Date.now() - started)})`);
+
+  const airlockContent = await walkRegistry(airlockHttp.url);
+  const peerContent = await walkRegistry(peer.url);
+  await checkSameContent(airlockContent, peerContent, fixtures);
+  const content = {
+    bundleBytes,
+    blobs: airlockContent.blobs,
+    blobBytes: airlockContent.blobBytes,
+    manifestBytes: airlockContent.manifestBytes,
+    manifestCount: airlockContent.manifestCount,
+    tags: airlockContent.tags,
+  };
+  await warmPageCache(path.join(dataDir, "store"));
+  await warmPageCache(peerRoot);
+  content.cacheNote = `${await cacheNote(path.join(dataDir, "store"), "Airlock's store")}, ${await cacheNote(peerRoot, "docker-registry's storage")}`;
+  log(
+    `same content on both: ${content.blobs.length} blobs, ${formatBytes(content.blobBytes)}; ${content.cacheNote}`,
+  );
+
+  log(`pull: skopeo copy --all --preserve-digests of ${IMAGES.length} images`);
+  const pull = await benchPull(
+    [
+      { key: "airlock", label: "airlock (HTTP)", server: airlockHttp, tlsFlag: "--src-tls-verify=false" },
+      { key: "peer", label: "docker-registry (HTTP)", server: peer, tlsFlag: "--src-tls-verify=false" },
+      {
+        key: "airlockTls",
+        label: "airlock (HTTPS)",
+        server: airlockTls,
+        tlsFlag: `--src-cert-dir=${tls.caDir}`,
+      },
+    ],
+    opts,
+    fixtures,
+  );
+
+  log(`${opts.clients} concurrent pulls: ${opts.clients} curl clients × ${content.blobs.length} blobs`);
+  const concurrent = await benchConcurrent(
+    [
+      { key: "airlock", label: "airlock (HTTP)", server: airlockHttp },
+      { key: "peer", label: "docker-registry (HTTP)", server: peer },
+    ],
+    opts,
+    content,
+  );
+  log(PUSH_NOTE);
+
+  await stopAll();
+  environment.pressureAfter = await pressure();
+  const results = { content, pull, concurrent };
+  const { text, targets, info } = report(opts, results, environment);
+  console.log(text);
+  await fs.writeFile(
+    RESULTS,
+    `${JSON.stringify(
+      {
+        environment,
+        options: opts,
+        images: IMAGES,
+        targets,
+        information: info,
+        push: { measured: false, note: PUSH_NOTE },
+        content,
+        pull,
+        concurrent,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(
+    `results: ${path.relative(REPO, RESULTS)}${opts.keep ? `; work files kept in ${path.relative(REPO, WORK)}` : ""}${
+      opts.cpuProf ? `; CPU profile of the Airlock HTTP server in ${path.relative(REPO, PROFILE_DIR)}` : ""
+    }`,
+  );
+}
+
+let interrupted = false;
+let opts = { keep: false };
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    interrupted = true;
+    log(`bench/registry: ${signal}: stopping the servers`);
+    stopAll()
+      .then(() => (opts.keep ? undefined : fs.rm(WORK, { recursive: true, force: true })))
+      .finally(() => process.exit(130));
+  });
+}
+
+try {
+  opts = options();
+  await main(opts);
+} catch (error) {
+  console.error(`bench/registry: ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  if (!interrupted) {
+    await stopAll();
+    if (!opts.keep) await fs.rm(WORK, { recursive: true, force: true }).then(syncAll, () => {});
+  }
+}
