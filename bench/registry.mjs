@@ -15,7 +15,7 @@
 //   32 pulls  --clients curl processes at once, each downloading every blob of the set over one
 //             keep-alive connection (bodies discarded, status and byte count of each checked), from each
 //             registry over plain HTTP: aggregate throughput, and each server's peak RSS
-//   push      not measured yet: measured once the push side of `airlock registry serve` lands (issue 4)
+//   push      not measured yet: the next step of this bench (issue 4); `registry serve` pushes need --auth and --push-user
 // Server peak RSS is the kernel's VmHWM of the server process, reset (clear_refs 5) before every run,
 // so it is the peak of that run; server CPU is its user+system time during the run.
 // Page cache: both servers' storage is read once before timing, then every command runs once untimed
@@ -72,7 +72,7 @@ const TARGETS = {
 };
 
 const PUSH_NOTE =
-  "push: not measured yet — it is measured once the push side of `airlock registry serve` lands (issue 4)";
+  "push: not measured yet — the next step of this bench (issue 4): `registry serve` takes pushes with --auth and --push-user";
 
 const USAGE = `usage: node bench/registry.mjs [--size 1.25GiB] [--seed 42] [--runs 3] [--clients 32] [--keep] [--cpu-prof]
   --size      the generated image set; the 3 images of 4.5.0 take about 0.9 of it (1.25GiB → a 1.1 GiB bundle)
