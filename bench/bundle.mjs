@@ -24,6 +24,7 @@ import { $ } from "zx";
 import { generateFixtures } from "../scripts/fixtures.mjs";
 import {
   MiB,
+  integerOption,
   diskBytes,
   formatBytes,
   formatMs,
@@ -77,12 +78,8 @@ function options() {
     console.log(USAGE);
     process.exit(0);
   }
-  const runs = Number(values.runs);
-  const seed = Number(values.seed);
-  if (!Number.isInteger(runs) || runs < 1)
-    throw new Error(`--runs must be a positive integer, got ${values.runs}`);
-  if (!Number.isSafeInteger(seed) || seed < 0)
-    throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
+  const runs = integerOption(values.runs, "--runs");
+  const seed = integerOption(values.seed, "--seed", 0);
   return {
     big: parseSize(values.size),
     small: parseSize(values.small),

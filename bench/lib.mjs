@@ -240,3 +240,12 @@ export async function cpuSeconds(pid) {
 
 // USER_HZ: 100 on every Linux port Node runs on.
 const CLOCK_TICKS = 100;
+
+/** A whole-number command-line value of at least `min`, or an error naming the flag. */
+export function integerOption(value, flag, min = 1) {
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < min) {
+    throw new Error(`${flag} must be an integer of at least ${min}, got ${value}`);
+  }
+  return number;
+}

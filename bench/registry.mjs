@@ -36,6 +36,7 @@ import { $ } from "zx";
 import { generateFixtures } from "../scripts/fixtures.mjs";
 import {
   MiB,
+  integerOption,
   cpuSeconds,
   formatBytes,
   formatMs,
@@ -98,15 +99,9 @@ function options() {
     console.log(USAGE);
     process.exit(0);
   }
-  const runs = Number(values.runs);
-  const seed = Number(values.seed);
-  const clients = Number(values.clients);
-  if (!Number.isInteger(runs) || runs < 1)
-    throw new Error(`--runs must be a positive integer, got ${values.runs}`);
-  if (!Number.isSafeInteger(seed) || seed < 0)
-    throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
-  if (!Number.isInteger(clients) || clients < 1)
-    throw new Error(`--clients must be a positive integer, got ${values.clients}`);
+  const runs = integerOption(values.runs, "--runs");
+  const seed = integerOption(values.seed, "--seed", 0);
+  const clients = integerOption(values.clients, "--clients");
   return {
     size: parseSize(values.size),
     seed,
