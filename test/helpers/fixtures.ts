@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { generateFixtures } from "../../scripts/fixtures.mjs";
 import type { FixturesSummary } from "../../scripts/fixtures.mjs";
-import { indexTarFile } from "../../bundle/index.js";
+import { buildBundle, indexTarFile, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
 import type { AirlockError } from "../../registry/oci/index.js";
 import { Store, type StoreOptions, type StoredBundle, type TagRecord } from "../../registry/store/index.js";
 import { rejection } from "./errors.js";
@@ -301,4 +301,20 @@ export async function selfSignedCertificate(
   await mkdir(trustDir);
   await copyFile(certFile, join(trustDir, "ca.crt"));
   return { certFile, keyFile, trustDir };
+}
+
+/** `openssl dgst -sha256 -verify`: what a site can run with no Airlock at hand. */
+export function opensslVerify(
+  publicKey: string,
+  signature: string,
+  data: string,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return runTool("openssl", ["dgst", "-sha256", "-verify", publicKey, "-signature", signature, data]);
+}
+
+/** The sample bundle built unsigned into the fixtures' work dir, with its airlock.json. */
+export async function sampleBundle(fx: Fixtures): Promise<{ bundle: string; metadata: BundleMetadata }> {
+  const bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
+  await buildBundle({ specFile: fx.spec, output: bundle });
+  return { bundle, metadata: (await readBundleHead([bundle])).metadata };
 }

@@ -35,6 +35,7 @@ import {
   useFixtures,
   type Fixtures,
   withStore,
+  opensslVerify,
 } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
@@ -120,29 +121,13 @@ describe("build", () => {
     const out = await fx.dir("extract");
     const extract = await runTool("tar", ["-xf", bundle, "-C", out, "airlock.json", "airlock.json.sig"]);
     expect(extract.code, extract.stderr).toBe(0);
-    const verified = await runTool("openssl", [
-      "dgst",
-      "-sha256",
-      "-verify",
-      pub,
-      "-signature",
-      join(out, "airlock.json.sig"),
-      join(out, "airlock.json"),
-    ]);
+    const verified = await opensslVerify(pub, join(out, "airlock.json.sig"), join(out, "airlock.json"));
     expect(verified.stdout.toString("utf8").trim()).toBe("Verified OK");
     expect(verified.code).toBe(0);
 
     // The same check refuses an altered airlock.json: the assertion above can fail.
     await appendFile(join(out, "airlock.json"), " ");
-    const altered = await runTool("openssl", [
-      "dgst",
-      "-sha256",
-      "-verify",
-      pub,
-      "-signature",
-      join(out, "airlock.json.sig"),
-      join(out, "airlock.json"),
-    ]);
+    const altered = await opensslVerify(pub, join(out, "airlock.json.sig"), join(out, "airlock.json"));
     expect(altered.code).not.toBe(0);
     expect(altered.stdout.toString("utf8")).toContain("Verification failure");
   });

@@ -70,6 +70,23 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
+/** `skopeo copy --all` of every image of the bundle into a new OCI layout; returns the layout. */
+async function copyEveryImage(name: string, flags: string[]): Promise<string> {
+  const dir = join(await fx.dir(name), "layout");
+  for (const image of metadata.images) {
+    await skopeo([
+      "--insecure-policy",
+      "copy",
+      "--quiet",
+      "--all",
+      ...flags,
+      `oci-archive:${bundle}:${image.ref}`,
+      `oci:${dir}:${image.ref}`,
+    ]);
+  }
+  return dir;
+}
+
 describe("skopeo reads every image of a bundle", () => {
   it("finds skopeo where the test machine setup installs it", async () => {
     const version = await runTool(SKOPEO, ["--version"]);
@@ -96,17 +113,7 @@ describe("skopeo reads every image of a bundle", () => {
   });
 
   it("skopeo copy --all oci-archive:BUNDLE:REF oci:DIR:REF copies every image: same configs, every platform", async () => {
-    const dir = join(await fx.dir("copy"), "layout");
-    for (const image of metadata.images) {
-      await skopeo([
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--all",
-        `oci-archive:${bundle}:${image.ref}`,
-        `oci:${dir}:${image.ref}`,
-      ]);
-    }
+    const dir = await copyEveryImage("copy", []);
     // skopeo compresses layers on the way into oci: (docker-archive's are stored uncompressed), so a
     // top digest may change; the configs, i.e. the images themselves, may not.
     for (const image of metadata.images) {
@@ -118,18 +125,7 @@ describe("skopeo reads every image of a bundle", () => {
   });
 
   it("skopeo copy --all --preserve-digests keeps every digest of airlock.json and every blob of the bundle", async () => {
-    const dir = join(await fx.dir("copy-preserve"), "layout");
-    for (const image of metadata.images) {
-      await skopeo([
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--all",
-        "--preserve-digests",
-        `oci-archive:${bundle}:${image.ref}`,
-        `oci:${dir}:${image.ref}`,
-      ]);
-    }
+    const dir = await copyEveryImage("copy-preserve", ["--preserve-digests"]);
     const index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as {
       manifests: { digest: string; annotations?: Record<string, string> }[];
     };

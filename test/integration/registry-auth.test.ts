@@ -5,7 +5,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { importBundle, type BundleMetadata } from "../../bundle/index.js";
 import { Store } from "../../registry/store/index.js";
 import {
   Authenticator,
@@ -14,7 +14,15 @@ import {
   type AuthConfig,
   type RunningRegistry,
 } from "../../registry/server/index.js";
-import { MiB, runCli, runTool, sha256Hex, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import {
+  MiB,
+  runCli,
+  runTool,
+  sha256Hex,
+  useFixtures,
+  sampleBundle,
+  type Fixtures,
+} from "../helpers/fixtures.js";
 
 let fx: Fixtures;
 let store: Store;
@@ -27,9 +35,7 @@ const PASSWORDS = { alice: "alice-pulls", bob: "bob-pushes" };
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 12 * MiB });
-  bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle });
-  metadata = (await readBundleHead([bundle])).metadata;
+  ({ bundle, metadata } = await sampleBundle(fx));
   store = await Store.open(await fx.dir("data"));
   await importBundle(store, [bundle]);
   htpasswd = join(await fx.dir("auth"), "htpasswd");
@@ -227,30 +233,21 @@ describe("anonymous pull", () => {
 describe("airlock registry serve flags", () => {
   it("needs --auth or --anonymous-pull, and --push-user accounts that exist", async () => {
     const data = await fx.dir("cli");
-    const none = await runCli([
-      "--data-dir",
-      data,
-      "registry",
-      "serve",
-      "--insecure-http",
-      "--listen",
-      "127.0.0.1:0",
-    ]);
+    const serve = (...flags: string[]) =>
+      runCli([
+        "--data-dir",
+        data,
+        "registry",
+        "serve",
+        "--insecure-http",
+        "--listen",
+        "127.0.0.1:0",
+        ...flags,
+      ]);
+    const none = await serve();
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("--anonymous-pull");
-    const ghost = await runCli([
-      "--data-dir",
-      data,
-      "registry",
-      "serve",
-      "--insecure-http",
-      "--listen",
-      "127.0.0.1:0",
-      "--auth",
-      `htpasswd:${htpasswd}`,
-      "--push-user",
-      "carol",
-    ]);
+    const ghost = await serve("--auth", `htpasswd:${htpasswd}`, "--push-user", "carol");
     expect(ghost.code).toBe(2);
     expect(ghost.stderr).toContain("carol");
   });

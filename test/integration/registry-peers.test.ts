@@ -10,7 +10,7 @@ import { get as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { importBundle, type BundleMetadata } from "../../bundle/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
 import {
@@ -20,6 +20,7 @@ import {
   waitFor,
   selfSignedCertificate,
   type Fixtures,
+  sampleBundle,
 } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
@@ -74,10 +75,7 @@ async function tool(command: string, args: string[]): Promise<Buffer> {
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 12 * MiB });
-  const work = await fx.dir("work");
-  bundle = join(work, "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle });
-  metadata = (await readBundleHead([bundle])).metadata;
+  ({ bundle, metadata } = await sampleBundle(fx));
   store = await Store.open(await fx.dir("data"));
   await importBundle(store, [bundle]);
   const certificate = await selfSignedCertificate(await fx.dir("certs"));

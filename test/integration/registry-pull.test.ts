@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { importBundle, type BundleMetadata } from "../../bundle/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
 import {
@@ -18,6 +18,7 @@ import {
   useFixtures,
   selfSignedCertificate,
   type Fixtures,
+  sampleBundle,
 } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
@@ -40,10 +41,9 @@ async function skopeo(args: string[]): Promise<Buffer> {
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 12 * MiB });
-  const work = await fx.dir("work");
-  const bundle = join(work, "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle });
-  metadata = (await readBundleHead([bundle])).metadata;
+  const built = await sampleBundle(fx);
+  const bundle = built.bundle;
+  metadata = built.metadata;
   dataDir = await fx.dir("data");
   store = await Store.open(dataDir);
   await importBundle(store, [bundle]);

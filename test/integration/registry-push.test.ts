@@ -3,13 +3,12 @@
  * checks, exercised by skopeo pushing a whole bundle and by raw requests for the protocol's edges.
  */
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, importBundle, readBundleHead, type BundleMetadata } from "../../bundle/index.js";
+import { importBundle, type BundleMetadata } from "../../bundle/index.js";
 import { digestOf, MediaType, type Digest } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
-import { MiB, runTool, sha256Hex, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import { MiB, runTool, sha256Hex, useFixtures, sampleBundle, type Fixtures } from "../helpers/fixtures.js";
 
 let fx: Fixtures;
 let store: Store;
@@ -19,9 +18,7 @@ let registry: RunningRegistry;
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 12 * MiB });
-  bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle });
-  metadata = (await readBundleHead([bundle])).metadata;
+  ({ bundle, metadata } = await sampleBundle(fx));
   store = await Store.open(await fx.dir("data"));
   registry = await startRegistryServer(store, { listen: "127.0.0.1:0", allowPush: true });
 });

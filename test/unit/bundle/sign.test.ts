@@ -14,6 +14,7 @@ import {
   verifyBytes,
 } from "../../../bundle/sign.js";
 import { rejection } from "../../helpers/errors.js";
+import { opensslVerify } from "../../helpers/fixtures.js";
 
 const run = promisify(execFile);
 
@@ -88,28 +89,13 @@ describe("bundle signing keys and signatures", () => {
       const signature = signBytes(DATA, await loadPrivateKey(priv));
       await writeFile(join(dir, "airlock.json"), DATA);
       await writeFile(join(dir, "airlock.json.sig"), signature);
-      const { stdout } = await run("openssl", [
-        "dgst",
-        "-sha256",
-        "-verify",
-        pub,
-        "-signature",
-        join(dir, "airlock.json.sig"),
-        join(dir, "airlock.json"),
-      ]);
-      expect(stdout.trim()).toBe("Verified OK");
+      const verified = await opensslVerify(pub, join(dir, "airlock.json.sig"), join(dir, "airlock.json"));
+      expect(verified.code).toBe(0);
+      expect(verified.stdout.toString().trim()).toBe("Verified OK");
       await writeFile(join(dir, "airlock.json"), Buffer.concat([DATA, Buffer.from(" ")]));
-      await expect(
-        run("openssl", [
-          "dgst",
-          "-sha256",
-          "-verify",
-          pub,
-          "-signature",
-          join(dir, "airlock.json.sig"),
-          join(dir, "airlock.json"),
-        ]),
-      ).rejects.toMatchObject({ stdout: expect.stringContaining("Verification failure") as unknown });
+      const refused = await opensslVerify(pub, join(dir, "airlock.json.sig"), join(dir, "airlock.json"));
+      expect(refused.code).not.toBe(0);
+      expect(refused.stdout.toString()).toContain("Verification failure");
     });
 
     it("signs deterministically: the same key and bytes give the same signature", async () => {
