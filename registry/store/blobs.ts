@@ -1,4 +1,3 @@
-import { createReadStream, type ReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat, readdir, readFile, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -11,9 +10,7 @@ import {
   type DigestAlgorithm,
 } from "../oci/index.js";
 import { processAlive } from "./lock.js";
-
-/** Reads of at least 1 MiB: the streaming rule, and what keeps per-chunk overhead out of throughput. */
-export const STREAM_CHUNK_BYTES = 4 * 1024 * 1024;
+import { readChunks } from "./chunks.js";
 
 export interface BlobInfo {
   digest: Digest;
@@ -29,7 +26,10 @@ export interface ByteRange {
 /** Read side of a content store: what a registry server or an exporter needs. */
 export interface BlobReader {
   stat(digest: Digest): Promise<BlobInfo | undefined>;
-  open(digest: Digest, range?: ByteRange): ReadStream;
+  /** The blob's bytes (or an inclusive range of them) in pooled chunks; see readChunks for their life. */
+  chunks(digest: Digest, range?: ByteRange): AsyncGenerator<Buffer>;
+  /** The blob's file: blobs are files, and a server sends them with its own buffers (sendFileRange). */
+  path(digest: Digest): string;
   readSmall(digest: Digest, maxBytes: number): Promise<Buffer>;
   list(): AsyncIterable<Digest>;
 }
@@ -107,11 +107,13 @@ export class FsBlobStore implements BlobReader, BlobWriter {
     }
   }
 
-  open(digest: Digest, range?: ByteRange): ReadStream {
-    return createReadStream(this.path(digest), {
-      highWaterMark: STREAM_CHUNK_BYTES,
-      ...(range === undefined ? {} : { start: range.start, end: range.end }),
-    });
+  /** A malformed digest throws here, before any file is touched; a missing blob rejects on first read. */
+  chunks(digest: Digest, range?: ByteRange): AsyncGenerator<Buffer> {
+    const path = this.path(digest);
+    return readChunks(
+      path,
+      range === undefined ? { start: 0 } : { start: range.start, length: range.end - range.start + 1 },
+    );
   }
 
   /** For manifests and configs, which are small by definition; refuses anything over `maxBytes`. */

@@ -1,4 +1,4 @@
-export { FsBlobStore, BlobIngest, STREAM_CHUNK_BYTES, wrapWriteError, writeFully } from "./blobs.js";
+export { FsBlobStore, BlobIngest, wrapWriteError, writeFully } from "./blobs.js";
 export type {
   BlobInfo,
   BlobReader,
@@ -26,5 +26,5 @@ export type {
 } from "./store.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
-export { readChunks, takeBuffer, giveBack } from "./chunks.js";
+export { readChunks, takeBuffer, giveBack, STREAM_CHUNK_BYTES } from "./chunks.js";
 export type { ChunkRange } from "./chunks.js";

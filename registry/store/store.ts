@@ -17,7 +17,6 @@ import {
 import { FsBlobStore, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
 import { openDatabase, type Db } from "./db.js";
 import { acquireLock } from "./lock.js";
-import { readChunks } from "./chunks.js";
 
 export type SignatureStatus = "verified" | "unchecked" | "unsigned";
 
@@ -514,7 +513,7 @@ export class Store {
       options.signal?.throwIfAborted();
       options.onProgress?.({ phase: "fsck", done: i, total: all.length, unit: "items", item: digest });
       const digester = new Digester(digest.startsWith("sha512:") ? "sha512" : "sha256");
-      for await (const chunk of readChunks(this.blobs.path(digest))) digester.update(chunk);
+      for await (const chunk of this.blobs.chunks(digest)) digester.update(chunk);
       bytes += digester.size;
       const actual = digester.digest();
       if (actual !== digest) corrupt.push({ digest, actual });

@@ -20,7 +20,8 @@ export async function* chunked(data: Uint8Array, chunkSize = 64 * 1024): AsyncGe
 
 export async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  // Copied: readers reuse a chunk's buffer once the next one is asked for.
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
   return Buffer.concat(chunks);
 }
 
@@ -56,18 +57,18 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       const committed = await writer.put(chunked(data, 3000), { digest, size: data.length });
       expect(committed).toEqual({ digest, size: 10_000, created: true });
       expect(await reader.stat(digest)).toEqual({ digest, size: 10_000 });
-      expect((await readAll(reader.open(digest))).equals(data)).toBe(true);
+      expect((await readAll(reader.chunks(digest))).equals(data)).toBe(true);
       expect(
-        (await readAll(reader.open(digest, { start: 100, end: 199 }))).equals(data.subarray(100, 200)),
+        (await readAll(reader.chunks(digest, { start: 100, end: 199 }))).equals(data.subarray(100, 200)),
       ).toBe(true);
-      expect((await readAll(reader.open(digest, { start: 0, end: 0 }))).equals(data.subarray(0, 1))).toBe(
+      expect((await readAll(reader.chunks(digest, { start: 0, end: 0 }))).equals(data.subarray(0, 1))).toBe(
         true,
       );
       expect(
-        (await readAll(reader.open(digest, { start: 9_999, end: 9_999 }))).equals(data.subarray(9_999)),
+        (await readAll(reader.chunks(digest, { start: 9_999, end: 9_999 }))).equals(data.subarray(9_999)),
       ).toBe(true);
       expect(
-        (await readAll(reader.open(digest, { start: 4_096, end: 9_999 }))).equals(data.subarray(4_096)),
+        (await readAll(reader.chunks(digest, { start: 4_096, end: 9_999 }))).equals(data.subarray(4_096)),
       ).toBe(true);
       expect((await reader.readSmall(digest, 10_000)).equals(data)).toBe(true);
     });
@@ -76,7 +77,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       const data = Buffer.from("no expectations");
       const committed = await writer.put(chunked(data, 4), {});
       expect(committed).toEqual({ digest: digestOf(data), size: data.length, created: true });
-      expect((await readAll(reader.open(committed.digest))).toString()).toBe("no expectations");
+      expect((await readAll(reader.chunks(committed.digest))).toString()).toBe("no expectations");
     });
 
     it("readSmall refuses unknown blobs and blobs over the limit", async () => {
@@ -89,7 +90,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
     it("stat of an absent blob is undefined and open of it fails", async () => {
       const absent = digestOf("never written");
       expect(await reader.stat(absent)).toBeUndefined();
-      await expect(readAll(reader.open(absent))).rejects.toMatchObject({ code: "ENOENT" });
+      await expect(readAll(reader.chunks(absent))).rejects.toMatchObject({ code: "ENOENT" });
     });
 
     it("a digest mismatch throws DIGEST_MISMATCH and leaves nothing visible", async () => {
@@ -150,7 +151,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
         created: false,
       });
       expect(await writer.put(chunked(data, 100), {})).toEqual({ digest, size: 7000, created: false });
-      expect((await readAll(reader.open(digest))).equals(data)).toBe(true);
+      expect((await readAll(reader.chunks(digest))).equals(data)).toBe(true);
       expect(await listAll(reader)).toEqual([digest]);
     });
 
@@ -163,7 +164,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect((await rejection(writer.put(chunked(tampered), { digest, size: 3000 }))).code).toBe(
         "DIGEST_MISMATCH",
       );
-      expect((await readAll(reader.open(digest))).equals(data)).toBe(true);
+      expect((await readAll(reader.chunks(digest))).equals(data)).toBe(true);
     });
 
     it("20 concurrent writers of the same blob all succeed, leaving one blob with the right bytes", async () => {
@@ -178,7 +179,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect(results.some((result) => result.created)).toBe(true);
       expect(await listAll(reader)).toEqual([digest]);
       expect(await reader.stat(digest)).toEqual({ digest, size: data.length });
-      expect((await readAll(reader.open(digest))).equals(data)).toBe(true);
+      expect((await readAll(reader.chunks(digest))).equals(data)).toBe(true);
     });
 
     it("concurrent writers of different blobs each get their own blob", async () => {
@@ -190,7 +191,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect(results.every((r) => r.created)).toBe(true);
       expect(new Set(await listAll(reader))).toEqual(new Set(results.map((r) => r.digest)));
       for (const [i, data] of blobs.entries()) {
-        expect((await readAll(reader.open(results[i]!.digest))).equals(data)).toBe(true);
+        expect((await readAll(reader.chunks(results[i]!.digest))).equals(data)).toBe(true);
       }
     });
 
@@ -200,7 +201,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect(await writer.delete(drop.digest)).toBe(true);
       expect(await reader.stat(drop.digest)).toBeUndefined();
       expect(await writer.delete(drop.digest)).toBe(false);
-      await expect(readAll(reader.open(drop.digest))).rejects.toMatchObject({ code: "ENOENT" });
+      await expect(readAll(reader.chunks(drop.digest))).rejects.toMatchObject({ code: "ENOENT" });
       expect(await listAll(reader)).toEqual([keep.digest]);
       const again = await writer.put(chunked(Buffer.from("drop")), {});
       expect(again.created).toBe(true);
@@ -223,7 +224,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       const committed = await writer.put(chunked(new Uint8Array(0)), { digest: empty, size: 0 });
       expect(committed).toEqual({ digest: empty, size: 0, created: true });
       expect(await reader.stat(empty)).toEqual({ digest: empty, size: 0 });
-      expect((await readAll(reader.open(empty))).byteLength).toBe(0);
+      expect((await readAll(reader.chunks(empty))).byteLength).toBe(0);
       expect((await reader.readSmall(empty, 0)).byteLength).toBe(0);
       const ingest = await writer.ingest();
       expect(await ingest.commit({ digest: empty, size: 0 })).toEqual({
@@ -245,7 +246,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect(await reader.stat(digest)).toEqual({ digest, size: data.length });
       expect(await reader.stat(digestOf(data))).toBeUndefined();
       expect(
-        (await readAll(reader.open(digest, { start: 69_000, end: 69_999 }))).equals(data.subarray(69_000)),
+        (await readAll(reader.chunks(digest, { start: 69_000, end: 69_999 }))).equals(data.subarray(69_000)),
       ).toBe(true);
       const ingest = await writer.ingest("sha512");
       await ingest.write(data);
@@ -272,7 +273,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       const hash = createHash("sha256");
       let pieces = 0;
       let largest = 0;
-      for await (const chunk of reader.open(digest) as AsyncIterable<Buffer>) {
+      for await (const chunk of reader.chunks(digest)) {
         hash.update(chunk);
         pieces++;
         largest = Math.max(largest, chunk.byteLength);
@@ -280,7 +281,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       expect(`sha256:${hash.digest("hex")}`).toBe(digest);
       expect(pieces).toBeGreaterThan(1);
       expect(largest).toBeLessThan(size);
-      const tail = await readAll(reader.open(digest, { start: size - 5_000_000, end: size - 1 }));
+      const tail = await readAll(reader.chunks(digest, { start: size - 5_000_000, end: size - 1 }));
       expect(tail.equals(data.subarray(size - 5_000_000))).toBe(true);
     });
 
@@ -288,7 +289,7 @@ export function describeBlobStoreContract(name: string, make: () => Promise<Blob
       const bad = "sha256:../../../../etc/passwd" as Digest;
       expect((await rejection(reader.stat(bad))).code).toBe("DIGEST_INVALID");
       expect((await rejection(writer.delete(bad))).code).toBe("DIGEST_INVALID");
-      expect(() => reader.open(bad)).toThrow(expect.objectContaining({ code: "DIGEST_INVALID" }) as Error);
+      expect(() => reader.chunks(bad)).toThrow(expect.objectContaining({ code: "DIGEST_INVALID" }) as Error);
       expect((await rejection(writer.put(chunked(Buffer.from("x")), { digest: bad }))).code).toBe(
         "DIGEST_INVALID",
       );
