@@ -23,7 +23,7 @@ import {
   type ResolvedImage,
 } from "./sources.js";
 import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
-import { encodeHeader, endOfArchive, paddingFor } from "./tar.js";
+import { encodeHeader, endOfArchive, entryLength, paddingFor } from "./tar.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
 import { BundleWriter, type PartInfo } from "./parts.js";
 import { entryNameProblem, readBundleHead } from "./verify.js";
@@ -389,13 +389,13 @@ async function planBundle(options: BuildOptions, signingKey: KeyObject | undefin
 async function writeEntries(
   writer: BundleWriter,
   entries: PlannedEntry[],
-  headers: Uint8Array[],
+  mtime: number,
   totalBytes: number,
   options: OperationOptions,
 ): Promise<void> {
-  for (const [i, entry] of entries.entries()) {
+  for (const entry of entries) {
     options.signal?.throwIfAborted();
-    await writer.write(headers[i]!);
+    await writer.write(encodeHeader({ ...entry, mtime }));
     if (entry.type === "directory") continue;
     const digester = new Digester();
     for await (const chunk of entry.open!()) {
@@ -430,17 +430,14 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const signingKey = options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
   const plan = await planBundle(options, signingKey);
   const mtime = Math.floor(Date.parse(plan.metadata.created) / 1000);
-  const headers = plan.entries.map((entry) => encodeHeader({ ...entry, mtime }));
   const totalBytes =
-    plan.entries.reduce(
-      (sum, entry, i) => sum + headers[i]!.byteLength + entry.size + paddingFor(entry.size),
-      0,
-    ) + endOfArchive().byteLength;
+    plan.entries.reduce((sum, entry) => sum + entryLength({ ...entry, mtime }), 0) +
+    endOfArchive().byteLength;
   await checkFreeSpace(options.output, totalBytes);
 
   const writer = new BundleWriter(options.output, options.splitSize);
   try {
-    await writeEntries(writer, plan.entries, headers, totalBytes, options);
+    await writeEntries(writer, plan.entries, mtime, totalBytes, options);
     const parts = await writer.finish();
     options.onProgress?.({ phase: "write", done: totalBytes, total: totalBytes });
     return {
