@@ -225,6 +225,11 @@ class ByteReader {
       /* draining */
     }
   }
+
+  /** Ends the source early, so a file it reads is closed now rather than by the collector. */
+  async close(): Promise<void> {
+    await this.source.return?.(undefined);
+  }
 }
 
 export interface TarReadEntry extends TarEntry {
@@ -279,44 +284,48 @@ function applyExtended(
 /** Streams the entries of a tar. PAX `x` and GNU `L` records are applied to the entry they precede. */
 export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarReadEntry> {
   const reader = new ByteReader(source[Symbol.asyncIterator]());
-  let pax = new Map<string, string>();
-  let longName: string | undefined;
-  let entryStart: number | undefined;
-  for (;;) {
-    const offset = reader.offset;
-    entryStart ??= offset;
-    const block = await reader.readExact(BLOCK);
-    if (block === undefined) throw truncated(offset);
-    if (isZeroBlock(block)) {
-      const second = await reader.readExact(BLOCK);
-      if (second === undefined || !isZeroBlock(second)) throw truncated(offset);
-      return;
-    }
-    const raw = decodeHeader(block, offset);
-    if (raw.typeflag === "x" || raw.typeflag === "L") {
-      const body = await reader.readExact(raw.size + paddingFor(raw.size));
-      if (body === undefined) throw truncated(reader.offset);
-      if (raw.typeflag === "x") pax = parsePax(body.subarray(0, raw.size), offset);
-      else longName = readString(body, 0, raw.size);
-      continue;
-    }
-    const header = applyExtended(raw, pax, longName);
-    pax = new Map();
-    longName = undefined;
-    const size = header.size;
-    let unread = size;
-    const body = (async function* () {
-      for await (const chunk of reader.stream(size)) {
-        unread -= chunk.byteLength;
-        yield chunk;
+  try {
+    let pax = new Map<string, string>();
+    let longName: string | undefined;
+    let entryStart: number | undefined;
+    for (;;) {
+      const offset = reader.offset;
+      entryStart ??= offset;
+      const block = await reader.readExact(BLOCK);
+      if (block === undefined) throw truncated(offset);
+      if (isZeroBlock(block)) {
+        const second = await reader.readExact(BLOCK);
+        if (second === undefined || !isZeroBlock(second)) throw truncated(offset);
+        return;
       }
-    })();
-    yield { ...header, offset: entryStart, dataOffset: reader.offset, body };
-    entryStart = undefined;
-    // A consumer may stop reading a body early; what it left is skipped, then the padding.
-    await body.return(undefined);
-    await reader.skip(unread);
-    await reader.skip(paddingFor(size));
+      const raw = decodeHeader(block, offset);
+      if (raw.typeflag === "x" || raw.typeflag === "L") {
+        const body = await reader.readExact(raw.size + paddingFor(raw.size));
+        if (body === undefined) throw truncated(reader.offset);
+        if (raw.typeflag === "x") pax = parsePax(body.subarray(0, raw.size), offset);
+        else longName = readString(body, 0, raw.size);
+        continue;
+      }
+      const header = applyExtended(raw, pax, longName);
+      pax = new Map();
+      longName = undefined;
+      const size = header.size;
+      let unread = size;
+      const body = (async function* () {
+        for await (const chunk of reader.stream(size)) {
+          unread -= chunk.byteLength;
+          yield chunk;
+        }
+      })();
+      yield { ...header, offset: entryStart, dataOffset: reader.offset, body };
+      entryStart = undefined;
+      // A consumer may stop reading a body early; what it left is skipped, then the padding.
+      await body.return(undefined);
+      await reader.skip(unread);
+      await reader.skip(paddingFor(size));
+    }
+  } finally {
+    await reader.close();
   }
 }
 

@@ -68,7 +68,7 @@ export function registerGc(group: Command, run: Runner): void {
           context.output,
           report,
           () =>
-            `${report.dryRun ? "would remove" : "removed"} ${report.removed.length} blobs, ${formatBytes(report.bytesFreed)}; ${report.ingestsRemoved} leftover uploads`,
+            `${report.dryRun ? "would remove" : "removed"} ${report.removed.length} blobs, ${formatBytes(report.bytesFreed)}; ${report.ingestsRemoved} leftover ingests, ${report.uploadsRemoved} abandoned uploads`,
         );
       }),
     );

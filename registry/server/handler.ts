@@ -16,7 +16,7 @@ import {
 } from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError } from "./errors.js";
-import { Uploads } from "./uploads.js";
+import { ChunkOutOfOrder, Uploads } from "./uploads.js";
 import { sendFileRange } from "./send.js";
 import type { Authenticator } from "./auth.js";
 
@@ -30,6 +30,11 @@ export interface RegistryHandlerOptions {
   /** Who may pull and push; without it every client may do what the registry allows. */
   auth?: Authenticator | undefined;
 }
+
+/** A plain `node:http` request handler, and `close()`: cut uploads in flight, keeping them resumable. */
+export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
+  close(): Promise<void>;
+};
 
 type Handler = (context: RequestContext) => Promise<void>;
 
@@ -104,10 +109,7 @@ function parseRange(
  * (GET and HEAD, Range on blobs), tags and catalog with paging. A plain `node:http` handler with no
  * body parsing, so blobs stream from their files whatever their size.
  */
-export function createRegistryHandler(
-  store: Store,
-  options: RegistryHandlerOptions = {},
-): (req: IncomingMessage, res: ServerResponse) => void {
+export function createRegistryHandler(store: Store, options: RegistryHandlerOptions = {}): RegistryHandler {
   const maxPage = options.maxPageSize ?? 1000;
 
   const getManifest: Handler = async ({ res, head, name, reference }) => {
@@ -196,13 +198,19 @@ export function createRegistryHandler(
   const uploadLocation = (name: string, id: string): string => `/v2/${name}/blobs/uploads/${id}`;
 
   /** Where an upload stands, as distribution writes it: the last byte held, and 0-0 when empty. */
-  const uploadRange = (name: string, id: string): string => `0-${Math.max(0, uploads.offset(name, id) - 1)}`;
+  const uploadRange = (offset: number): string => `0-${Math.max(0, offset - 1)}`;
 
-  const sendUploadState = (res: ServerResponse, name: string, id: string, status: number): void => {
+  const sendUploadState = (
+    res: ServerResponse,
+    name: string,
+    id: string,
+    offset: number,
+    status: number,
+  ): void => {
     res.writeHead(status, {
       Location: uploadLocation(name, id),
       "Docker-Upload-UUID": id,
-      Range: uploadRange(name, id),
+      Range: uploadRange(offset),
       "Content-Length": 0,
     });
     res.end();
@@ -232,7 +240,7 @@ export function createRegistryHandler(
       return;
     }
     req.resume();
-    sendUploadState(res, name, id, 202);
+    sendUploadState(res, name, id, 0, 202);
   };
 
   const patchUpload: Handler = async ({ req, res, name, reference }) => {
@@ -249,19 +257,19 @@ export function createRegistryHandler(
       }
       start = Number(match[1]);
     }
-    if (start !== undefined && start !== uploads.offset(name, reference)) {
+    try {
+      sendUploadState(res, name, reference, await uploads.append(name, reference, req, start), 202);
+    } catch (error) {
+      if (!(error instanceof ChunkOutOfOrder)) throw error;
       // Out of order: the spec's 416, saying where the upload stands.
       req.resume();
       res.writeHead(416, {
         Location: uploadLocation(name, reference),
-        Range: uploadRange(name, reference),
+        Range: uploadRange(error.offset),
         "Content-Length": 0,
       });
       res.end();
-      return;
     }
-    await uploads.append(name, reference, req);
-    sendUploadState(res, name, reference, 202);
   };
 
   const finishUpload: Handler = async ({ req, res, url, name, reference }) => {
@@ -269,10 +277,9 @@ export function createRegistryHandler(
     sendBlobCreated(res, name, await uploads.finish(name, reference, url.searchParams.get("digest"), req));
   };
 
-  const uploadStatus: Handler = ({ res, name, reference }) => {
+  const uploadStatus: Handler = async ({ res, name, reference }) => {
     checkName(name);
-    sendUploadState(res, name, reference, 204);
-    return Promise.resolve();
+    sendUploadState(res, name, reference, await uploads.offset(name, reference), 204);
   };
 
   const cancelUpload: Handler = async ({ res, name, reference }) => {
@@ -412,11 +419,12 @@ export function createRegistryHandler(
 
   type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
   const WRITES = new Set<string>(["PUT", "POST", "PATCH", "DELETE"]);
-  const routes: { pattern: RegExp; methods: Partial<Record<Method, Handler>> }[] = [
-    { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload } },
+  const routes: { pattern: RegExp; methods: Partial<Record<Method, Handler>>; upload?: true }[] = [
+    { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload }, upload: true },
     {
       pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
       methods: { PATCH: patchUpload, PUT: finishUpload, GET: uploadStatus, DELETE: cancelUpload },
+      upload: true,
     },
     {
       pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
@@ -427,10 +435,14 @@ export function createRegistryHandler(
     { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: listTags, HEAD: listTags } },
   ];
 
-  return (req, res) => {
+  /** Requests streaming a body into an upload: cut on close, so their sessions stay resumable. */
+  const uploadRequests = new Set<IncomingMessage>();
+  const cutByClose = new WeakSet<IncomingMessage>();
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const head = req.method === "HEAD";
     for (const [key, value] of Object.entries(API_VERSION_HEADER)) res.setHeader(key, value);
-    const handle = async (): Promise<void> => {
+    const dispatch = async (): Promise<void> => {
       const url = new URL(req.url ?? "/", "http://registry");
       const method = req.method ?? "GET";
       if (WRITES.has(method) && options.allowPush !== true) {
@@ -465,6 +477,10 @@ export function createRegistryHandler(
           name: match[1]!,
           action: WRITES.has(method) ? "push" : "pull",
         });
+        if (route.upload === true && WRITES.has(method)) {
+          uploadRequests.add(req);
+          res.once("close", () => uploadRequests.delete(req));
+        }
         await handler({
           req,
           res,
@@ -480,9 +496,10 @@ export function createRegistryHandler(
         JSON.stringify({ errors: [{ code: "NAME_UNKNOWN", message: `no route for ${url.pathname}` }] }),
       );
     };
-    handle().catch((error: unknown) => {
+    dispatch().catch((error: unknown) => {
       // An unread request body (a refused push) is drained so the connection stays usable.
       req.resume();
+      if (cutByClose.has(req)) return;
       if (res.headersSent) {
         res.destroy(error instanceof Error ? error : undefined);
         return;
@@ -498,4 +515,14 @@ export function createRegistryHandler(
       }
     });
   };
+
+  return Object.assign(handle, {
+    close: async (): Promise<void> => {
+      for (const req of uploadRequests) {
+        cutByClose.add(req);
+        req.destroy();
+      }
+      await uploads.suspendAll();
+    },
+  });
 }

@@ -1,5 +1,5 @@
 export { createRegistryHandler } from "./handler.js";
-export type { RegistryHandlerOptions } from "./handler.js";
+export type { RegistryHandler, RegistryHandlerOptions } from "./handler.js";
 export { startRegistryServer } from "./serve.js";
 export type { ServeOptions, RunningRegistry } from "./serve.js";
 export { RegistryError } from "./errors.js";

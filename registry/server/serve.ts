@@ -16,7 +16,7 @@ export interface RunningRegistry {
   /** Base URL, e.g. https://127.0.0.1:5443 */
   url: string;
   address: AddressInfo;
-  /** Stops accepting, lets in-flight pulls finish, then resolves. */
+  /** Stops accepting, lets in-flight pulls finish, cuts uploads in flight (they stay resumable). */
   close(): Promise<void>;
 }
 
@@ -92,10 +92,13 @@ export async function startRegistryServer(store: Store, options: ServeOptions): 
   return {
     url: `${options.tls === undefined ? "http" : "https"}://${shownHost}:${address.port}`,
     address,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      const closed = new Promise<void>((resolve, reject) => {
         server.close((error) => (error === undefined ? resolve() : reject(error)));
-        server.closeIdleConnections();
-      }),
+      });
+      await handler.close();
+      server.closeIdleConnections();
+      await closed;
+    },
   };
 }

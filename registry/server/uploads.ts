@@ -1,90 +1,150 @@
-import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { isDigest, parseDigest, type Digest } from "../oci/index.js";
-import type { BlobIngest, Store } from "../store/index.js";
+import { isDigest, type Digest } from "../oci/index.js";
+import type { Store, UploadSession } from "../store/index.js";
 import { RegistryError } from "./errors.js";
 
-interface UploadSession {
-  repository: string;
-  ingest: BlobIngest;
+/** An open session and the tail of its queue: requests on one upload run one at a time. */
+interface OpenUpload {
+  session: UploadSession;
+  queue: Promise<unknown>;
+}
+
+const UPLOAD_ID = /^[a-f0-9]{32}$/;
+
+/** A chunk whose Content-Range does not start where the upload stands: the spec's 416. */
+export class ChunkOutOfOrder extends Error {
+  constructor(readonly offset: number) {
+    super(`chunk out of order: the upload is at ${offset}`);
+    this.name = "ChunkOutOfOrder";
+  }
 }
 
 /**
- * Blob upload sessions: each an ingest file in the store, hashed as it grows, made visible only by a
- * final PUT whose digest matches. Sessions live as long as the server; their files are collected by
- * gc once stale.
+ * Blob upload sessions: each a file under the store's `uploads/` and a row, hashed as it grows, made
+ * visible only by a final PUT whose digest matches. Sessions outlive the server: after a restart the
+ * first request on one reopens it (re-hashing what it holds) and the client goes on where it stood.
+ * Abandoned ones are collected by gc.
  */
 export class Uploads {
-  private readonly sessions = new Map<string, UploadSession>();
+  private readonly open = new Map<string, Promise<OpenUpload | undefined>>();
 
   constructor(private readonly store: Store) {}
 
   async start(repository: string): Promise<string> {
-    const id = randomBytes(16).toString("hex");
-    this.sessions.set(id, { repository, ingest: await this.store.blobs.ingest() });
-    return id;
+    const session = await this.store.startUpload(repository);
+    this.open.set(session.id, Promise.resolve({ session, queue: Promise.resolve() }));
+    return session.id;
   }
 
-  get(repository: string, id: string): UploadSession {
-    const session = this.sessions.get(id);
-    if (session === undefined || session.repository !== repository) {
+  /** The open session, reopened from the store after a restart. */
+  private async session(
+    repository: string,
+    id: string,
+  ): Promise<{ upload: OpenUpload; opening: Promise<OpenUpload | undefined> }> {
+    let opening = this.open.get(id);
+    if (opening === undefined && UPLOAD_ID.test(id)) {
+      opening = this.store
+        .resumeUpload(id)
+        .then((session) => (session === undefined ? undefined : { session, queue: Promise.resolve() }));
+      this.open.set(id, opening);
+      void opening.then((upload) => upload ?? this.open.delete(id)).catch(() => this.open.delete(id));
+    }
+    const upload = await opening;
+    if (opening === undefined || upload === undefined || upload.session.repository !== repository) {
       throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${id.slice(0, 64)} is unknown`);
     }
-    return session;
+    return { upload, opening };
   }
 
-  offset(repository: string, id: string): number {
-    return this.get(repository, id).ingest.size;
+  /** Runs `action` on the session once the requests before it on the same upload are done. */
+  private async withSession<T>(
+    repository: string,
+    id: string,
+    action: (session: UploadSession) => Promise<T>,
+  ): Promise<T> {
+    const { upload, opening } = await this.session(repository, id);
+    const run = upload.queue.then(() => {
+      if (this.open.get(id) !== opening) {
+        throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `upload ${id.slice(0, 64)} has ended`);
+      }
+      return action(upload.session);
+    });
+    upload.queue = run.catch(() => undefined);
+    return run;
   }
 
-  /** Appends a request body; `start`, from Content-Range, must be where the upload stands. */
-  async append(repository: string, id: string, body: IncomingMessage, start?: number): Promise<number> {
-    const { ingest } = this.get(repository, id);
-    if (start !== undefined && start !== ingest.size) {
-      throw new RegistryError(
-        "BLOB_UPLOAD_INVALID",
-        `chunk starts at ${start}, the upload is at ${ingest.size}`,
-      );
+  /** Bytes the upload holds now, without waiting for a chunk in flight. */
+  async offset(repository: string, id: string): Promise<number> {
+    return (await this.session(repository, id)).upload.session.ingest.size;
+  }
+
+  /**
+   * Appends a request body; `start`, from Content-Range, must be where the upload stands (else the
+   * spec's 416, with the offset). A failed write drops the open session, so the next request reopens
+   * it from what the file really holds.
+   */
+  append(repository: string, id: string, body: IncomingMessage, start?: number): Promise<number> {
+    return this.withSession(repository, id, (session) => this.appendTo(session, body, start));
+  }
+
+  private async appendTo(session: UploadSession, body: IncomingMessage, start?: number): Promise<number> {
+    const { ingest } = session;
+    if (start !== undefined && start !== ingest.size) throw new ChunkOutOfOrder(ingest.size);
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) await ingest.write(chunk);
+    } catch (error) {
+      this.open.delete(session.id);
+      await ingest.suspend().catch(() => undefined);
+      throw error;
     }
-    for await (const chunk of body as AsyncIterable<Buffer>) await ingest.write(chunk);
     return ingest.size;
   }
 
-  /** Completes an upload: its content must hash to `digest`, or nothing becomes visible. */
-  async finish(
-    repository: string,
-    id: string,
-    digest: string | null,
-    body: IncomingMessage,
-  ): Promise<Digest> {
-    const session = this.get(repository, id);
+  /** Completes an upload: its content must hash to `digest` (sha256 or sha512), or nothing becomes visible. */
+  finish(repository: string, id: string, digest: string | null, body: IncomingMessage): Promise<Digest> {
     if (digest === null || !isDigest(digest)) {
-      throw new RegistryError("DIGEST_INVALID", "the final PUT needs ?digest=<algorithm>:<hex>");
-    }
-    // Uploads are hashed with sha256 as they arrive; a sha512 upload would need a second pass (issue 4).
-    if (parseDigest(digest).algorithm !== "sha256") {
-      throw new RegistryError(
-        "DIGEST_INVALID",
-        `uploads are checked with sha256, not ${parseDigest(digest).algorithm}`,
+      body.resume();
+      return Promise.reject(
+        new RegistryError("DIGEST_INVALID", "the final PUT needs ?digest=<algorithm>:<hex>"),
       );
     }
-    await this.append(repository, id, body);
-    this.sessions.delete(id);
-    try {
-      await session.ingest.commit({ digest });
-    } catch (error) {
-      throw new RegistryError(
-        "DIGEST_INVALID",
-        `the uploaded content does not match ${digest}`,
-        String(error),
-      );
-    }
-    return digest;
+    return this.withSession(repository, id, async (session) => {
+      await this.appendTo(session, body);
+      this.forget(session);
+      try {
+        await session.ingest.commit({ digest });
+      } catch (error) {
+        throw new RegistryError(
+          "DIGEST_INVALID",
+          `the uploaded content does not match ${digest}`,
+          String(error),
+        );
+      }
+      return digest;
+    });
   }
 
-  async cancel(repository: string, id: string): Promise<void> {
-    const session = this.get(repository, id);
-    this.sessions.delete(id);
-    await session.ingest.abort();
+  cancel(repository: string, id: string): Promise<void> {
+    return this.withSession(repository, id, async (session) => {
+      this.forget(session);
+      await session.ingest.abort();
+    });
+  }
+
+  private forget(session: UploadSession): void {
+    this.open.delete(session.id);
+    this.store.endUpload(session.id);
+  }
+
+  /** Closes every open session's file, keeping it and its row for a later server to resume. */
+  async suspendAll(): Promise<void> {
+    const uploads = [...this.open.values()];
+    this.open.clear();
+    for (const opening of uploads) {
+      const upload = await opening.catch(() => undefined);
+      if (upload === undefined) continue;
+      await upload.queue;
+      await upload.session.ingest.suspend();
+    }
   }
 }

@@ -152,6 +152,17 @@ export class FsBlobStore implements BlobReader, BlobWriter {
     return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.writeChunk);
   }
 
+  /**
+   * An ingest at a file of the caller's naming that outlives this process (a registry upload session,
+   * resumable after a restart). Reopening one hashes what it already holds, then appends.
+   */
+  async namedIngest(path: string, mode: "create" | "resume"): Promise<BlobIngest> {
+    const digester = new Digester("sha256");
+    if (mode === "resume") for await (const chunk of readChunks(path)) digester.update(chunk);
+    const handle = await open(path, mode === "create" ? "wx" : "a", 0o644);
+    return new BlobIngest(this, path, handle, digester, this.writeChunk);
+  }
+
   async put(
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     expected: ExpectedBlob,
@@ -261,11 +272,15 @@ export class BlobIngest {
     }
   }
 
-  /** Checks digest and size, then makes the blob visible. On mismatch nothing becomes visible. */
+  /**
+   * Checks digest and size, then makes the blob visible. On mismatch nothing becomes visible. An
+   * expected digest of another algorithm than the one hashed on the way (a sha512 registry upload,
+   * whose algorithm is only known at its end) costs one more read of the file.
+   */
   async commit(expected: ExpectedBlob = {}): Promise<CommittedBlob> {
-    const digest = this.digester.digest();
     const size = this.digester.size;
     try {
+      const digest = await this.digestFor(expected.digest);
       if (expected.size !== undefined && expected.size !== size) {
         throw new AirlockError("SIZE_INVALID", `blob is ${size} bytes, expected ${expected.size}`, {
           where: expected.digest ?? digest,
@@ -297,6 +312,22 @@ export class BlobIngest {
       await this.abort();
       throw error;
     }
+  }
+
+  private async digestFor(expected: Digest | undefined): Promise<Digest> {
+    const algorithm = expected === undefined ? this.digester.algorithm : parseDigest(expected).algorithm;
+    if (algorithm === this.digester.algorithm) return this.digester.digest();
+    await this.handle.datasync();
+    const digester = new Digester(algorithm);
+    for await (const chunk of readChunks(this.tempPath)) digester.update(chunk);
+    return digester.digest();
+  }
+
+  /** Closes the file and keeps it, for an ingest that another process or a later request resumes. */
+  async suspend(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
   }
 
   async abort(): Promise<void> {

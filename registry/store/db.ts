@@ -69,6 +69,13 @@ const MIGRATIONS: string[] = [
   ALTER TABLE manifests ADD COLUMN from_bundle INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX manifests_by_subject ON manifests (repository, subject);
   `,
+  `
+  CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    started_at TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

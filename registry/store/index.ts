@@ -23,6 +23,7 @@ export type {
   Progress,
   OperationOptions,
   StoreOptions,
+  UploadSession,
 } from "./store.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, stat, writeFile, readFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AirlockError,
@@ -14,7 +14,7 @@ import {
   type Digest,
   type Descriptor,
 } from "../oci/index.js";
-import { FsBlobStore, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
+import { FsBlobStore, type BlobIngest, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
 import { openDatabase, type Db } from "./db.js";
 import { acquireLock } from "./lock.js";
 
@@ -102,11 +102,21 @@ export interface GcReport {
   removed: BlobInfo[];
   bytesFreed: number;
   ingestsRemoved: number;
+  uploadsRemoved: number;
 }
 
 export interface StoreOptions extends BlobStoreOptions {
   /** Ingest files older than this are a crashed writer's and removed by gc. */
   staleIngestMs?: number;
+  /** Registry upload sessions untouched for this long are abandoned and removed by gc. */
+  staleUploadMs?: number;
+}
+
+/** A registry upload session: a file under `store/uploads/` and a row, both outliving the server. */
+export interface UploadSession {
+  id: string;
+  repository: string;
+  ingest: BlobIngest;
 }
 
 interface BundleRow {
@@ -133,12 +143,16 @@ export class Store {
   readonly blobs: FsBlobStore;
   readonly db: Db;
   private readonly staleIngestMs: number;
+  private readonly staleUploadMs: number;
+  private readonly uploadsDir: string;
 
   private constructor(dataDir: string, blobs: FsBlobStore, db: Db, options: StoreOptions) {
     this.dataDir = dataDir;
     this.blobs = blobs;
     this.db = db;
     this.staleIngestMs = options.staleIngestMs ?? 60 * 60 * 1000;
+    this.staleUploadMs = options.staleUploadMs ?? 24 * 60 * 60 * 1000;
+    this.uploadsDir = join(blobs.root, "uploads");
   }
 
   static async open(dataDir: string, options: StoreOptions = {}): Promise<Store> {
@@ -147,6 +161,7 @@ export class Store {
       await mkdir(root, { recursive: true });
       const blobs = new FsBlobStore(root, options);
       await blobs.init();
+      await mkdir(join(root, "uploads"), { recursive: true });
       const layoutFile = join(root, "oci-layout");
       await readFile(layoutFile).catch(async () => {
         await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
@@ -319,6 +334,55 @@ export class Store {
       )
       .all(repository, digest) as (ManifestRecord & { artifactType: string | null })[];
     return rows.map((row) => ({ ...row, artifactType: row.artifactType ?? undefined }));
+  }
+
+  async startUpload(repository: string): Promise<UploadSession> {
+    const id = randomBytes(16).toString("hex");
+    const ingest = await this.blobs.namedIngest(join(this.uploadsDir, id), "create");
+    this.db
+      .prepare("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
+      .run(id, repository, new Date().toISOString());
+    return { id, repository, ingest };
+  }
+
+  /** Reopens an upload session another server process (or an earlier run) started; undefined if none. */
+  async resumeUpload(id: string): Promise<UploadSession | undefined> {
+    const row = this.db.prepare("SELECT repository FROM uploads WHERE id = ?").get(id) as
+      { repository: string } | undefined;
+    if (row === undefined) return undefined;
+    try {
+      return {
+        id,
+        repository: row.repository,
+        ingest: await this.blobs.namedIngest(join(this.uploadsDir, id), "resume"),
+      };
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") throw error;
+      this.endUpload(id);
+      return undefined;
+    }
+  }
+
+  /** Forgets an upload session; its file is the ingest's to commit or abort. */
+  endUpload(id: string): void {
+    this.db.prepare("DELETE FROM uploads WHERE id = ?").run(id);
+  }
+
+  /** Upload sessions untouched for `staleUploadMs`, and files whose row is gone. */
+  private async removeStaleUploads(dryRun: boolean): Promise<number> {
+    const known = new Set(
+      (this.db.prepare("SELECT id FROM uploads").all() as { id: string }[]).map((row) => row.id),
+    );
+    let removed = 0;
+    for (const name of await readdir(this.uploadsDir).catch(() => [] as string[])) {
+      const file = await stat(join(this.uploadsDir, name)).catch(() => undefined);
+      if (file === undefined || (known.has(name) && Date.now() - file.mtimeMs < this.staleUploadMs)) continue;
+      removed++;
+      if (dryRun) continue;
+      this.endUpload(name);
+      await rm(join(this.uploadsDir, name), { force: true });
+    }
+    return removed;
   }
 
   private bundleOwns(repository: string, digest: Digest): boolean {
@@ -531,8 +595,8 @@ export class Store {
     };
   }
 
-  /** Removes blobs no visible row needs, and ingest files of crashed writers. */
   /**
+   * Removes blobs no visible row needs, ingest files of crashed writers and abandoned uploads.
    * `graceMs` keeps unreferenced blobs younger than that: a registry push stores its blobs before the
    * manifest that references them, and collecting in between would fail the push.
    */
@@ -552,7 +616,14 @@ export class Store {
         removed.push(info);
       }
       const ingestsRemoved = dryRun ? 0 : await this.blobs.removeStaleIngests(this.staleIngestMs);
-      return { dryRun, removed, bytesFreed: removed.reduce((sum, b) => sum + b.size, 0), ingestsRemoved };
+      const uploadsRemoved = await this.removeStaleUploads(dryRun);
+      return {
+        dryRun,
+        removed,
+        bytesFreed: removed.reduce((sum, b) => sum + b.size, 0),
+        ingestsRemoved,
+        uploadsRemoved,
+      };
     });
   }
 }
