@@ -5,6 +5,7 @@ import { contextOf, type Runner } from "./context.js";
 import { reportError } from "./output.js";
 import { registerBundle } from "./bundle.js";
 import { registerKeys } from "./keys.js";
+import { registerPki } from "./pki.js";
 import { registerStore } from "./store.js";
 import { registerRegistry } from "./registry.js";
 
@@ -43,6 +44,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerBundle(program, run);
   registerStore(program, run);
   registerRegistry(program, run);
+  registerPki(program, run);
   return { program, exitCode: () => exitCode };
 }
 
