@@ -3,11 +3,8 @@
  * hosts.toml naming the https:// server and its CA, and Debian's docker-registry holding the same
  * image serves the same digests and bytes.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { get as httpsRequest } from "node:https";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle, type BundleMetadata } from "../../bundle/index.js";
@@ -22,6 +19,12 @@ import {
   type Fixtures,
   sampleBundle,
 } from "../helpers/fixtures.js";
+import {
+  freePort,
+  startContainerd as startOwnContainerd,
+  startDaemon,
+  type Daemon,
+} from "../helpers/daemons.js";
 
 let fx: Fixtures;
 let store: Store;
@@ -29,27 +32,7 @@ let bundle: string;
 let metadata: BundleMetadata;
 let airlock: RunningRegistry;
 let certFile: string;
-const daemons: ChildProcess[] = [];
-
-function startDaemon(command: string, args: string[], log: string): ChildProcess {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  child.on("exit", (code) => {
-    if (code !== null && code !== 0) void writeFile(log, output);
-  });
-  daemons.push(child);
-  return child;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const daemons: Pick<Daemon, "stop">[] = [];
 
 /** GET over TLS trusting `ca`: fetch in Node 20 cannot be given a CA. */
 function httpsGet(url: string, ca: Buffer): Promise<Buffer> {
@@ -87,7 +70,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const daemon of daemons) daemon.kill("SIGKILL");
+  await Promise.all(daemons.map((daemon) => daemon.stop()));
   await airlock?.close();
   store?.close();
   await fx?.cleanup();
@@ -95,22 +78,9 @@ afterAll(async () => {
 
 /** containerd as root with its root and state in `dir`, the CRI plugin off; returns its socket. */
 async function startContainerd(dir: string): Promise<string> {
-  const socket = join(dir, "containerd.sock");
-  const config = join(dir, "config.toml");
-  await writeFile(
-    config,
-    [
-      "version = 2",
-      `root = "${join(dir, "root")}"`,
-      `state = "${join(dir, "state")}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      "[grpc]",
-      `  address = "${socket}"`,
-    ].join("\n"),
-  );
-  startDaemon("containerd", ["--config", config], join(dir, "containerd.log"));
-  await waitFor(() => existsSync(socket), 20_000, "containerd's socket");
-  return socket;
+  const containerd = await startOwnContainerd(dir);
+  daemons.push(containerd);
+  return containerd.socket;
 }
 
 /** A hosts.d/<host>/hosts.toml sending pulls to Airlock over https, trusting `ca` when given. */
@@ -183,7 +153,7 @@ describe("docker-registry (CNCF distribution) holding the same image", () => {
         `  addr: 127.0.0.1:${port}`,
       ].join("\n"),
     );
-    startDaemon("docker-registry", ["serve", config], join(dir, "registry.log"));
+    daemons.push(startDaemon("docker-registry", ["serve", config], join(dir, "registry.log")));
     await waitFor(
       async () => (await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.status === 200,
       20_000,
