@@ -1,5 +1,7 @@
+import { hostname, networkInterfaces } from "node:os";
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
+import { openPki, registryServerCertificate } from "../pki/index.js";
 import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
 import { emit, formatBytes } from "./output.js";
 import { withStore, type Runner } from "./context.js";
@@ -10,25 +12,50 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecureHttp?: boolean;
+  hostname: string[];
   auth?: string;
   pushUser: string[];
   anonymousPull?: boolean;
   readOnly?: boolean;
 }
 
-function tlsFiles(flags: ServeFlags): { certFile: string; keyFile: string } | undefined {
+interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** The CA clients trust, when the certificate is the site CA's. */
+  caFile?: string;
+}
+
+/** The host's own addresses, for a registry listening on all of them. */
+function hostAddresses(): string[] {
+  const addresses = Object.values(networkInterfaces())
+    .flat()
+    .filter((info) => info !== undefined && !info.internal)
+    .map((info) => info!.address);
+  return [hostname(), ...addresses];
+}
+
+/**
+ * Given files, or plain HTTP when asked; otherwise a server certificate from the site CA under
+ * `pki/`, issued (or kept, when still valid for these hosts) for the listen address and --hostname.
+ */
+async function tlsFiles(flags: ServeFlags, dataDir: string): Promise<TlsFiles | undefined> {
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
     throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
   }
-  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined)
+  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
+    if (flags.insecureHttp === true) {
+      throw new AirlockError("USAGE", "--insecure-http and --tls-cert exclude each other", { exitCode: 2 });
+    }
     return { certFile: flags.tlsCert, keyFile: flags.tlsKey };
-  if (flags.insecureHttp !== true) {
-    throw new AirlockError("USAGE", "the registry serves TLS: give --tls-cert and --tls-key", {
-      hint: "or pass --insecure-http for plain HTTP on a host-local address",
-      exitCode: 2,
-    });
   }
-  return undefined;
+  if (flags.insecureHttp === true) return undefined;
+  const host = flags.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+  const listenHosts = ["0.0.0.0", "::", ""].includes(host) ? hostAddresses() : [host];
+  const certificate = await registryServerCertificate(openPki(dataDir), {
+    hosts: [...listenHosts, ...flags.hostname],
+  });
+  return { certFile: certificate.certFile, keyFile: certificate.keyFile, caFile: certificate.caFile };
 }
 
 async function authenticator(flags: ServeFlags): Promise<Authenticator | undefined> {
@@ -84,6 +111,12 @@ export function registerRegistry(program: Command, run: Runner): void {
     .option("--tls-key <key.pem>", "the certificate's private key (PEM)")
     .option("--insecure-http", "serve plain HTTP (only for a host-local registry)")
     .option(
+      "--hostname <name>",
+      "another name or address clients reach the registry by, for the certificate (repeatable)",
+      (name: string, all: string[]) => [...all, name],
+      [] as string[],
+    )
+    .option(
       "--auth <mode:htpasswd>",
       "htpasswd:FILE (basic auth) or token:FILE (bearer tokens; FILE holds the accounts)",
     )
@@ -97,8 +130,8 @@ export function registerRegistry(program: Command, run: Runner): void {
     .option("--read-only", "refuse every push")
     .action(async (flags: ServeFlags, command: Command) =>
       run(command, async (context) => {
-        const tls = tlsFiles(flags);
         const auth = await authenticator(flags);
+        const tls = await tlsFiles(flags, context.dataDir);
         await withStore(context, async (store) => {
           const server = await startRegistryServer(store, {
             listen: flags.listen,
@@ -107,7 +140,13 @@ export function registerRegistry(program: Command, run: Runner): void {
             allowPush: auth !== undefined && flags.readOnly !== true && flags.pushUser.length > 0,
             onInternalError: (error) => process.stderr.write(`registry: internal error: ${String(error)}\n`),
           });
-          emit(context.output, { url: server.url }, () => `serving ${context.dataDir} at ${server.url}`);
+          emit(
+            context.output,
+            { url: server.url, ca: tls?.caFile },
+            () =>
+              `serving ${context.dataDir} at ${server.url}` +
+              (tls?.caFile === undefined ? "" : `; clients trust ${tls.caFile}`),
+          );
           await new Promise<void>((resolve) => {
             if (context.signal.aborted) resolve();
             else context.signal.addEventListener("abort", () => resolve(), { once: true });

@@ -3,7 +3,7 @@
  * checked with real skopeo over plain HTTP and over TLS, and with raw requests for the spec's codes.
  */
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle, type BundleMetadata } from "../../bundle/index.js";
@@ -208,43 +208,79 @@ describe("the distribution API", () => {
   });
 });
 
+/** Starts `airlock registry serve` and resolves with what it printed (--json) once it listens. */
+function startServeCli(flags: string[]): Promise<{
+  child: ReturnType<typeof spawn>;
+  served: { url: string; ca?: string };
+  exited: Promise<number | null>;
+}> {
+  const child = spawn(
+    process.execPath,
+    [CLI, "--data-dir", dataDir, "--json", "registry", "serve", ...flags],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      try {
+        resolve({ child, served: JSON.parse(out) as { url: string; ca?: string }, exited });
+      } catch {
+        // not the whole document yet
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited ${code} before listening`)));
+  });
+}
+
 describe("airlock registry serve", () => {
-  it("refuses to start without TLS files unless --insecure-http is given", async () => {
-    const result = await runCli(["--data-dir", dataDir, "registry", "serve", "--listen", "127.0.0.1:0"]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain("--insecure-http");
+  it("without TLS files, serves TLS with a certificate from the site CA: skopeo pulls trusting it, not without", async () => {
+    const { child, served, exited } = await startServeCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--anonymous-pull",
+      "--hostname",
+      "registry.site.example",
+    ]);
+    try {
+      expect(served.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      expect(served.ca).toBe(join(dataDir, "pki", "ca.crt"));
+      const trust = await fx.dir("site-ca");
+      await copyFile(served.ca!, join(trust, "ca.crt"));
+      const host = served.url.replace("https://", "");
+      const image = metadata.images[0]!;
+      const raw = await skopeo(["inspect", "--raw", "--cert-dir", trust, `docker://${host}/${image.ref}`]);
+      expect(`sha256:${sha256Hex(raw)}`).toBe(image.digest);
+      const untrusted = await runTool("skopeo", ["inspect", "--raw", `docker://${host}/${image.ref}`]);
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.stderr).toMatch(/certificate/);
+      const text = await runTool("openssl", [
+        "x509",
+        "-noout",
+        "-text",
+        "-in",
+        join(dataDir, "pki", "registry.crt"),
+      ]);
+      expect(text.stdout.toString()).toContain("DNS:registry.site.example");
+      expect(text.stdout.toString()).toContain("IP Address:127.0.0.1");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
   });
 
-  it("serves until SIGTERM, then stops and exits 0", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        "--data-dir",
-        dataDir,
-        "--json",
-        "registry",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--insecure-http",
-        "--anonymous-pull",
-      ],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        out += chunk;
-        const match = /"url": "([^"]+)"/.exec(out);
-        if (match !== null) resolve(match[1]!);
-      });
-      child.on("exit", (code) => reject(new Error(`serve exited ${code} before listening`)));
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    expect((await fetch(`${url}/v2/`)).status).toBe(200);
+  it("serves plain HTTP with --insecure-http until SIGTERM, then stops and exits 0", async () => {
+    const { child, served, exited } = await startServeCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--insecure-http",
+      "--anonymous-pull",
+    ]);
+    expect(served.ca).toBeUndefined();
+    expect((await fetch(`${served.url}/v2/`)).status).toBe(200);
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
   });
