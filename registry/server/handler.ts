@@ -233,8 +233,11 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       sendBlobCreated(res, name, mount);
       return;
     }
-    const id = await uploads.start(name);
     const digest = url.searchParams.get("digest");
+    if (digest !== null && !isDigest(digest)) {
+      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(digest.slice(0, 200))}`);
+    }
+    const id = await uploads.start(name);
     if (digest !== null) {
       sendBlobCreated(res, name, await uploads.finish(name, id, digest, req));
       return;
@@ -326,13 +329,17 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       throw new RegistryError("DIGEST_INVALID", `the manifest hashes to ${digest}, not ${reference}`);
     }
     for (const child of childDescriptors(parsed)) {
-      const present = isIndexMediaType(parsed.mediaType)
-        ? store.getManifest(name, child.digest) !== undefined
-        : (await store.blobs.stat(child.digest))?.size === child.size;
-      if (!present) {
-        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `${child.digest} is not in ${name}`, {
-          digest: child.digest,
-        });
+      const size = isIndexMediaType(parsed.mediaType)
+        ? store.getManifest(name, child.digest)?.size
+        : (await store.blobs.stat(child.digest))?.size;
+      if (size !== child.size) {
+        throw new RegistryError(
+          "MANIFEST_BLOB_UNKNOWN",
+          size === undefined
+            ? `${child.digest} is not in ${name}`
+            : `${child.digest} is ${size} bytes, the manifest says ${child.size}`,
+          { digest: child.digest },
+        );
       }
     }
     await store.blobs.put([bytes], { digest });
@@ -444,33 +451,35 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
     for (const [key, value] of Object.entries(API_VERSION_HEADER)) res.setHeader(key, value);
     const dispatch = async (): Promise<void> => {
       const url = new URL(req.url ?? "/", "http://registry");
+      // Routes match the path as sent: URL parsing would resolve `a/../b` into another, valid name.
+      const path = (req.url ?? "/").split("?")[0]!;
       const method = req.method ?? "GET";
       if (WRITES.has(method) && options.allowPush !== true) {
         req.resume();
         throw new RegistryError("UNSUPPORTED", `${method} is not supported: this registry is read-only`);
       }
       const auth = options.auth;
-      if (url.pathname === "/token" && auth !== undefined && method === "GET") {
+      if (path === "/token" && auth !== undefined && method === "GET") {
         sendJson(res, head, await auth.issueToken(req, url), { "Cache-Control": "no-store" });
         return;
       }
-      if (url.pathname === "/v2/" || url.pathname === "/v2") {
+      if (path === "/v2/" || path === "/v2") {
         await auth?.authorize(req, { type: "registry" });
         sendJson(res, head, {});
         return;
       }
-      if (url.pathname === "/v2/_catalog") {
+      if (path === "/v2/_catalog") {
         await auth?.authorize(req, { type: "registry" });
         catalog({ req, res, url, head, name: "", reference: "" });
         return;
       }
       for (const route of routes) {
-        const match = route.pattern.exec(url.pathname);
+        const match = route.pattern.exec(path);
         if (match === null) continue;
         const handler = route.methods[method as Method];
         if (handler === undefined) {
           req.resume();
-          throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${url.pathname}`);
+          throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${path.slice(0, 300)}`);
         }
         await auth?.authorize(req, {
           type: "repository",
@@ -493,7 +502,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       }
       res.writeHead(404, { "Content-Type": "application/json" });
       res.end(
-        JSON.stringify({ errors: [{ code: "NAME_UNKNOWN", message: `no route for ${url.pathname}` }] }),
+        JSON.stringify({ errors: [{ code: "NAME_UNKNOWN", message: `no route for ${path.slice(0, 300)}` }] }),
       );
     };
     dispatch().catch((error: unknown) => {

@@ -3,6 +3,7 @@
  * checks, exercised by skopeo pushing a whole bundle and by raw requests for the protocol's edges.
  */
 import { randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle, type BundleMetadata } from "../../bundle/index.js";
 import { digestOf, MediaType, type Digest } from "../../registry/oci/index.js";
@@ -216,6 +217,41 @@ describe("manifest PUT", () => {
     expect(response.headers.get("oci-subject")).toBe(digestOf(manifest));
   });
 
+  it("accepts and serves a Docker schema 2 manifest with its own media type", async () => {
+    const { manifest } = await imageParts("docker");
+    const doc = JSON.parse(manifest.toString()) as {
+      config: { mediaType: string };
+      layers: { mediaType: string }[];
+    };
+    const docker = Buffer.from(
+      JSON.stringify({
+        ...doc,
+        mediaType: MediaType.DockerManifest,
+        config: { ...doc.config, mediaType: MediaType.DockerConfig },
+        layers: doc.layers.map((layer) => ({ ...layer, mediaType: MediaType.DockerLayerGzip })),
+      }),
+    );
+    const response = await putManifest("docker", "v2", docker, MediaType.DockerManifest);
+    expect(response.status).toBe(201);
+    const served = await request("/v2/docker/manifests/v2", { method: "HEAD" });
+    expect(served.headers.get("content-type")).toBe(MediaType.DockerManifest);
+    expect(served.headers.get("docker-content-digest")).toBe(digestOf(docker));
+  });
+
+  it("refuses a manifest whose layer size differs from the blob's: MANIFEST_BLOB_UNKNOWN, naming the sizes", async () => {
+    const { manifest, layer } = await imageParts("sized");
+    const doc = JSON.parse(manifest.toString()) as { layers: { digest: string; size: number }[] };
+    const wrong = Buffer.from(
+      JSON.stringify({ ...doc, layers: doc.layers.map((l) => ({ ...l, size: l.size + 1 })) }),
+    );
+    const response = await putManifest("sized", "x", wrong);
+    expect(response.status).toBe(404);
+    const body = (await response.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]).toMatchObject({ code: "MANIFEST_BLOB_UNKNOWN" });
+    expect(body.errors[0]!.message).toContain(`${layer} is`);
+    expect((await request("/v2/sized/manifests/x", { method: "HEAD" })).status).toBe(404);
+  });
+
   it.each([
     ["a missing blob", "MANIFEST_BLOB_UNKNOWN", 404],
     ["malformed JSON", "MANIFEST_INVALID", 400],
@@ -250,6 +286,41 @@ describe("manifest PUT", () => {
     expect(await errorCode(response)).toBe(code);
     expect(await blobFiles()).toEqual(before);
     expect((await request("/v2/bad/manifests/x", { method: "HEAD" })).status).toBe(404);
+  });
+});
+
+describe("names and digests the spec refuses", () => {
+  /** A raw request, so that `..` reaches the server as sent (fetch would resolve it). */
+  const raw = (method: string, path: string): Promise<{ status: number; code: string }> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(registry.url);
+      const req = httpRequest({ host: url.hostname, port: url.port, method, path }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            code: (JSON.parse(body) as { errors: { code: string }[] }).errors[0]!.code,
+          }),
+        );
+      });
+      req.on("error", reject);
+      req.end();
+    });
+
+  it.each([
+    ["GET", "/v2/hubble/../etc/manifests/latest", 400, "NAME_INVALID"],
+    ["POST", "/v2/a/../b/blobs/uploads/", 400, "NAME_INVALID"],
+    ["GET", `/v2/${"a".repeat(256)}/tags/list`, 400, "NAME_INVALID"],
+    ["POST", "/v2/UPPER/blobs/uploads/", 400, "NAME_INVALID"],
+    ["GET", `/v2/app/blobs/md5:${"0".repeat(32)}`, 400, "DIGEST_INVALID"],
+    ["GET", `/v2/app/blobs/sha384:${"0".repeat(96)}`, 400, "DIGEST_INVALID"],
+    ["POST", `/v2/app/blobs/uploads/?digest=sha384:${"0".repeat(96)}`, 400, "DIGEST_INVALID"],
+    ["PATCH", "/v2/app/blobs/uploads/not-an-upload", 404, "BLOB_UPLOAD_UNKNOWN"],
+  ])("%s %s → %i %s", async (method, path, status, code) => {
+    const before = await blobFiles();
+    expect(await raw(method, path)).toEqual({ status, code });
+    expect(await blobFiles()).toEqual(before);
   });
 });
 
