@@ -1,0 +1,158 @@
+import { BROKER, BROKER_HEADLESS, NAMESPACE } from "./names.js";
+import { parseValues, type Values, type ValuesInput } from "./values.js";
+
+/** Where the broker finds its certificates and stores its data. */
+export interface BrokerPaths {
+  /** The site CA: what both the client and the route listener trust. */
+  caFile: string;
+  /** Route (peer) certificate: presented on routes it accepts and dials. */
+  peerCertFile: string;
+  peerKeyFile: string;
+  /** The client listener's certificate. */
+  serverCertFile: string;
+  serverKeyFile: string;
+  /** JetStream's store, when jetstream is enabled. */
+  storeDir: string;
+}
+
+export const BROKER_CONFIG_DIR = "/etc/nats";
+/** The ConfigMap key, so the file lands at /etc/nats/nats.conf: the image's default `--config`. */
+export const BROKER_CONFIG_KEY = "nats.conf";
+export const BROKER_TLS_DIR = "/etc/nats-tls";
+/** The image's working directory: an emptyDir, or the persistent volume. */
+export const BROKER_DATA_DIR = "/data";
+
+/** The files as a broker pod sees them: one projected volume of both certificate Secrets. */
+export const POD_BROKER_PATHS: BrokerPaths = {
+  caFile: `${BROKER_TLS_DIR}/ca.crt`,
+  peerCertFile: `${BROKER_TLS_DIR}/peer.crt`,
+  peerKeyFile: `${BROKER_TLS_DIR}/peer.key`,
+  serverCertFile: `${BROKER_TLS_DIR}/server.crt`,
+  serverKeyFile: `${BROKER_TLS_DIR}/server.key`,
+  storeDir: `${BROKER_DATA_DIR}/jetstream`,
+};
+
+/**
+ * The environment variables the config reads (nats-server substitutes `$NAME` from the
+ * environment), so one ConfigMap serves every ordinal.
+ */
+export const POD_NAME_ENV = "POD_NAME";
+export const CLUSTER_ADVERTISE_ENV = "CLUSTER_ADVERTISE";
+
+/** What each broker process needs in its environment for the rendered config. */
+export interface BrokerEnvironment {
+  /** The pod name, `msgbroker-N`: the broker's server_name. */
+  POD_NAME: string;
+  /** `host:port` the broker tells its peers to route to: a name its peer certificate carries. */
+  CLUSTER_ADVERTISE: string;
+}
+
+/** A broker pod's stable DNS name under the headless Service; `podName` may be `$(POD_NAME)`. */
+export function brokerPodHost(values: Values, podName: string): string {
+  return `${podName}.${BROKER_HEADLESS}.${NAMESPACE}.svc.${values.clusterDomain}`;
+}
+
+/** `host:port` of every ordinal's route listener, in ordinal order. */
+function routeAddresses(values: Values): string[] {
+  const { replicas, routeOverrides, ports } = values.msgbroker;
+  return (
+    routeOverrides ??
+    Array.from(
+      { length: replicas },
+      (_, ordinal) => `${brokerPodHost(values, `${BROKER}-${ordinal}`)}:${ports.cluster}`,
+    )
+  );
+}
+
+/** The environment of ordinal N's broker, as its pod has it (or, with routeOverrides, a local process). */
+export function brokerEnvironment(input: ValuesInput, ordinal: number): BrokerEnvironment {
+  const values = parseValues(input);
+  const address = routeAddresses(values)[ordinal];
+  if (address === undefined) {
+    throw new RangeError(`ordinal ${ordinal} is not one of the ${values.msgbroker.replicas} replicas`);
+  }
+  return { POD_NAME: `${BROKER}-${ordinal}`, CLUSTER_ADVERTISE: address };
+}
+
+function block(name: string, lines: string[]): string[] {
+  return [`${name} {`, ...lines.map((line) => (line === "" ? line : `  ${line}`)), "}"];
+}
+
+/** NATS config strings take JSON's double-quoted escapes. */
+function quoted(value: string): string {
+  return JSON.stringify(value);
+}
+
+function tlsBlock(certFile: string, keyFile: string, caFile: string, verify: boolean): string[] {
+  return block("tls", [
+    `cert_file: ${quoted(certFile)}`,
+    `key_file: ${quoted(keyFile)}`,
+    `ca_file: ${quoted(caFile)}`,
+    `verify: ${verify}`,
+    // nats-server's default half second is tight for a handshake on a loaded node.
+    "timeout: 2",
+  ]);
+}
+
+/**
+ * The nats-server configuration (NATS conf syntax) for every broker of the StatefulSet: client
+ * listener with TLS, HTTP monitoring for the probes, and a cluster whose routes, over mutual TLS
+ * with the peer certificate, go to every ordinal's stable name (or to `routeOverrides`).
+ * Each process needs BrokerEnvironment's variables (see brokerEnvironment).
+ */
+export function renderBrokerConfig(input: ValuesInput, paths: BrokerPaths = POD_BROKER_PATHS): string {
+  const values = parseValues(input);
+  const broker = values.msgbroker;
+  const lines = [
+    "# msgbroker (NATS) configuration, rendered by Airlock from the plane's values.",
+    `# Each broker's environment names it: ${POD_NAME_ENV} and ${CLUSTER_ADVERTISE_ENV} (its route's host:port).`,
+    `server_name: $${POD_NAME_ENV}`,
+    `port: ${broker.ports.client}`,
+    `http_port: ${broker.ports.monitor}`,
+    "",
+    ...tlsBlock(paths.serverCertFile, paths.serverKeyFile, paths.caFile, broker.tls.verifyClients),
+    "",
+    ...block("cluster", [
+      `name: ${quoted(BROKER)}`,
+      `port: ${broker.ports.cluster}`,
+      // Peers dial what a broker advertises when they learn of it; its pod IP is in no certificate.
+      `advertise: $${CLUSTER_ADVERTISE_ENV}`,
+      // Clients reach the brokers through the msgbroker Service, the name its certificate carries,
+      // not through pod addresses the brokers would otherwise announce.
+      "no_advertise: true",
+      ...tlsBlock(paths.peerCertFile, paths.peerKeyFile, paths.caFile, true),
+      "routes: [",
+      ...routeAddresses(values).map((address) => `  ${quoted(`nats-route://${address}`)}`),
+      "]",
+    ]),
+    ...(broker.jetstream.enabled
+      ? ["", ...block("jetstream", [`store_dir: ${quoted(paths.storeDir)}`])]
+      : []),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * What the site PKI needs to issue the broker's certificates for these values: installer/pki's
+ * `brokerCertificates(pki, options)` takes this shape.
+ */
+export interface BrokerCertificateNames {
+  replicas: number;
+  namespace: string;
+  service: string;
+  headless: string;
+  clusterDomain: string;
+  extraSans: string[];
+}
+
+export function brokerCertificateNames(input: ValuesInput): BrokerCertificateNames {
+  const values = parseValues(input);
+  return {
+    replicas: values.msgbroker.replicas,
+    namespace: NAMESPACE,
+    service: BROKER,
+    headless: BROKER_HEADLESS,
+    clusterDomain: values.clusterDomain,
+    extraSans: [...values.msgbroker.extraSans],
+  };
+}
