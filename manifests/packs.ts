@@ -76,10 +76,10 @@ function fill(text: string, where: string, scope: Record<string, Record<string, 
         "define it in the pack's values.yaml (or the site's values), or fix the name in the template",
       );
     }
-    if (typeof value === "object") {
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
       throw templateError(
         "PACK_TEMPLATE_VARIABLE_INVALID",
-        `${expression} is a ${Array.isArray(value) ? "list" : "map"}, not a single value`,
+        `${expression} is a ${Array.isArray(value) ? "list" : typeof value === "object" ? "map" : typeof value}, not a single value`,
         at,
         "only strings, numbers and booleans can be substituted",
       );
