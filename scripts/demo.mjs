@@ -34,6 +34,9 @@ try {
   console.log(
     `  ${Object.keys(fixtures.images).length} images in ${fixtures.layout}, sample spec ${fixtures.sample}`,
   );
+  console.log(
+    `  ${fixtures.msgbroker.ref} is the real broker: Debian's nats-server ${fixtures.msgbroker.natsServer}`,
+  );
 
   const bundle45 = join(work, "mgmt-4.5.0.airlock.tar");
   const bundle44 = join(work, "mgmt-4.4.0.airlock.tar");

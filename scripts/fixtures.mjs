@@ -3,31 +3,46 @@
 //
 //   node scripts/fixtures.mjs --out DIR [--seed 42] [--size 20MiB] [--force]
 //
-// The same seed and size give byte-identical layouts (every digest equal) for a
-// given Node zlib build; the skopeo-made archives are recorded by sha256 only.
+// hubble/msgbroker:4.5.0 is the real broker: Debian's nats-server of this host, packed by
+// scripts/msgbroker-image.mjs (about 5.5 MiB, on top of --size). The other images are seeded random
+// layers filling --size: hubble/console:4.5.0, a two-platform index (linux/amd64, linux/arm64/v8);
+// hubble/agent:4.5.0 and hubble/msgbroker:4.4.0 (the previous release), single-platform images
+// sharing a base layer with console's amd64 image.
+//
+// The same seed and size give byte-identical layouts (every digest equal) for a given Node zlib
+// build and the same installed nats-server and libraries; the skopeo-made archives are recorded by
+// sha256 only.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Buffer } from "node:buffer";
-import { pipeline } from "node:stream/promises";
-import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
-import { constants as zlibConstants, crc32, deflateRawSync } from "node:zlib";
 import { $ } from "zx";
+import { runIfMain } from "./cli.mjs";
+import { buildMsgbrokerImage } from "./msgbroker-image.mjs";
+import {
+  MediaType,
+  REF_NAME_ANNOTATION,
+  addToIndex,
+  blobBytes,
+  openLayout,
+  platformName,
+  tarLength,
+  writeImage,
+  writeJsonBlob,
+  writeLayerBlob,
+} from "./oci-layout.mjs";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
-const MediaType = {
-  index: "application/vnd.oci.image.index.v1+json",
-  manifest: "application/vnd.oci.image.manifest.v1+json",
-  config: "application/vnd.oci.image.config.v1+json",
-  layer: "application/vnd.oci.image.layer.v1.tar+gzip",
-};
-const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 const CREATED = "2026-01-01T00:00:00Z";
+// Bumped whenever the same seed and size make different fixtures, so that older ones are not reused.
+const FORMAT = 2;
+const MSGBROKER_REF = "hubble/msgbroker:4.5.0";
+// About what the real msgbroker image takes (its layer is about 5.5 MiB), for the free space check.
+const MSGBROKER_BYTES = 8 * MiB;
 
 const MIN_SIZE = 256 * KiB;
 // Configs, manifests and index.json; subtracted so layers fill the rest of the budget.
@@ -35,7 +50,6 @@ const METADATA_BYTES = 8 * KiB;
 const MAX_LAYER_BYTES = 512 * MiB;
 // Random bytes do not compress: above this, stored gzip keeps big fixtures fast.
 const STORED_GZIP_ABOVE = 64 * MiB;
-const CHUNK_BYTES = 1 * MiB;
 const TAR_BLOCK = 512;
 // Every layer holds three files of these shares of its payload.
 const FILE_SHARES = [0.5, 0.3, 0.2];
@@ -44,23 +58,24 @@ const K3S_BYTES = 1 * MiB;
 const BASE_SHARE = 0.2;
 const AMD64 = { architecture: "amd64", os: "linux" };
 const ARM64 = { architecture: "arm64", os: "linux", variant: "v8" };
-// Shares of the size budget each image manifest's own layers get; with the base, they sum to 1.
+// The seeded images: shares of the size budget each image manifest's own layers get; with the base,
+// they sum to 1. The base is linux/amd64, so the arm64 image has layers of its own only.
 const IMAGES = [
   {
-    ref: "hubble/msgbroker:4.5.0",
+    ref: "hubble/console:4.5.0",
     manifests: [
-      { platform: AMD64, share: 0.2, ownLayers: 2, onBase: false },
+      { platform: AMD64, share: 0.2, ownLayers: 2, onBase: true },
       { platform: ARM64, share: 0.2, ownLayers: 2, onBase: false },
     ],
   },
-  { ref: "hubble/console:4.5.0", manifests: [{ platform: AMD64, share: 0.15, ownLayers: 1, onBase: true }] },
-  { ref: "hubble/agent:4.5.0", manifests: [{ platform: AMD64, share: 0.15, ownLayers: 2, onBase: true }] },
-  { ref: "hubble/msgbroker:4.4.0", manifests: [{ platform: AMD64, share: 0.1, ownLayers: 1, onBase: true }] },
+  { ref: "hubble/agent:4.5.0", manifests: [{ platform: AMD64, share: 0.2, ownLayers: 2, onBase: true }] },
+  { ref: "hubble/msgbroker:4.4.0", manifests: [{ platform: AMD64, share: 0.2, ownLayers: 1, onBase: true }] },
 ];
 
 /**
- * Makes (or reuses) the fixtures in `out` and returns their summary.
- * An existing `out` whose fixtures.json has the same seed and size is kept unless `force`.
+ * Makes (or reuses) the fixtures in `out` and returns their summary. An existing `out` whose
+ * fixtures.json has the same seed, size and format is kept unless `force` (its msgbroker image is
+ * the one built when it was made).
  */
 export async function generateFixtures({ out, seed = 42, size = 20 * MiB, force = false }) {
   const outDir = path.resolve(out);
@@ -76,7 +91,7 @@ export async function generateFixtures({ out, seed = 42, size = 20 * MiB, force 
 
   if (!force) {
     const existing = await readSummary(outDir);
-    if (existing?.seed === seed && existing.size === bytes) return existing;
+    if (existing?.seed === seed && existing.size === bytes && existing.format === FORMAT) return existing;
     if (existing === null && (await isNonEmptyDir(outDir))) {
       throw new Error(`${outDir} exists and holds no fixtures.json; pass force to replace it`);
     }
@@ -145,9 +160,11 @@ function isRunning(pid) {
   }
 }
 
-// The layout, skopeo's copies of two images and its scratch copies all land on this file system.
+// The layout, skopeo's copies of two images and its scratch copies all land on this file system:
+// the seeded images (1.0 of the size), agent's docker-archive (0.4), console's oci-archive (0.6, twice
+// while skopeo packs it), and the real msgbroker image.
 async function checkFreeSpace(dir, bytes) {
-  const needed = Math.ceil(bytes * 2.2) + 16 * MiB;
+  const needed = Math.ceil(bytes * 2.8) + MSGBROKER_BYTES + 16 * MiB;
   const stats = await fs.statfs(dir);
   const available = stats.bavail * stats.bsize;
   if (available < needed) {
@@ -166,7 +183,8 @@ async function publish(work, outDir, summary) {
     await fs.rename(work, outDir);
   } catch (error) {
     const winner = error.code === "ENOTEMPTY" || error.code === "EEXIST" ? await readSummary(outDir) : null;
-    if (winner?.seed !== summary.seed || winner.size !== summary.size) throw error;
+    if (winner?.seed !== summary.seed || winner.size !== summary.size || winner.format !== summary.format)
+      throw error;
     await fs.rm(work, { recursive: true, force: true });
     return winner;
   } finally {
@@ -177,7 +195,9 @@ async function publish(work, outDir, summary) {
 
 async function buildFixtures(work, outDir, seed, size) {
   const layoutDir = path.join(work, "layout");
-  const layout = await createLayout(layoutDir);
+  const layout = await openLayout(layoutDir);
+  // The real image first: index.json then lists the refs in the summary's order.
+  const msgbroker = await buildMsgbrokerImage({ out: layoutDir, ref: MSGBROKER_REF, created: CREATED });
   const images = await writeImages(layout, seed, size);
 
   const ociArchive = path.join(work, "console.oci-archive.tar");
@@ -187,18 +207,37 @@ async function buildFixtures(work, outDir, seed, size) {
   const consoleRef = "hubble/console:4.5.0";
   const agentRef = "hubble/agent:4.5.0";
   await Promise.all([
-    skopeo`skopeo --insecure-policy copy --quiet oci:${layoutDir}:${consoleRef} oci-archive:${ociArchive}:${consoleRef}`,
+    // --all keeps console's index whole: both platforms, under the layout's digest.
+    skopeo`skopeo --insecure-policy copy --quiet --all --preserve-digests oci:${layoutDir}:${consoleRef} oci-archive:${ociArchive}:${consoleRef}`,
     skopeo`skopeo --insecure-policy copy --quiet oci:${layoutDir}:${agentRef} docker-archive:${dockerArchive}:${agentRef}`,
   ]);
 
   await writeSampleProject(path.join(work, "sample"), seed);
 
+  const totalBlobBytes = await blobBytes(layout);
   const summary = {
+    format: FORMAT,
     seed,
     size,
     layout: path.join(outDir, "layout"),
-    images: images.summaries,
-    totalBlobBytes: [...layout.blobSizes.values()].reduce((sum, blobSize) => sum + blobSize, 0),
+    images: {
+      [MSGBROKER_REF]: {
+        digest: msgbroker.digest,
+        mediaType: msgbroker.mediaType,
+        platforms: [msgbroker.platform],
+        blobs: 3, // manifest, config, layer
+      },
+      ...images.summaries,
+    },
+    msgbroker: {
+      ref: MSGBROKER_REF,
+      natsServer: msgbroker.natsServer.version,
+      packages: msgbroker.packages,
+      totalBytes: msgbroker.totalBytes,
+    },
+    totalBlobBytes,
+    // The seeded images' blobs and the real image's (manifest, config, layer) are all distinct.
+    seededBlobBytes: totalBlobBytes - msgbroker.totalBytes,
     sharedLayerDigest: images.sharedLayerDigest,
     archives: {
       ociArchive: {
@@ -216,71 +255,11 @@ async function buildFixtures(work, outDir, seed, size) {
   return summary;
 }
 
-// ---- OCI image layout -------------------------------------------------------------------
+// ---- images -----------------------------------------------------------------------------
 
-async function createLayout(dir) {
-  const blobsDir = path.join(dir, "blobs", "sha256");
-  await fs.mkdir(blobsDir, { recursive: true });
-  await fs.writeFile(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  return { dir, blobsDir, blobSizes: new Map(), partials: 0 };
-}
-
-async function writeJsonBlob(layout, mediaType, value) {
-  const content = Buffer.from(JSON.stringify(value));
-  const hex = createHash("sha256").update(content).digest("hex");
-  await fs.writeFile(path.join(layout.blobsDir, hex), content);
-  layout.blobSizes.set(`sha256:${hex}`, content.length);
-  return { mediaType, digest: `sha256:${hex}`, size: content.length };
-}
-
-// Streams tar → gzip → file, hashing both sides, so no layer is ever held in memory.
-async function writeLayerBlob(layout, files) {
-  const tarBytes = files.reduce((sum, file) => sum + TAR_BLOCK + roundUpToBlock(file.size), 2 * TAR_BLOCK);
-  const level = tarBytes > STORED_GZIP_ABOVE ? 0 : 1;
-  const diffIdHash = createHash("sha256");
-  const digestHash = createHash("sha256");
-  const partial = path.join(layout.blobsDir, `.partial-${layout.partials++}`);
-  await pipeline(
-    hashed(gzipChunks(hashed(tarChunks(files), diffIdHash), level), digestHash),
-    createWriteStream(partial),
-  );
-  const hex = digestHash.digest("hex");
-  await fs.rename(partial, path.join(layout.blobsDir, hex));
-  const { size } = await fs.stat(path.join(layout.blobsDir, hex));
-  layout.blobSizes.set(`sha256:${hex}`, size);
-  return {
-    descriptor: { mediaType: MediaType.layer, digest: `sha256:${hex}`, size },
-    diffId: `sha256:${diffIdHash.digest("hex")}`,
-  };
-}
-
-function* hashed(chunks, hash) {
-  for (const chunk of chunks) {
-    hash.update(chunk);
-    yield chunk;
-  }
-}
-
-// mtime 0, no name, OS unknown.
-const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-
-// Gzip framing around raw deflate of each chunk on its own, sync-flushed, then an empty final
-// block: the bytes depend only on the input. (Node's gzip stream decides by timing whether its
-// last chunk is deflated with Z_FINISH, which changes the block layout of stored output.)
-function* gzipChunks(chunks, level) {
-  yield GZIP_HEADER;
-  let crc = 0;
-  let length = 0;
-  for (const chunk of chunks) {
-    crc = crc32(chunk, crc);
-    length += chunk.length;
-    yield deflateRawSync(chunk, { level, finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  }
-  yield deflateRawSync(Buffer.alloc(0), { level });
-  const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(crc >>> 0, 0);
-  trailer.writeUInt32LE(length % 2 ** 32, 4);
-  yield trailer;
+// Deflate level 1, or stored (level 0) above STORED_GZIP_ABOVE.
+function writeRandomLayer(layout, files) {
+  return writeLayerBlob(layout, files, { level: tarLength(files) > STORED_GZIP_ABOVE ? 0 : 1 });
 }
 
 async function writeImages(layout, seed, size) {
@@ -288,7 +267,7 @@ async function writeImages(layout, seed, size) {
   const baseLayers = [];
   for (const [n, layerBytes] of splitLayers(budget * BASE_SHARE, 1).entries()) {
     const files = layerFiles(`usr/lib/hubble-base/layer-${n}`, layerBytes, seed, `base/${n}`);
-    baseLayers.push(await writeLayerBlob(layout, files));
+    baseLayers.push(await writeRandomLayer(layout, files));
   }
 
   const summaries = {};
@@ -307,7 +286,7 @@ async function writeImages(layout, seed, size) {
         );
         // The entrypoint binary lives in the image's first own layer.
         if (n === 0) files[0].name = `opt/hubble/bin/${component}`;
-        ownLayers.push(await writeLayerBlob(layout, files));
+        ownLayers.push(await writeRandomLayer(layout, files));
       }
       manifests.push(
         await writeImageManifest(layout, {
@@ -338,21 +317,16 @@ async function writeImages(layout, seed, size) {
     refDescriptors.push({ ...top, annotations: { [REF_NAME_ANNOTATION]: image.ref } });
   }
 
-  await fs.writeFile(
-    path.join(layout.dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.index, manifests: refDescriptors }),
-  );
+  await addToIndex(layout, refDescriptors);
   return { summaries, sharedLayerDigest: baseLayers[0].descriptor.digest };
 }
 
 async function writeImageManifest(layout, { ref, component, platform, baseLayers, ownLayers }) {
   const version = ref.slice(ref.indexOf(":") + 1);
   const layers = [...baseLayers, ...ownLayers];
-  const config = await writeJsonBlob(layout, MediaType.config, {
+  const { manifest: descriptor, config } = await writeImage(layout, {
     created: CREATED,
-    architecture: platform.architecture,
-    os: platform.os,
-    ...(platform.variant ? { variant: platform.variant } : {}),
+    platform,
     config: {
       User: "65532",
       Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -360,7 +334,6 @@ async function writeImageManifest(layout, { ref, component, platform, baseLayers
       WorkingDir: "/",
       Labels: { "org.opencontainers.image.title": component, "org.opencontainers.image.version": version },
     },
-    rootfs: { type: "layers", diff_ids: layers.map((layer) => layer.diffId) },
     history: [
       ...baseLayers.map((_, n) => ({ created: CREATED, created_by: `hubble base layer ${n}` })),
       ...ownLayers.map((_, n) => ({
@@ -368,12 +341,7 @@ async function writeImageManifest(layout, { ref, component, platform, baseLayers
         created_by: `hubble ${component} ${version} layer ${n}`,
       })),
     ],
-  });
-  const descriptor = await writeJsonBlob(layout, MediaType.manifest, {
-    schemaVersion: 2,
-    mediaType: MediaType.manifest,
-    config,
-    layers: layers.map((layer) => layer.descriptor),
+    layers,
   });
   return {
     descriptor,
@@ -399,57 +367,6 @@ function layerFiles(dir, layerBytes, seed, label) {
     size: Math.floor(payload * share),
     fill: seededRandom(seed, `${label}/${n}`),
   }));
-}
-
-function platformName(platform) {
-  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join("/");
-}
-
-// ---- tar ------------------------------------------------------------------------------
-
-// A minimal ustar stream: regular files, mode 0644, uid/gid 0, mtime 0, then two zero blocks.
-function* tarChunks(files) {
-  for (const file of files) {
-    yield ustarHeader(file.name, file.size);
-    for (let done = 0; done < file.size; done += CHUNK_BYTES) {
-      yield file.fill(Buffer.allocUnsafe(Math.min(CHUNK_BYTES, file.size - done)));
-    }
-    const padding = roundUpToBlock(file.size) - file.size;
-    if (padding > 0) yield Buffer.alloc(padding);
-  }
-  yield Buffer.alloc(2 * TAR_BLOCK);
-}
-
-function ustarHeader(name, size) {
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name longer than 100 bytes: ${name}`);
-  const header = Buffer.alloc(TAR_BLOCK);
-  header.write(name, 0);
-  writeOctal(header, 100, 8, 0o644);
-  writeOctal(header, 108, 8, 0);
-  writeOctal(header, 116, 8, 0);
-  writeOctal(header, 124, 12, size);
-  writeOctal(header, 136, 12, 0);
-  header.fill(" ", 148, 156);
-  header.write("0", 156);
-  header.write("ustar\0" + "00", 257);
-  writeOctal(header, 329, 8, 0);
-  writeOctal(header, 337, 8, 0);
-  // The checksum is six octal digits, NUL, then the space already there.
-  writeOctal(
-    header,
-    148,
-    7,
-    header.reduce((sum, byte) => sum + byte, 0),
-  );
-  return header;
-}
-
-function writeOctal(buffer, offset, width, value) {
-  buffer.write(`${value.toString(8).padStart(width - 1, "0")}\0`, offset, width, "ascii");
-}
-
-function roundUpToBlock(bytes) {
-  return Math.ceil(bytes / TAR_BLOCK) * TAR_BLOCK;
 }
 
 // ---- seeded bytes -----------------------------------------------------------------------
@@ -505,8 +422,10 @@ version: 4.5.0
 upgradeFrom: ">=4.4.0 <4.5.0"
 created: "2026-11-01T00:00:00Z"
 images:
+  # The real broker: Debian's nats-server (scripts/msgbroker-image.mjs), for this host's platform.
   - ref: hubble/msgbroker:4.5.0
     source: oci:../layout:hubble/msgbroker:4.5.0
+  # A two-platform index (linux/amd64, linux/arm64/v8), kept whole; platforms: would narrow it.
   - ref: hubble/console:4.5.0
     source: oci-archive:../console.oci-archive.tar:hubble/console:4.5.0
   - ref: hubble/agent:4.5.0
@@ -570,46 +489,21 @@ metadata:
 
 const USAGE = "usage: node scripts/fixtures.mjs --out DIR [--seed 42] [--size 20MiB] [--force]";
 
-async function main(argv) {
-  let options;
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        out: { type: "string" },
-        seed: { type: "string", default: "42" },
-        size: { type: "string", default: "20MiB" },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (!values.out) throw new Error("--out is required");
+await runIfMain(import.meta, {
+  name: "fixtures",
+  usage: USAGE,
+  options: {
+    out: { type: "string" },
+    seed: { type: "string", default: "42" },
+    size: { type: "string", default: "20MiB" },
+    force: { type: "boolean", default: false },
+  },
+  required: ["out"],
+  toOptions: (values) => {
     if (!/^\d+$/.test(values.seed))
       throw new Error(`--seed must be a non-negative integer, got "${values.seed}"`);
-    options = {
-      out: values.out,
-      seed: Number(values.seed),
-      size: parseSize(values.size),
-      force: values.force,
-    };
-  } catch (error) {
-    console.error(`fixtures: ${error.message}\n${USAGE}`);
-    return 2;
-  }
-  try {
-    console.log(JSON.stringify(await generateFixtures(options)));
-    return 0;
-  } catch (error) {
-    console.error(`fixtures: ${error.stderr?.trim() || error.message}`);
-    // A size or seed out of range is a usage error too.
-    return error instanceof RangeError ? 2 : 1;
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+    return { out: values.out, seed: Number(values.seed), size: parseSize(values.size), force: values.force };
+  },
+  // A size or seed out of range is a usage error too (a RangeError: exit 2).
+  run: generateFixtures,
+});

@@ -8,30 +8,25 @@
 // with it, the binary comes from that .deb (what `apt-get download nats-server` fetches) and the
 // libraries from the host. Nothing is downloaded. The same binary, libraries and package versions give
 // the same digest (for a given Node zlib build): fixed mtimes, owners, order and gzip framing.
-import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Buffer } from "node:buffer";
-import { pipeline } from "node:stream/promises";
-import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
-import { constants as zlibConstants, crc32, deflateRawSync } from "node:zlib";
 import { $ } from "zx";
+import { runIfMain } from "./cli.mjs";
+import {
+  REF_NAME_ANNOTATION,
+  addToIndex,
+  openLayout,
+  platformName,
+  writeImage,
+  writeLayerBlob,
+} from "./oci-layout.mjs";
 
-const MediaType = {
-  index: "application/vnd.oci.image.index.v1+json",
-  manifest: "application/vnd.oci.image.manifest.v1+json",
-  config: "application/vnd.oci.image.config.v1+json",
-  layer: "application/vnd.oci.image.layer.v1.tar+gzip",
-};
-const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 const CREATED = "2026-01-01T00:00:00Z";
 const PACKAGE = "nats-server";
 const REPOSITORY = "hubble/msgbroker";
 
-const TAR_BLOCK = 512;
 // The tar stream is cut into blocks of this size before deflating, so the gzip bytes never depend
 // on how the files happened to be read.
 const DEFLATE_CHUNK = 1024 * 1024;
@@ -110,13 +105,15 @@ export async function buildMsgbrokerImage({ out, ref, deb, created = CREATED }) 
 
     const entries = await imageEntries({ source, libraries, copyrights });
     const layout = await openLayout(layoutDir);
-    const layer = await writeLayerBlob(layout, entries, mtime);
+    const layer = await writeLayerBlob(layout, entries, {
+      level: GZIP_LEVEL,
+      mtime,
+      chunkSize: DEFLATE_CHUNK,
+    });
     const packageList = [...packages].sort(([a], [b]) => (a < b ? -1 : 1));
-    const config = await writeJsonBlob(layout, MediaType.config, {
+    const { manifest, config } = await writeImage(layout, {
       created: createdText,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
+      platform,
       config: {
         User: `${NATS_UID}:${NATS_GID}`,
         ExposedPorts: Object.fromEntries(Object.values(PORTS).map((port) => [`${port}/tcp`, {}])),
@@ -133,28 +130,22 @@ export async function buildMsgbrokerImage({ out, ref, deb, created = CREATED }) 
           "dev.airlock.debian.packages": packageList.map(([name, version]) => `${name}=${version}`).join(" "),
         },
       },
-      rootfs: { type: "layers", diff_ids: [layer.diffId] },
       history: [
         {
           created: createdText,
           created_by: `airlock scripts/msgbroker-image.mjs: ${source.name} ${source.version} and its shared libraries`,
         },
       ],
+      layers: [layer],
     });
-    const manifest = await writeJsonBlob(layout, MediaType.manifest, {
-      schemaVersion: 2,
-      mediaType: MediaType.manifest,
-      config,
-      layers: [layer.descriptor],
-    });
-    await writeIndex(layout, { ...manifest, annotations: { [REF_NAME_ANNOTATION]: imageRef } });
+    await addToIndex(layout, [{ ...manifest, annotations: { [REF_NAME_ANNOTATION]: imageRef } }]);
 
     return {
       layout: layoutDir,
       ref: imageRef,
       digest: manifest.digest,
       mediaType: manifest.mediaType,
-      platform: [platform.os, platform.architecture, platform.variant].filter(Boolean).join("/"),
+      platform: platformName(platform),
       natsServer: {
         version: source.version,
         upstreamVersion: source.upstreamVersion,
@@ -348,6 +339,8 @@ async function imageEntries({ source, libraries, copyrights }) {
       mode,
       uid,
       gid,
+      uname: userName(uid),
+      gname: userName(gid),
       size: 0,
     })),
     ...[...files].map(([file, { from, content, size, mode }]) => ({
@@ -356,6 +349,8 @@ async function imageEntries({ source, libraries, copyrights }) {
       mode,
       uid: 0,
       gid: 0,
+      uname: userName(0),
+      gname: userName(0),
       size,
       from,
       content,
@@ -365,201 +360,9 @@ async function imageEntries({ source, libraries, copyrights }) {
   return entries.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
 }
 
-// ---- OCI image layout -------------------------------------------------------------------
-
-async function openLayout(dir) {
-  const blobsDir = path.join(dir, "blobs", "sha256");
-  await fs.mkdir(blobsDir, { recursive: true });
-  const marker = path.join(dir, "oci-layout");
-  try {
-    const { imageLayoutVersion } = JSON.parse(await fs.readFile(marker, "utf8"));
-    if (imageLayoutVersion !== "1.0.0")
-      throw new Error(`${marker}: unsupported imageLayoutVersion ${imageLayoutVersion}`);
-  } catch (error) {
-    if (error.code !== "ENOENT") throw error;
-    await writeAtomically(marker, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  }
-  return { dir, blobsDir };
-}
-
-/** Writes through a temp file and a rename, so a killed run never leaves a half-written file. */
-async function writeAtomically(file, content) {
-  const temp = `${file}.partial-${process.pid}`;
-  await fs.writeFile(temp, content);
-  await fs.rename(temp, file);
-}
-
-async function writeJsonBlob(layout, mediaType, value) {
-  const content = Buffer.from(JSON.stringify(value));
-  const hex = createHash("sha256").update(content).digest("hex");
-  await writeAtomically(path.join(layout.blobsDir, hex), content);
-  return { mediaType, digest: `sha256:${hex}`, size: content.length };
-}
-
-/** index.json with `descriptor` in place of any entry of the same ref; other entries are kept. */
-async function writeIndex(layout, descriptor) {
-  const file = path.join(layout.dir, "index.json");
-  let index = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
-  try {
-    index = JSON.parse(await fs.readFile(file, "utf8"));
-  } catch (error) {
-    if (error.code !== "ENOENT") throw error;
-  }
-  const ref = descriptor.annotations[REF_NAME_ANNOTATION];
-  index.manifests = [
-    ...(index.manifests ?? []).filter((entry) => entry.annotations?.[REF_NAME_ANNOTATION] !== ref),
-    descriptor,
-  ];
-  await writeAtomically(file, JSON.stringify(index));
-}
-
-// Streams tar → gzip → file, hashing both sides; memory holds one deflate chunk at a time.
-async function writeLayerBlob(layout, entries, mtime) {
-  const diffIdHash = createHash("sha256");
-  const digestHash = createHash("sha256");
-  let tarSize = 0;
-  const counted = async function* (chunks) {
-    for await (const chunk of chunks) {
-      tarSize += chunk.length;
-      yield chunk;
-    }
-  };
-  const partial = path.join(layout.blobsDir, `.partial-${process.pid}-layer`);
-  try {
-    await pipeline(
-      hashed(
-        gzipChunks(counted(hashed(rechunk(tarChunks(entries, mtime), DEFLATE_CHUNK), diffIdHash))),
-        digestHash,
-      ),
-      createWriteStream(partial),
-    );
-    const hex = digestHash.digest("hex");
-    await fs.rename(partial, path.join(layout.blobsDir, hex));
-    const { size } = await fs.stat(path.join(layout.blobsDir, hex));
-    return {
-      descriptor: { mediaType: MediaType.layer, digest: `sha256:${hex}`, size },
-      diffId: `sha256:${diffIdHash.digest("hex")}`,
-      tarSize,
-    };
-  } catch (error) {
-    await fs.rm(partial, { force: true });
-    throw error;
-  }
-}
-
-async function* hashed(chunks, hash) {
-  for await (const chunk of chunks) {
-    hash.update(chunk);
-    yield chunk;
-  }
-}
-
-/** Cuts a byte stream into chunks of exactly `size` bytes (the last one shorter). */
-async function* rechunk(chunks, size) {
-  let pending = [];
-  let pendingBytes = 0;
-  for await (let chunk of chunks) {
-    while (pendingBytes + chunk.length >= size) {
-      const take = size - pendingBytes;
-      pending.push(chunk.subarray(0, take));
-      yield Buffer.concat(pending, size);
-      chunk = chunk.subarray(take);
-      pending = [];
-      pendingBytes = 0;
-    }
-    if (chunk.length > 0) {
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-    }
-  }
-  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
-}
-
-// mtime 0, no name, OS unknown.
-const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-
-// Gzip framing around raw deflate of each chunk on its own, sync-flushed, then an empty final block:
-// the bytes depend only on the input and the zlib build, never on stream timing (as scripts/fixtures.mjs).
-async function* gzipChunks(chunks) {
-  yield GZIP_HEADER;
-  let crc = 0;
-  let length = 0;
-  for await (const chunk of chunks) {
-    crc = crc32(chunk, crc);
-    length += chunk.length;
-    yield deflateRawSync(chunk, { level: GZIP_LEVEL, finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  }
-  yield deflateRawSync(Buffer.alloc(0), { level: GZIP_LEVEL });
-  const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(crc >>> 0, 0);
-  trailer.writeUInt32LE(length % 2 ** 32, 4);
-  yield trailer;
-}
-
-// ---- tar --------------------------------------------------------------------------------
-
-/** ustar: each entry's header, then its bytes read from disk in pieces, then two zero blocks. */
-async function* tarChunks(entries, mtime) {
-  for (const entry of entries) {
-    yield ustarHeader(entry, mtime);
-    if (entry.content !== undefined) {
-      yield entry.content;
-    } else if (entry.from !== undefined) {
-      let read = 0;
-      const handle = await fs.open(entry.from, "r");
-      try {
-        const buffer = Buffer.alloc(DEFLATE_CHUNK);
-        for (;;) {
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, read);
-          if (bytesRead === 0) break;
-          read += bytesRead;
-          if (read > entry.size) break;
-          // A copy: the buffer is reused for the next read while this chunk is still downstream.
-          yield Buffer.from(buffer.subarray(0, bytesRead));
-        }
-      } finally {
-        await handle.close();
-      }
-      if (read !== entry.size) throw new Error(`${entry.from} changed size while being packed`);
-    }
-    const padding = roundUpToBlock(entry.size) - entry.size;
-    if (padding > 0) yield Buffer.alloc(padding);
-  }
-  yield Buffer.alloc(2 * TAR_BLOCK);
-}
-
-function ustarHeader({ name, type, mode, uid, gid, size }, mtime) {
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name longer than 100 bytes: ${name}`);
-  const header = Buffer.alloc(TAR_BLOCK);
-  header.write(name, 0);
-  writeOctal(header, 100, 8, mode);
-  writeOctal(header, 108, 8, uid);
-  writeOctal(header, 116, 8, gid);
-  writeOctal(header, 124, 12, size);
-  writeOctal(header, 136, 12, mtime);
-  header.fill(" ", 148, 156);
-  header.write(type, 156);
-  header.write("ustar\0" + "00", 257);
-  header.write(uid === 0 ? "root" : "nats", 265);
-  header.write(gid === 0 ? "root" : "nats", 297);
-  writeOctal(header, 329, 8, 0);
-  writeOctal(header, 337, 8, 0);
-  // The checksum is six octal digits, NUL, then the space already there.
-  writeOctal(
-    header,
-    148,
-    7,
-    header.reduce((sum, byte) => sum + byte, 0),
-  );
-  return header;
-}
-
-function writeOctal(buffer, offset, width, value) {
-  buffer.write(`${value.toString(8).padStart(width - 1, "0")}\0`, offset, width, "ascii");
-}
-
-function roundUpToBlock(bytes) {
-  return Math.ceil(bytes / TAR_BLOCK) * TAR_BLOCK;
+/** The name /etc/passwd and /etc/group of the image give an id: root's or the broker's. */
+function userName(id) {
+  return id === 0 ? "root" : "nats";
 }
 
 // ---- CLI --------------------------------------------------------------------------------
@@ -567,38 +370,21 @@ function roundUpToBlock(bytes) {
 const USAGE =
   "usage: node scripts/msgbroker-image.mjs --out DIR [--ref hubble/msgbroker:TAG] [--deb nats-server.deb] [--created ISO-DATE]";
 
-async function main(argv) {
-  let options;
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        out: { type: "string" },
-        ref: { type: "string" },
-        deb: { type: "string" },
-        created: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (!values.out) throw new Error("--out is required");
-    options = { out: values.out, ref: values.ref, deb: values.deb, created: values.created ?? CREATED };
-  } catch (error) {
-    console.error(`msgbroker-image: ${error.message}\n${USAGE}`);
-    return 2;
-  }
-  try {
-    console.log(JSON.stringify(await buildMsgbrokerImage(options)));
-    return 0;
-  } catch (error) {
-    console.error(`msgbroker-image: ${error.stderr?.trim() || error.message}`);
-    return error instanceof RangeError ? 2 : 1;
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+await runIfMain(import.meta, {
+  name: "msgbroker-image",
+  usage: USAGE,
+  options: {
+    out: { type: "string" },
+    ref: { type: "string" },
+    deb: { type: "string" },
+    created: { type: "string" },
+  },
+  required: ["out"],
+  toOptions: (values) => ({
+    out: values.out,
+    ref: values.ref,
+    deb: values.deb,
+    created: values.created ?? CREATED,
+  }),
+  run: buildMsgbrokerImage,
+});

@@ -154,9 +154,13 @@ describe("airlock, run as a user", () => {
       "hubble/msgbroker:4.5.0",
       "packs/observability:0.1.0",
     ]);
+    expect(result.images.find((image) => image.ref === "hubble/console:4.5.0")).toMatchObject({
+      digest: fx.summary.images["hubble/console:4.5.0"]!.digest,
+      platforms: ["linux/amd64", "linux/arm64/v8"],
+    });
     expect(result.images.find((image) => image.ref === "hubble/msgbroker:4.5.0")).toMatchObject({
       digest: fx.summary.images["hubble/msgbroker:4.5.0"]!.digest,
-      platforms: ["linux/amd64", "linux/arm64/v8"],
+      platforms: fx.summary.images["hubble/msgbroker:4.5.0"]!.platforms,
     });
     expect(result.packs).toMatchObject([{ name: "observability", version: "0.1.0" }]);
     expect(result.files.map((file) => file.path).sort()).toEqual([

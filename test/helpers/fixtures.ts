@@ -26,7 +26,10 @@ export interface Fixtures {
   /** The temp dir holding everything; removed by `cleanup`. */
   root: string;
   summary: FixturesSummary;
-  /** sample/bundle.yaml: mgmt 4.5.0 from an OCI layout, an oci-archive, a docker-archive, a pack, manifests and bin/k3s. */
+  /**
+   * sample/bundle.yaml: mgmt 4.5.0 from an OCI layout (the real msgbroker image), an oci-archive
+   * (console's two-platform index), a docker-archive (agent), a pack, manifests and bin/k3s.
+   */
   spec: string;
   /** sample/bundle-4.4.0.yaml: mgmt 4.4.0, msgbroker:4.4.0 only (shares a layer with 4.5.0's console and agent). */
   spec440: string;

@@ -133,7 +133,7 @@ describe("skopeo reads every image of a bundle", () => {
       index.manifests.map((m) => [m.annotations?.["org.opencontainers.image.ref.name"], m.digest]),
     );
     for (const image of metadata.images) expect(copied.get(image.ref), image.ref).toBe(image.digest);
-    // Every blob of the bundle landed in the copy: both platforms of the multi-arch index, the pack's layer.
+    // Every blob of the bundle landed in the copy: both platforms of console's index, the pack's layer.
     const blobs = new Set(await readdir(join(dir, "blobs", "sha256")));
     for (const file of metadata.files.filter((f) => f.path.startsWith("blobs/sha256/"))) {
       expect(blobs.has(file.sha256), file.path).toBe(true);

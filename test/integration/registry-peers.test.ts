@@ -159,7 +159,8 @@ describe("docker-registry (CNCF distribution) holding the same image", () => {
       20_000,
       "docker-registry",
     );
-    const ref = "hubble/msgbroker:4.5.0";
+    // The two-platform index: every child manifest and blob must match too.
+    const ref = "hubble/console:4.5.0";
     await tool("skopeo", [
       "copy",
       "--all",
@@ -176,12 +177,12 @@ describe("docker-registry (CNCF distribution) holding the same image", () => {
       `docker://127.0.0.1:${port}/${ref}`,
     ]);
     const ca = await readFile(certFile);
-    const fromAirlock = await httpsGet(`${airlock.url}/v2/hubble/msgbroker/manifests/4.5.0`, ca);
+    const fromAirlock = await httpsGet(`${airlock.url}/v2/hubble/console/manifests/4.5.0`, ca);
     expect(fromAirlock.equals(fromPeer)).toBe(true);
 
     const index = JSON.parse(fromPeer.toString()) as { manifests: { digest: string }[] };
     for (const child of index.manifests) {
-      const path = `/v2/hubble/msgbroker/manifests/${child.digest}`;
+      const path = `/v2/hubble/console/manifests/${child.digest}`;
       const peerManifest = Buffer.from(
         await (
           await fetch(`http://127.0.0.1:${port}${path}`, {
@@ -195,7 +196,7 @@ describe("docker-registry (CNCF distribution) holding the same image", () => {
         layers: { digest: string }[];
       };
       for (const blob of [manifest.config, ...manifest.layers]) {
-        const blobPath = `/v2/hubble/msgbroker/blobs/${blob.digest}`;
+        const blobPath = `/v2/hubble/console/blobs/${blob.digest}`;
         const peer = Buffer.from(await (await fetch(`http://127.0.0.1:${port}${blobPath}`)).arrayBuffer());
         expect(peer.byteLength).toBeGreaterThan(0);
         expect((await httpsGet(`${airlock.url}${blobPath}`, ca)).equals(peer), blob.digest).toBe(true);

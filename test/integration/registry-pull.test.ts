@@ -12,7 +12,6 @@ import { startRegistryServer, type RunningRegistry } from "../../registry/server
 import {
   CLI,
   MiB,
-  runCli,
   runTool,
   sha256Hex,
   useFixtures,
@@ -104,12 +103,12 @@ describe("real clients pull from the registry", () => {
       "--preserve-digests",
       "--src-cert-dir",
       trustDir,
-      `docker://${hostOf(secure)}/hubble/msgbroker:4.5.0`,
-      `oci:${out}:m`,
+      `docker://${hostOf(secure)}/hubble/console:4.5.0`,
+      `oci:${out}:c`,
     ]);
-    const copied = await skopeo(["inspect", "--raw", `oci:${out}:m`]);
+    const copied = await skopeo(["inspect", "--raw", `oci:${out}:c`]);
     expect(`sha256:${sha256Hex(copied)}`).toBe(
-      metadata.images.find((i) => i.ref === "hubble/msgbroker:4.5.0")!.digest,
+      metadata.images.find((i) => i.ref === "hubble/console:4.5.0")!.digest,
     );
     const index = JSON.parse(copied.toString()) as { manifests: { digest: string }[] };
     expect(index.manifests).toHaveLength(2);
@@ -150,20 +149,23 @@ describe("the distribution API", () => {
   });
 
   it("serves blob byte ranges, and 416 for a range past the end", async () => {
+    // The real broker's one layer (console's 4.5.0 is an index, with no layers of its own).
     const manifest = JSON.parse(
-      Buffer.from(await (await get("/v2/hubble/console/manifests/4.5.0")).arrayBuffer()).toString(),
+      Buffer.from(await (await get("/v2/hubble/msgbroker/manifests/4.5.0")).arrayBuffer()).toString(),
     ) as { layers: { digest: `sha256:${string}`; size: number }[] };
     const layer = manifest.layers[0]!;
     const whole = await readFile(store.blobs.path(layer.digest));
-    const partial = await get(`/v2/hubble/console/blobs/${layer.digest}`, {
+    const partial = await get(`/v2/hubble/msgbroker/blobs/${layer.digest}`, {
       headers: { Range: "bytes=100-199" },
     });
     expect(partial.status).toBe(206);
     expect(partial.headers.get("content-range")).toBe(`bytes 100-199/${layer.size}`);
     expect(Buffer.from(await partial.arrayBuffer()).equals(whole.subarray(100, 200))).toBe(true);
-    const suffix = await get(`/v2/hubble/console/blobs/${layer.digest}`, { headers: { Range: "bytes=-10" } });
+    const suffix = await get(`/v2/hubble/msgbroker/blobs/${layer.digest}`, {
+      headers: { Range: "bytes=-10" },
+    });
     expect(Buffer.from(await suffix.arrayBuffer()).equals(whole.subarray(whole.byteLength - 10))).toBe(true);
-    const beyond = await get(`/v2/hubble/console/blobs/${layer.digest}`, {
+    const beyond = await get(`/v2/hubble/msgbroker/blobs/${layer.digest}`, {
       headers: { Range: `bytes=${layer.size}-` },
     });
     expect(beyond.status).toBe(416);

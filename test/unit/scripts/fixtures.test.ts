@@ -18,6 +18,10 @@ const REFS = [
   "hubble/agent:4.5.0",
   "hubble/msgbroker:4.4.0",
 ];
+// The real image, built from the host's nats-server package: the seed has no part in it.
+const REAL = "hubble/msgbroker:4.5.0";
+const SEEDED = REFS.filter((ref) => ref !== REAL);
+const HOST_PLATFORM = { x64: "linux/amd64", arm64: "linux/arm64/v8" }[process.arch as string];
 
 interface Descriptor {
   mediaType: string;
@@ -130,10 +134,9 @@ describe("generateFixtures", () => {
   it("gives the same digests and blobs for the same seed, and different ones for another seed", async () => {
     const blobNames = async (summary: FixturesSummary) =>
       (await readdir(path.join(summary.layout, "blobs", "sha256"))).sort();
-    for (const ref of REFS) {
-      expect(second.images[ref]?.digest).toBe(first.images[ref]?.digest);
-      expect(otherSeed.images[ref]?.digest).not.toBe(first.images[ref]?.digest);
-    }
+    for (const ref of REFS) expect(second.images[ref]?.digest, ref).toBe(first.images[ref]?.digest);
+    for (const ref of SEEDED) expect(otherSeed.images[ref]?.digest, ref).not.toBe(first.images[ref]?.digest);
+    expect(otherSeed.images[REAL]?.digest).toBe(first.images[REAL]?.digest);
     expect(Object.keys(first.images)).toEqual(REFS);
     expect(await blobNames(second)).toEqual(await blobNames(first));
     expect(second.totalBlobBytes).toBe(first.totalBlobBytes);
@@ -142,7 +145,7 @@ describe("generateFixtures", () => {
     expect((await k3s(second)).equals(await k3s(first))).toBe(true);
   });
 
-  it("summarises the layout, the images and the archives", () => {
+  it("summarises the layout, the images and the archives", async () => {
     const out = path.join(root, "a");
     expect(first).toMatchObject({
       seed: 42,
@@ -154,16 +157,31 @@ describe("generateFixtures", () => {
         dockerArchive: { path: path.join(out, "agent.docker-archive.tar") },
       },
     });
-    expect(first.images["hubble/msgbroker:4.5.0"]).toEqual({
+    expect(first.format).toBe(2);
+    expect(first.images["hubble/console:4.5.0"]).toEqual({
       digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) as string,
       mediaType: "application/vnd.oci.image.index.v1+json",
       platforms: ["linux/amd64", "linux/arm64/v8"],
-      blobs: 9,
+      // The index, the base layer (amd64 only), and per platform a manifest, a config and two layers.
+      blobs: 10,
     });
-    expect(first.images["hubble/console:4.5.0"]).toMatchObject({
+    expect(first.images["hubble/agent:4.5.0"]).toMatchObject({
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       platforms: ["linux/amd64"],
-      blobs: 4,
+      blobs: 5,
+    });
+    expect(first.images[REAL]).toEqual({
+      digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) as string,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      platforms: [HOST_PLATFORM],
+      blobs: 3,
+    });
+    const { stdout: natsServer } = await run("dpkg-query", ["-W", "-f=${Version}", "nats-server"]);
+    expect(first.msgbroker).toEqual({
+      ref: REAL,
+      natsServer,
+      packages: expect.objectContaining({ "nats-server": natsServer }) as Record<string, string>,
+      totalBytes: expect.any(Number) as number,
     });
   });
 
@@ -180,6 +198,13 @@ describe("generateFixtures", () => {
 
     const reseeded = await generateFixtures({ out, seed: 1, size: "256K" });
     expect(reseeded.sharedLayerDigest).not.toBe(made.sharedLayerDigest);
+
+    // Fixtures of an older format (a fake msgbroker:4.5.0, no format field) are remade, not reused.
+    const summaryFile = path.join(out, "fixtures.json");
+    const { format: _format, ...older } = reseeded;
+    await writeFile(summaryFile, JSON.stringify(older));
+    expect((await generateFixtures({ out, seed: 1, size: "256K" })).images).toEqual(reseeded.images);
+    expect((await readJson<FixturesSummary>(summaryFile)).format).toBe(2);
     expect((await readdir(root)).filter((name) => name.startsWith("."))).toEqual([]);
   });
 
@@ -193,9 +218,9 @@ describe("generateFixtures", () => {
     await expect(generateFixtures({ out: path.join(root, "tiny"), size: "4K" })).rejects.toThrow(RangeError);
   });
 
-  it("makes a layout skopeo reads: a two-platform index and single-platform images", async () => {
+  it("makes a layout skopeo reads: a two-platform index, single-platform images and the real broker", async () => {
     const layout = first.layout;
-    const { stdout: raw } = await run("skopeo", ["inspect", "--raw", `oci:${layout}:hubble/msgbroker:4.5.0`]);
+    const { stdout: raw } = await run("skopeo", ["inspect", "--raw", `oci:${layout}:hubble/console:4.5.0`]);
     const index = JSON.parse(raw) as Index;
     expect(index.mediaType).toBe("application/vnd.oci.image.index.v1+json");
     expect(index.manifests.map((descriptor) => descriptor.platform)).toEqual([
@@ -203,30 +228,42 @@ describe("generateFixtures", () => {
       { architecture: "arm64", os: "linux", variant: "v8" },
     ]);
 
-    const { stdout } = await run("skopeo", ["inspect", `oci:${layout}:hubble/console:4.5.0`]);
-    const inspected = JSON.parse(stdout) as {
-      Digest: string;
-      Architecture: string;
-      Os: string;
-      Layers: string[];
-    };
-    expect(inspected).toMatchObject({
-      Digest: first.images["hubble/console:4.5.0"]?.digest,
+    const inspect = async (ref: string) =>
+      JSON.parse((await run("skopeo", ["inspect", `oci:${layout}:${ref}`])).stdout) as {
+        Digest: string;
+        Architecture: string;
+        Os: string;
+        Layers: string[];
+        Labels: Record<string, string>;
+      };
+    const agent = await inspect("hubble/agent:4.5.0");
+    expect(agent).toMatchObject({
+      Digest: first.images["hubble/agent:4.5.0"]?.digest,
       Architecture: "amd64",
       Os: "linux",
     });
-    expect(inspected.Layers[0]).toBe(first.sharedLayerDigest);
+    expect(agent.Layers[0]).toBe(first.sharedLayerDigest);
+
+    const broker = await inspect(REAL);
+    expect(broker).toMatchObject({ Digest: first.images[REAL]?.digest, Os: "linux" });
+    expect(broker.Layers).toHaveLength(1);
+    expect(broker.Labels["dev.airlock.debian.packages"]).toContain(
+      `nats-server=${first.msgbroker.natsServer}`,
+    );
   });
 
-  it("shares the base layer between console, agent and msgbroker:4.4.0 only", async () => {
-    for (const ref of ["hubble/console:4.5.0", "hubble/agent:4.5.0", "hubble/msgbroker:4.4.0"]) {
-      const manifest = await refManifest(first.layout, ref);
-      expect(manifest.layers[0]?.digest, ref).toBe(first.sharedLayerDigest);
-      expect(manifest.layers.length, ref).toBeGreaterThan(1);
+  it("shares the base layer between console's amd64 image, agent and msgbroker:4.4.0 only", async () => {
+    const index = await readBlobJson<Index>(first.layout, first.images["hubble/console:4.5.0"]!.digest);
+    const [amd64, arm64] = await Promise.all(
+      index.manifests.map((descriptor) => readBlobJson<Manifest>(first.layout, descriptor.digest)),
+    );
+    const onBase = [amd64!, await refManifest(first.layout, "hubble/agent:4.5.0")];
+    onBase.push(await refManifest(first.layout, "hubble/msgbroker:4.4.0"));
+    for (const manifest of onBase) {
+      expect(manifest.layers[0]?.digest).toBe(first.sharedLayerDigest);
+      expect(manifest.layers.length).toBeGreaterThan(1);
     }
-    const index = await readBlobJson<Index>(first.layout, first.images["hubble/msgbroker:4.5.0"]!.digest);
-    for (const descriptor of index.manifests) {
-      const manifest = await readBlobJson<Manifest>(first.layout, descriptor.digest);
+    for (const manifest of [arm64!, await refManifest(first.layout, REAL)]) {
       expect(manifest.layers.map((layer) => layer.digest)).not.toContain(first.sharedLayerDigest);
     }
   });
@@ -247,14 +284,17 @@ describe("generateFixtures", () => {
     }
   });
 
-  it("writes configs whose diff_ids are the sha256 of the gunzipped layers, which are plain ustar", async () => {
+  it("writes configs whose diff_ids are the sha256 of the gunzipped layers, the seeded ones plain ustar", async () => {
     const manifests = await allManifests(first.layout);
+    // The real broker's, console's two, agent's and msgbroker:4.4.0's.
     expect(manifests).toHaveLength(5);
+    const real = await refManifest(first.layout, REAL);
     for (const manifest of manifests) {
+      const seeded = manifest.config.digest !== real.config.digest;
       expect(manifest.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
       const config = await readBlobJson<Config>(first.layout, manifest.config.digest);
       expect(config.os).toBe("linux");
-      expect(config.config.User).toBe("65532");
+      expect(config.config.User).toBe(seeded ? "65532" : "1000:1000");
       expect(config.rootfs.type).toBe("layers");
       const diffIds: string[] = [];
       for (const layer of manifest.layers) {
@@ -263,6 +303,7 @@ describe("generateFixtures", () => {
         expect(gzipped.readUInt32LE(4), "gzip header mtime").toBe(0);
         const tar = gunzipSync(gzipped);
         diffIds.push(`sha256:${sha256(tar)}`);
+        if (!seeded) continue; // test/unit/scripts/msgbroker-image.test.ts looks into the real one
         for (const entry of tarEntries(tar)) {
           expect(entry).toMatchObject({ mode: "0000644", uid: 0, gid: 0, mtime: 0, type: "0" });
         }
@@ -271,7 +312,7 @@ describe("generateFixtures", () => {
     }
   });
 
-  it("makes a docker-archive tagged hubble/agent:4.5.0 and an oci-archive with index.json at its root", async () => {
+  it("makes a docker-archive tagged hubble/agent:4.5.0 and an oci-archive of console's whole index", async () => {
     const { dockerArchive, ociArchive } = first.archives;
     const { stdout: dockerManifest } = await run("tar", ["-xOf", dockerArchive.path, "manifest.json"]);
     const [entry] = JSON.parse(dockerManifest) as { RepoTags: string[] }[];
@@ -281,17 +322,26 @@ describe("generateFixtures", () => {
     const { stdout: listing } = await run("tar", ["-tf", ociArchive.path]);
     expect(listing.split("\n")).toContain("index.json");
     const { stdout: ociIndex } = await run("tar", ["-xOf", ociArchive.path, "index.json"]);
-    expect((JSON.parse(ociIndex) as Index).manifests[0]?.annotations).toEqual({
-      "org.opencontainers.image.ref.name": "hubble/console:4.5.0",
-    });
+    expect((JSON.parse(ociIndex) as Index).manifests).toEqual([
+      {
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        digest: first.images["hubble/console:4.5.0"]!.digest,
+        size: expect.any(Number) as number,
+        annotations: { "org.opencontainers.image.ref.name": "hubble/console:4.5.0" },
+      },
+    ]);
 
     for (const archive of [dockerArchive, ociArchive])
       expect(sha256(await readFile(archive.path))).toBe(archive.sha256);
   });
 
-  it("keeps the distinct blob bytes within 10% of the size asked for", () => {
-    expect(first.totalBlobBytes).toBeGreaterThanOrEqual(SIZE * 0.9);
-    expect(first.totalBlobBytes).toBeLessThanOrEqual(SIZE * 1.1);
+  it("keeps the seeded images' distinct blob bytes within 10% of the size asked for; the real image comes on top", () => {
+    expect(first.seededBlobBytes).toBeGreaterThanOrEqual(SIZE * 0.9);
+    expect(first.seededBlobBytes).toBeLessThanOrEqual(SIZE * 1.1);
+    expect(first.totalBlobBytes).toBe(first.seededBlobBytes + first.msgbroker.totalBytes);
+    // Debian 12's nats-server and libc: about 5.5 MiB; anything far off is not the broker.
+    expect(first.msgbroker.totalBytes).toBeGreaterThan(2 * 1024 * 1024);
+    expect(first.msgbroker.totalBytes).toBeLessThan(16 * 1024 * 1024);
   });
 
   it("writes the sample bundle project", async () => {

@@ -1,0 +1,363 @@
+import { createReadStream } from "node:fs";
+import type { Readable} from "node:stream";
+import { Transform } from "node:stream";
+import {
+  AirlockError,
+  Digester,
+  MAX_MANIFEST_BYTES,
+  childDescriptors,
+  isIndexMediaType,
+  parseManifest,
+  type Descriptor,
+  type Digest,
+} from "../registry/oci/index.js";
+import type { RegistryClient, PushOutcome } from "../registry/client/index.js";
+import { STREAM_CHUNK_BYTES, type OperationOptions, type Store } from "../registry/store/index.js";
+import { BLOB_DIR } from "./format.js";
+import { bundleReader, resolveBundleInput } from "./parts.js";
+import { indexTar } from "./tar.js";
+import { checkSignature, readBundleHead } from "./verify.js";
+
+/** An image (or pack) to mirror: its name at the source and its top manifest. */
+export interface MirrorImage {
+  ref: string;
+  repository: string;
+  tag: string;
+  digest: Digest;
+}
+
+/** Where mirrored content comes from: the store, or a bundle file read in place. */
+export interface MirrorSource {
+  label: string;
+  images: MirrorImage[];
+  manifest(digest: Digest): Promise<Buffer>;
+  /** The blob's bytes from `offset`, in fresh buffers, failing if they do not hash to its digest. */
+  blob(descriptor: Descriptor, offset: number): Readable;
+  has(digest: Digest): boolean | Promise<boolean>;
+}
+
+export interface MirrorOptions extends OperationOptions {
+  source: MirrorSource;
+  client: RegistryClient;
+  /** Repository prefix at the target (`palette` → `palette/hubble/msgbroker`); "" for none. */
+  prefix: string;
+  /** Only find out what is missing and how many bytes would go. */
+  dryRun?: boolean;
+  /** Blobs in flight at once. */
+  concurrency?: number;
+}
+
+export interface MirroredImage {
+  source: string;
+  /** `HOST/PREFIX/repository:tag` */
+  target: string;
+  digest: Digest;
+  status: "copied" | "present" | "missing" | "failed";
+  blobs: Record<PushOutcome, number>;
+  bytesSent: number;
+  error?: { code: string; message: string; hint?: string | undefined } | undefined;
+}
+
+export interface MirrorResult {
+  source: string;
+  target: string;
+  dryRun: boolean;
+  images: MirroredImage[];
+  /** Bytes uploaded (or, for a dry run, that would be). */
+  bytes: number;
+  failed: number;
+  durationMs: number;
+}
+
+/** Checks a blob while it streams; its last chunk is held back until the digest matched. */
+function verifying(descriptor: Descriptor, offset: number, where: string): Transform {
+  const digester =
+    offset === 0 ? new Digester(descriptor.digest.startsWith("sha512:") ? "sha512" : "sha256") : undefined;
+  let held: Buffer | undefined;
+  return new Transform({
+    highWaterMark: STREAM_CHUNK_BYTES,
+    transform(chunk: Buffer, _encoding, done) {
+      digester?.update(chunk);
+      const previous = held;
+      held = chunk;
+      done(null, previous);
+    },
+    flush(done) {
+      if (
+        digester !== undefined &&
+        (digester.size !== descriptor.size || digester.digest() !== descriptor.digest)
+      ) {
+        done(
+          new AirlockError("BUNDLE_ENTRY_CORRUPT", `blob ${descriptor.digest} does not match its digest`, {
+            where,
+            hint: "the source is damaged: copy the bundle again, or run `airlock store fsck`",
+          }),
+        );
+        return;
+      }
+      done(null, held);
+    },
+  });
+}
+
+function splitRef(ref: string): { repository: string; tag: string } {
+  const colon = ref.lastIndexOf(":");
+  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+}
+
+/** Every tagged image of the store, or of one imported bundle. */
+export function storeSource(store: Store, options: { bundle?: Digest | undefined } = {}): MirrorSource {
+  const tags =
+    options.bundle === undefined
+      ? store.listTags()
+      : (store.findBundle(options.bundle)?.images ?? []).map((image) => ({
+          repository: image.repository,
+          tag: image.tag,
+          digest: image.digest,
+        }));
+  return {
+    label: store.dataDir,
+    images: tags.map((tag) => ({ ref: `${tag.repository}:${tag.tag}`, ...tag })),
+    manifest: (digest) => store.blobs.readSmall(digest, MAX_MANIFEST_BYTES),
+    has: async (digest) => (await store.blobs.stat(digest)) !== undefined,
+    blob: (descriptor, offset) =>
+      createReadStream(store.blobs.path(descriptor.digest), {
+        start: offset,
+        highWaterMark: STREAM_CHUNK_BYTES,
+      }).pipe(verifying(descriptor, offset, store.blobs.path(descriptor.digest))),
+  };
+}
+
+/**
+ * A bundle file (or its parts) read in place: its signature checked (against `publicKeyPath` when
+ * given), its tar indexed by seeking from header to header, and each blob streamed from its offset
+ * and hashed on the way. Nothing is imported or copied.
+ */
+export async function bundleSource(paths: string[], publicKeyPath?: string): Promise<MirrorSource> {
+  const head = await readBundleHead(paths);
+  await checkSignature(head, publicKeyPath);
+  const input = await resolveBundleInput(paths);
+  const reader = bundleReader(input);
+  const entries = await indexTar((position, length) => reader.readAt(position, length), input.size);
+  const entryOf = (digest: Digest) => entries.get(`${BLOB_DIR}${digest.slice("sha256:".length)}`);
+  const missing = (digest: Digest): AirlockError =>
+    new AirlockError("BUNDLE_BLOB_MISSING", `the bundle does not carry ${digest}`, {
+      where: input.label,
+      hint:
+        head.metadata.base === undefined
+          ? "the bundle is damaged: copy it again"
+          : `a delta bundle: mirror its base ${head.metadata.base.name} ${head.metadata.base.version} first`,
+    });
+  return {
+    label: input.label,
+    images: head.metadata.images.map((image) => ({
+      ref: image.ref,
+      digest: image.digest,
+      ...splitRef(image.ref),
+    })),
+    has: (digest) => entryOf(digest) !== undefined,
+    async manifest(digest) {
+      const entry = entryOf(digest);
+      if (entry === undefined) throw missing(digest);
+      if (entry.size > MAX_MANIFEST_BYTES) {
+        throw new AirlockError("BUNDLE_ENTRY_CORRUPT", `manifest ${digest} is ${entry.size} bytes`, {
+          where: input.label,
+        });
+      }
+      const bytes = Buffer.from(await reader.readAt(entry.dataOffset, entry.size));
+      const digester = new Digester();
+      digester.update(bytes);
+      if (digester.digest() !== digest) {
+        throw new AirlockError("BUNDLE_ENTRY_CORRUPT", `manifest ${digest} does not match its digest`, {
+          where: `${input.label}: ${entry.name}`,
+          hint: "copy the bundle again; `airlock bundle verify` names the damaged part",
+        });
+      }
+      return bytes;
+    },
+    blob(descriptor, offset) {
+      const entry = entryOf(descriptor.digest);
+      if (entry === undefined) throw missing(descriptor.digest);
+      return reader
+        .stream(entry.dataOffset + offset, entry.size - offset)
+        .pipe(verifying(descriptor, offset, `${input.label}: ${entry.name}`));
+    },
+  };
+}
+
+/** Counts what may run at once; waiters go in order. */
+class Limiter {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+interface ImageTree {
+  /** Manifests children first, so a parent is never put before what it references. */
+  manifests: { digest: Digest; mediaType: string; bytes: Buffer }[];
+  blobs: Descriptor[];
+}
+
+async function walk(source: MirrorSource, digest: Digest): Promise<ImageTree> {
+  const tree: ImageTree = { manifests: [], blobs: [] };
+  const seen = new Set<string>();
+  const visit = async (at: Digest): Promise<void> => {
+    if (seen.has(at)) return;
+    seen.add(at);
+    const bytes = await source.manifest(at);
+    const parsed = parseManifest(bytes, undefined, at);
+    for (const child of childDescriptors(parsed)) {
+      if (isIndexMediaType(parsed.mediaType)) await visit(child.digest);
+      else if (!seen.has(child.digest)) {
+        seen.add(child.digest);
+        tree.blobs.push(child);
+      }
+    }
+    tree.manifests.push({ digest: at, mediaType: parsed.mediaType, bytes });
+  };
+  await visit(digest);
+  return tree;
+}
+
+function describe(error: unknown): { code: string; message: string; hint?: string | undefined } {
+  return error instanceof AirlockError
+    ? { code: error.code, message: error.message, hint: error.hint }
+    : { code: "MIRROR_FAILED", message: (error as Error).message };
+}
+
+/**
+ * Copies every image of the source into the target registry with byte-identical digests: blobs
+ * first (HEAD, then mount from a repository this run already filled, then upload), child manifests
+ * by digest, the tag last. An image whose tag already names the same digest is complete (a registry
+ * refuses a manifest whose blobs it lacks), so a re-run costs one HEAD per image. A failed image is
+ * recorded and the others go on.
+ */
+export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
+  const started = Date.now();
+  const { source, client } = options;
+  const limiter = new Limiter(options.concurrency ?? 4);
+  const targetRepository = (repository: string): string =>
+    options.prefix === "" ? repository : `${options.prefix}/${repository}`;
+  /** Where each blob has landed in this run, for mounts: first pusher wins, others mount from it. */
+  const homes = new Map<Digest, Promise<string | undefined>>();
+  let bytesDone = 0;
+  let bytesTotal = 0;
+  const report = (item?: string): void =>
+    options.onProgress?.({
+      phase: options.dryRun === true ? "plan" : "mirror",
+      done: bytesDone,
+      total: bytesTotal,
+      item,
+    });
+
+  const mirrorImage = async (image: MirrorImage): Promise<MirroredImage> => {
+    const repository = targetRepository(image.repository);
+    const result: MirroredImage = {
+      source: image.ref,
+      target: `${client.host}/${repository}:${image.tag}`,
+      digest: image.digest,
+      status: "present",
+      blobs: { present: 0, mounted: 0, uploaded: 0 },
+      bytesSent: 0,
+    };
+    try {
+      options.signal?.throwIfAborted();
+      if ((await client.headManifest(repository, image.tag)) === image.digest) return result;
+      const tree = await walk(source, image.digest);
+      const size = tree.blobs.reduce((sum, blob) => sum + blob.size, 0);
+      bytesTotal += size;
+      report(image.ref);
+      await Promise.all(
+        tree.blobs.map((blob) =>
+          limiter.run(async () => {
+            options.signal?.throwIfAborted();
+            if (options.dryRun === true) {
+              const present = (await client.headBlob(repository, blob.digest)) === blob.size;
+              if (present) result.blobs.present++;
+              else result.bytesSent += blob.size;
+              bytesDone += blob.size;
+              return;
+            }
+            const home = homes.get(blob.digest);
+            const mountFrom = home === undefined ? undefined : await home;
+            let settle: (repo: string | undefined) => void = () => undefined;
+            if (home === undefined) homes.set(blob.digest, new Promise((resolve) => (settle = resolve)));
+            let sent = 0;
+            try {
+              if (!(await source.has(blob.digest))) {
+                if ((await client.headBlob(repository, blob.digest)) !== blob.size) {
+                  throw new AirlockError(
+                    "MIRROR_BLOB_MISSING",
+                    `${source.label} lacks ${blob.digest} and the target has no copy`,
+                    {
+                      where: image.ref,
+                      hint: "a delta bundle carries only what its base lacks: mirror the base first",
+                    },
+                  );
+                }
+                result.blobs.present++;
+                bytesDone += blob.size;
+                settle(repository);
+                return;
+              }
+              const outcome = await client.pushBlob(repository, blob, (offset) => source.blob(blob, offset), {
+                mountFrom: mountFrom === repository ? undefined : mountFrom,
+                onProgress: (progress) => {
+                  bytesDone += progress.done - sent;
+                  sent = progress.done;
+                  report(image.ref);
+                },
+              });
+              result.blobs[outcome]++;
+              if (outcome === "uploaded") result.bytesSent += blob.size;
+              bytesDone += blob.size - sent;
+              settle(repository);
+            } catch (error) {
+              settle(undefined);
+              throw error;
+            }
+          }),
+        ),
+      );
+      if (options.dryRun === true) {
+        result.status = "missing";
+        return result;
+      }
+      for (const manifest of tree.manifests.slice(0, -1)) {
+        if ((await client.headManifest(repository, manifest.digest)) !== manifest.digest) {
+          await client.putManifest(repository, manifest.digest, manifest.bytes, manifest.mediaType);
+        }
+      }
+      const top = tree.manifests.at(-1)!;
+      await client.putManifest(repository, image.tag, top.bytes, top.mediaType);
+      result.status = "copied";
+      return result;
+    } catch (error) {
+      if (options.signal?.aborted === true) throw error;
+      return { ...result, status: "failed", error: describe(error) };
+    }
+  };
+
+  const images = await Promise.all(source.images.map((image) => mirrorImage(image)));
+  return {
+    source: source.label,
+    target: `${client.host}${options.prefix === "" ? "" : `/${options.prefix}`}`,
+    dryRun: options.dryRun === true,
+    images,
+    bytes: images.reduce((sum, image) => sum + image.bytesSent, 0),
+    failed: images.filter((image) => image.status === "failed").length,
+    durationMs: Date.now() - started,
+  };
+}
