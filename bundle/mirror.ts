@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import type { Readable} from "node:stream";
+import type { Readable } from "node:stream";
 import { Transform } from "node:stream";
 import {
   AirlockError,

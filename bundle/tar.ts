@@ -335,42 +335,49 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
  */
 export async function indexTarFile(path: string): Promise<Map<string, TarEntry>> {
   const handle = await open(path, "r");
-  const entries = new Map<string, TarEntry>();
   try {
-    const fileSize = (await handle.stat()).size;
     const readAt = async (position: number, length: number): Promise<Uint8Array> => {
       const buffer = Buffer.alloc(length);
       const { bytesRead } = await handle.read(buffer, 0, length, position);
       if (bytesRead !== length) throw truncated(position + bytesRead);
       return buffer;
     };
-    let offset = 0;
-    let pax = new Map<string, string>();
-    let longName: string | undefined;
-    let entryStart = 0;
-    while (offset + BLOCK <= fileSize) {
-      const block = await readAt(offset, BLOCK);
-      if (isZeroBlock(block)) return entries;
-      const raw = decodeHeader(block, offset);
-      const dataOffset = offset + BLOCK;
-      const next = dataOffset + raw.size + paddingFor(raw.size);
-      if (raw.typeflag === "x" || raw.typeflag === "L") {
-        const body = await readAt(dataOffset, raw.size);
-        if (raw.typeflag === "x") pax = parsePax(body, offset);
-        else longName = readString(body, 0, raw.size);
-        offset = next;
-        continue;
-      }
-      const header = applyExtended(raw, pax, longName);
-      pax = new Map();
-      longName = undefined;
-      const name = header.name.replace(/^\.\//, "");
-      entries.set(name, { ...header, name, offset: entryStart, dataOffset });
-      offset = dataOffset + header.size + paddingFor(header.size);
-      entryStart = offset;
-    }
-    throw truncated(fileSize);
+    return await indexTar(readAt, (await handle.stat()).size);
   } finally {
     await handle.close();
   }
+}
+
+/** indexTarFile over any positioned reader: a file, or the parts of a split bundle. */
+export async function indexTar(
+  readAt: (position: number, length: number) => Promise<Uint8Array>,
+  size: number,
+): Promise<Map<string, TarEntry>> {
+  const entries = new Map<string, TarEntry>();
+  let offset = 0;
+  let pax = new Map<string, string>();
+  let longName: string | undefined;
+  let entryStart = 0;
+  while (offset + BLOCK <= size) {
+    const block = await readAt(offset, BLOCK);
+    if (isZeroBlock(block)) return entries;
+    const raw = decodeHeader(block, offset);
+    const dataOffset = offset + BLOCK;
+    const next = dataOffset + raw.size + paddingFor(raw.size);
+    if (raw.typeflag === "x" || raw.typeflag === "L") {
+      const body = await readAt(dataOffset, raw.size);
+      if (raw.typeflag === "x") pax = parsePax(body, offset);
+      else longName = readString(body, 0, raw.size);
+      offset = next;
+      continue;
+    }
+    const header = applyExtended(raw, pax, longName);
+    pax = new Map();
+    longName = undefined;
+    const name = header.name.replace(/^\.\//, "");
+    entries.set(name, { ...header, name, offset: entryStart, dataOffset });
+    offset = dataOffset + header.size + paddingFor(header.size);
+    entryStart = offset;
+  }
+  throw truncated(size);
 }

@@ -76,7 +76,10 @@ export async function progressReporter(
         if (!started) {
           bar.start(p.total, p.done, payload);
           started = true;
-        } else bar.update(p.done, payload);
+        } else {
+          bar.setTotal(p.total);
+          bar.update(p.done, payload);
+        }
       },
       stop: () => {
         if (started) bar.stop();

@@ -1,9 +1,24 @@
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
 import { openPki, registryServerCertificate } from "../pki/index.js";
 import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
-import { emit, formatBytes } from "./output.js";
+import {
+  bundleSource,
+  mirror,
+  mirrorClientConfig,
+  storeSource,
+  type MirrorResult,
+} from "../../bundle/index.js";
+import {
+  RegistryClient,
+  credentialsFromAuthFile,
+  parseCredentials,
+  type Credentials,
+} from "../../registry/client/index.js";
+import { emit, formatBytes, progressReporter } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 import { registerGc } from "./store.js";
 
@@ -100,6 +115,67 @@ async function authenticator(flags: ServeFlags): Promise<Authenticator | undefin
   });
 }
 
+interface MirrorFlags {
+  to: string;
+  bundle?: string[];
+  fromStore?: boolean;
+  key?: string;
+  creds?: string;
+  authfile?: string;
+  caFile?: string;
+  insecureSkipTlsVerify?: boolean;
+  insecureHttp?: boolean;
+  dryRun?: boolean;
+  concurrency: string;
+  outputDir: string;
+  mirrorFor: string[];
+}
+
+/** `HOST[:PORT][/PREFIX]` → the registry and the repository prefix. */
+function parseTarget(to: string): { host: string; prefix: string } {
+  const match =
+    /^([A-Za-z0-9.-]+(?::\d+)?|\[[0-9a-fA-F:]+\](?::\d+)?)(?:\/([a-z0-9._/-]*[a-z0-9]))?\/?$/.exec(to);
+  if (match === null) {
+    throw new AirlockError("USAGE", `--to ${JSON.stringify(to)} is not HOST[:PORT][/PREFIX]`, {
+      hint: "e.g. --to harbor.site.local/palette (a prefix in lowercase)",
+      exitCode: 2,
+    });
+  }
+  return { host: match[1]!, prefix: match[2] ?? "" };
+}
+
+async function mirrorCredentials(flags: MirrorFlags, host: string): Promise<Credentials | undefined> {
+  if (flags.creds !== undefined) return parseCredentials(flags.creds);
+  if (flags.authfile !== undefined) return credentialsFromAuthFile(flags.authfile, host);
+  return undefined;
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
+
+function mirrorSummary(result: MirrorResult): string {
+  const lines = result.images.map((image) => {
+    const blobs = `${image.blobs.uploaded} sent, ${image.blobs.mounted} mounted, ${image.blobs.present} present`;
+    const what =
+      image.status === "failed"
+        ? `FAILED ${image.error?.code}: ${image.error?.message}${image.error?.hint === undefined ? "" : ` (${image.error.hint})`}`
+        : image.status === "missing"
+          ? `would send ${formatBytes(image.bytesSent)}`
+          : image.status === "present"
+            ? "already there"
+            : `copied: ${blobs}, ${formatBytes(image.bytesSent)}`;
+    return `${image.source.padEnd(36)} → ${image.target}  ${what}`;
+  });
+  const verb = result.dryRun ? "would send" : "sent";
+  lines.push(
+    `${result.images.length - result.failed} of ${result.images.length} images ${result.dryRun ? "planned" : "mirrored"} into ${result.target}; ${verb} ${formatBytes(result.bytes)} in ${(result.durationMs / 1000).toFixed(1)} s`,
+  );
+  return lines.join("\n");
+}
+
 export function registerRegistry(program: Command, run: Runner): void {
   const registry = program.command("registry").description("Airlock's own OCI registry over the store");
 
@@ -157,6 +233,96 @@ export function registerRegistry(program: Command, run: Runner): void {
     );
 
   registerGc(registry, run);
+
+  registry
+    .command("mirror")
+    .description("copy every image of a bundle (or of the store) into the site's registry, digests unchanged")
+    .requiredOption("--to <host[:port][/prefix]>", "the site registry, and a repository prefix")
+    .option("--bundle <file...>", "a bundle file (or its parts), read in place without importing")
+    .option("--from-store", "every image the store holds")
+    .option("--key <pub.pem>", "with --bundle: the vendor's public key the bundle must be signed with")
+    .option("--creds <user:password>", "credentials for the site registry")
+    .option("--authfile <auth.json>", "credentials from a docker-style auth.json (skopeo login)")
+    .option("--ca-file <ca.pem>", "the CA the site registry's certificate chains to")
+    .option("--insecure-skip-tls-verify", "accept any certificate (knowingly)")
+    .option("--insecure-http", "plain HTTP to the site registry")
+    .option("--dry-run", "say what is missing there and how many bytes would go; send nothing")
+    .option("--concurrency <n>", "blobs in flight at once", "4")
+    .option("--output-dir <dir>", "where mirror-map.json, registries.yaml and certs.d/ are written", ".")
+    .option(
+      "--mirror-for <registry>",
+      "a registry name the cluster's image references use, to send to the mirror (repeatable; default docker.io)",
+      (name: string, all: string[]) => [...all, name],
+      [] as string[],
+    )
+    .action(async (flags: MirrorFlags, command: Command) =>
+      run(command, async (context) => {
+        if ((flags.bundle === undefined) === (flags.fromStore !== true)) {
+          throw new AirlockError("USAGE", "say what to mirror: --bundle FILE or --from-store", {
+            exitCode: 2,
+          });
+        }
+        const concurrency = Number(flags.concurrency);
+        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+          throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`, {
+            exitCode: 2,
+          });
+        }
+        const { host, prefix } = parseTarget(flags.to);
+        const client = new RegistryClient({
+          host,
+          insecureHttp: flags.insecureHttp === true,
+          ca: flags.caFile === undefined ? undefined : await readFile(flags.caFile),
+          skipTlsVerify: flags.insecureSkipTlsVerify === true,
+          credentials: await mirrorCredentials(flags, host),
+          connections: concurrency + 2,
+          signal: context.signal,
+        });
+        const progress = await progressReporter(context.output, flags.dryRun === true ? "plan" : "mirror");
+        try {
+          await client.ping();
+          const copy = async (source: Parameters<typeof mirror>[0]["source"]): Promise<MirrorResult> =>
+            mirror({
+              source,
+              client,
+              prefix,
+              dryRun: flags.dryRun === true,
+              concurrency,
+              signal: context.signal,
+              onProgress: progress.onProgress,
+            });
+          const result =
+            flags.bundle !== undefined
+              ? await copy(await bundleSource(flags.bundle, flags.key))
+              : await withStore(context, (store) => copy(storeSource(store)));
+          progress.stop();
+          if (!result.dryRun) {
+            const files = mirrorClientConfig(result, {
+              host,
+              prefix,
+              insecureHttp: flags.insecureHttp === true,
+              caFile: flags.caFile,
+              mirrorFor: flags.mirrorFor.length === 0 ? ["docker.io"] : flags.mirrorFor,
+            });
+            for (const [name, text] of files) await writeAtomically(join(flags.outputDir, name), text);
+          }
+          emit(context.output, result, () => mirrorSummary(result));
+          if (result.failed > 0) {
+            throw new AirlockError(
+              "MIRROR_INCOMPLETE",
+              `${result.failed} of ${result.images.length} images failed`,
+              {
+                where: result.target,
+                hint: "fix what each failure names, then re-run: what arrived is kept and not sent again",
+              },
+            );
+          }
+        } finally {
+          progress.stop();
+          await client.close();
+        }
+      }),
+    );
 
   registry
     .command("ls")

@@ -6,6 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { runTool, waitFor } from "./fixtures.js";
@@ -155,4 +157,75 @@ async function unmountUnder(dir: string): Promise<void> {
     .filter((point): point is string => point !== undefined && point.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
   for (const point of points) await runTool("umount", ["-l", point]);
+}
+
+/** The status of a GET, any certificate accepted (a readiness probe, not a client); 0 when refused. */
+function statusOf(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const request = (url.startsWith("https:") ? httpsGet : httpGet)(
+      url,
+      { rejectUnauthorized: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    request.on("error", () => resolve(0));
+  });
+}
+
+export interface DockerRegistry {
+  daemon: Daemon;
+  /** host:port on 127.0.0.1 */
+  host: string;
+  url: string;
+  storage: string;
+}
+
+/**
+ * Debian's docker-registry (CNCF distribution) on a free loopback port, storage under `dir`;
+ * over TLS with the given certificate, and with htpasswd auth, when asked.
+ */
+export async function startDockerRegistry(
+  dir: string,
+  options: { tls?: { certFile: string; keyFile: string }; htpasswd?: string; port?: number } = {},
+): Promise<DockerRegistry> {
+  const port = options.port ?? (await freePort());
+  const storage = join(dir, "storage");
+  const config = join(dir, "config.yml");
+  await writeFile(
+    config,
+    [
+      "version: 0.1",
+      "log:",
+      "  level: error",
+      "  accesslog:",
+      "    disabled: true",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${storage}`,
+      "  delete:",
+      "    enabled: true",
+      ...(options.htpasswd === undefined
+        ? []
+        : ["auth:", "  htpasswd:", "    realm: test", `    path: ${options.htpasswd}`]),
+      "http:",
+      `  addr: 127.0.0.1:${port}`,
+      ...(options.tls === undefined
+        ? []
+        : ["  tls:", `    certificate: ${options.tls.certFile}`, `    key: ${options.tls.keyFile}`]),
+      "",
+    ].join("\n"),
+  );
+  const daemon = startDaemon("docker-registry", ["serve", config], join(dir, "registry.log"));
+  const url = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (daemon.exited() !== undefined) throw new Error(`docker-registry exited: ${daemon.output()}`);
+      return [200, 401].includes(await statusOf(`${url}/v2/`));
+    },
+    20_000,
+    "docker-registry",
+  );
+  return { daemon, host: `127.0.0.1:${port}`, url, storage };
 }
