@@ -86,9 +86,11 @@ async function syncDir(dir: string): Promise<void> {
 /** Replaces `<name>.crt` and `<name>.key` as one: see the module comment. */
 export async function commitPair(dir: string, name: string, certPem: string, keyPem: string): Promise<void> {
   const { certFile, keyFile } = pairFiles(dir, name);
+  // PEM files end with a newline, so tools that concatenate them (CA bundles) get valid PEM.
+  const line = (pem: string): string => (pem.endsWith("\n") ? pem : `${pem}\n`);
   try {
-    await writeDurable(certFile + STAGED_SUFFIX, certPem, 0o644);
-    await writeDurable(keyFile + STAGED_SUFFIX, keyPem, 0o600);
+    await writeDurable(certFile + STAGED_SUFFIX, line(certPem), 0o644);
+    await writeDurable(keyFile + STAGED_SUFFIX, line(keyPem), 0o600);
     await rename(keyFile + STAGED_SUFFIX, keyFile);
     await rename(certFile + STAGED_SUFFIX, certFile);
     await syncDir(dir);
