@@ -19,9 +19,10 @@ import {
   resolveImage,
   type BlobSource,
   type ByteStream,
-  type ImageStore,
   type ResolvedImage,
+  type SourceContext,
 } from "./sources.js";
+import { RegistryConnections } from "./registry-source.js";
 import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
 import { encodeHeader, endOfArchive, entryLength, paddingFor } from "./tar.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
@@ -49,6 +50,10 @@ export interface BuildOptions extends OperationOptions {
   base?: string[] | undefined;
   /** An inventory exported from the site (`airlock bundle inventory`): its blobs are left out. */
   baseInventory?: string | undefined;
+  /** docker-style auth.json for registries whose bundle.yaml `registries:` entry names no `authFile:`. */
+  authFile?: string | undefined;
+  /** Registry hosts pulled from over plain HTTP, as `insecureHttp: true` in bundle.yaml would. */
+  insecureRegistries?: string[] | undefined;
 }
 
 export interface BuildResult {
@@ -275,11 +280,15 @@ function memoryEntry(name: string, bytes: Uint8Array): PlannedEntry {
 }
 
 /** Resolves every source and decides the archive: which blobs it carries, in what order, and airlock.json. */
-async function planBundle(options: BuildOptions, signingKey: KeyObject | undefined): Promise<BundlePlan> {
-  const spec = await loadBundleSpec(options.specFile);
-  const stores = new Map<string, ImageStore>();
+async function planBundle(
+  spec: BundleSpec,
+  options: BuildOptions,
+  signingKey: KeyObject | undefined,
+  registries: RegistryConnections,
+): Promise<BundlePlan> {
+  const context: SourceContext = { stores: new Map(), registries };
   const resolved: ResolvedImage[] = [];
-  for (const image of spec.images) resolved.push(await resolveImage(image, stores));
+  for (const image of spec.images) resolved.push(await resolveImage(image, context));
   const packs: ResolvedPack[] = [];
   for (const pack of spec.packs) packs.push(await resolvePack(pack));
   const packRefs = new Set(packs.map((pack) => pack.image.ref));
@@ -299,13 +308,28 @@ async function planBundle(options: BuildOptions, signingKey: KeyObject | undefin
   carried.sort((a, b) => blobRank(a) - blobRank(b) || (a.digest < b.digest ? -1 : 1));
   omitted.sort((a, b) => (a.digest < b.digest ? -1 : 1));
 
+  // Referrers are listed untagged, as OCI layout tools (oras) find them: by scanning index.json.
+  const referrers = new Map<Digest, Descriptor>();
+  for (const image of resolved) {
+    for (const { digest, mediaType, size, artifactType } of image.referrers ?? []) {
+      referrers.set(digest, {
+        mediaType,
+        digest,
+        size,
+        ...(artifactType === undefined ? {} : { artifactType }),
+      });
+    }
+  }
   const layoutIndex = encodeJson({
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
-    manifests: all.map((image): Descriptor => ({
-      ...image.descriptor,
-      annotations: { [REF_NAME_ANNOTATION]: image.ref },
-    })),
+    manifests: [
+      ...all.map((image): Descriptor => ({
+        ...image.descriptor,
+        annotations: { [REF_NAME_ANNOTATION]: image.ref },
+      })),
+      ...referrers.values(),
+    ],
   });
   const blobEntries: PlannedEntry[] = carried.map((blob) => ({
     name: `${BLOB_DIR}${sha256Hex(blob.digest)}`,
@@ -350,6 +374,7 @@ async function planBundle(options: BuildOptions, signingKey: KeyObject | undefin
       platforms: image.platforms,
       kind: packRefs.has(image.ref) ? "pack" : "image",
       sourceDigest: image.sourceDigest,
+      ...(image.referrers === undefined ? {} : { referrers: image.referrers }),
     })),
     packs: packs.map((pack) => ({
       name: pack.name,
@@ -428,7 +453,22 @@ async function writeEntries(
  */
 export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const signingKey = options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
-  const plan = await planBundle(options, signingKey);
+  const spec = await loadBundleSpec(options.specFile);
+  // Open through the write: registry blobs stream from their registry into the output.
+  const registries = new RegistryConnections(spec.registries, options);
+  try {
+    return await writeBundle(await planBundle(spec, options, signingKey, registries), options, signingKey);
+  } finally {
+    await registries.close();
+  }
+}
+
+/** Writes the planned archive and names what it holds. */
+async function writeBundle(
+  plan: BundlePlan,
+  options: BuildOptions,
+  signingKey: KeyObject | undefined,
+): Promise<BuildResult> {
   const mtime = Math.floor(Date.parse(plan.metadata.created) / 1000);
   const totalBytes =
     plan.entries.reduce((sum, entry) => sum + entryLength({ ...entry, mtime }), 0) +

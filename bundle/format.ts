@@ -25,6 +25,22 @@ export interface BundleImage {
   kind: "image" | "pack";
   /** Top digest at the source, before any platform filtering. */
   sourceDigest: Digest;
+  /**
+   * Manifests referring to the image or its platforms (signatures, SBOMs), when bundle.yaml asked for
+   * `referrers: true`; their blobs count in totalBytes and blobs. Import serves them from the
+   * registry's referrers API under the image's repository.
+   */
+  referrers?: BundleReferrer[];
+}
+
+/** A manifest carried because it refers to an image's manifest or index. */
+export interface BundleReferrer {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  /** The manifest it refers to: the image's top one, one of its platforms', or another referrer. */
+  subject: Digest;
 }
 
 export interface BundlePack {

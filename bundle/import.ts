@@ -223,6 +223,12 @@ export async function importBundle(
       for (const image of metadata.images) {
         const ref = parseReference(image.ref, `airlock.json images ${image.ref}`);
         manifests.push(...(await manifestClosure(store, ref.repository, image.digest, image.mediaType)));
+        // Recorded with their subject and artifactType, which is what the referrers API lists.
+        for (const referrer of image.referrers ?? []) {
+          manifests.push(
+            ...(await manifestClosure(store, ref.repository, referrer.digest, referrer.mediaType)),
+          );
+        }
       }
       const { bundle } = await store.recordBundle({
         digest: head!.digest,

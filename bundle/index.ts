@@ -23,10 +23,19 @@ export {
 } from "./sign.js";
 export type { KeyPairFiles } from "./sign.js";
 export { loadBundleSpec } from "./build.js";
-export type { BundleSpec, ImageSpec, PackSpec, FileSpec, ImageSourceSpec } from "./spec.js";
+export type {
+  BundleSpec,
+  ImageSpec,
+  PackSpec,
+  FileSpec,
+  ImageSourceSpec,
+  RegistrySourceSpec,
+  RegistrySpec,
+} from "./spec.js";
+export { defaultAuthFile } from "./registry-source.js";
 export { resolveBundleInput, PARTS_SUFFIX } from "./parts.js";
 export type { PartInfo, PartsManifest, BundleInput } from "./parts.js";
-export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile, indexTar } from "./tar.js";
+export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile } from "./tar.js";
 export type { TarEntry, TarReadEntry } from "./tar.js";
 export * from "./format.js";
 export { mirror, storeSource, bundleSource } from "./mirror.js";

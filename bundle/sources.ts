@@ -5,23 +5,29 @@ import {
   Digester,
   MediaType,
   REF_NAME_ANNOTATION,
+  artifactTypeOf,
   childDescriptors,
   digestOf,
   encodeJson,
   errnoCode,
   formatPlatform,
   isIndexMediaType,
+  isManifestMediaType,
   parseManifest,
   platformMatches,
+  subjectOf,
   MAX_MANIFEST_BYTES,
   type Descriptor,
   type Digest,
   type ImageIndex,
+  type ParsedManifest,
   type Platform,
 } from "../registry/oci/index.js";
 import { readChunks } from "../registry/store/index.js";
 import { indexTarFile, type TarEntry } from "./tar.js";
-import type { ImageSpec, ImageSourceSpec } from "./spec.js";
+import type { BundleReferrer } from "./format.js";
+import type { RegistryConnections } from "./registry-source.js";
+import type { ImageSpec, ImageSourceSpec, RegistrySourceSpec } from "./spec.js";
 
 /** Chunks of bytes; `for await` takes both kinds, so a small in-memory blob is just `[bytes]`. */
 export type ByteStream = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -40,6 +46,14 @@ interface ImageStore {
   /** The top manifest or index a reference names. */
   resolve(ref: string | undefined): Promise<Descriptor>;
   blob(descriptor: Descriptor): Promise<BlobSource>;
+  /** Manifests whose subject is `digest`, where the source can tell (a registry's referrers API). */
+  referrers?(digest: Digest): Promise<Descriptor[]>;
+}
+
+/** What resolving shares across a build's images: file sources opened once, registry connections. */
+export interface SourceContext {
+  stores: Map<string, ImageStore>;
+  registries: RegistryConnections;
 }
 
 export interface ResolvedImage {
@@ -47,8 +61,10 @@ export interface ResolvedImage {
   descriptor: Descriptor;
   sourceDigest: Digest;
   platforms: string[];
-  /** Every blob of the image, manifests included, each once, children before parents. */
+  /** Every blob of the image, manifests included, each once, children before parents; referrers' too. */
   blobs: BlobSource[];
+  /** Manifests referring to the image, when asked for (`referrers: true`). */
+  referrers?: BundleReferrer[] | undefined;
 }
 
 export function bytesSource(bytes: Uint8Array, mediaType: string): BlobSource {
@@ -93,7 +109,9 @@ async function readAll(source: BlobSource, label: string): Promise<Uint8Array> {
   return bytes;
 }
 
-function sourceLabel(spec: ImageSourceSpec): string {
+type FileSourceSpec = Exclude<ImageSourceSpec, RegistrySourceSpec>;
+
+function sourceLabel(spec: FileSourceSpec): string {
   return `${spec.transport}:${spec.path}${spec.ref === undefined ? "" : `:${spec.ref}`}`;
 }
 
@@ -370,7 +388,7 @@ class DockerArchiveStore implements ImageStore {
   }
 }
 
-function openImageStore(spec: ImageSourceSpec): ImageStore {
+function openImageStore(spec: FileSourceSpec): ImageStore {
   const label = sourceLabel(spec);
   switch (spec.transport) {
     case "oci":
@@ -379,9 +397,20 @@ function openImageStore(spec: ImageSourceSpec): ImageStore {
       return new OciArchiveStore(label, spec.path);
     case "docker-archive":
       return new DockerArchiveStore(label, spec.path);
-    default:
-      throw new AirlockError("SOURCE_UNSUPPORTED", `unsupported image source ${label}`, { where: label });
   }
+}
+
+function imageStoreFor(spec: ImageSpec, context: SourceContext): ImageStore {
+  const source = spec.source;
+  // One store per registry image, so that its errors name the image; the connection is shared.
+  if (source.transport === "docker") return context.registries.imageStore(source, spec.ref);
+  const key = `${source.transport}:${source.path}`;
+  let store = context.stores.get(key);
+  if (store === undefined) {
+    store = openImageStore(source);
+    context.stores.set(key, store);
+  }
+  return store;
 }
 
 function platformOfConfig(configBytes: Uint8Array): Platform | undefined {
@@ -394,20 +423,81 @@ function platformOfConfig(configBytes: Uint8Array): Platform | undefined {
   };
 }
 
+/** A manifest or index and everything under it, into `blobs`; returns it parsed. */
+async function addManifestTree(
+  store: ImageStore,
+  descriptor: Descriptor,
+  blobs: Map<Digest, BlobSource>,
+  where: string,
+): Promise<ParsedManifest> {
+  const source = await store.blob(descriptor);
+  const parsed = parseManifest(await readAll(source, where), descriptor.mediaType, where);
+  for (const child of childDescriptors(parsed)) {
+    if (isIndexMediaType(child.mediaType) || isManifestMediaType(child.mediaType)) {
+      await addManifestTree(store, child, blobs, where);
+    } else blobs.set(child.digest, await store.blob(child));
+  }
+  blobs.set(descriptor.digest, source);
+  return parsed;
+}
+
+/**
+ * The manifests referring to `subjects` (signatures, SBOMs), and those referring to them in turn (a
+ * signature of an SBOM), each with its blobs added to `blobs`. Sorted by digest per subject, so the
+ * same registry content gives the same bundle whatever order the registry lists them in.
+ */
+async function collectReferrers(
+  store: ImageStore,
+  subjects: Digest[],
+  blobs: Map<Digest, BlobSource>,
+  where: string,
+): Promise<BundleReferrer[]> {
+  if (store.referrers === undefined) {
+    throw new AirlockError("SOURCE_UNSUPPORTED", `${store.label} cannot list referrers`, {
+      where,
+      hint: "referrers: true needs a docker:// source",
+    });
+  }
+  const found: BundleReferrer[] = [];
+  const seen = new Set(subjects);
+  const queue = [...seen];
+  for (let subject = queue.shift(); subject !== undefined; subject = queue.shift()) {
+    const listed = (await store.referrers(subject)).sort((a, b) => (a.digest < b.digest ? -1 : 1));
+    for (const descriptor of listed) {
+      if (seen.has(descriptor.digest)) continue;
+      seen.add(descriptor.digest);
+      const parsed = await addManifestTree(store, descriptor, blobs, where);
+      const named = subjectOf(parsed)?.digest;
+      if (named !== subject) {
+        throw new AirlockError(
+          "SOURCE_CORRUPT",
+          `the registry lists ${descriptor.digest} as a referrer of ${subject}, but its subject is ${named ?? "missing"}`,
+          {
+            where,
+            hint: "the registry's referrers index is wrong: ask its operator, or drop referrers: true",
+          },
+        );
+      }
+      const artifactType = artifactTypeOf(parsed);
+      found.push({
+        digest: descriptor.digest,
+        mediaType: descriptor.mediaType,
+        size: descriptor.size,
+        ...(artifactType === undefined ? {} : { artifactType }),
+        subject,
+      });
+      queue.push(descriptor.digest);
+    }
+  }
+  return found;
+}
+
 /**
  * Resolves one `images:` entry to every blob it needs. Indexes are kept whole, or narrowed to the
  * `platforms:` asked for (which makes a new index, and so a new top digest).
  */
-export async function resolveImage(
-  spec: ImageSpec,
-  sources: Map<string, ImageStore> = new Map(),
-): Promise<ResolvedImage> {
-  const key = `${spec.source.transport}:${spec.source.path}`;
-  let store = sources.get(key);
-  if (store === undefined) {
-    store = openImageStore(spec.source);
-    sources.set(key, store);
-  }
+export async function resolveImage(spec: ImageSpec, context: SourceContext): Promise<ResolvedImage> {
+  const store = imageStoreFor(spec, context);
   const where = `image ${spec.ref} (${store.label})`;
   const top = await store.resolve(spec.source.ref);
   if (spec.digest !== undefined && spec.digest !== top.digest) {
@@ -440,6 +530,8 @@ export async function resolveImage(
   };
 
   let descriptor: Descriptor = top;
+  /** The manifests the bundle carries as the source has them: what referrers can point at. */
+  const subjects: Digest[] = [];
   if (isIndexMediaType(top.mediaType)) {
     const indexSource = await store.blob(top);
     const parsed = parseManifest(await readAll(indexSource, where), top.mediaType, where);
@@ -450,13 +542,16 @@ export async function resolveImage(
     }
     if (kept.length === parsed.index.manifests.length) {
       blobs.set(top.digest, indexSource);
+      subjects.push(top.digest);
     } else {
+      // A narrowed index is new: what referred to the source's index (its signature) does not hold for it.
       const narrowed = bytesSource(encodeJson({ ...parsed.index, manifests: kept }), top.mediaType);
       blobs.set(narrowed.digest, narrowed);
       descriptor = { mediaType: top.mediaType, digest: narrowed.digest, size: narrowed.size };
     }
-  } else {
-    await addImageManifest(top, spec.platforms);
+    subjects.push(...kept.map((child) => child.digest));
+  } else if (await addImageManifest(top, spec.platforms)) {
+    subjects.push(top.digest);
   }
   if (platforms.length === 0 && spec.platforms !== undefined) {
     throw new AirlockError(
@@ -468,12 +563,14 @@ export async function resolveImage(
       },
     );
   }
+  const referrers = spec.referrers ? await collectReferrers(store, subjects, blobs, where) : undefined;
   return {
     ref: spec.ref,
     descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
     sourceDigest: top.digest,
     platforms: [...new Set(platforms)].sort(),
     blobs: [...blobs.values()],
+    referrers,
   };
 }
 

@@ -7,6 +7,7 @@ import {
   AirlockError,
   errnoCode,
   isDigest,
+  isRegistryHost,
   parsePlatform,
   parseReference,
   type Digest,
@@ -16,7 +17,30 @@ import {
 export type ImageSourceSpec =
   | { transport: "oci"; path: string; ref: string | undefined }
   | { transport: "oci-archive"; path: string; ref: string | undefined }
-  | { transport: "docker-archive"; path: string; ref: string | undefined };
+  | { transport: "docker-archive"; path: string; ref: string | undefined }
+  | RegistrySourceSpec;
+
+/** `docker://HOST[:PORT]/REPOSITORY(:TAG|@DIGEST)`: an image in a registry, as skopeo names it. */
+export interface RegistrySourceSpec {
+  transport: "docker";
+  /** `host[:port]` */
+  registry: string;
+  repository: string;
+  /** The tag or digest to pull. */
+  ref: string;
+}
+
+/** How to reach one registry (`registries:` in bundle.yaml), paths resolved. */
+export interface RegistrySpec {
+  /** Plain HTTP, no TLS. */
+  insecureHttp: boolean;
+  /** PEM of the CA(s) the registry's certificate chains to, trusted beside the system's. */
+  caFile: string | undefined;
+  /** Accept any certificate. */
+  insecureSkipTlsVerify: boolean;
+  /** A docker-style auth.json holding the registry's credentials. */
+  authFile: string | undefined;
+}
 
 export interface ImageSpec {
   /** The image's name inside the bundle, `repository:tag`. */
@@ -25,6 +49,8 @@ export interface ImageSpec {
   /** Pin of the source's top manifest or index digest. */
   digest: Digest | undefined;
   platforms: Platform[] | undefined;
+  /** Also bring the manifests that refer to the image (signatures, SBOMs) from the registry. */
+  referrers: boolean;
 }
 
 export interface PackSpec {
@@ -50,6 +76,8 @@ export interface BundleSpec {
   packs: PackSpec[];
   manifests: string | undefined;
   files: FileSpec[];
+  /** Connection settings by registry `host[:port]`. */
+  registries: Record<string, RegistrySpec>;
   /** Absolute directory of the spec file; every path above is resolved against it. */
   specDir: string;
 }
@@ -68,12 +96,18 @@ const FIELD_HINTS: Record<string, string> = {
   "images[].ref":
     "write the image's name inside the bundle as repository:tag, e.g. hubble/msgbroker:4.5.0; the registry host comes from where the bundle is served, the digest from digest:",
   "images[].source":
-    "supported sources: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] (paths containing ':' are not supported); registry sources come with the registry client",
+    "supported sources: docker://HOST[:PORT]/REPOSITORY:TAG or docker://HOST[:PORT]/REPOSITORY@sha256:…, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF] (paths containing ':' are not supported)",
   "images[].digest":
     "a digest is sha256: followed by 64 lowercase hex characters (sha512: and 128 also work)",
   "images[].platforms":
     "list platforms as os/architecture[/variant], e.g. [linux/amd64, linux/arm64], or leave platforms out",
   "images[].platforms[]": "write a platform as os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8",
+  "images[].referrers":
+    "referrers: true asks the source registry's referrers API, so it needs a docker:// source",
+  "registries[*]":
+    "a registries: key is the host[:port] an image's docker:// source names, e.g. registry.example.com:5000",
+  "registries[*].insecureHttp":
+    "insecureHttp: true is plain HTTP; it cannot be combined with caFile or insecureSkipTlsVerify, which are about TLS",
   "files[].path":
     "set name: to a name of letters, digits and . _ + - when the file's own name has other characters",
   "files[].name":
@@ -121,8 +155,37 @@ function isImageTransport(value: string): value is (typeof IMAGE_TRANSPORTS)[num
   return (IMAGE_TRANSPORTS as readonly string[]).includes(value);
 }
 
+const REGISTRY_SCHEME = "docker://";
+
+/** `docker://HOST[:PORT]/REPOSITORY(:TAG|@DIGEST)`: exactly one of tag or digest, so what is pulled is named. */
+function parseRegistrySource(value: string): RegistrySourceSpec {
+  const written = value.slice(REGISTRY_SCHEME.length);
+  const reference = parseReference(written);
+  if (reference.registry === undefined) {
+    throw invalid(
+      `${JSON.stringify(value)} names no registry host; write docker://HOST[:PORT]/REPOSITORY:TAG`,
+    );
+  }
+  if (reference.digest !== undefined && reference.tag !== undefined) {
+    throw invalid(
+      `${JSON.stringify(value)} names both a tag and a digest; give one (pin a tag with digest:)`,
+    );
+  }
+  // parseReference fills in "latest" when neither is written; a moving default makes builds drift.
+  if (reference.digest === undefined && !written.endsWith(`:${reference.tag}`)) {
+    throw invalid(`${JSON.stringify(value)} names no tag or digest`);
+  }
+  return {
+    transport: "docker",
+    registry: reference.registry,
+    repository: reference.repository,
+    ref: reference.digest ?? reference.tag!,
+  };
+}
+
 /** `TRANSPORT:PATH[:REF]`, split at the first two colons: REF itself may hold colons (`hubble/x:1.0`). */
 function parseImageSource(value: string): ImageSourceSpec {
+  if (value.startsWith(REGISTRY_SCHEME)) return parseRegistrySource(value);
   const transportEnd = value.indexOf(":");
   const transport = value.slice(0, Math.max(transportEnd, 0));
   if (!isImageTransport(transport)) throw invalid(`unsupported image source ${JSON.stringify(value)}`);
@@ -172,7 +235,7 @@ const imageSchema = z.strictObject({
   }),
   source: z.string().transform(parsedBy(parseImageSource)).meta({
     description:
-      "Where the image comes from: oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF].",
+      "Where the image comes from: docker://HOST[:PORT]/REPOSITORY(:TAG|@DIGEST) (a registry), oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF].",
   }),
   digest: z
     .string()
@@ -184,6 +247,28 @@ const imageSchema = z.strictObject({
     .min(1, { error: "must list at least one platform" })
     .optional()
     .meta({ description: "Platforms to take from a multi-platform source, os/architecture[/variant]." }),
+  referrers: z.boolean().default(false).meta({
+    description:
+      "Also bring the manifests that refer to the image and each kept platform (signatures, SBOMs: the registry's referrers API), with their blobs. docker:// sources only.",
+  }),
+});
+
+const registrySchema = z.strictObject({
+  insecureHttp: z.boolean().default(false).meta({
+    description:
+      "Plain HTTP, no TLS (as --insecure-registry HOST): only for a registry that offers nothing else.",
+  }),
+  caFile: z.string().min(1, { error: "must not be empty" }).optional().meta({
+    description: "PEM file of the CA(s) the registry's certificate chains to, trusted beside the system's.",
+  }),
+  insecureSkipTlsVerify: z
+    .boolean()
+    .default(false)
+    .meta({ description: "Accept any certificate the registry presents: an explicit opt-in." }),
+  authFile: z.string().min(1, { error: "must not be empty" }).optional().meta({
+    description:
+      "docker-style auth.json with the registry's credentials (as `skopeo login` writes it); default: --authfile, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json.",
+  }),
 });
 
 const packSchema = z.strictObject({
@@ -247,6 +332,10 @@ export const bundleSpecSchema = z
       .optional()
       .meta({ description: "Directory of plane manifests." }),
     files: z.array(fileSchema).default([]).meta({ description: "Files the bundle carries under bin/." }),
+    registries: z
+      .record(z.string(), registrySchema)
+      .default({})
+      .meta({ description: "How to reach the registries docker:// sources name, by host[:port]." }),
   })
   .meta({ description: "An Airlock bundle spec: what `airlock bundle build` packs." });
 
@@ -297,18 +386,23 @@ const issueMessage: z.core.$ZodErrorMap = (issue) => {
   return undefined;
 };
 
-/** `images[1].digest`, as the message names a field. */
-function fieldName(path: readonly PropertyKey[]): string {
-  return path
-    .map((segment, index) =>
-      typeof segment === "number" ? `[${segment}]` : index === 0 ? String(segment) : `.${String(segment)}`,
-    )
-    .join("");
+/** A path segment as a message (`[1]`, `["host:5000"]`, `.digest`) or as a FIELD_HINTS key (`[]`, `[*]`). */
+function segmentName(path: readonly PropertyKey[], index: number, pattern: boolean): string {
+  const segment = path[index];
+  if (typeof segment === "number") return pattern ? "[]" : `[${segment}]`;
+  // A registry's key is a host[:port], which reads badly after a dot.
+  if (index === 1 && path[0] === "registries") return pattern ? "[*]" : `[${JSON.stringify(segment)}]`;
+  return index === 0 ? String(segment) : `.${String(segment)}`;
 }
 
-/** `images[].digest`, as FIELD_HINTS names a field. */
+/** `images[1].digest`, `registries["host:5000"].caFile`, as the message names a field. */
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.map((_, index) => segmentName(path, index, false)).join("");
+}
+
+/** `images[].digest`, `registries[*].caFile`, as FIELD_HINTS names a field. */
 function fieldPattern(path: readonly PropertyKey[]): string {
-  return fieldName(path).replace(/\[\d+\]/g, "[]");
+  return path.map((_, index) => segmentName(path, index, true)).join("");
 }
 
 function specIssuesOf(issue: z.core.$ZodIssue): SpecIssue[] {
@@ -407,6 +501,65 @@ function entryIssues(parsed: ParsedBundleSpec, spec: BundleSpec): SpecIssue[] {
 }
 
 /**
+ * What ties images to registries: referrers need a registry source, and each `registries:` entry is
+ * a valid host that some image pulls from (an unused entry is most likely a misspelt host, whose
+ * image would then silently go without its settings).
+ */
+function registryIssues(spec: BundleSpec): SpecIssue[] {
+  const referrers = spec.images.flatMap((image, index) =>
+    image.referrers && image.source.transport !== "docker"
+      ? [
+          {
+            path: ["images", index, "referrers"],
+            atKey: false,
+            message: `referrers: true needs a docker:// source, not ${image.source.transport}:`,
+            hint: FIELD_HINTS["images[].referrers"],
+          },
+        ]
+      : [],
+  );
+  const used = new Set(
+    spec.images.flatMap((image) => (image.source.transport === "docker" ? [image.source.registry] : [])),
+  );
+  const registries = Object.entries(spec.registries).flatMap(([host, settings]): SpecIssue[] => {
+    if (!isRegistryHost(host)) {
+      return [
+        {
+          path: ["registries", host],
+          atKey: true,
+          message: `${JSON.stringify(host)} is not a registry host[:port]`,
+          hint: FIELD_HINTS["registries[*]"],
+        },
+      ];
+    }
+    if (!used.has(host)) {
+      return [
+        {
+          path: ["registries", host],
+          atKey: true,
+          message: `no image's docker:// source names ${host}`,
+          hint: `fix the host to match the source (as written there, port included), or remove the entry; sources name: ${[...used].join(", ") || "no registry"}`,
+        },
+      ];
+    }
+    const tls = (["caFile", "insecureSkipTlsVerify"] as const).filter(
+      (key) => settings[key] !== undefined && settings[key] !== false,
+    );
+    return settings.insecureHttp && tls.length > 0
+      ? [
+          {
+            path: ["registries", host, "insecureHttp"],
+            atKey: false,
+            message: `plain HTTP leaves no TLS for ${tls.join(" and ")} to apply to`,
+            hint: FIELD_HINTS["registries[*].insecureHttp"],
+          },
+        ]
+      : [];
+  });
+  return [...referrers, ...registries];
+}
+
+/**
  * The source offset of the node an issue concerns: the value; the key, for unknown keys and empty
  * values; the deepest map or list that exists, for a missing key.
  */
@@ -477,9 +630,11 @@ function resolvePaths(parsed: ParsedBundleSpec, specDir: string): BundleSpec {
     created: parsed.created,
     images: parsed.images.map((image) => ({
       ref: image.ref,
-      source: { ...image.source, path: at(image.source.path) },
+      source:
+        image.source.transport === "docker" ? image.source : { ...image.source, path: at(image.source.path) },
       digest: image.digest,
       platforms: image.platforms,
+      referrers: image.referrers,
     })),
     packs: parsed.packs.map((pack) => ({ path: at(pack.path) })),
     manifests: parsed.manifests === undefined ? undefined : at(parsed.manifests),
@@ -489,6 +644,17 @@ function resolvePaths(parsed: ParsedBundleSpec, specDir: string): BundleSpec {
       sha256: file.sha256,
       mode: file.mode ?? 0o644,
     })),
+    registries: Object.fromEntries(
+      Object.entries(parsed.registries).map(([host, settings]) => [
+        host,
+        {
+          insecureHttp: settings.insecureHttp,
+          caFile: settings.caFile === undefined ? undefined : at(settings.caFile),
+          insecureSkipTlsVerify: settings.insecureSkipTlsVerify,
+          authFile: settings.authFile === undefined ? undefined : at(settings.authFile),
+        },
+      ]),
+    ),
     specDir,
   };
 }
@@ -523,7 +689,7 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
   const result = bundleSpecSchema.safeParse(document, { error: issueMessage });
   if (!result.success) throw specInvalid(file, lineCounter, doc, result.error.issues.flatMap(specIssuesOf));
   const spec = resolvePaths(result.data, dirname(resolve(file)));
-  const issues = entryIssues(result.data, spec);
+  const issues = [...entryIssues(result.data, spec), ...registryIssues(spec)];
   if (issues.length > 0) throw specInvalid(file, lineCounter, doc, issues);
   return spec;
 }

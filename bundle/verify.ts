@@ -102,6 +102,10 @@ export function checkEntryName(name: string, where: string): void {
   }
 }
 
+function isDigestValue(value: unknown): boolean {
+  return typeof value === "string" && isDigest(value);
+}
+
 function parseMetadata(bytes: Uint8Array, where: string): BundleMetadata {
   let doc: unknown;
   try {
@@ -145,6 +149,19 @@ function parseMetadata(bytes: Uint8Array, where: string): BundleMetadata {
   for (const image of m.images) {
     if (typeof image.ref !== "string" || !isDigest(image.digest))
       throw metadataError("an images entry is malformed", where);
+    const referrers: unknown = image.referrers;
+    if (
+      referrers !== undefined &&
+      (!Array.isArray(referrers) ||
+        !referrers.every(
+          (referrer: Record<string, unknown>) =>
+            isDigestValue(referrer.digest) &&
+            isDigestValue(referrer.subject) &&
+            typeof referrer.mediaType === "string",
+        ))
+    ) {
+      throw metadataError(`the referrers of ${image.ref} are malformed`, where);
+    }
   }
   return doc as BundleMetadata;
 }

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // The main job on the built-in sample, as an operator would run it: the vendor builds a signed
-// bundle, the site verifies, inspects and imports it, then a delta bundle carries the next version.
+// bundle; the site verifies, inspects and imports it, serves it from Airlock's registry over TLS
+// with the site CA, mirrors it into the site's own registry; then a delta carries the next version.
 import { $, chalk } from "zx";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join, resolve } from "node:path";
 import { generateFixtures } from "./fixtures.mjs";
 
@@ -26,6 +30,56 @@ async function airlock(...args) {
     throw new Error(`airlock ${args[0]} ${args[1] ?? ""} failed (exit ${result.exitCode})`);
   }
   return result.stdout;
+}
+
+const { fetch } = globalThis;
+
+/** Processes this demo started; each is stopped by its PID at the end. */
+const children = [];
+
+/** Starts a server in the background and resolves with the first line it prints on stdout. */
+function background(name, command, args) {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let err = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk) => (err += chunk));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk) => {
+      out += chunk;
+      try {
+        JSON.parse(out);
+        resolve({ child, firstLine: out });
+      } catch {
+        // not the whole document yet
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${name} exited (${code}): ${err}`)));
+  });
+}
+
+/** Debian's docker-registry on a free loopback port, plain HTTP; resolves with host:port once it answers. */
+async function startDockerRegistry(dir) {
+  await mkdir(dir, { recursive: true });
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+  const config = join(dir, "config.yml");
+  await writeFile(
+    config,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "storage")}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  children.push(child);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const answer = await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined);
+    if (answer?.status === 200) return `127.0.0.1:${port}`;
+    await sleep(50);
+  }
+  throw new Error("docker-registry did not start");
 }
 
 try {
@@ -82,6 +136,39 @@ try {
     `  the store is an OCI layout: skopeo reads hubble/console:4.5.0 as ${skopeo.stdout.trim() || skopeo.stderr.trim()}`,
   );
 
+  step("Site: serve the store from Airlock's registry over TLS, with a certificate from the site CA");
+  const served = await background("airlock registry serve", process.execPath, [
+    cli,
+    "--data-dir",
+    site,
+    "--json",
+    "registry",
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--anonymous-pull",
+  ]);
+  const { url, ca } = JSON.parse(served.firstLine);
+  console.log(`  serving at ${url}; clients trust ${ca}`);
+  const trust = join(work, "trust");
+  await mkdir(trust);
+  await copyFile(ca, join(trust, "ca.crt"));
+  const pulled = await $({
+    nothrow: true,
+  })`skopeo inspect --cert-dir ${trust} --format {{.Digest}} ${`docker://${url.replace("https://", "")}/hubble/msgbroker:4.5.0`}`;
+  console.log(
+    `  skopeo pulls hubble/msgbroker:4.5.0 over TLS: ${pulled.stdout.trim() || pulled.stderr.trim()}`,
+  );
+  await airlock("--data-dir", site, "pki", "status");
+
+  step("Site: mirror the bundle into the site's own registry (Debian's docker-registry here)");
+  const siteRegistry = await startDockerRegistry(join(work, "site-registry"));
+  const mirrorArgs = ["registry", "mirror", "--to", `${siteRegistry}/palette`, "--bundle", bundle45];
+  await airlock(...mirrorArgs, "--insecure-http", "--key", pub, "--output-dir", join(work, "mirror"));
+  console.log(chalk.dim("  and again, as after an interruption: nothing is sent twice"));
+  await airlock(...mirrorArgs, "--insecure-http", "--key", pub, "--output-dir", join(work, "mirror"));
+  console.log(`  wrote mirror-map.json, registries.yaml and certs.d/ under ${join(work, "mirror")}`);
+
   step("Next release: a site on 4.4.0 gets a delta bundle carrying only what it lacks");
   const older = join(work, "site-4.4");
   await airlock(
@@ -118,6 +205,13 @@ try {
     `  full bundle ${(full.size / 2 ** 20).toFixed(1)} MiB, delta ${(small.size / 2 ** 20).toFixed(1)} MiB; stores in ${site} and ${older}`,
   );
 } finally {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve())),
+    ),
+  );
   if (keep) console.log(chalk.dim(`\n(kept ${work})`));
   else await rm(work, { recursive: true, force: true });
 }

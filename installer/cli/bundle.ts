@@ -1,7 +1,8 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { writeFile, rename } from "node:fs/promises";
 import {
   buildBundle,
+  defaultAuthFile,
   diffBundles,
   exportInventory,
   importBundle,
@@ -9,6 +10,7 @@ import {
   verifyBundle,
   type InspectResult,
 } from "../../bundle/index.js";
+import { isRegistryHost } from "../../registry/oci/index.js";
 import { emit, formatBytes, parseSize, progressReporter } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 
@@ -54,6 +56,20 @@ export function registerBundle(program: Command, run: Runner): void {
     .option("--split-size <size>", "split into parts of at most this size (e.g. 3.9G for FAT32)")
     .option("--base <bundle>", "build a delta: leave out blobs this bundle already carries")
     .option("--base-inventory <inventory.json>", "build a delta: leave out blobs the site's inventory lists")
+    .option(
+      "--authfile <auth.json>",
+      "registry credentials (skopeo login's auth.json) for registries bundle.yaml gives no authFile; default $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json",
+    )
+    .option(
+      "--insecure-registry <host[:port]>",
+      "pull from this registry over plain HTTP (repeatable)",
+      (host: string, hosts: string[]) => {
+        if (!isRegistryHost(host))
+          throw new InvalidArgumentError("expected host[:port], e.g. localhost:5000");
+        return [...hosts, host];
+      },
+      [] as string[],
+    )
     .action(
       async (
         flags: {
@@ -63,6 +79,8 @@ export function registerBundle(program: Command, run: Runner): void {
           splitSize?: string;
           base?: string;
           baseInventory?: string;
+          authfile?: string;
+          insecureRegistry: string[];
         },
         command: Command,
       ) =>
@@ -75,6 +93,8 @@ export function registerBundle(program: Command, run: Runner): void {
             splitSize: flags.splitSize === undefined ? undefined : parseSize(flags.splitSize, "--split-size"),
             base: flags.base === undefined ? undefined : [flags.base],
             baseInventory: flags.baseInventory,
+            authFile: flags.authfile ?? defaultAuthFile(),
+            insecureRegistries: flags.insecureRegistry,
             signal: context.signal,
             onProgress: progress.onProgress,
           }).finally(progress.stop);

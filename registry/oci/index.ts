@@ -20,6 +20,7 @@ export {
   formatReference,
   isValidRepository,
   isValidTag,
+  isRegistryHost,
   MAX_REPOSITORY_LENGTH,
 } from "./reference.js";
 export type { Reference } from "./reference.js";

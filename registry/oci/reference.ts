@@ -25,6 +25,21 @@ export function isValidTag(tag: string): boolean {
   return TAG_PATTERN.test(tag);
 }
 
+/** Whether a reference's first component names a registry rather than starting the repository. */
+function looksLikeHost(component: string): boolean {
+  return (
+    component.includes(".") ||
+    component.includes(":") ||
+    component === "localhost" ||
+    component.startsWith("[")
+  );
+}
+
+/** `host[:port]` as a reference names a registry: `registry.example.com`, `localhost:5000`, `[::1]:5000`. */
+export function isRegistryHost(value: string): boolean {
+  return looksLikeHost(value) && HOST_PATTERN.test(value);
+}
+
 function refError(value: string, why: string, where: string | undefined): AirlockError {
   return new AirlockError("REFERENCE_INVALID", `invalid image reference ${JSON.stringify(value)}: ${why}`, {
     where,
@@ -53,7 +68,7 @@ export function parseReference(value: string, where?: string): Reference {
   const slash = rest.indexOf("/");
   if (slash > 0) {
     const first = rest.slice(0, slash);
-    if (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("[")) {
+    if (looksLikeHost(first)) {
       if (!HOST_PATTERN.test(first))
         throw refError(value, `registry ${JSON.stringify(first)} is not valid`, where);
       registry = first;

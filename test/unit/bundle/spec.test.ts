@@ -52,6 +52,9 @@ describe("parseBundleSpec: valid documents", () => {
         "    platforms: [linux/amd64, linux/arm64/v8]",
         "  - ref: hubble/tools:1.0",
         "    source: docker-archive:/srv/archives/tools.tar",
+        "  - ref: hubble/console:4.5.0",
+        "    source: docker://registry.example.com:5000/vendor/console:4.5.0",
+        "    referrers: true",
         "packs:",
         "  - path: ./packs/observability",
         "manifests: ./manifests",
@@ -61,6 +64,10 @@ describe("parseBundleSpec: valid documents", () => {
         "    mode: 0755",
         "  - path: ./k3s/k3s-airgap-images-amd64.tar.zst",
         "    name: k3s-images/airgap-amd64.tar.zst",
+        "registries:",
+        "  registry.example.com:5000:",
+        "    caFile: ./certs/ca.pem",
+        "    authFile: /run/secrets/auth.json",
       ),
       "/srv/release/bundle.yaml",
     );
@@ -78,12 +85,26 @@ describe("parseBundleSpec: valid documents", () => {
             { os: "linux", architecture: "amd64" },
             { os: "linux", architecture: "arm64", variant: "v8" },
           ],
+          referrers: false,
         },
         {
           ref: "hubble/tools:1.0",
           source: { transport: "docker-archive", path: "/srv/archives/tools.tar", ref: undefined },
           digest: undefined,
           platforms: undefined,
+          referrers: false,
+        },
+        {
+          ref: "hubble/console:4.5.0",
+          source: {
+            transport: "docker",
+            registry: "registry.example.com:5000",
+            repository: "vendor/console",
+            ref: "4.5.0",
+          },
+          digest: undefined,
+          platforms: undefined,
+          referrers: true,
         },
       ],
       packs: [{ path: "/srv/release/packs/observability" }],
@@ -97,6 +118,14 @@ describe("parseBundleSpec: valid documents", () => {
           mode: 0o644,
         },
       ],
+      registries: {
+        "registry.example.com:5000": {
+          insecureHttp: false,
+          caFile: "/srv/release/certs/ca.pem",
+          insecureSkipTlsVerify: false,
+          authFile: "/run/secrets/auth.json",
+        },
+      },
       specDir: "/srv/release",
     });
   });
@@ -112,6 +141,7 @@ describe("parseBundleSpec: valid documents", () => {
       packs: [],
       manifests: undefined,
       files: [],
+      registries: {},
       specDir: resolve("release"),
     });
   });
@@ -125,6 +155,18 @@ describe("parseBundleSpec: valid documents", () => {
       { transport: "docker-archive", path: "/a/x.tar", ref: "hubble/x:1.0" },
     ],
     ["docker-archive:x.tar:@1", { transport: "docker-archive", path: "/b/x.tar", ref: "@1" }],
+    [
+      "docker://localhost:5000/hubble/x:1.0",
+      { transport: "docker", registry: "localhost:5000", repository: "hubble/x", ref: "1.0" },
+    ],
+    [
+      `docker://registry.example.com/a/b/c@${DIGEST}`,
+      { transport: "docker", registry: "registry.example.com", repository: "a/b/c", ref: DIGEST },
+    ],
+    [
+      "docker://127.0.0.1:5000/x:latest",
+      { transport: "docker", registry: "127.0.0.1:5000", repository: "x", ref: "latest" },
+    ],
   ])("reads the image source %s", (source, expected) => {
     const spec = parseBundleSpec(
       yaml(...head(), "images:", "  - ref: hubble/x:1.0", `    source: "${source}"`),
@@ -240,7 +282,7 @@ describe("parseBundleSpec: errors name the field and its line:col", () => {
     expectRejected(
       yaml(...head(), "images:", "  - ref: hubble/x:1.0", "    source: oci:l", "    tag: latest"),
       "6:5",
-      "images[0].tag: unknown key (allowed here: ref, source, digest, platforms)",
+      "images[0].tag: unknown key (allowed here: ref, source, digest, platforms, referrers)",
     );
     expectRejected(yaml(...head(), "image: []"), "3:1", /^image: unknown key/);
   });
@@ -276,13 +318,49 @@ describe("parseBundleSpec: errors name the field and its line:col", () => {
 
   it("rejects an unsupported transport with a hint that lists the supported ones", () => {
     const error = expectRejected(
-      yaml(...head(), "images:", "  - ref: hubble/x:1.0", "    source: docker://hubble/x:1.0"),
+      yaml(...head(), "images:", "  - ref: hubble/x:1.0", "    source: containers-storage:hubble/x:1.0"),
       "5:13",
-      'images[0].source: unsupported image source "docker://hubble/x:1.0"',
+      'images[0].source: unsupported image source "containers-storage:hubble/x:1.0"',
     );
     expect(error.hint).toContain("oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF]");
-    expect(error.hint).toContain("registry client");
+    expect(error.hint).toContain("docker://HOST[:PORT]/REPOSITORY:TAG");
     expect(error.hint).toContain("paths containing ':'");
+  });
+
+  it.each([
+    [
+      "docker://hubble/x:1.0",
+      'images[0].source: "docker://hubble/x:1.0" names no registry host; write docker://HOST[:PORT]/REPOSITORY:TAG',
+    ],
+    [
+      "docker://localhost:5000/hubble/x",
+      'images[0].source: "docker://localhost:5000/hubble/x" names no tag or digest',
+    ],
+    [
+      `docker://localhost:5000/hubble/x:1.0@${DIGEST}`,
+      `images[0].source: "docker://localhost:5000/hubble/x:1.0@${DIGEST}" names both a tag and a digest; give one (pin a tag with digest:)`,
+    ],
+    [
+      "docker://localhost:5000/Hubble/x:1.0",
+      /^images\[0\]\.source: invalid image reference .*repository "Hubble\/x"/,
+    ],
+    ["docker://localhost:5000/x@sha256:12", /^images\[0\]\.source: invalid image reference .*digest/],
+  ])("rejects the registry source %s", (source, message) => {
+    const error = expectRejected(
+      yaml(...head(), "images:", "  - ref: hubble/x:1.0", `    source: "${source}"`),
+      "5:13",
+      message,
+    );
+    expect(error.hint).toContain("docker://HOST[:PORT]/REPOSITORY:TAG");
+  });
+
+  it("rejects referrers: true on a source that cannot list referrers", () => {
+    const error = expectRejected(
+      yaml(...head(), "images:", "  - ref: hubble/x:1.0", "    source: oci:l", "    referrers: true"),
+      "6:16",
+      "images[0].referrers: referrers: true needs a docker:// source, not oci:",
+    );
+    expect(error.hint).toContain("referrers API");
   });
 
   it.each([
@@ -396,6 +474,81 @@ describe("parseBundleSpec: errors name the field and its line:col", () => {
       `${FILE}:2:7: name: must be lowercase letters, digits and '-', starting with a letter or digit`,
       `${FILE}:5:11: files[0].mode: expected 0644 or 0755`,
     ]);
+  });
+});
+
+describe("parseBundleSpec: registries:", () => {
+  const withRegistry = (...entry: string[]): string =>
+    yaml(
+      ...head(),
+      "images:",
+      "  - ref: hubble/x:1.0",
+      "    source: docker://localhost:5000/hubble/x:1.0",
+      "registries:",
+      ...entry,
+    );
+
+  it("reads insecureHttp, and resolves caFile and authFile against the spec's directory", () => {
+    const spec = parseBundleSpec(
+      withRegistry("  localhost:5000:", "    insecureHttp: true"),
+      "/b/bundle.yaml",
+    );
+    expect(spec.registries).toEqual({
+      "localhost:5000": {
+        insecureHttp: true,
+        caFile: undefined,
+        insecureSkipTlsVerify: false,
+        authFile: undefined,
+      },
+    });
+    const tls = parseBundleSpec(
+      withRegistry("  localhost:5000:", "    caFile: ca.pem", "    authFile: ../auth.json"),
+      "/b/c/bundle.yaml",
+    );
+    expect(tls.registries["localhost:5000"]).toMatchObject({
+      caFile: "/b/c/ca.pem",
+      authFile: "/b/auth.json",
+    });
+  });
+
+  it("points an entry no source uses at its key, listing the hosts sources name", () => {
+    const error = expectRejected(
+      withRegistry("  localhost:5001:", "    insecureHttp: true"),
+      "7:3",
+      'registries["localhost:5001"]: no image\'s docker:// source names localhost:5001',
+    );
+    expect(error.hint).toContain("sources name: localhost:5000");
+  });
+
+  it("rejects a key that is not a host[:port]", () => {
+    const error = expectRejected(
+      withRegistry("  not a host:", "    insecureHttp: true"),
+      "7:3",
+      'registries["not a host"]: "not a host" is not a registry host[:port]',
+    );
+    expect(error.hint).toContain("host[:port]");
+  });
+
+  it("rejects plain HTTP together with TLS settings", () => {
+    const error = expectRejected(
+      withRegistry("  localhost:5000:", "    insecureHttp: true", "    caFile: ca.pem"),
+      "8:19",
+      'registries["localhost:5000"].insecureHttp: plain HTTP leaves no TLS for caFile to apply to',
+    );
+    expect(error.hint).toContain("cannot be combined");
+  });
+
+  it("points an unknown or mistyped setting at its line", () => {
+    expectRejected(
+      withRegistry("  localhost:5000:", "    insecure: true"),
+      "8:5",
+      'registries["localhost:5000"].insecure: unknown key (allowed here: insecureHttp, caFile, insecureSkipTlsVerify, authFile)',
+    );
+    expectRejected(
+      withRegistry("  localhost:5000:", "    insecureHttp: yes please"),
+      "8:19",
+      'registries["localhost:5000"].insecureHttp: expected true or false, got a string',
+    );
   });
 });
 

@@ -14,6 +14,7 @@ import {
   formatReference,
   isAirlockError,
   isDigest,
+  isRegistryHost,
   parseDigest,
   parseManifest,
   parsePlatform,
@@ -157,6 +158,21 @@ describe("parseReference", () => {
     const nested = `${at(100)}/${at(100)}/${at(54)}`;
     expect(nested).toHaveLength(256);
     expect(thrown(() => parseReference(nested)).code).toBe("REFERENCE_INVALID");
+  });
+
+  it("tells a registry host[:port] as a reference's first component would name one", () => {
+    for (const host of [
+      "localhost",
+      "localhost:5000",
+      "registry.example.com",
+      "127.0.0.1:5443",
+      "[::1]:5000",
+    ]) {
+      expect(isRegistryHost(host), host).toBe(true);
+    }
+    for (const value of ["hubble", "http://x.io", "x.io/team", "not a host", "x.io:port", ""]) {
+      expect(isRegistryHost(value), value).toBe(false);
+    }
   });
 
   it("formats back to the same string", () => {
