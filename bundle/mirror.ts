@@ -24,6 +24,8 @@ export interface MirrorImage {
   repository: string;
   tag: string;
   digest: Digest;
+  /** Manifests whose subject is the image or one of its platforms (signatures, SBOMs), copied along. */
+  referrers?: Digest[] | undefined;
 }
 
 /** Where mirrored content comes from: the store, or a bundle file read in place. */
@@ -117,7 +119,11 @@ export function storeSource(store: Store, options: { bundle?: Digest | undefined
         }));
   return {
     label: store.dataDir,
-    images: tags.map((tag) => ({ ref: `${tag.repository}:${tag.tag}`, ...tag })),
+    images: tags.map((tag) => ({
+      ref: `${tag.repository}:${tag.tag}`,
+      referrers: store.listReferrers(tag.repository, tag.digest).map((referrer) => referrer.digest),
+      ...tag,
+    })),
     manifest: (digest) => store.blobs.readSmall(digest, MAX_MANIFEST_BYTES),
     has: async (digest) => (await store.blobs.stat(digest)) !== undefined,
     blob: (descriptor, offset) =>
@@ -153,6 +159,7 @@ export async function bundleSource(paths: string[], publicKeyPath?: string): Pro
     images: head.metadata.images.map((image) => ({
       ref: image.ref,
       digest: image.digest,
+      referrers: image.referrers?.map((referrer) => referrer.digest),
       ...splitRef(image.ref),
     })),
     has: (digest) => entryOf(digest) !== undefined,
@@ -210,7 +217,7 @@ interface ImageTree {
   blobs: Descriptor[];
 }
 
-async function walk(source: MirrorSource, digest: Digest): Promise<ImageTree> {
+async function walk(source: MirrorSource, roots: Digest[]): Promise<ImageTree> {
   const tree: ImageTree = { manifests: [], blobs: [] };
   const seen = new Set<string>();
   const visit = async (at: Digest): Promise<void> => {
@@ -227,7 +234,7 @@ async function walk(source: MirrorSource, digest: Digest): Promise<ImageTree> {
     }
     tree.manifests.push({ digest: at, mediaType: parsed.mediaType, bytes });
   };
-  await visit(digest);
+  for (const root of roots) await visit(root);
   return tree;
 }
 
@@ -275,7 +282,7 @@ export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
     try {
       options.signal?.throwIfAborted();
       if ((await client.headManifest(repository, image.tag)) === image.digest) return result;
-      const tree = await walk(source, image.digest);
+      const tree = await walk(source, [image.digest, ...(image.referrers ?? [])]);
       const size = tree.blobs.reduce((sum, blob) => sum + blob.size, 0);
       bytesTotal += size;
       report(image.ref);
@@ -335,12 +342,13 @@ export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
         result.status = "missing";
         return result;
       }
-      for (const manifest of tree.manifests.slice(0, -1)) {
+      // Children and referrers by digest, the tag last: a tag that names the digest means all of it is there.
+      for (const manifest of tree.manifests.filter((m) => m.digest !== image.digest)) {
         if ((await client.headManifest(repository, manifest.digest)) !== manifest.digest) {
           await client.putManifest(repository, manifest.digest, manifest.bytes, manifest.mediaType);
         }
       }
-      const top = tree.manifests.at(-1)!;
+      const top = tree.manifests.find((m) => m.digest === image.digest)!;
       await client.putManifest(repository, image.tag, top.bytes, top.mediaType);
       result.status = "copied";
       return result;

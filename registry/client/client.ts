@@ -68,6 +68,8 @@ interface SendOptions {
   retry?: boolean;
   /** What the failure is about, for its message: an image or blob. */
   what: string;
+  /** No credentials: a redirect to another host must not carry the registry's. */
+  anonymous?: boolean;
 }
 
 export const MANIFEST_ACCEPT = [
@@ -81,6 +83,7 @@ const MONOLITHIC_MAX_BYTES = 16 * 1024 * 1024;
 const STREAM_HIGH_WATER_MARK = 4 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
 
+const REDIRECTS = [301, 302, 303, 307, 308];
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const RETRYABLE_ERRORS = new Set([
   "ECONNRESET",
@@ -253,13 +256,27 @@ export class RegistryClient {
     descriptor: Descriptor,
     onProgress?: (p: BlobProgress) => void,
   ): AsyncGenerator<Buffer> {
-    const response = await this.send({
+    const what = `${this.host}/${repository}@${descriptor.digest}`;
+    let response = await this.send({
       method: "GET",
       path: `/v2/${repository}/blobs/${descriptor.digest}`,
       scope: `repository:${repository}:pull`,
-      expect: [200],
-      what: `${this.host}/${repository}@${descriptor.digest}`,
+      expect: [200, ...REDIRECTS],
+      what,
     });
+    if (REDIRECTS.includes(response.statusCode)) {
+      // Registries on object storage send blobs from elsewhere: followed without the registry's credentials.
+      const location = this.location(response, what);
+      await response.body.dump();
+      response = await this.send({
+        method: "GET",
+        path: location,
+        scope: "",
+        expect: [200],
+        what,
+        anonymous: true,
+      });
+    }
     const digester = new Digester(parseDigest(descriptor.digest).algorithm);
     let held: Buffer | undefined;
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
@@ -551,7 +568,7 @@ export class RegistryClient {
     const url = options.path.startsWith("http") ? options.path : `${this.base}${options.path}`;
     let authorizedOnce = false;
     for (let attempt = 0; ; attempt++) {
-      const authorization = await this.authorization(options.scope);
+      const authorization = options.anonymous === true ? undefined : await this.authorization(options.scope);
       const headers = {
         ...options.headers,
         ...(authorization === undefined ? {} : { Authorization: authorization }),
@@ -572,7 +589,7 @@ export class RegistryClient {
         continue;
       }
       if (options.expect.includes(response.statusCode)) return response;
-      if (response.statusCode === 401 && !authorizedOnce) {
+      if (response.statusCode === 401 && !authorizedOnce && options.anonymous !== true) {
         await response.body.dump();
         const challenge = parseChallenge(String(response.headers["www-authenticate"] ?? ""));
         if (challenge === undefined) throw await this.refused(options, response);

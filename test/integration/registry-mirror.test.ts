@@ -18,6 +18,7 @@ import {
   type MirrorResult,
 } from "../../bundle/index.js";
 import { RegistryClient } from "../../registry/client/index.js";
+import { EMPTY_JSON, MediaType, digestOf } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import {
   Authenticator,
@@ -184,11 +185,42 @@ describe("mirror the store into Airlock's own registry", () => {
     const client = new RegistryClient({ host, insecureHttp: true, credentials: CREDS });
     try {
       await importBundle(store, [bundle]);
+      // A signature that refers to the agent image travels with it.
+      const subject = metadata.images.find((image) => image.ref === "hubble/agent:4.5.0")!;
+      const empty = {
+        mediaType: MediaType.OciEmpty,
+        digest: digestOf(EMPTY_JSON),
+        size: EMPTY_JSON.byteLength,
+      };
+      await store.blobs.put([EMPTY_JSON], { digest: empty.digest });
+      const signature = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciManifest,
+          artifactType: "application/vnd.example.signature",
+          config: empty,
+          layers: [empty],
+          subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+        }),
+      );
+      await store.blobs.put([signature], { digest: digestOf(signature) });
+      store.putManifest({
+        repository: "hubble/agent",
+        digest: digestOf(signature),
+        mediaType: MediaType.OciManifest,
+        size: signature.byteLength,
+        subject: subject.digest,
+        artifactType: "application/vnd.example.signature",
+      });
+
       const result = await mirror({ source: storeSource(store), client, prefix: "" });
       expect(result.failed).toBe(0);
       for (const image of metadata.images) {
         expect(targetStore.resolveTag(...(image.ref.split(":") as [string, string]))).toBe(image.digest);
       }
+      expect((await client.referrers("hubble/agent", subject.digest)).map((r) => r.digest)).toEqual([
+        digestOf(signature),
+      ]);
       expect((await targetStore.fsck()).ok).toBe(true);
     } finally {
       store.close();
