@@ -4,7 +4,7 @@
  * bytes and then resets both sides. Used to show that a client finishes its job through such faults.
  */
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
-import { createServer, connect, type Socket } from "node:net";
+import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
 
 export interface FaultProxy {
   host: string;
@@ -80,17 +80,9 @@ export async function startFaultProxy(options: {
     upstream.on("drain", () => client.resume());
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address() as { port: number };
-  return {
-    host: `127.0.0.1:${address.port}`,
-    stats,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listening(server, stats, () => {
+    for (const socket of sockets) socket.destroy();
+  });
 }
 
 /**
@@ -126,14 +118,22 @@ export async function startPickyProxy(target: string, refusedMediaType: string):
     req.pipe(upstream);
   });
   server.on("connection", () => stats.connections++);
+  return listening(server, stats, () => server.closeAllConnections());
+}
+
+/** Listens on a free loopback port; `close` cuts what is open, then stops the server. */
+async function listening(
+  server: NetServer,
+  stats: FaultProxy["stats"],
+  cut: () => void,
+): Promise<FaultProxy> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address() as { port: number };
   return {
-    host: `127.0.0.1:${address.port}`,
+    host: `127.0.0.1:${(server.address() as { port: number }).port}`,
     stats,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
+        cut();
         server.close(() => resolve());
       }),
   };

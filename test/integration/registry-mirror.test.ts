@@ -232,21 +232,22 @@ describe("mirror the store into Airlock's own registry", () => {
 describe("airlock registry mirror (the CLI)", () => {
   it("writes mirror-map.json, registries.yaml and hosts.toml; a dry run against a full target finds nothing to send", async () => {
     const out = await fx.dir("mirror-cli");
-    const result = await runCli([
-      "--json",
-      "registry",
-      "mirror",
-      "--to",
-      `${site.host}/cli`,
-      "--bundle",
-      bundle,
-      "--creds",
-      `${CREDS.username}:${CREDS.password}`,
-      "--ca-file",
-      ca,
-      "--output-dir",
-      out,
-    ]);
+    const mirrorToSite = (...flags: string[]) =>
+      runCli([
+        "--json",
+        "registry",
+        "mirror",
+        "--to",
+        `${site.host}/cli`,
+        "--bundle",
+        bundle,
+        "--creds",
+        `${CREDS.username}:${CREDS.password}`,
+        "--ca-file",
+        ca,
+        ...flags,
+      ]);
+    const result = await mirrorToSite("--output-dir", out);
     expect(result.code, result.stderr).toBe(0);
     const map = JSON.parse(await readFile(join(out, "mirror-map.json"), "utf8")) as Record<string, string>;
     for (const image of metadata.images) {
@@ -259,20 +260,7 @@ describe("airlock registry mirror (the CLI)", () => {
     expect(hosts).toContain(`[host."https://${site.host}/v2/cli"]`);
     expect(hosts).toContain("override_path = true");
 
-    const dry = await runCli([
-      "--json",
-      "registry",
-      "mirror",
-      "--to",
-      `${site.host}/cli`,
-      "--bundle",
-      bundle,
-      "--creds",
-      `${CREDS.username}:${CREDS.password}`,
-      "--ca-file",
-      ca,
-      "--dry-run",
-    ]);
+    const dry = await mirrorToSite("--dry-run");
     expect(dry.code, dry.stderr).toBe(0);
     const plan = JSON.parse(dry.stdout.toString()) as { bytes: number; images: { status: string }[] };
     expect(plan.bytes).toBe(0);
