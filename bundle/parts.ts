@@ -1,10 +1,8 @@
-import { createReadStream } from "node:fs";
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { Readable } from "node:stream";
 import { basename, dirname, join } from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { AirlockError, errnoCode } from "../registry/oci/index.js";
-import { STREAM_CHUNK_BYTES, readChunks, writeFully } from "../registry/store/index.js";
+import { readChunks, writeFully } from "../registry/store/index.js";
 
 /**
  * A bundle on disk is one tar, or byte-range parts of it (`X.001`, `X.002`, …) that `cat` joins,
@@ -299,7 +297,7 @@ export async function partMatches(part: BundleInput["parts"][number]): Promise<b
 }
 
 /** Bytes of the joined bundle at `position`: reads cross part boundaries as `cat` would join them. */
-function partSpans(
+export function partSpans(
   input: BundleInput,
   position: number,
   length: number,
@@ -315,48 +313,28 @@ function partSpans(
   return spans;
 }
 
-/** Random access to a bundle's bytes, for readers that index it once and then read entries (mirror). */
-export function bundleReader(input: BundleInput): {
-  readAt(position: number, length: number): Promise<Uint8Array>;
-  /** `length` bytes from `position` as a stream of fresh buffers (safe to hand to a socket). */
-  stream(position: number, length: number): Readable;
-} {
-  return {
-    async readAt(position, length) {
-      const out = Buffer.alloc(length);
-      let filled = 0;
-      for (const span of partSpans(input, position, length)) {
-        const handle = await open(span.path, "r");
-        try {
-          const { bytesRead } = await handle.read(out, filled, span.length, span.start);
-          filled += bytesRead;
-        } finally {
-          await handle.close();
-        }
-      }
-      if (filled !== length) {
-        throw new AirlockError("BUNDLE_TRUNCATED", `the bundle ends before byte ${position + length}`, {
-          where: input.label,
-          hint: "copy the bundle (every part) again",
-        });
-      }
-      return out;
-    },
-    stream(position, length) {
-      const spans = partSpans(input, position, length);
-      return Readable.from(
-        (async function* () {
-          for (const span of spans) {
-            if (span.length === 0) continue;
-            yield* createReadStream(span.path, {
-              start: span.start,
-              end: span.start + span.length - 1,
-              highWaterMark: STREAM_CHUNK_BYTES,
-            }) as AsyncIterable<Buffer>;
-          }
-        })(),
-        { objectMode: false, highWaterMark: STREAM_CHUNK_BYTES },
-      );
-    },
-  };
+/** `length` bytes of the joined bundle at `position`, for readers that index it and then read entries (mirror). */
+export async function readBundleAt(
+  input: BundleInput,
+  position: number,
+  length: number,
+): Promise<Uint8Array> {
+  const out = Buffer.alloc(length);
+  let filled = 0;
+  for (const span of partSpans(input, position, length)) {
+    const handle = await open(span.path, "r");
+    try {
+      const { bytesRead } = await handle.read(out, filled, span.length, span.start);
+      filled += bytesRead;
+    } finally {
+      await handle.close();
+    }
+  }
+  if (filled !== length) {
+    throw new AirlockError("BUNDLE_TRUNCATED", `the bundle ends before byte ${position + length}`, {
+      where: input.label,
+      hint: "copy the bundle (every part) again",
+    });
+  }
+  return out;
 }

@@ -41,8 +41,12 @@ export interface BlobProgress {
   total: number;
 }
 
-/** A blob's bytes from `offset` on, for an upload and for each resumption of it. */
-export type BlobBody = (offset: number) => Readable | Uint8Array;
+/**
+ * A blob's bytes from `offset` on, for an upload and for each resumption of it. An async iterable goes
+ * to the socket as it is: the next chunk is asked for only once the socket took the previous one, so
+ * a source may reuse its buffers (bundle/mirror.ts's ring).
+ */
+export type BlobBody = (offset: number) => Readable | Uint8Array | AsyncIterable<Uint8Array>;
 
 export type PushOutcome = "present" | "mounted" | "uploaded";
 
@@ -61,7 +65,7 @@ interface SendOptions {
   scope: Scope;
   headers?: Record<string, string>;
   /** Called for each attempt: a retry needs the body afresh. */
-  body?: (() => Readable | Uint8Array | undefined) | undefined;
+  body?: (() => Readable | Uint8Array | AsyncIterable<Uint8Array> | undefined) | undefined;
   /** Statuses the caller handles; anything else is an error. */
   expect: number[];
   /** Off for requests whose body cannot be sent again as it was (a resumed PATCH decides itself). */
@@ -102,6 +106,17 @@ function errorCode(error: unknown): string {
   const own = (error as { code?: unknown }).code;
   const cause = (error as { cause?: { code?: unknown } }).cause?.code;
   return typeof own === "string" ? own : typeof cause === "string" ? cause : "";
+}
+
+/** Counts an iterable body's bytes for progress, passing each chunk on untouched and unbuffered. */
+async function* countingChunks(
+  source: AsyncIterable<Uint8Array>,
+  onBytes: (n: number) => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    yield chunk;
+    onBytes(chunk.byteLength);
+  }
 }
 
 /** Counts bytes on their way out, for progress, without holding any. */
@@ -389,7 +404,8 @@ export class RegistryClient {
     for (let attempt = 0; offset < size; attempt++) {
       let sent = offset;
       const source = body(offset);
-      const stream = source instanceof Readable ? source : Readable.from([source]);
+      const iterable = !(source instanceof Readable) && Symbol.asyncIterator in source;
+      const stream = iterable ? undefined : source instanceof Readable ? source : Readable.from([source]);
       try {
         const response = await this.send({
           method: "PATCH",
@@ -400,7 +416,10 @@ export class RegistryClient {
             "Content-Range": `${offset}-${size - 1}`,
             "Content-Length": String(size - offset),
           },
-          body: () => counting(stream, (n) => progress((sent += n))),
+          body: () =>
+            stream === undefined
+              ? countingChunks(source as AsyncIterable<Uint8Array>, (n) => progress((sent += n)))
+              : counting(stream, (n) => progress((sent += n))),
           expect: [202],
           retry: false,
           what,
@@ -409,7 +428,8 @@ export class RegistryClient {
         location = this.location(response, what);
         offset = size;
       } catch (error) {
-        stream.destroy();
+        if (stream === undefined) await (source as AsyncGenerator<Uint8Array>).return?.(undefined);
+        else stream.destroy();
         if (!this.retryable(error) || attempt >= this.retries) throw error;
         await this.backoff(attempt, undefined);
         const status = await this.send({ method: "GET", path: location, scope, expect: [204], what });
@@ -530,11 +550,20 @@ export class RegistryClient {
     method: Dispatcher.HttpMethod,
     url: string,
     headers: Record<string, string>,
-    body: Readable | Uint8Array | undefined,
+    body: Readable | Uint8Array | AsyncIterable<Uint8Array> | undefined,
     where: string,
   ): Promise<Dispatcher.ResponseData> {
     try {
-      return await request(url, { method, headers, body, dispatcher: this.dispatcher, signal: this.signal });
+      // undici writes an async-iterable body chunk by chunk, awaiting 'drain' after any write the socket
+      // did not take whole (client-h1 writeIterable), though its types list only streams and buffers.
+      const payload = body as Dispatcher.DispatchOptions["body"];
+      return await request(url, {
+        method,
+        headers,
+        body: payload,
+        dispatcher: this.dispatcher,
+        signal: this.signal,
+      });
     } catch (error) {
       if (this.signal?.aborted === true) throw error;
       const code = errorCode(error);

@@ -133,6 +133,29 @@ describe("mirror a bundle file into docker-registry (TLS, htpasswd)", () => {
     }
   });
 
+  it("reads a split bundle in place across its parts, blobs that straddle two parts included", async () => {
+    const split = join(await fx.dir("split"), "mgmt.airlock.tar");
+    await buildBundle({ specFile: fx.spec, output: split, splitSize: 3 * MiB });
+    const client = await siteClient();
+    try {
+      const result = await mirror({
+        source: await bundleSource([`${split}.parts.json`]),
+        client,
+        prefix: "split",
+      });
+      expect(result.failed).toBe(0);
+      expect(result.images.map((image) => image.digest)).toEqual(
+        metadata.images.map((image) => image.digest),
+      );
+      const creds = ["--cert-dir", trustDir, "--creds", `${CREDS.username}:${CREDS.password}`];
+      for (const image of metadata.images) {
+        expect(await skopeoDigest(site.host, `split/${image.ref}`, creds), image.ref).toBe(image.digest);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
   it("pulls back byte-identical: skopeo copies a mirrored multi-arch image with --all", async () => {
     const ref = metadata.images.find((image) => image.platforms.length > 1)!.ref;
     const out = await fx.dir("pulled");
