@@ -1,8 +1,12 @@
 // Shared helpers of the benchmarks in bench/: sizes, timing with peak RSS, alternating paired runs, tables.
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { clearTimeout, setTimeout } from "node:timers";
 import { $ } from "zx";
 
 export const KiB = 1024;
@@ -77,20 +81,30 @@ export async function requireTools(tools) {
 
 /**
  * Runs argv (an array: program and arguments, no shell) under GNU time; returns wall milliseconds
- * measured here and the peak RSS (KiB) of the process, or of its largest descendant for a shell.
+ * measured here, the peak RSS (KiB) of the process, or of its largest descendant for a shell, and the
+ * CPU seconds (user + system) of the process and the descendants it waited for.
  */
 export async function timeCommand(argv, { rssFile, cwd } = {}) {
   const rssOut = rssFile ?? path.join(os.tmpdir(), `bench-rss-${process.pid}`);
   const started = performance.now();
-  const result = await $({ quiet: true, nothrow: true, cwd })`${TIME_BIN} -f %M -o ${rssOut} ${argv}`;
+  const result = await $({
+    quiet: true,
+    nothrow: true,
+    cwd,
+  })`${TIME_BIN} -f ${"%M %U %S"} -o ${rssOut} ${argv}`;
   const ms = performance.now() - started;
   if (result.exitCode !== 0) {
     throw new Error(
       `command failed (exit ${result.exitCode}): ${argv.join(" ")}\n${result.stderr.trim()}\n${result.stdout.trim()}`,
     );
   }
-  const rssText = (await fs.readFile(rssOut, "utf8")).trim().split("\n").pop();
-  return { ms, rssKiB: Number(rssText), stdout: result.stdout };
+  const [rss, user, system] = (await fs.readFile(rssOut, "utf8"))
+    .trim()
+    .split("\n")
+    .pop()
+    .split(" ")
+    .map(Number);
+  return { ms, rssKiB: rss, cpuS: user + system, stdout: result.stdout };
 }
 
 /** Flushes dirty pages of every file system, so a timed run never pays for the writeback of the one before. */
@@ -139,6 +153,8 @@ export async function measureGroup(commands, { runs = 3, log = () => {}, afterWa
       medianMs: median(runsOf.map((r) => r.ms)),
       medianRssKiB: median(runsOf.map((r) => r.rssKiB)),
       maxRssKiB: Math.max(...runsOf.map((r) => r.rssKiB)),
+      cpuS: runsOf.map((r) => Number(r.cpuS.toFixed(2))),
+      medianCpuS: median(runsOf.map((r) => r.cpuS)),
       ...(command.after === undefined ? {} : { extra: runsOf.map((r) => r.extra) }),
     };
   }
@@ -249,3 +265,205 @@ export function integerOption(value, flag, min = 1) {
   }
   return number;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Servers a benchmark starts: tracked by PID, stopped by PID (also on failure or Ctrl-C: stopAllServers).
+
+// Node's global fetch (undici inside): the benchmarks only poll and read manifests with it.
+const { fetch } = globalThis;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every server started by spawnServer and not seen to exit yet: { name, child, pid, logFile }. */
+const servers = [];
+
+export const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+
+export function waitForExit(child, ms) {
+  if (exited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** The last 10 lines of a server's log. */
+export async function logTail(file) {
+  const text = await fs.readFile(file, "utf8").catch(() => "");
+  return text.trim().split("\n").slice(-10).join("\n");
+}
+
+/** A free TCP port on 127.0.0.1 (for a server that cannot be told to pick one itself). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a server process, its stderr (and stdout unless "pipe") appended to `logFile`; tracked until stopped. */
+export function spawnServer(name, command, args, logFile, { stdout = "log", cwd } = {}) {
+  const fd = openSync(logFile, "a");
+  try {
+    const child = spawn(command, args, { stdio: ["ignore", stdout === "pipe" ? "pipe" : fd, fd], cwd });
+    if (child.pid === undefined) throw new Error(`cannot start ${name}: ${command} did not spawn`);
+    const server = { name, child, pid: child.pid, logFile };
+    servers.push(server);
+    child.on("error", () => {});
+    return server;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * SIGTERM to the server's PID (it drains and exits), SIGKILL to the same PID if it is still there after
+ * 15 s; a server seen to exit leaves the list.
+ */
+export async function stopServer(server) {
+  if (!exited(server.child)) {
+    process.kill(server.pid, "SIGTERM");
+    if (!(await waitForExit(server.child, 15_000))) {
+      process.stderr.write(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL\n`);
+      process.kill(server.pid, "SIGKILL");
+      if (!(await waitForExit(server.child, 5_000))) return;
+    }
+  }
+  const at = servers.indexOf(server);
+  if (at >= 0) servers.splice(at, 1);
+}
+
+/** Stops every server still tracked, each by its PID. */
+export async function stopAllServers() {
+  await Promise.all([...servers].map((server) => stopServer(server).catch(() => {})));
+}
+
+/** Polls GET /v2/ over plain HTTP (with `headers`, e.g. credentials) until it answers 200. */
+export async function waitForRegistry(server, base, { headers = {}, ms = 20_000 } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (exited(server.child)) {
+      throw new Error(
+        `${server.name} exited (${server.child.exitCode ?? server.child.signalCode}):\n${await logTail(server.logFile)}`,
+      );
+    }
+    const status = await fetch(`${base}/v2/`, { headers }).then(
+      (r) => r.arrayBuffer().then(() => r.status),
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline)
+      throw new Error(`${server.name} did not answer ${base}/v2/ within ${ms / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Debian's docker-registry (CNCF distribution): `serve DIR/<name>.yml` on 127.0.0.1:<port> (a free one
+ * unless given), storage under `root`, log in DIR/<name>.log; with `htpasswd`, basic auth from that file
+ * (every request then needs credentials: `headers` are what the readiness poll sends).
+ */
+export async function startDockerRegistry(
+  root,
+  { dir, name = "docker-registry", port, htpasswd, headers = {} },
+) {
+  const listenPort = port ?? (await freePort());
+  const config = path.join(dir, `${name}.yml`);
+  // Debian's shipped config minus the health check (and minus auth unless asked), access log off.
+  await fs.writeFile(
+    config,
+    [
+      "version: 0.1",
+      "log:",
+      "  level: error",
+      "  accesslog:",
+      "    disabled: true",
+      "storage:",
+      "  cache:",
+      "    blobdescriptor: inmemory",
+      "  filesystem:",
+      `    rootdirectory: ${JSON.stringify(root)}`,
+      "  delete:",
+      "    enabled: true",
+      "http:",
+      `  addr: 127.0.0.1:${listenPort}`,
+      ...(htpasswd === undefined
+        ? []
+        : ["auth:", "  htpasswd:", "    realm: bench-registry", `    path: ${JSON.stringify(htpasswd)}`]),
+      "",
+    ].join("\n"),
+  );
+  const server = spawnServer(name, "docker-registry", ["serve", config], path.join(dir, `${name}.log`), {
+    cwd: dir,
+  });
+  server.url = `http://127.0.0.1:${listenPort}`;
+  server.host = `127.0.0.1:${listenPort}`;
+  await waitForRegistry(server, server.url, { headers });
+  return server;
+}
+
+export const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+/**
+ * What a registry serves for `images` (refs "repository:tag", looked up as `<prefix>/repository`), over
+ * plain HTTP with `headers`: each tag's digest, every blob (config and layer) once ({ repo, digest, size },
+ * repo the first that references it, sorted by digest), every (repository, blob) pair the manifests
+ * reference, and the manifests' count and bytes.
+ */
+export async function walkRegistry(base, images, { prefix = "", headers = {} } = {}) {
+  const tags = {};
+  const blobs = new Map();
+  const pairs = new Map();
+  let manifestBytes = 0;
+  const seen = new Set();
+  const walk = async (repo, reference) => {
+    const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
+      headers: { ...headers, accept: MANIFEST_ACCEPT },
+    });
+    const body = Buffer.from(await response.arrayBuffer());
+    if (response.status !== 200)
+      throw new Error(`GET ${base}/v2/${repo}/manifests/${reference}: ${response.status}`);
+    const digest = response.headers.get("docker-content-digest");
+    if (!seen.has(digest)) manifestBytes += body.length;
+    seen.add(digest);
+    const manifest = JSON.parse(body.toString("utf8"));
+    if (Array.isArray(manifest.manifests)) {
+      for (const child of manifest.manifests) await walk(repo, child.digest);
+    } else {
+      for (const blob of [manifest.config, ...manifest.layers]) {
+        if (!blobs.has(blob.digest)) blobs.set(blob.digest, { repo, digest: blob.digest, size: blob.size });
+        pairs.set(`${repo}@${blob.digest}`, { repo, digest: blob.digest, size: blob.size });
+      }
+    }
+    return digest;
+  };
+  for (const ref of images) {
+    const colon = ref.lastIndexOf(":");
+    const repo = prefix === "" ? ref.slice(0, colon) : `${prefix}/${ref.slice(0, colon)}`;
+    tags[ref] = await walk(repo, ref.slice(colon + 1));
+  }
+  const list = [...blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest));
+  return {
+    tags,
+    blobs: list,
+    pairs: [...pairs.values()],
+    blobBytes: list.reduce((sum, b) => sum + b.size, 0),
+    manifestBytes,
+    manifestCount: seen.size,
+  };
+}
+
+/** One line per blob, "digest size", in digest order: equal for two walks that found the same blobs. */
+export const blobKey = (walked) => walked.blobs.map((b) => `${b.digest} ${b.size}`).join("\n");

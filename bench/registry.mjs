@@ -15,14 +15,23 @@
 //   32 pulls  --clients curl processes at once, each downloading every blob of the set over one
 //             keep-alive connection (bodies discarded, status and byte count of each checked), from each
 //             registry over plain HTTP: aggregate throughput, and each server's peak RSS
-//   push      not measured yet: the next step of this bench (issue 4); `registry serve` pushes need --auth and --push-user
+//   push      skopeo copy --all --preserve-digests oci-archive:BUNDLE:<ref> docker://HOST/<ref> of the 3 images
+//             with --dest-creds, into an EMPTY registry every run: a fresh Airlock data dir (registry serve
+//             --insecure-http --auth htpasswd:FILE --push-user bench, nothing imported) and a fresh
+//             docker-registry storage root (auth: htpasswd with the same bcrypt file), both plain HTTP.
+//             Each server is started before its run and stopped after it (both untimed); after every
+//             push the pushed tags' digests and blobs are checked against the fixtures. The untimed
+//             warm-up push runs skopeo --debug to count the requests, and each server is then timed on
+//             authenticated and unauthenticated GET /v2/ to give the bcrypt cost per request.
+//             skopeo unpacks the whole bundle into TMPDIR for every oci-archive: copy; both sides pay it.
 // Server peak RSS is the kernel's VmHWM of the server process, reset (clear_refs 5) before every run,
 // so it is the peak of that run; server CPU is its user+system time during the run.
 // Page cache: both servers' storage is read once before timing, then every command runs once untimed
 // (the 32-pull step warms up with 4 clients), then --runs timed rounds in alternating order; `sync`
-// before every run (untimed). Medians are reported. It is a measurement, not a test: it exits 0 when a
-// target is missed, 1 only when a command fails. Every server it starts is stopped by its PID at the
-// end, also on failure or Ctrl-C. Results go to .bench/registry-results.json.
+// before every run (untimed; for push, after the previous store was removed and the server started).
+// Medians are reported. It is a measurement, not a test: it exits 0 when a target is missed, 1 only
+// when a command fails. Every server it starts is stopped by its PID at the end, also on failure or
+// Ctrl-C. Results go to .bench/registry-results.json.
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import fs from "node:fs/promises";
@@ -69,19 +78,24 @@ const TARGETS = {
   pull: 1.0, // docker-registry time / airlock time ≥ 1.0
   concurrent: 1.0, // airlock throughput / docker-registry throughput ≥ 1.0
   rssMiB: 200, // airlock peak RSS during the concurrent pulls < 200 MiB
-  push: 1.0, // docker-registry time / airlock time ≥ 1.0 (once push exists)
+  push: 1.0, // docker-registry time / airlock time ≥ 1.0
 };
 
-const PUSH_NOTE =
-  "push: not measured yet — the next step of this bench (issue 4): `registry serve` takes pushes with --auth and --push-user";
+// The push account: in one htpasswd file (bcrypt, `htpasswd -B`'s default cost) both servers read.
+const PUSH_USER = "bench";
+const PUSH_PASSWORD = "benchpass";
+const PUSH_AUTHORIZATION = `Basic ${Buffer.from(`${PUSH_USER}:${PUSH_PASSWORD}`).toString("base64")}`;
+// GET /v2/ requests per server, with and without credentials, to price one bcrypt check.
+const AUTH_PROBE_REQUESTS = 200;
 
 const USAGE = `usage: node bench/registry.mjs [--size 1.25GiB] [--seed 42] [--runs 3] [--clients 32] [--keep] [--cpu-prof]
   --size      the generated image set; the 3 images of 4.5.0 take about 0.9 of it (1.25GiB → a 1.1 GiB bundle)
   --seed      fixture seed
   --runs      timed runs per command (median reported); each after one untimed warm-up run
   --clients   concurrent clients of the concurrent-pull step
-  --keep      keep the work files (bundle, data dir, docker-registry storage, pulls) under .bench/registry-work
-  --cpu-prof  run the Airlock HTTP server under node --cpu-prof (profile in .bench/registry-prof; slows it)`;
+  --keep      keep the work files (bundle, data dirs, docker-registry storage, pulls, last pushes) under .bench/registry-work
+  --cpu-prof  run the Airlock HTTP servers (pull, and every push server) under node --cpu-prof
+              (profiles in .bench/registry-prof, one per server process; slows them)`;
 
 function options() {
   const { values } = parseArgs({
@@ -137,14 +151,21 @@ function waitForExit(child, ms) {
   });
 }
 
-/** SIGTERM to the server's PID (it drains and exits), SIGKILL to the same PID if it is still there after 15 s. */
+/**
+ * SIGTERM to the server's PID (it drains and exits), SIGKILL to the same PID if it is still there after
+ * 15 s; a server seen to exit leaves the list (the push step starts one per run).
+ */
 async function stopServer(server) {
-  if (exited(server.child)) return;
-  process.kill(server.pid, "SIGTERM");
-  if (await waitForExit(server.child, 15_000)) return;
-  log(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL`);
-  process.kill(server.pid, "SIGKILL");
-  await waitForExit(server.child, 5_000);
+  if (!exited(server.child)) {
+    process.kill(server.pid, "SIGTERM");
+    if (!(await waitForExit(server.child, 15_000))) {
+      log(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL`);
+      process.kill(server.pid, "SIGKILL");
+      if (!(await waitForExit(server.child, 5_000))) return;
+    }
+  }
+  const at = servers.indexOf(server);
+  if (at >= 0) servers.splice(at, 1);
 }
 
 async function stopAll() {
@@ -185,8 +206,8 @@ function freePort() {
   });
 }
 
-/** Polls GET /v2/ over plain HTTP until it answers 200. */
-async function waitForRegistry(server, base, ms = 20_000) {
+/** Polls GET /v2/ over plain HTTP (with `headers`, e.g. credentials) until it answers 200. */
+async function waitForRegistry(server, base, { headers = {}, ms = 20_000 } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     if (exited(server.child)) {
@@ -194,7 +215,7 @@ async function waitForRegistry(server, base, ms = 20_000) {
         `${server.name} exited (${server.child.exitCode ?? server.child.signalCode}):\n${await logTail(server.logFile)}`,
       );
     }
-    const status = await fetch(`${base}/v2/`).then(
+    const status = await fetch(`${base}/v2/`, { headers }).then(
       (r) => r.arrayBuffer().then(() => r.status),
       () => 0,
     );
@@ -214,10 +235,17 @@ async function anonymousPullFlags(cli) {
   return help.includes("--anonymous-pull") ? ["--anonymous-pull"] : [];
 }
 
-/** `airlock registry serve` on 127.0.0.1, a free port; resolves once it printed its URL ({"url": …} with --json). */
-async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [] }) {
+/**
+ * `airlock registry serve` on 127.0.0.1 (a free port unless `port` is given); resolves once it printed
+ * its URL ({"url": …} with --json). With `htpasswd`: basic auth from that file, PUSH_USER may push, and
+ * nobody pulls without credentials; without it: anonymous pulls, no pushes.
+ */
+async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [], port = 0, htpasswd }) {
   const logFile = path.join(WORK, `${name}.log`);
-  const pullFlags = await anonymousPullFlags(cli);
+  const accessFlags =
+    htpasswd === undefined
+      ? await anonymousPullFlags(cli)
+      : ["--auth", `htpasswd:${htpasswd}`, "--push-user", PUSH_USER];
   const server = spawnServer(
     name,
     process.execPath,
@@ -231,8 +259,8 @@ async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [] }) {
       "registry",
       "serve",
       "--listen",
-      "127.0.0.1:0",
-      ...pullFlags,
+      `127.0.0.1:${port}`,
+      ...accessFlags,
       ...(tls === undefined ? ["--insecure-http"] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
     ],
     logFile,
@@ -264,15 +292,23 @@ async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [] }) {
   server.child.stdout.resume();
   server.url = url;
   server.host = new URL(url).host;
-  if (tls === undefined) await waitForRegistry(server, url);
+  if (tls === undefined) {
+    await waitForRegistry(server, url, {
+      headers: htpasswd === undefined ? {} : { authorization: PUSH_AUTHORIZATION },
+    });
+  }
   return server;
 }
 
-/** docker-registry serve config.yml on 127.0.0.1:<free port>, storage under `root`. */
-async function startDockerRegistry(root) {
-  const port = await freePort();
-  const config = path.join(WORK, "docker-registry.yml");
-  // Debian's shipped config minus auth and the health check, access log off (Airlock logs no request either).
+/**
+ * docker-registry serve <name>.yml on 127.0.0.1:<port> (a free one unless given), storage under `root`;
+ * with `htpasswd`, its basic auth from that file (every request, pull or push, needs credentials).
+ */
+async function startDockerRegistry(root, { name = "docker-registry", port, htpasswd } = {}) {
+  const listenPort = port ?? (await freePort());
+  const config = path.join(WORK, `${name}.yml`);
+  // Debian's shipped config minus the health check (and minus auth unless asked), access log off
+  // (Airlock logs no request either).
   await fs.writeFile(
     config,
     [
@@ -289,19 +325,19 @@ async function startDockerRegistry(root) {
       "  delete:",
       "    enabled: true",
       "http:",
-      `  addr: 127.0.0.1:${port}`,
+      `  addr: 127.0.0.1:${listenPort}`,
+      ...(htpasswd === undefined
+        ? []
+        : ["auth:", "  htpasswd:", "    realm: bench-registry", `    path: ${JSON.stringify(htpasswd)}`]),
       "",
     ].join("\n"),
   );
-  const server = spawnServer(
-    "docker-registry",
-    "docker-registry",
-    ["serve", config],
-    path.join(WORK, "docker-registry.log"),
-  );
-  server.url = `http://127.0.0.1:${port}`;
-  server.host = `127.0.0.1:${port}`;
-  await waitForRegistry(server, server.url);
+  const server = spawnServer(name, "docker-registry", ["serve", config], path.join(WORK, `${name}.log`));
+  server.url = `http://127.0.0.1:${listenPort}`;
+  server.host = `127.0.0.1:${listenPort}`;
+  await waitForRegistry(server, server.url, {
+    headers: htpasswd === undefined ? {} : { authorization: PUSH_AUTHORIZATION },
+  });
   return server;
 }
 
@@ -326,15 +362,18 @@ const MANIFEST_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
 ].join(", ");
 
-/** The tags' digests and every blob (config and layer) of IMAGES as one registry serves them, over plain HTTP. */
-async function walkRegistry(base) {
+/**
+ * The tags' digests and every blob (config and layer) of IMAGES as one registry serves them, over plain
+ * HTTP (with `headers`, e.g. credentials).
+ */
+async function walkRegistry(base, headers = {}) {
   const tags = {};
   const blobs = new Map();
   let manifestBytes = 0;
   const seen = new Set();
   const walk = async (repo, reference) => {
     const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
-      headers: { accept: MANIFEST_ACCEPT },
+      headers: { ...headers, accept: MANIFEST_ACCEPT },
     });
     const body = Buffer.from(await response.arrayBuffer());
     if (response.status !== 200)
@@ -377,8 +416,8 @@ async function checkSameContent(airlock, peer, fixtures) {
         throw new Error(`${name} serves ${ref} as ${seen.tags[ref]}, the fixtures have ${want}`);
     }
   }
-  const key = (walked) => walked.blobs.map((b) => `${b.digest} ${b.size}`).join("\n");
-  if (key(airlock) !== key(peer)) throw new Error("airlock and docker-registry serve different blob sets");
+  if (blobKey(airlock) !== blobKey(peer))
+    throw new Error("airlock and docker-registry serve different blob sets");
 }
 
 /** Reads every file under `dir` once, so the timed runs find it in the page cache. */
@@ -545,6 +584,141 @@ async function benchConcurrent(targets, opts, content) {
   );
 }
 
+// skopeo copy of every ref from the bundle into one registry, with the push account; skopeo's stderr (all
+// of it with --debug) goes to a file, shown when a copy fails. TMPDIR is where skopeo unpacks the archive.
+const PUSH_SCRIPT = `set -e
+host=$1 creds=$2 archive=$3 errors=$4 debug=$5
+shift 5
+for ref in "$@"; do
+  skopeo $debug --insecure-policy copy --quiet --all --preserve-digests --dest-tls-verify=false \\
+    --dest-creds "$creds" "oci-archive:$archive:$ref" "docker://$host/$ref" 2>>"$errors" ||
+    { tail -n 20 "$errors" >&2; exit 1; }
+done`;
+
+const blobKey = (walked) => walked.blobs.map((b) => `${b.digest} ${b.size}`).join("\n");
+
+/** What a push left in `server`: the tags at the fixtures' digests, and the blob set both registries served. */
+async function checkPushed(server, fixtures, content) {
+  const walked = await walkRegistry(server.url, { authorization: PUSH_AUTHORIZATION });
+  for (const ref of IMAGES) {
+    const want = fixtures.images[ref].digest;
+    if (walked.tags[ref] !== want)
+      throw new Error(`${server.name}: pushed ${ref} is ${walked.tags[ref]}, the fixtures have ${want}`);
+  }
+  if (blobKey(walked) !== blobKey(content))
+    throw new Error(`${server.name}: the pushed blobs differ from the set both registries served`);
+}
+
+/**
+ * Requests skopeo sent to `host`, from its --debug log (a line `msg="METHOD http://host/…"` each), and
+ * how many of them were the `GET /v2/` pings it sends without credentials (one per copy).
+ */
+async function countRequests(file, host) {
+  const text = await fs.readFile(file, "utf8");
+  let requests = 0;
+  let pings = 0;
+  for (const match of text.matchAll(/msg="([A-Z]+) (http:\/\/[^\s"]+)/g)) {
+    const url = new URL(match[2]);
+    if (url.host !== host) continue;
+    requests++;
+    if (match[1] === "GET" && url.pathname === "/v2/") pings++;
+  }
+  if (requests === 0) throw new Error(`no request to ${host} in skopeo's --debug log ${file}`);
+  return { requests, authenticated: requests - pings };
+}
+
+/**
+ * The server CPU of `n` GET /v2/ on one keep-alive connection with the push account's credentials and
+ * of `n` without (answered 401 before any password check): their difference per request is what one
+ * bcrypt check costs that server.
+ */
+async function authCost(server, n = AUTH_PROBE_REQUESTS) {
+  const urls = Array.from({ length: n }, () => ["-o", "/dev/null", `${server.url}/v2/`]).flat();
+  const cpuOf = async (credentials, wantCode) => {
+    const before = await cpuSeconds(server.pid);
+    const result = await $({ quiet: true })`curl -sS --http1.1 -w ${"%{http_code}\n"} ${credentials} ${urls}`;
+    const after = await cpuSeconds(server.pid);
+    const codes = result.stdout.trim().split("\n");
+    if (codes.length !== n || codes.some((code) => code !== wantCode))
+      throw new Error(
+        `${server.name}: GET /v2/ ×${n} answered ${[...new Set(codes)].join(", ")}, want ${wantCode}`,
+      );
+    return after.user + after.system - (before.user + before.system);
+  };
+  const authenticatedCpuS = await cpuOf(["-u", `${PUSH_USER}:${PUSH_PASSWORD}`], "200");
+  const anonymousCpuS = await cpuOf([], "401");
+  return {
+    requests: n,
+    authenticatedCpuS: Number(authenticatedCpuS.toFixed(2)),
+    anonymousCpuS: Number(anonymousCpuS.toFixed(2)),
+    bcryptMsPerRequest: Number(((1000 * Math.max(0, authenticatedCpuS - anonymousCpuS)) / n).toFixed(3)),
+  };
+}
+
+/**
+ * Push into an empty registry every run: before each run (untimed) the previous server is gone, its
+ * storage removed and a new server started on the same port (so the timed command stays the same); after
+ * it (untimed) the pushed content is checked and the server stopped. The warm-up push also counts
+ * skopeo's requests and prices a password check on that server (`warm` of the result).
+ */
+async function benchPush(targets, opts, { fixtures, content, bundle }) {
+  const warm = {};
+  const tmp = path.join(WORK, "tmp");
+  const commands = [];
+  for (const { key, label, storage, start } of targets) {
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    const errors = path.join(WORK, `push-${key}.stderr`);
+    const argv = (debug) => [
+      "env",
+      `TMPDIR=${tmp}`,
+      "sh",
+      "-c",
+      PUSH_SCRIPT,
+      "sh",
+      host,
+      `${PUSH_USER}:${PUSH_PASSWORD}`,
+      bundle,
+      errors,
+      debug,
+      ...IMAGES,
+    ];
+    let server;
+    let probe;
+    const stop = async () => {
+      if (server !== undefined) await stopServer(server);
+      server = undefined;
+    };
+    const empty = () => fs.rm(storage, { recursive: true, force: true });
+    commands.push({
+      key,
+      label,
+      argv: argv(""),
+      warmArgv: argv("--debug"),
+      prepare: async () => {
+        await stop();
+        await empty();
+        await fs.writeFile(errors, "");
+        server = await start(storage, port);
+        probe = serverProbe(server);
+        await probe.start();
+      },
+      after: async (_result, { timed }) => {
+        const extra = await probe.finish();
+        if (!timed) warm[key] = { ...(await countRequests(errors, host)), auth: await authCost(server) };
+        await checkPushed(server, fixtures, content);
+        await stop();
+        return extra;
+      },
+      cleanup: async () => {
+        await stop();
+        if (!opts.keep) await empty();
+      },
+    });
+  }
+  return { ...(await measureGroup(commands, { runs: opts.runs, log })), warm };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Report.
 
@@ -556,7 +730,7 @@ const maxOf = (measured, field) => Math.max(...extraOf(measured, field));
 const medianOf = (measured, field) => median(extraOf(measured, field));
 
 function report(opts, results, environment) {
-  const { content, pull, concurrent } = results;
+  const { content, pull, concurrent, push } = results;
   const setBytes = content.blobBytes + content.manifestBytes;
   const concurrentBytes = content.blobBytes * opts.clients;
   const rows = [];
@@ -577,7 +751,7 @@ function report(opts, results, environment) {
   };
   addRows("pull: skopeo copy --all ×3", pull, ["airlock", "peer", "airlockTls"], setBytes);
   addRows(`${opts.clients} concurrent pulls (curl)`, concurrent, ["airlock", "peer"], concurrentBytes);
-  rows.push(["push", "not measured yet (issue 4)", "-", "-", "-", "-", "-"]);
+  addRows("push: skopeo copy --all ×3", push, ["airlock", "peer"], setBytes);
   const table = renderTable(
     ["step", "server", "median", "runs", "MiB/s", "server peak RSS", "server CPU (user + sys)"],
     rows,
@@ -586,6 +760,7 @@ function report(opts, results, environment) {
 
   const pullRatio = pull.peer.medianMs / pull.airlock.medianMs;
   const concurrentRatio = concurrent.peer.medianMs / concurrent.airlock.medianMs;
+  const pushRatio = push.peer.medianMs / push.airlock.medianMs;
   const airlockRssKiB = maxOf(concurrent.airlock, "serverPeakRssKiB");
   const targets = [
     {
@@ -608,6 +783,13 @@ function report(opts, results, environment) {
       shown: formatRss(airlockRssKiB),
       target: `< ${TARGETS.rssMiB} MiB`,
       pass: airlockRssKiB / 1024 < TARGETS.rssMiB,
+    },
+    {
+      name: "push: docker-registry time ÷ airlock time (HTTP, into an empty registry)",
+      value: pushRatio,
+      shown: ratio(pushRatio),
+      target: `≥ ${TARGETS.push.toFixed(2)}`,
+      pass: pushRatio >= TARGETS.push,
     },
   ];
   const cpuPerGiB = (m, bytes) => (medianOf(m, "serverCpuS") / (bytes / 1024 ** 3)).toFixed(2);
@@ -634,21 +816,56 @@ function report(opts, results, environment) {
         .map((k) => formatRss(maxOf(pull[k], "serverPeakRssKiB")))
         .join(" / "),
     },
+    {
+      name: "push: server peak RSS, airlock / docker-registry",
+      shown: ["airlock", "peer"].map((k) => formatRss(maxOf(push[k], "serverPeakRssKiB"))).join(" / "),
+    },
+    {
+      name: "push: server CPU s per GiB pushed, airlock / docker-registry",
+      shown: `${cpuPerGiB(push.airlock, setBytes)} / ${cpuPerGiB(push.peer, setBytes)}`,
+    },
   ];
+  // What the password checks cost each server in a push: bcrypt on every authenticated request.
+  const bcrypt = Object.fromEntries(
+    ["airlock", "peer"].map((key) => {
+      const { authenticated, requests, auth } = push.warm[key];
+      const cpuS = (authenticated * auth.bcryptMsPerRequest) / 1000;
+      const serverCpuS = medianOf(push[key], "serverCpuS");
+      return [
+        key,
+        {
+          requests,
+          authenticated,
+          msPerRequest: auth.bcryptMsPerRequest,
+          cpuS: Number(cpuS.toFixed(3)),
+          shareOfServerCpu: serverCpuS > 0 ? Number((cpuS / serverCpuS).toFixed(4)) : undefined,
+          shareOfWallTime: Number((cpuS / (push[key].medianMs / 1000)).toFixed(4)),
+        },
+      ];
+    }),
+  );
+  const pct = (share) => (share === undefined ? "n/a" : `${(100 * share).toFixed(1)}%`);
+  const bcryptLines = ["airlock", "peer"].map((key) => {
+    const b = bcrypt[key];
+    const dominates = (b.shareOfServerCpu ?? 0) >= 0.5 || b.shareOfWallTime >= 0.5;
+    return `  ${key === "airlock" ? "airlock        " : "docker-registry"}: ${b.authenticated} authenticated requests (of ${b.requests}) × ${b.msPerRequest.toFixed(2)} ms CPU = ${b.cpuS.toFixed(2)} s: ${pct(b.shareOfServerCpu)} of the server's CPU in a push, ${pct(b.shareOfWallTime)} of its wall time${dominates ? " — bcrypt DOMINATES this server's push" : ""}`;
+  });
+  info.push({
+    name: "push: bcrypt CPU share of server CPU, airlock / docker-registry",
+    shown: `${pct(bcrypt.airlock.shareOfServerCpu)} / ${pct(bcrypt.peer.shareOfServerCpu)}`,
+  });
   const ratioTable = renderTable(
     ["ratio", "value", "target", "result"],
     [
       ...targets.map((t) => [t.name, t.shown, t.target, t.pass ? "PASS" : "FAIL"]),
-      ["push: docker-registry time ÷ airlock time", "-", `≥ ${TARGETS.push.toFixed(2)}`, "not measured"],
       ...info.map((t) => [t.name, t.shown ?? ratio(t.value), "information", ""]),
     ],
     ["l", "r", "l", "l"],
   );
-  const scopes = new Set(
-    [...Object.values(pull), ...Object.values(concurrent)].flatMap((m) =>
-      (m.extra ?? []).map((e) => e.peakScope),
-    ),
+  const measuredGroups = [pull, concurrent, push].flatMap((group) =>
+    Object.values(group).filter((m) => Array.isArray(m?.extra)),
   );
+  const scopes = new Set(measuredGroups.flatMap((m) => m.extra.map((e) => e.peakScope)));
   const passed = targets.filter((t) => t.pass).length;
   const lines = [
     "",
@@ -660,13 +877,18 @@ function report(opts, results, environment) {
     `  both registries serve the same ${content.blobs.length} blobs (${formatBytes(content.blobBytes)}) + ${content.manifestCount} manifests, checked before timing.`,
     `  Airlock: registry serve --insecure-http, and --tls-cert/--tls-key (openssl self-signed P-256, skopeo --src-cert-dir);`,
     `  docker-registry: filesystem storage, inmemory blob descriptor cache, access log off. All on 127.0.0.1.`,
+    `  push: into an empty registry each run (fresh Airlock data dir, nothing imported / fresh docker-registry root),`,
+    `  server started before and stopped after each run (untimed); both with basic auth from one bcrypt htpasswd file`,
+    `  (Airlock --auth htpasswd: --push-user ${PUSH_USER}; docker-registry auth: htpasswd:), skopeo --dest-creds; pushed tags and`,
+    `  blobs checked against the fixtures after every push. skopeo unpacks the bundle into TMPDIR for each of the`,
+    `  ${IMAGES.length} copies (oci-archive:), inside the timed push on both sides.`,
     `cache state: WARM (${content.cacheNote}). Every command ran once untimed before its ${opts.runs} timed runs`,
     `  (the ${opts.clients}-pull step warms up with ${Math.min(WARM_CLIENTS, opts.clients)} clients); runs alternate order, \`sync\` before each (untimed). Medians;`,
-    `  pull MiB/s counts the ${formatBytes(setBytes)} set once, ${opts.clients}-pull MiB/s counts ${opts.clients} × ${formatBytes(content.blobBytes)} of blobs.`,
+    `  pull and push MiB/s count the ${formatBytes(setBytes)} set once, ${opts.clients}-pull MiB/s counts ${opts.clients} × ${formatBytes(content.blobBytes)} of blobs.`,
     `  Server peak RSS: VmHWM of the server process, ${scopes.has("lifetime") ? "NOT reset (clear_refs refused): lifetime peak" : "reset before every run: the peak of that run"}; server CPU: user + system s of the server process in the run (median).`,
     ...(opts.cpuProf
       ? [
-          `  NOTE: the Airlock HTTP server ran under --cpu-prof (profile in ${path.relative(REPO, PROFILE_DIR)}): its timings are slowed.`,
+          `  NOTE: the Airlock HTTP servers (pull, push) ran under --cpu-prof (profiles in ${path.relative(REPO, PROFILE_DIR)}): their timings are slowed.`,
         ]
       : []),
     "",
@@ -674,7 +896,9 @@ function report(opts, results, environment) {
     "",
     ratioTable,
     "",
-    PUSH_NOTE,
+    `push authentication (bcrypt on every authenticated request; requests counted by skopeo --debug in the warm-up push,`,
+    `  one check priced by the server's CPU over ${push.warm.airlock.auth.requests} GET /v2/ with credentials minus ${push.warm.airlock.auth.requests} without):`,
+    ...bcryptLines,
     "",
     `summary: ${passed}/${targets.length} measured targets met${
       passed === targets.length
@@ -683,9 +907,9 @@ function report(opts, results, environment) {
             .filter((t) => !t.pass)
             .map((t) => t.name)
             .join("; ")}`
-    }; push not measured yet`,
+    }`,
   ];
-  return { text: lines.join("\n"), targets, info };
+  return { text: lines.join("\n"), targets, info, bcrypt };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -716,7 +940,7 @@ async function selfSignedCert(dir) {
 
 async function main(opts) {
   await requireGnuTime();
-  await requireTools(["skopeo", "docker-registry", "openssl", "curl", "find", "sync"]);
+  await requireTools(["skopeo", "docker-registry", "openssl", "curl", "find", "sync", "htpasswd", "env"]);
   await fs.rm(WORK, { recursive: true, force: true });
   await fs.mkdir(path.join(WORK, "tmp"), { recursive: true });
   const mem = await memInfo();
@@ -830,12 +1054,38 @@ async function main(opts) {
     opts,
     content,
   );
-  log(PUSH_NOTE);
+  // The pull servers are done: only the push servers (one per run) run from here on.
+  await stopAll();
+
+  const htpasswd = path.join(WORK, "htpasswd");
+  await $({ quiet: true })`htpasswd -Bbc ${htpasswd} ${PUSH_USER} ${PUSH_PASSWORD}`;
+  log(
+    `push: skopeo copy --all --preserve-digests oci-archive:… of ${IMAGES.length} images into an empty registry per run (credentials, bcrypt htpasswd)`,
+  );
+  const push = await benchPush(
+    [
+      {
+        key: "airlock",
+        label: "airlock (HTTP)",
+        storage: path.join(WORK, "push-airlock"),
+        start: (dir, port) =>
+          startAirlock("airlock-push", cli, dir, { port, htpasswd, nodeArgs: profileArgs }),
+      },
+      {
+        key: "peer",
+        label: "docker-registry (HTTP)",
+        storage: path.join(WORK, "push-docker-registry"),
+        start: (dir, port) => startDockerRegistry(dir, { name: "docker-registry-push", port, htpasswd }),
+      },
+    ],
+    opts,
+    { fixtures, content, bundle },
+  );
 
   await stopAll();
   environment.pressureAfter = await pressure();
-  const results = { content, pull, concurrent };
-  const { text, targets, info } = report(opts, results, environment);
+  const results = { content, pull, concurrent, push };
+  const { text, targets, info, bcrypt } = report(opts, results, environment);
   console.log(text);
   await fs.writeFile(
     RESULTS,
@@ -846,10 +1096,11 @@ async function main(opts) {
         images: IMAGES,
         targets,
         information: info,
-        push: { measured: false, note: PUSH_NOTE },
+        pushAuthentication: bcrypt,
         content,
         pull,
         concurrent,
+        push,
       },
       null,
       2,
@@ -857,7 +1108,7 @@ async function main(opts) {
   );
   console.log(
     `results: ${path.relative(REPO, RESULTS)}${opts.keep ? `; work files kept in ${path.relative(REPO, WORK)}` : ""}${
-      opts.cpuProf ? `; CPU profile of the Airlock HTTP server in ${path.relative(REPO, PROFILE_DIR)}` : ""
+      opts.cpuProf ? `; CPU profiles of the Airlock HTTP servers in ${path.relative(REPO, PROFILE_DIR)}` : ""
     }`,
   );
 }
