@@ -1,7 +1,11 @@
 import type { Command } from "commander";
-import { listCertificates, openPki, rotate, type CertificateInfo } from "../pki/index.js";
+import type * as PkiModule from "../pki/index.js";
+import type { CertificateInfo } from "../pki/index.js";
 import { emit } from "./output.js";
 import type { Runner } from "./context.js";
+
+/** Loaded when a pki command runs: the X.509 code costs every other command's start-up otherwise. */
+export const loadPki = (): Promise<typeof PkiModule> => import("../pki/index.js");
 
 function renderCertificate(certificate: CertificateInfo): string[] {
   const sans = [
@@ -22,6 +26,7 @@ export function registerPki(program: Command, run: Runner): void {
     .description("list each certificate: subject, SANs, expiry, and whether it needs attention")
     .action(async (_flags: object, command: Command) =>
       run(command, async (context) => {
+        const { listCertificates, openPki } = await loadPki();
         const site = openPki(context.dataDir);
         const certificates = await listCertificates(site);
         emit(context.output, { dir: site.dir, certificates }, () =>
@@ -47,6 +52,7 @@ export function registerPki(program: Command, run: Runner): void {
     .option("--ca", "make a new site CA: every node and client must then trust the new ca.crt")
     .action(async (flags: { name: string[]; ca?: boolean }, command: Command) =>
       run(command, async (context) => {
+        const { openPki, rotate } = await loadPki();
         const site = openPki(context.dataDir);
         const result = await rotate(site, { names: flags.name, ca: flags.ca === true });
         emit(context.output, result, () => {

@@ -3,7 +3,6 @@ import { hostname, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
-import { openPki, registryServerCertificate } from "../pki/index.js";
 import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
 import {
   bundleSource,
@@ -12,14 +11,13 @@ import {
   storeSource,
   type MirrorResult,
 } from "../../bundle/index.js";
-import {
-  RegistryClient,
-  credentialsFromAuthFile,
-  parseCredentials,
-  type Credentials,
-} from "../../registry/client/index.js";
+import type * as ClientModuleNamespace from "../../registry/client/index.js";
+import type { Credentials } from "../../registry/client/index.js";
+
+type ClientModule = typeof ClientModuleNamespace;
 import { emit, formatBytes, progressReporter } from "./output.js";
 import { withStore, type Runner } from "./context.js";
+import { loadPki } from "./pki.js";
 import { registerGc } from "./store.js";
 
 interface ServeFlags {
@@ -67,6 +65,7 @@ async function tlsFiles(flags: ServeFlags, dataDir: string): Promise<TlsFiles | 
   if (flags.insecureHttp === true) return undefined;
   const host = flags.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
   const listenHosts = ["0.0.0.0", "::", ""].includes(host) ? hostAddresses() : [host];
+  const { openPki, registryServerCertificate } = await loadPki();
   const certificate = await registryServerCertificate(openPki(dataDir), {
     hosts: [...listenHosts, ...flags.hostname],
   });
@@ -144,7 +143,11 @@ function parseTarget(to: string): { host: string; prefix: string } {
   return { host: match[1]!, prefix: match[2] ?? "" };
 }
 
+/** The client and undici, loaded when a mirror runs rather than at every command's start. */
+const loadClient = (): Promise<ClientModule> => import("../../registry/client/index.js");
+
 async function mirrorCredentials(flags: MirrorFlags, host: string): Promise<Credentials | undefined> {
+  const { credentialsFromAuthFile, parseCredentials } = await loadClient();
   if (flags.creds !== undefined) return parseCredentials(flags.creds);
   if (flags.authfile !== undefined) return credentialsFromAuthFile(flags.authfile, host);
   return undefined;
@@ -269,6 +272,7 @@ export function registerRegistry(program: Command, run: Runner): void {
           });
         }
         const { host, prefix } = parseTarget(flags.to);
+        const { RegistryClient } = await loadClient();
         const client = new RegistryClient({
           host,
           insecureHttp: flags.insecureHttp === true,
