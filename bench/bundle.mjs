@@ -16,36 +16,39 @@
 // are reported. It is a measurement, not a test: it exits 0 when a target is missed, 1 only when a
 // command fails. Results go to .bench/bundle-results.json.
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { $ } from "zx";
 import { generateFixtures } from "../scripts/fixtures.mjs";
 import {
-  MiB,
-  integerOption,
+  BENCH_DIR,
+  IMAGES,
+  REPO,
+  benchPaths,
   diskBytes,
   formatBytes,
   formatMs,
   formatPressure,
   formatRss,
+  hostEnvironment,
+  hostLine,
+  layoutSpec,
+  log,
   measureGroup,
-  memInfo,
+  mibPerSecond,
+  parseOptions,
   parseSize,
   pressure,
+  ratio,
   renderTable,
   requireGnuTime,
   requireTools,
   sizeLabel,
+  snapshotDist,
   syncAll,
+  writeResults,
 } from "./lib.mjs";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BENCH_DIR = path.join(REPO, ".bench");
-const WORK = path.join(BENCH_DIR, "bundle-work");
-const RESULTS = path.join(BENCH_DIR, "bundle-results.json");
-const IMAGES = ["hubble/msgbroker:4.5.0", "hubble/console:4.5.0", "hubble/agent:4.5.0"];
+const { work: WORK, results: RESULTS } = benchPaths("bundle");
 
 const TARGETS = {
   build: 1.0, // peer time / airlock time ≥ 1.0
@@ -63,34 +66,22 @@ const USAGE = `usage: node bench/bundle.mjs [--size 2GiB] [--small 20MiB] [--see
   --clean-fixtures  also remove the generated fixtures (kept by default for reuse across runs)`;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
-      size: { type: "string", default: "2GiB" },
+  const values = parseOptions(USAGE, {
+    size: "2GiB",
+    more: {
       small: { type: "string", default: "20MiB" },
-      seed: { type: "string", default: "42" },
-      runs: { type: "string", default: "3" },
-      keep: { type: "boolean", default: false },
       "clean-fixtures": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const runs = integerOption(values.runs, "--runs");
-  const seed = integerOption(values.seed, "--seed", 0);
   return {
     big: parseSize(values.size),
     small: parseSize(values.small),
-    seed,
-    runs,
+    seed: values.seed,
+    runs: values.runs,
     keep: values.keep,
     cleanFixtures: values["clean-fixtures"],
   };
 }
-
-const log = (line = "") => process.stderr.write(`${line}\n`);
 
 /** Bytes of `file` resident in the page cache (fincore), or undefined when fincore is missing. */
 async function residentBytes(file) {
@@ -130,34 +121,6 @@ async function bundleBlobs(bundle, layout) {
   }
 }
 
-/**
- * A copy of dist/ for this run: other engineers rebuild dist/ while the benchmark runs, and a half-written
- * file would fail (or change) a measurement. Node resolves packages from the repo's node_modules above it.
- */
-async function snapshotCli() {
-  const main = path.join(REPO, "dist", "installer", "cli", "main.js");
-  await fs.access(main).catch(() => {
-    throw new Error(
-      `${path.relative(REPO, main)} is missing: run \`npm run build\` first (npm run bench:bundle does)`,
-    );
-  });
-  const copy = path.join(WORK, "dist");
-  await fs.rm(copy, { recursive: true, force: true });
-  await fs.cp(path.join(REPO, "dist"), copy, { recursive: true });
-  return path.join(copy, "installer", "cli", "main.js");
-}
-
-function benchSpec(layout, name) {
-  return [
-    `name: ${name}`,
-    "version: 4.5.0",
-    'created: "2026-11-01T00:00:00Z"',
-    "images:",
-    ...IMAGES.flatMap((ref) => [`  - ref: ${ref}`, `    source: oci:${layout}:${ref}`]),
-    "",
-  ].join("\n");
-}
-
 const PEER_BUILD_SCRIPT = `set -e
 layout=$1 dir=$2 out=$3
 shift 3
@@ -183,7 +146,7 @@ async function benchSet(which, bytes, opts, cli) {
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(work, { recursive: true });
   const spec = path.join(work, "bench-bundle.yaml");
-  await fs.writeFile(spec, benchSpec(fixtures.layout, `bench-${which}`));
+  await fs.writeFile(spec, layoutSpec(`bench-${which}`, fixtures.layout));
   const key = path.join(work, "key.pem");
   const pub = path.join(work, "pub.pem");
   const airlock = (...args) => ["node", cli, "--no-progress", ...args];
@@ -294,8 +257,8 @@ async function benchSet(which, bytes, opts, cli) {
   return result;
 }
 
-const ratio = (value) => (Number.isFinite(value) ? `${value.toFixed(2)}×` : "-");
-const mibPerSecond = (bytes, ms) => `${(bytes / MiB / (ms / 1000)).toFixed(0)}`;
+// Two decimals: every ratio here is read against a target with two.
+const twoDecimals = (value) => ratio(value, 2);
 
 function report(opts, sets, environment) {
   const { small, big } = sets;
@@ -386,12 +349,12 @@ function report(opts, sets, environment) {
     [
       ...targets.map((t) => [
         t.name,
-        t.small === undefined ? "" : ratio(t.small),
-        ratio(t.big),
+        t.small === undefined ? "" : twoDecimals(t.small),
+        twoDecimals(t.big),
         t.target,
         t.pass ? "PASS" : "FAIL",
       ]),
-      ...info.map((t) => [t.name, ratio(t.small), ratio(t.big), "information", ""]),
+      ...info.map((t) => [t.name, twoDecimals(t.small), twoDecimals(t.big), "information", ""]),
     ],
     ["l", "r", "r", "l", "l"],
   );
@@ -400,7 +363,7 @@ function report(opts, sets, environment) {
   const lines = [
     "",
     `Airlock bundle benchmark — ${environment.date}`,
-    `host: ${environment.cpus} CPUs (${environment.cpuModel}), ${formatBytes(environment.memTotal)} RAM, Node ${process.version}, ${environment.fs}`,
+    hostLine(environment),
     `other load: before: ${formatPressure(environment.pressureBefore)}; after: ${formatPressure(environment.pressureAfter)}`,
     `bundles: ${bigName} set → ${formatBytes(big.bundleBytes)} bundle (${IMAGES.join(", ")}); ${smallName} set → ${formatBytes(small.bundleBytes)} bundle`,
     `cache state: WARM. Every command ran once untimed before its ${opts.runs} timed runs, so inputs are read from the page cache, not`,
@@ -432,32 +395,18 @@ async function main() {
   await requireGnuTime();
   await requireTools(["skopeo", "openssl", "sha256sum", "tar", "cp", "sync"]);
   await fs.mkdir(WORK, { recursive: true });
-  const mem = await memInfo();
-  const fsType = (await $({ quiet: true, nothrow: true })`df --output=fstype ${BENCH_DIR}`).stdout
-    .trim()
-    .split("\n")
-    .pop();
-  const environment = {
-    date: new Date().toISOString(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    memTotal: mem.total,
-    memAvailable: mem.available,
-    fs: `${fsType ?? "?"} at ${BENCH_DIR}`,
-    pressureBefore: await pressure(),
-  };
+  const environment = { ...(await hostEnvironment()), pressureBefore: await pressure() };
   if (environment.pressureBefore.load[0] > environment.cpus / 2) {
     log(`warning: the host is busy (${formatPressure(environment.pressureBefore)}): timings will be noisy`);
   }
   // Inputs, the bundle, a signed copy, the peer's directory and tar all sit in the page cache at once.
   const footprint = opts.big * 5;
-  if (mem.available < footprint) {
+  if (environment.memAvailable < footprint) {
     log(
-      `warning: ${formatBytes(mem.available)} RAM available, the ${formatBytes(opts.big)} set needs about ${formatBytes(footprint)} of page cache to stay warm; timings will include disk reads`,
+      `warning: ${formatBytes(environment.memAvailable)} RAM available, the ${formatBytes(opts.big)} set needs about ${formatBytes(footprint)} of page cache to stay warm; timings will include disk reads`,
     );
   }
-  const cli = await snapshotCli();
-  log(`airlock: node ${path.relative(REPO, cli)} (a snapshot of dist/ taken now)`);
+  const cli = await snapshotDist(WORK, { hint: " (npm run bench:bundle does)" });
 
   const sets = {};
   sets.small = await benchSet("small", opts.small, opts, cli);
@@ -467,12 +416,11 @@ async function main() {
 
   const { text, targets, info } = report(opts, sets, environment);
   console.log(text);
-  await fs.writeFile(
+  await writeResults(
     RESULTS,
-    `${JSON.stringify({ environment, options: opts, images: IMAGES, targets, information: info, sets }, null, 2)}\n`,
-  );
-  console.log(
-    `results: ${path.relative(REPO, RESULTS)}${opts.keep ? `; work files kept in ${path.relative(REPO, WORK)}` : ""}`,
+    { environment, options: opts, targets, information: info },
+    { sets },
+    { keepWork: opts.keep ? WORK : undefined },
   );
   if (!opts.cleanFixtures) {
     console.log(

@@ -1,4 +1,6 @@
-// Shared helpers of the benchmarks in bench/: sizes, timing with peak RSS, alternating paired runs, tables.
+// Shared helpers of the benchmarks in bench/: paths and options, sizes, timing with peak RSS, alternating
+// paired runs, fixtures and bundles, report tables, and the servers a benchmark starts (docker-registry,
+// probes of their CPU and peak RSS, registry walks).
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import fs from "node:fs/promises";
@@ -7,13 +9,57 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { clearTimeout, setTimeout } from "node:timers";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { $ } from "zx";
+import { generateFixtures } from "../scripts/fixtures.mjs";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
 
 export const TIME_BIN = "/usr/bin/time";
+
+/** The repository, and its .bench/: generated fixtures, the benchmarks' work files and results. */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const BENCH_DIR = path.join(REPO, ".bench");
+/** A benchmark's work directory and results file in BENCH_DIR: <name>-work, <name>-results.json. */
+export const benchPaths = (name) => ({
+  work: path.join(BENCH_DIR, `${name}-work`),
+  results: path.join(BENCH_DIR, `${name}-results.json`),
+});
+/** What every benchmark bundles: the 3 images of 4.5.0 of the generated set. */
+export const IMAGES = ["hubble/msgbroker:4.5.0", "hubble/console:4.5.0", "hubble/agent:4.5.0"];
+
+/** Progress and warnings: stderr, so the report on stdout stays clean. */
+export const log = (line = "") => process.stderr.write(`${line}\n`);
+
+/**
+ * A benchmark's command line: --size (default `size`), --seed 42, --runs 3, --keep, the options `more`
+ * (parseArgs' shape), and -h/--help, which prints `usage` and exits. The values come back as parseArgs
+ * gives them, but seed and runs checked whole numbers.
+ */
+export function parseOptions(usage, { size, more = {} }) {
+  const { values } = parseArgs({
+    options: {
+      size: { type: "string", default: size },
+      seed: { type: "string", default: "42" },
+      runs: { type: "string", default: "3" },
+      keep: { type: "boolean", default: false },
+      ...more,
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return {
+    ...values,
+    runs: integerOption(values.runs, "--runs"),
+    seed: integerOption(values.seed, "--seed", 0),
+  };
+}
 
 /** "20MiB", "20M", "512K", "2GiB", "2.25G" or plain bytes; units are binary (as in scripts/fixtures.mjs). */
 export function parseSize(text) {
@@ -211,20 +257,63 @@ export function formatPressure(p) {
   return `load ${p.load.join(" ")}, CPU pressure ${pct(p.cpu)}, IO pressure ${pct(p.io)} (PSI some, avg60)`;
 }
 
+/** The host a benchmark runs on: date, CPUs, RAM, and the file system BENCH_DIR (the work files) is on. */
+export async function hostEnvironment() {
+  const mem = await memInfo();
+  const fsType = (await $({ quiet: true, nothrow: true })`df --output=fstype ${BENCH_DIR}`).stdout
+    .trim()
+    .split("\n")
+    .pop();
+  return {
+    date: new Date().toISOString(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memTotal: mem.total,
+    memAvailable: mem.available,
+    fs: `${fsType ?? "?"} at ${BENCH_DIR}`,
+  };
+}
+
+/** The report's `host:` line of a hostEnvironment(). */
+export function hostLine(environment) {
+  return `host: ${environment.cpus} CPUs (${environment.cpuModel}), ${formatBytes(environment.memTotal)} RAM, Node ${process.version}, ${environment.fs}`;
+}
+
+/** The first line a tool prints for `argv` (e.g. its --version), "?" when it prints nothing. */
+export async function firstLine(argv) {
+  return (await $({ quiet: true, nothrow: true })`${argv}`).stdout.trim().split("\n")[0] ?? "?";
+}
+
 /**
- * A copy of dist/ under `into`, returning the path of its CLI: other engineers rebuild dist/ while a
- * benchmark runs, and a half-written file would fail (or change) a measurement. Node resolves packages
- * from the repo's node_modules above the copy.
+ * A copy of the repository's dist/ under `into`, returning the path of its CLI (logged): other engineers
+ * rebuild dist/ while a benchmark runs, and a half-written file would fail (or change) a measurement.
+ * Node resolves packages from the repo's node_modules above the copy. `hint` follows the build advice.
  */
-export async function snapshotDist(repo, into) {
-  const main = path.join(repo, "dist", "installer", "cli", "main.js");
+export async function snapshotDist(into, { hint = "" } = {}) {
+  const main = path.join(REPO, "dist", "installer", "cli", "main.js");
   await fs.access(main).catch(() => {
-    throw new Error(`${path.relative(repo, main)} is missing: run \`npm run build\` first`);
+    throw new Error(`${path.relative(REPO, main)} is missing: run \`npm run build\` first${hint}`);
   });
   const copy = path.join(into, "dist");
   await fs.rm(copy, { recursive: true, force: true });
-  await fs.cp(path.join(repo, "dist"), copy, { recursive: true });
-  return path.join(copy, "installer", "cli", "main.js");
+  await fs.cp(path.join(REPO, "dist"), copy, { recursive: true });
+  const cli = path.join(copy, "installer", "cli", "main.js");
+  log(`airlock: node ${path.relative(REPO, cli)} (a snapshot of dist/ taken now)`);
+  return cli;
+}
+
+/**
+ * Writes a benchmark's results to `file` (JSON: environment, options, IMAGES as `images`, targets and
+ * information from `summary`, then `measured`) and prints where they went, where the work files were kept
+ * (`keepWork`: their directory, or undefined), and `more`.
+ */
+export async function writeResults(file, summary, measured, { keepWork, more = "" } = {}) {
+  const { environment, options, targets, information } = summary;
+  const results = { environment, options, images: IMAGES, targets, information, ...measured };
+  await fs.writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(
+    `results: ${path.relative(REPO, file)}${keepWork === undefined ? "" : `; work files kept in ${path.relative(REPO, keepWork)}`}${more}`,
+  );
 }
 
 /** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM), or undefined when the process is gone. */
@@ -264,6 +353,137 @@ export function integerOption(value, flag, min = 1) {
     throw new Error(`${flag} must be an integer of at least ${min}, got ${value}`);
   }
   return number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Content: the generated image set, bundle.yaml of it, checks of what a pull wrote.
+
+/**
+ * The generated image set of `size` bytes from `seed` under BENCH_DIR/fixtures (scripts/fixtures.mjs,
+ * reused when seed and size match), logged with the time it took.
+ */
+export async function prepareFixtures({ seed, size }) {
+  const out = path.join(BENCH_DIR, "fixtures", `seed${seed}-${sizeLabel(size)}`);
+  const started = Date.now();
+  const fixtures = await generateFixtures({ out, seed, size });
+  log(
+    `fixtures (${formatMs(Date.now() - started)}): ${out} (${formatBytes(fixtures.totalBlobBytes)} of blobs)`,
+  );
+  return fixtures;
+}
+
+/** bundle.yaml `name` of `images` (IMAGES unless given) taken from the OCI layout `layout`. */
+export function layoutSpec(name, layout, images = IMAGES) {
+  return [
+    `name: ${name}`,
+    "version: 4.5.0",
+    'created: "2026-11-01T00:00:00Z"',
+    "images:",
+    ...images.flatMap((ref) => [`  - ref: ${ref}`, `    source: oci:${layout}:${ref}`]),
+    "",
+  ].join("\n");
+}
+
+/**
+ * IMAGES from the OCI layout `layout` built into WORK/<name>.airlock.tar (spec WORK/<name>.yaml) and
+ * imported into WORK/data, each step logged with its time; `airlock(...args)` is the CLI's argv, and
+ * `afterBuild(bytes)` runs between the two. Returns the paths and the bundle's size in bytes.
+ */
+export async function buildAndImport(work, name, layout, { airlock, afterBuild }) {
+  const spec = path.join(work, `${name}.yaml`);
+  const bundle = path.join(work, `${name}.airlock.tar`);
+  const dataDir = path.join(work, "data");
+  await fs.writeFile(spec, layoutSpec(name, layout));
+  let started = Date.now();
+  await $({ quiet: true })`${airlock("bundle", "build", "-f", spec, "-o", bundle)}`;
+  const bundleBytes = (await fs.stat(bundle)).size;
+  log(`bundle built (${formatMs(Date.now() - started)}): ${formatBytes(bundleBytes)}`);
+  afterBuild?.(bundleBytes);
+  started = Date.now();
+  await $({ quiet: true })`${airlock("--data-dir", dataDir, "bundle", "import", bundle)}`;
+  log(`bundle imported into ${path.relative(REPO, dataDir)} (${formatMs(Date.now() - started)})`);
+  return { spec, bundle, dataDir, bundleBytes };
+}
+
+/** That the OCI layout `dir` (skopeo's oci:DIR:REF) names each of `images` (IMAGES) at its digest in `tags`. */
+export async function checkPulled(dir, tags, images = IMAGES) {
+  const index = JSON.parse(await fs.readFile(path.join(dir, "index.json"), "utf8"));
+  for (const ref of images) {
+    const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
+    if (entry?.digest !== tags[ref])
+      throw new Error(`pull into ${dir}: ${ref} is ${entry?.digest ?? "missing"}, want ${tags[ref]}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reports.
+
+// Three decimals by default: a ratio a hair under its target must not print as the target itself
+// ("1.00×" and FAIL).
+export const ratio = (value, digits = 3) => (Number.isFinite(value) ? `${value.toFixed(digits)}×` : "-");
+export const mibPerSecond = (bytes, ms) => (bytes / MiB / (ms / 1000)).toFixed(0);
+/** A field of what measureGroup's `after` returned, per timed run; its largest and its median. */
+export const extraOf = (measured, field) => measured.extra.map((e) => e[field]);
+export const maxOf = (measured, field) => Math.max(...extraOf(measured, field));
+export const medianOf = (measured, field) => median(extraOf(measured, field));
+
+/**
+ * Rows of the results table for one step: a row per key of `group` (measureGroup's result), the step named
+ * on the first only, then the command's label, median and every run, then the cells `more(measured)`.
+ */
+export function stepRows(step, group, keys, more) {
+  return keys.map((key, i) => {
+    const m = group[key];
+    return [
+      i === 0 ? step : "",
+      m.label,
+      formatMs(m.medianMs),
+      m.ms.map((ms) => formatMs(ms)).join(" / "),
+      ...more(m),
+    ];
+  });
+}
+
+/** A target of the ratio table: the ratio `value` at least `min`. */
+export const atLeast = (name, value, min) => ({
+  name,
+  value,
+  shown: ratio(value),
+  target: `≥ ${min.toFixed(2)}`,
+  pass: value >= min,
+});
+
+/** A target of the ratio table: `value` under `max`; `shown` and `limit` are how value and max print. */
+export const under = (name, value, max, { shown, limit }) => ({
+  name,
+  value,
+  shown,
+  target: `< ${limit}`,
+  pass: value < max,
+});
+
+/**
+ * The ratio table: every target ({ name, shown, target, pass }) with PASS or FAIL, then every piece of
+ * information ({ name, shown } or { name, value }, a ratio).
+ */
+export function ratioTable(targets, info) {
+  return renderTable(
+    ["ratio", "value", "target", "result"],
+    [
+      ...targets.map((t) => [t.name, t.shown, t.target, t.pass ? "PASS" : "FAIL"]),
+      ...info.map((t) => [t.name, t.shown ?? ratio(t.value), "information", ""]),
+    ],
+    ["l", "r", "l", "l"],
+  );
+}
+
+/** "2/3 targets met — FAIL: <name>" (`what` names the targets), the summary of the ratio table's targets. */
+export function targetSummary(targets, what = "targets") {
+  const failed = targets.filter((t) => !t.pass);
+  const passed = targets.length - failed.length;
+  return `${passed}/${targets.length} ${what} met${
+    failed.length === 0 ? "" : ` — FAIL: ${failed.map((t) => t.name).join("; ")}`
+  }`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -331,7 +551,7 @@ export async function stopServer(server) {
   if (!exited(server.child)) {
     process.kill(server.pid, "SIGTERM");
     if (!(await waitForExit(server.child, 15_000))) {
-      process.stderr.write(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL\n`);
+      log(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL`);
       process.kill(server.pid, "SIGKILL");
       if (!(await waitForExit(server.child, 5_000))) return;
     }
@@ -343,6 +563,108 @@ export async function stopServer(server) {
 /** Stops every server still tracked, each by its PID. */
 export async function stopAllServers() {
   await Promise.all([...servers].map((server) => stopServer(server).catch(() => {})));
+}
+
+/**
+ * A server started afresh for runs that each want an empty one: `restart()` stops the previous server,
+ * removes `storage` and starts a new one by `start(storage)`; `current` is the running one; `cleanup(keep)`
+ * stops it and removes `storage` unless `keep`.
+ */
+export function freshServer(storage, start) {
+  let server;
+  const stop = async () => {
+    if (server !== undefined) await stopServer(server);
+    server = undefined;
+  };
+  const empty = () => fs.rm(storage, { recursive: true, force: true });
+  return {
+    get current() {
+      return server;
+    },
+    stop,
+    async restart() {
+      await stop();
+      await empty();
+      server = await start(storage);
+      return server;
+    },
+    async cleanup(keep) {
+      await stop();
+      if (!keep) await empty();
+    },
+  };
+}
+
+/**
+ * A server's CPU (user + system) and, with `rss`, its peak RSS around one run: `start()` before it
+ * (untimed; resets the peak, VmHWM, by clear_refs), `finish()` after it, failing if the server died.
+ * `getServer` returns the server at that moment (one started per run changes between runs).
+ */
+export function serverProbe(getServer, { rss = true } = {}) {
+  let cpuBefore;
+  let reset = false;
+  return {
+    async start() {
+      const { pid } = getServer();
+      if (rss) reset = await resetPeakRss(pid);
+      cpuBefore = await cpuSeconds(pid);
+    },
+    async finish() {
+      const server = getServer();
+      if (exited(server.child))
+        throw new Error(`${server.name} died during the run:\n${await logTail(server.logFile)}`);
+      const cpu = await cpuSeconds(server.pid);
+      const user = cpu.user - cpuBefore.user;
+      const system = cpu.system - cpuBefore.system;
+      const serverCpuS = Number((user + system).toFixed(2));
+      if (!rss) return { serverCpuS };
+      return {
+        serverPeakRssKiB: await procStatusKiB(server.pid, "VmHWM"),
+        serverRssKiB: await procStatusKiB(server.pid, "VmRSS"),
+        serverCpuS,
+        serverUserS: Number(user.toFixed(2)),
+        serverSystemS: Number(system.toFixed(2)),
+        peakScope: reset ? "run" : "lifetime",
+      };
+    },
+  };
+}
+
+/**
+ * Runs a benchmark that starts servers: GNU time and `tools` checked, `work` made afresh with a tmp/ in it
+ * (TMPDIR of skopeo), `main(options())`, then (also on failure) every server stopped and `work` removed
+ * unless the options say `keep`; a failure prints "<name>: <message>" and exits 1. On SIGINT or SIGTERM:
+ * the servers stopped, `work` removed unless `keep`, exit 130 (the failure of the command that was
+ * running, its servers gone, is not printed).
+ */
+export async function runBenchmark({ name, work, tools, options, main }) {
+  let interrupted = false;
+  let opts = { keep: false };
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.once(signal, () => {
+      interrupted = true;
+      log(`${name}: ${signal}: stopping the servers`);
+      stopAllServers()
+        .then(() => (opts.keep ? undefined : fs.rm(work, { recursive: true, force: true })))
+        .finally(() => process.exit(130));
+    });
+  }
+  try {
+    opts = options();
+    await requireGnuTime();
+    await requireTools(tools);
+    await fs.rm(work, { recursive: true, force: true });
+    await fs.mkdir(path.join(work, "tmp"), { recursive: true });
+    await main(opts);
+  } catch (error) {
+    if (!interrupted) console.error(`${name}: ${error.message}`);
+    process.exitCode = 1;
+  } finally {
+    if (!interrupted) {
+      await stopAllServers();
+      if (!opts.keep) await fs.rm(work, { recursive: true, force: true }).then(syncAll, () => {});
+    }
+  }
 }
 
 /** Polls GET /v2/ over plain HTTP (with `headers`, e.g. credentials) until it answers 200. */
@@ -417,25 +739,20 @@ export const MANIFEST_ACCEPT = [
 ].join(", ");
 
 /**
- * What a registry serves for `images` (refs "repository:tag", looked up as `<prefix>/repository`), over
- * plain HTTP with `headers`: each tag's digest, every blob (config and layer) once ({ repo, digest, size },
- * repo the first that references it, sorted by digest), every (repository, blob) pair the manifests
- * reference, and the manifests' count and bytes.
+ * The content of `images` (refs "repository:tag", each walked as `<prefix>/repository` unless the prefix is
+ * empty) from their top manifests down: `getManifest(repo, reference)` gives { digest, body } (bytes), and
+ * each walk starts at `reference(ref, tag)` (the tag unless given). Returns each tag's digest, every blob
+ * (config and layer) once ({ repo, digest, size }, repo the first that references it, sorted by digest),
+ * every (repository, blob) pair the manifests reference, and the manifests' count and bytes.
  */
-export async function walkRegistry(base, images, { prefix = "", headers = {} } = {}) {
+export async function walkImages(images, getManifest, { prefix = "", reference = (_ref, tag) => tag } = {}) {
   const tags = {};
   const blobs = new Map();
   const pairs = new Map();
   let manifestBytes = 0;
   const seen = new Set();
-  const walk = async (repo, reference) => {
-    const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
-      headers: { ...headers, accept: MANIFEST_ACCEPT },
-    });
-    const body = Buffer.from(await response.arrayBuffer());
-    if (response.status !== 200)
-      throw new Error(`GET ${base}/v2/${repo}/manifests/${reference}: ${response.status}`);
-    const digest = response.headers.get("docker-content-digest");
+  const walk = async (repo, ref) => {
+    const { digest, body } = await getManifest(repo, ref);
     if (!seen.has(digest)) manifestBytes += body.length;
     seen.add(digest);
     const manifest = JSON.parse(body.toString("utf8"));
@@ -452,7 +769,7 @@ export async function walkRegistry(base, images, { prefix = "", headers = {} } =
   for (const ref of images) {
     const colon = ref.lastIndexOf(":");
     const repo = prefix === "" ? ref.slice(0, colon) : `${prefix}/${ref.slice(0, colon)}`;
-    tags[ref] = await walk(repo, ref.slice(colon + 1));
+    tags[ref] = await walk(repo, await reference(ref, ref.slice(colon + 1)));
   }
   const list = [...blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest));
   return {
@@ -463,6 +780,23 @@ export async function walkRegistry(base, images, { prefix = "", headers = {} } =
     manifestBytes,
     manifestCount: seen.size,
   };
+}
+
+/** What a registry serves for `images` (walkImages), over plain HTTP with `headers` (e.g. credentials). */
+export function walkRegistry(base, images, { prefix = "", headers = {} } = {}) {
+  return walkImages(
+    images,
+    async (repo, reference) => {
+      const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
+        headers: { ...headers, accept: MANIFEST_ACCEPT },
+      });
+      const body = Buffer.from(await response.arrayBuffer());
+      if (response.status !== 200)
+        throw new Error(`GET ${base}/v2/${repo}/manifests/${reference}: ${response.status}`);
+      return { digest: response.headers.get("docker-content-digest"), body };
+    },
+    { prefix },
+  );
 }
 
 /** One line per blob, "digest size", in digest order: equal for two walks that found the same blobs. */

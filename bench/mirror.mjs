@@ -34,48 +34,53 @@
 // fails. Every server it starts is stopped by its PID at the end, also on failure or Ctrl-C. Results go to
 // .bench/mirror-results.json.
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { $ } from "zx";
-import { generateFixtures } from "../scripts/fixtures.mjs";
 import {
   GiB,
-  MiB,
+  IMAGES,
+  atLeast,
+  benchPaths,
   blobKey,
-  cpuSeconds,
-  exited,
+  buildAndImport,
+  checkPulled,
+  firstLine,
   formatBytes,
   formatMs,
   formatPressure,
   formatRss,
   freePort,
-  integerOption,
-  logTail,
+  freshServer,
+  hostEnvironment,
+  hostLine,
+  log,
   measureGroup,
   median,
-  memInfo,
+  medianOf,
+  mibPerSecond,
+  parseOptions,
   parseSize,
+  prepareFixtures,
   pressure,
+  ratio,
+  ratioTable,
   renderTable,
-  requireGnuTime,
-  requireTools,
+  runBenchmark,
+  serverProbe,
   sizeLabel,
   snapshotDist,
   startDockerRegistry,
+  stepRows,
   stopAllServers,
-  stopServer,
-  syncAll,
+  targetSummary,
   timeCommand,
+  under,
+  walkImages,
   walkRegistry,
+  writeResults,
 } from "./lib.mjs";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BENCH_DIR = path.join(REPO, ".bench");
-const WORK = path.join(BENCH_DIR, "mirror-work");
-const RESULTS = path.join(BENCH_DIR, "mirror-results.json");
-const IMAGES = ["hubble/msgbroker:4.5.0", "hubble/console:4.5.0", "hubble/agent:4.5.0"];
+const { work: WORK, results: RESULTS } = benchPaths("mirror");
 // The repository prefix at the target: `--to HOST/bench`, skopeo's docker://HOST/bench/REF.
 const PREFIX = "bench";
 
@@ -92,43 +97,14 @@ const USAGE = `usage: node bench/mirror.mjs [--size 1.25GiB] [--seed 42] [--runs
            under .bench/mirror-work`;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
-      size: { type: "string", default: "1.25GiB" },
-      seed: { type: "string", default: "42" },
-      runs: { type: "string", default: "3" },
-      keep: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  return {
-    size: parseSize(values.size),
-    seed: integerOption(values.seed, "--seed", 0),
-    runs: integerOption(values.runs, "--runs"),
-    keep: values.keep,
-  };
+  const { size, seed, runs, keep } = parseOptions(USAGE, { size: "1.25GiB" });
+  return { size: parseSize(size), seed, runs, keep };
 }
 
 const { fetch } = globalThis;
-const log = (line = "") => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------------------------------------------
 // Content: what the set is, and checks that a registry or a pull holds exactly it.
-
-function layoutSpec(name, layout) {
-  return [
-    `name: ${name}`,
-    "version: 4.5.0",
-    'created: "2026-11-01T00:00:00Z"',
-    "images:",
-    ...IMAGES.flatMap((ref) => [`  - ref: ${ref}`, `    source: oci:${layout}:${ref}`]),
-    "",
-  ].join("\n");
-}
 
 /** bundle.yaml of IMAGES pulled from `host` (plain HTTP) under PREFIX; `images` narrows the list. */
 function registrySpec(host, images = IMAGES) {
@@ -148,41 +124,23 @@ function registrySpec(host, images = IMAGES) {
 /** IMAGES as the OCI layout holds them, in walkRegistry's shape (repositories under PREFIX). */
 async function layoutContent(layout) {
   const index = JSON.parse(await fs.readFile(path.join(layout, "index.json"), "utf8"));
-  const read = (digest) => fs.readFile(path.join(layout, "blobs", ...digest.split(":")));
-  const tags = {};
-  const blobs = new Map();
-  const pairs = new Map();
-  const seen = new Set();
-  let manifestBytes = 0;
-  const walk = async (repo, digest) => {
-    const body = await read(digest);
-    if (!seen.has(digest)) manifestBytes += body.length;
-    seen.add(digest);
-    const manifest = JSON.parse(body.toString("utf8"));
-    if (Array.isArray(manifest.manifests)) {
-      for (const child of manifest.manifests) await walk(repo, child.digest);
-      return;
-    }
-    for (const blob of [manifest.config, ...manifest.layers]) {
-      if (!blobs.has(blob.digest)) blobs.set(blob.digest, { repo, digest: blob.digest, size: blob.size });
-      pairs.set(`${repo}@${blob.digest}`, { repo, digest: blob.digest, size: blob.size });
-    }
-  };
-  for (const ref of IMAGES) {
-    const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
-    if (entry === undefined) throw new Error(`the layout ${layout} has no ${ref}`);
-    tags[ref] = entry.digest;
-    await walk(`${PREFIX}/${ref.slice(0, ref.lastIndexOf(":"))}`, entry.digest);
-  }
-  const list = [...blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest));
-  return {
-    tags,
-    blobs: list,
-    pairs: [...pairs.values()],
-    blobBytes: list.reduce((sum, b) => sum + b.size, 0),
-    manifestBytes,
-    manifestCount: seen.size,
-  };
+  return walkImages(
+    IMAGES,
+    async (_repo, digest) => ({
+      digest,
+      body: await fs.readFile(path.join(layout, "blobs", ...digest.split(":"))),
+    }),
+    {
+      prefix: PREFIX,
+      reference: (ref) => {
+        const entry = index.manifests.find(
+          (m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref,
+        );
+        if (entry === undefined) throw new Error(`the layout ${layout} has no ${ref}`);
+        return entry.digest;
+      },
+    },
+  );
 }
 
 /**
@@ -243,18 +201,6 @@ function checkBuildResult(stdout, expected) {
   return { bundleBytes: result.bytes };
 }
 
-/** skopeo's OCI directory names each image at the fixtures' digest. */
-async function checkPulled(dir, expected) {
-  const index = JSON.parse(await fs.readFile(path.join(dir, "index.json"), "utf8"));
-  for (const ref of IMAGES) {
-    const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
-    if (entry?.digest !== expected.tags[ref])
-      throw new Error(
-        `pull into ${dir}: ${ref} is ${entry?.digest ?? "missing"}, want ${expected.tags[ref]}`,
-      );
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Commands.
 
@@ -291,26 +237,6 @@ async function sequentially(thunks) {
   return out;
 }
 
-/** The registry server's CPU seconds (user + system) between `start` and `finish`. */
-function serverCpu(getServer) {
-  let before;
-  const total = async () => {
-    const cpu = await cpuSeconds(getServer().pid);
-    return cpu === undefined ? undefined : cpu.user + cpu.system;
-  };
-  return {
-    async start() {
-      before = await total();
-    },
-    async finish() {
-      const server = getServer();
-      if (exited(server.child))
-        throw new Error(`${server.name} died during the run:\n${await logTail(server.logFile)}`);
-      return { serverCpuS: Number(((await total()) - before).toFixed(2)) };
-    },
-  };
-}
-
 /**
  * A command that copies into a FRESH registry every run: before it (untimed) the previous server is
  * stopped, its storage removed and a new one started on the same port (so the command stays the same);
@@ -320,41 +246,31 @@ function serverCpu(getServer) {
 async function freshRegistryCommand({ key, label, argv, check, expected, keep }) {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
-  const storage = path.join(WORK, `registry-${key}`);
-  let server;
-  const probe = serverCpu(() => server);
-  const stop = async () => {
-    if (server !== undefined) await stopServer(server);
-    server = undefined;
-  };
-  const empty = () => fs.rm(storage, { recursive: true, force: true });
+  const fresh = freshServer(path.join(WORK, `registry-${key}`), (storage) =>
+    startDockerRegistry(storage, { dir: WORK, name: `docker-registry-${key}`, port }),
+  );
+  const probe = serverProbe(() => fresh.current, { rss: false });
   return {
     key,
     label,
     argv: argv(host),
     prepare: async () => {
-      await stop();
-      await empty();
-      server = await startDockerRegistry(storage, { dir: WORK, name: `docker-registry-${key}`, port });
+      await fresh.restart();
       await probe.start();
     },
     after: async (result) => {
       const extra = { ...(await probe.finish()), ...(check === undefined ? {} : check(result.stdout)) };
-      await checkServed(server, expected);
-      await stop();
-      if (!keep) await empty();
+      await checkServed(fresh.current, expected);
+      await fresh.cleanup(keep);
       return extra;
     },
-    cleanup: async () => {
-      await stop();
-      if (!keep) await empty();
-    },
+    cleanup: () => fresh.cleanup(keep),
   };
 }
 
 /** A command run against a running server; `after` checks with `check(stdout)` and gets the server's CPU. */
 function serverCommand({ key, label, argv, server, prepare, check, cleanup }) {
-  const probe = serverCpu(() => server);
+  const probe = serverProbe(() => server, { rss: false });
   return {
     key,
     label,
@@ -371,32 +287,19 @@ function serverCommand({ key, label, argv, server, prepare, check, cleanup }) {
 // ---------------------------------------------------------------------------------------------------
 // Report.
 
-// Three decimals: a ratio a hair under its target must not print as the target itself.
-const ratio = (value, digits = 3) => (Number.isFinite(value) ? `${value.toFixed(digits)}×` : "-");
-const mibPerSecond = (bytes, ms) => (bytes / MiB / (ms / 1000)).toFixed(0);
-const extraOf = (measured, field) => measured.extra.map((e) => e[field]);
-const medianOf = (measured, field) => median(extraOf(measured, field));
-
 function report(opts, results, environment) {
   const { content, mirror, noop, pull, sync } = results;
   const setBytes = content.blobBytes + content.manifestBytes;
   const rows = [];
-  const addRows = (step, group, keys, bytes) => {
-    for (const key of keys) {
-      const m = group[key];
-      rows.push([
-        step,
-        m.label,
-        formatMs(m.medianMs),
-        m.ms.map((ms) => formatMs(ms)).join(" / "),
+  const addRows = (step, group, keys, bytes) =>
+    rows.push(
+      ...stepRows(step, group, keys, (m) => [
         bytes === undefined ? "-" : mibPerSecond(bytes, m.medianMs),
         formatRss(m.maxRssKiB),
         `${m.medianCpuS.toFixed(1)} s`,
         Number.isFinite(medianOf(m, "serverCpuS")) ? `${medianOf(m, "serverCpuS").toFixed(1)} s` : "-",
-      ]);
-      step = "";
-    }
-  };
+      ]),
+    );
   addRows(
     "full mirror (fresh registry)",
     mirror,
@@ -415,20 +318,15 @@ function report(opts, results, environment) {
   const mirrorRatio = mirror.skopeo.medianMs / mirror.airlock.medianMs;
   const noopMs = noop.airlock.medianMs;
   const targets = [
-    {
-      name: "full mirror: skopeo copy ×3 (oci-archive:) time ÷ airlock mirror --bundle time",
-      value: mirrorRatio,
-      shown: ratio(mirrorRatio),
-      target: `≥ ${TARGETS.mirror.toFixed(2)}`,
-      pass: mirrorRatio >= TARGETS.mirror,
-    },
-    {
-      name: `no-op re-run: airlock mirror --bundle, median (slowest of ${opts.runs})`,
-      value: noopMs,
+    atLeast(
+      "full mirror: skopeo copy ×3 (oci-archive:) time ÷ airlock mirror --bundle time",
+      mirrorRatio,
+      TARGETS.mirror,
+    ),
+    under(`no-op re-run: airlock mirror --bundle, median (slowest of ${opts.runs})`, noopMs, TARGETS.noopMs, {
       shown: `${formatMs(noopMs)} (${formatMs(Math.max(...noop.airlock.ms))})`,
-      target: `< ${formatMs(TARGETS.noopMs)}`,
-      pass: noopMs < TARGETS.noopMs,
-    },
+      limit: formatMs(TARGETS.noopMs),
+    }),
   ];
   const info = [
     {
@@ -472,19 +370,10 @@ function report(opts, results, environment) {
       },
     );
   }
-  const ratioTable = renderTable(
-    ["ratio", "value", "target", "result"],
-    [
-      ...targets.map((t) => [t.name, t.shown, t.target, t.pass ? "PASS" : "FAIL"]),
-      ...info.map((t) => [t.name, t.shown, "information", ""]),
-    ],
-    ["l", "r", "l", "l"],
-  );
-  const passed = targets.filter((t) => t.pass).length;
   const lines = [
     "",
     `Airlock mirror benchmark — ${environment.date}`,
-    `host: ${environment.cpus} CPUs (${environment.cpuModel}), ${formatBytes(environment.memTotal)} RAM, Node ${process.version}, ${environment.fs}`,
+    hostLine(environment),
     `peers: ${environment.versions.dockerRegistry}; ${environment.versions.skopeo}`,
     `load before: /proc/loadavg ${environment.loadavgBefore}; ${formatPressure(environment.pressureBefore)}`,
     `load after:  /proc/loadavg ${environment.loadavgAfter}; ${formatPressure(environment.pressureAfter)}`,
@@ -505,18 +394,11 @@ function report(opts, results, environment) {
     "",
     table,
     "",
-    ratioTable,
+    ratioTable(targets, info),
     `skopeo sync (information), OCI layout as source: ${sync.note}`,
     ...(pull.measured ? [] : [`build pull: not measured: ${pull.reason}`]),
     "",
-    `summary: ${passed}/${targets.length} targets met${
-      passed === targets.length
-        ? ""
-        : ` — FAIL: ${targets
-            .filter((t) => !t.pass)
-            .map((t) => t.name)
-            .join("; ")}`
-    }${pull.measured ? "" : `; build pull not measured: ${pull.reason}`}`,
+    `summary: ${targetSummary(targets)}${pull.measured ? "" : `; build pull not measured: ${pull.reason}`}`,
   ];
   return { text: lines.join("\n"), targets, info };
 }
@@ -524,11 +406,9 @@ function report(opts, results, environment) {
 // ---------------------------------------------------------------------------------------------------
 
 async function versions() {
-  const first = async (argv) =>
-    (await $({ quiet: true, nothrow: true })`${argv}`).stdout.trim().split("\n")[0] ?? "?";
   return {
-    dockerRegistry: await first(["docker-registry", "--version"]),
-    skopeo: await first(["skopeo", "--version"]),
+    dockerRegistry: await firstLine(["docker-registry", "--version"]),
+    skopeo: await firstLine(["skopeo", "--version"]),
   };
 }
 
@@ -576,22 +456,8 @@ async function trySkopeoSync(layout, server) {
 }
 
 async function main(opts) {
-  await requireGnuTime();
-  await requireTools(["skopeo", "docker-registry", "sync", "env", "pgrep"]);
-  await fs.rm(WORK, { recursive: true, force: true });
-  await fs.mkdir(path.join(WORK, "tmp"), { recursive: true });
-  const mem = await memInfo();
-  const fsType = (await $({ quiet: true, nothrow: true })`df --output=fstype ${BENCH_DIR}`).stdout
-    .trim()
-    .split("\n")
-    .pop();
   const environment = {
-    date: new Date().toISOString(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    memTotal: mem.total,
-    memAvailable: mem.available,
-    fs: `${fsType ?? "?"} at ${BENCH_DIR}`,
+    ...(await hostEnvironment()),
     versions: await versions(),
     loadavgBefore: await loadavg(),
     pressureBefore: await pressure(),
@@ -608,21 +474,15 @@ async function main(opts) {
     );
   if (environment.benchmarksBefore.length > 0)
     warn(`other benchmarks were running at the start: ${environment.benchmarksBefore.join("; ")}`);
-  if (mem.available < opts.size * 6)
+  if (environment.memAvailable < opts.size * 6)
     warn(
-      `${formatBytes(mem.available)} RAM available, about ${formatBytes(opts.size * 6)} of page cache keeps everything warm: timings include disk reads`,
+      `${formatBytes(environment.memAvailable)} RAM available, about ${formatBytes(opts.size * 6)} of page cache keeps everything warm: timings include disk reads`,
     );
 
-  const cli = await snapshotDist(REPO, WORK);
-  log(`airlock: node ${path.relative(REPO, cli)} (a snapshot of dist/ taken now)`);
+  const cli = await snapshotDist(WORK);
   const airlock = (...args) => ["node", cli, "--no-progress", "--json", ...args];
 
-  const fixturesDir = path.join(BENCH_DIR, "fixtures", `seed${opts.seed}-${sizeLabel(opts.size)}`);
-  let started = Date.now();
-  const fixtures = await generateFixtures({ out: fixturesDir, seed: opts.seed, size: opts.size });
-  log(
-    `fixtures (${formatMs(Date.now() - started)}): ${fixturesDir} (${formatBytes(fixtures.totalBlobBytes)} of blobs)`,
-  );
+  const fixtures = await prepareFixtures(opts);
   const expected = await layoutContent(fixtures.layout);
   for (const ref of IMAGES) {
     if (expected.tags[ref] !== fixtures.images[ref].digest)
@@ -631,21 +491,15 @@ async function main(opts) {
       );
   }
 
-  const spec = path.join(WORK, "bench-mirror.yaml");
-  const bundle = path.join(WORK, "bench-mirror.airlock.tar");
-  const dataDir = path.join(WORK, "data");
-  await fs.writeFile(spec, layoutSpec("bench-mirror", fixtures.layout));
-  started = Date.now();
-  await $({ quiet: true })`${airlock("bundle", "build", "-f", spec, "-o", bundle)}`;
-  const bundleBytes = (await fs.stat(bundle)).size;
-  log(`bundle built (${formatMs(Date.now() - started)}): ${formatBytes(bundleBytes)}`);
-  if (bundleBytes < GiB)
-    warn(
-      `the bundle is ${formatBytes(bundleBytes)}, under 1 GiB: use --size 1.25GiB or more for the issue's figures`,
-    );
-  started = Date.now();
-  await $({ quiet: true })`${airlock("--data-dir", dataDir, "bundle", "import", bundle)}`;
-  log(`bundle imported into ${path.relative(REPO, dataDir)} (${formatMs(Date.now() - started)})`);
+  const { spec, bundle, dataDir, bundleBytes } = await buildAndImport(WORK, "bench-mirror", fixtures.layout, {
+    airlock,
+    afterBuild: (bytes) => {
+      if (bytes < GiB)
+        warn(
+          `the bundle is ${formatBytes(bytes)}, under 1 GiB: use --size 1.25GiB or more for the issue's figures`,
+        );
+    },
+  });
   const content = {
     bundleBytes,
     blobs: expected.blobs.length,
@@ -662,6 +516,20 @@ async function main(opts) {
 
   // 1. Full mirror into a fresh registry per run.
   const mirrorOut = (key) => path.join(WORK, `out-${key}`);
+  // airlock registry mirror of the set to HOST/PREFIX over plain HTTP, from the bundle file or (`fromStore`)
+  // from the data dir it was imported into; its output files go to mirrorOut(`out`).
+  const mirrorArgv = (host, out, { fromStore = false } = {}) =>
+    airlock(
+      ...(fromStore ? ["--data-dir", dataDir] : []),
+      "registry",
+      "mirror",
+      ...(fromStore ? ["--from-store"] : ["--bundle", bundle]),
+      "--to",
+      `${host}/${PREFIX}`,
+      "--insecure-http",
+      "--output-dir",
+      mirrorOut(out),
+    );
   const skopeoErrors = (key) => path.join(WORK, `skopeo-${key}.stderr`);
   log(`full mirror: ${IMAGES.length} images into a fresh docker-registry per run`);
   const mirror = await measureGroup(
@@ -670,18 +538,7 @@ async function main(opts) {
         freshRegistryCommand({
           key: "airlock",
           label: "airlock mirror --bundle",
-          argv: (host) =>
-            airlock(
-              "registry",
-              "mirror",
-              "--bundle",
-              bundle,
-              "--to",
-              `${host}/${PREFIX}`,
-              "--insecure-http",
-              "--output-dir",
-              mirrorOut("airlock"),
-            ),
+          argv: (host) => mirrorArgv(host, "airlock"),
           check: (stdout) => checkMirrorResult(stdout, "copied", expected),
           expected,
           keep: opts.keep,
@@ -704,19 +561,7 @@ async function main(opts) {
         freshRegistryCommand({
           key: "airlockStore",
           label: "airlock mirror --from-store",
-          argv: (host) =>
-            airlock(
-              "--data-dir",
-              dataDir,
-              "registry",
-              "mirror",
-              "--from-store",
-              "--to",
-              `${host}/${PREFIX}`,
-              "--insecure-http",
-              "--output-dir",
-              mirrorOut("airlockStore"),
-            ),
+          argv: (host) => mirrorArgv(host, "airlockStore", { fromStore: true }),
           check: (stdout) => checkMirrorResult(stdout, "copied", expected),
           expected,
           keep: opts.keep,
@@ -747,14 +592,9 @@ async function main(opts) {
   log(`filled registry: ${filled.url} (pid ${filled.pid})`);
   const sync = await trySkopeoSync(fixtures.layout, filled);
   log(`skopeo sync: ${sync.note}`);
-  const toFilled = ["--to", `${filled.host}/${PREFIX}`, "--insecure-http"];
-  started = Date.now();
+  const started = Date.now();
   checkMirrorResult(
-    (
-      await $({
-        quiet: true,
-      })`${airlock("registry", "mirror", "--bundle", bundle, ...toFilled, "--output-dir", mirrorOut("fill"))}`
-    ).stdout,
+    (await $({ quiet: true })`${mirrorArgv(filled.host, "fill")}`).stdout,
     "copied",
     expected,
   );
@@ -766,31 +606,14 @@ async function main(opts) {
       serverCommand({
         key: "airlock",
         label: "airlock mirror --bundle",
-        argv: airlock(
-          "registry",
-          "mirror",
-          "--bundle",
-          bundle,
-          ...toFilled,
-          "--output-dir",
-          mirrorOut("noop"),
-        ),
+        argv: mirrorArgv(filled.host, "noop"),
         server: filled,
         check: (stdout) => checkMirrorResult(stdout, "present", expected),
       }),
       serverCommand({
         key: "airlockStore",
         label: "airlock mirror --from-store",
-        argv: airlock(
-          "--data-dir",
-          dataDir,
-          "registry",
-          "mirror",
-          "--from-store",
-          ...toFilled,
-          "--output-dir",
-          mirrorOut("noop-store"),
-        ),
+        argv: mirrorArgv(filled.host, "noop-store", { fromStore: true }),
         server: filled,
         check: (stdout) => checkMirrorResult(stdout, "present", expected),
       }),
@@ -862,7 +685,7 @@ async function main(opts) {
             }),
             server: filled,
             prepare: () => rm(pulledDir),
-            check: () => checkPulled(pulledDir, expected),
+            check: () => checkPulled(pulledDir, expected.tags),
             cleanup: () => (opts.keep ? undefined : rm(pulledDir)),
           }),
           {
@@ -896,53 +719,25 @@ async function main(opts) {
   const results = { content, mirror, noop, pull, sync, startupMs };
   const { text, targets, info } = report(opts, results, environment);
   console.log(text);
-  await fs.writeFile(
+  await writeResults(
     RESULTS,
-    `${JSON.stringify(
-      {
-        environment,
-        options: opts,
-        images: IMAGES,
-        targets,
-        information: info,
-        content,
-        startupMs: Math.round(startupMs),
-        skopeoSync: sync,
-        mirror,
-        noop,
-        buildPull: pull.measured ? pull.group : { measured: false, reason: pull.reason },
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(
-    `results: ${path.relative(REPO, RESULTS)}${opts.keep ? `; work files kept in ${path.relative(REPO, WORK)}` : ""}`,
+    { environment, options: opts, targets, information: info },
+    {
+      content,
+      startupMs: Math.round(startupMs),
+      skopeoSync: sync,
+      mirror,
+      noop,
+      buildPull: pull.measured ? pull.group : { measured: false, reason: pull.reason },
+    },
+    { keepWork: opts.keep ? WORK : undefined },
   );
 }
 
-let interrupted = false;
-let opts = { keep: false };
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`bench/mirror: ${signal}: stopping the servers`);
-    stopAllServers()
-      .then(() => (opts.keep ? undefined : fs.rm(WORK, { recursive: true, force: true })))
-      .finally(() => process.exit(130));
-  });
-}
-
-try {
-  opts = options();
-  await main(opts);
-} catch (error) {
-  // After Ctrl-C the servers are being stopped under the running command: its failure is no news.
-  if (!interrupted) console.error(`bench/mirror: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  if (!interrupted) {
-    await stopAllServers();
-    if (!opts.keep) await fs.rm(WORK, { recursive: true, force: true }).then(syncAll, () => {});
-  }
-}
+await runBenchmark({
+  name: "bench/mirror",
+  work: WORK,
+  tools: ["skopeo", "docker-registry", "sync", "env", "pgrep"],
+  options,
+  main,
+});

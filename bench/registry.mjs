@@ -32,46 +32,60 @@
 // Medians are reported. It is a measurement, not a test: it exits 0 when a target is missed, 1 only
 // when a command fails. Every server it starts is stopped by its PID at the end, also on failure or
 // Ctrl-C. Results go to .bench/registry-results.json.
-import { spawn } from "node:child_process";
-import { openSync, closeSync } from "node:fs";
 import fs from "node:fs/promises";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { clearTimeout, setTimeout } from "node:timers";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { $ } from "zx";
-import { generateFixtures } from "../scripts/fixtures.mjs";
 import {
-  MiB,
-  integerOption,
+  BENCH_DIR,
+  GiB,
+  IMAGES,
+  REPO,
+  atLeast,
+  benchPaths,
+  blobKey,
+  buildAndImport,
+  checkPulled,
   cpuSeconds,
+  firstLine,
   formatBytes,
   formatMs,
   formatPressure,
   formatRss,
+  freePort,
+  freshServer,
+  hostEnvironment,
+  hostLine,
+  integerOption,
+  log,
+  logTail,
+  maxOf,
   measureGroup,
-  median,
-  memInfo,
+  medianOf,
+  mibPerSecond,
+  parseOptions,
   parseSize,
+  prepareFixtures,
   pressure,
-  procStatusKiB,
+  ratioTable,
   renderTable,
-  requireGnuTime,
-  requireTools,
-  resetPeakRss,
+  runBenchmark,
+  serverProbe,
   sizeLabel,
   snapshotDist,
-  syncAll,
+  spawnServer,
+  startDockerRegistry,
+  stepRows,
+  stopAllServers,
+  targetSummary,
+  under,
+  waitForRegistry,
+  walkRegistry,
+  writeResults,
 } from "./lib.mjs";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BENCH_DIR = path.join(REPO, ".bench");
-const WORK = path.join(BENCH_DIR, "registry-work");
-const RESULTS = path.join(BENCH_DIR, "registry-results.json");
+const { work: WORK, results: RESULTS } = benchPaths("registry");
 const PROFILE_DIR = path.join(BENCH_DIR, "registry-prof");
-const IMAGES = ["hubble/msgbroker:4.5.0", "hubble/console:4.5.0", "hubble/agent:4.5.0"];
 const WARM_CLIENTS = 4;
 
 const TARGETS = {
@@ -98,133 +112,26 @@ const USAGE = `usage: node bench/registry.mjs [--size 1.25GiB] [--seed 42] [--ru
               (profiles in .bench/registry-prof, one per server process; slows them)`;
 
 function options() {
-  const { values } = parseArgs({
-    options: {
-      size: { type: "string", default: "1.25GiB" },
-      seed: { type: "string", default: "42" },
-      runs: { type: "string", default: "3" },
+  const values = parseOptions(USAGE, {
+    size: "1.25GiB",
+    more: {
       clients: { type: "string", default: "32" },
-      keep: { type: "boolean", default: false },
       "cpu-prof": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const runs = integerOption(values.runs, "--runs");
-  const seed = integerOption(values.seed, "--seed", 0);
   const clients = integerOption(values.clients, "--clients");
   return {
     size: parseSize(values.size),
-    seed,
-    runs,
+    seed: values.seed,
+    runs: values.runs,
     clients,
     keep: values.keep,
     cpuProf: values["cpu-prof"],
   };
 }
 
-// Node 20's global fetch (undici inside): the benchmark process only reads manifests with it.
-const { fetch } = globalThis;
-
-const log = (line = "") => process.stderr.write(`${line}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // ---------------------------------------------------------------------------------------------------
-// Servers: started here, tracked by PID, always stopped.
-
-/** Every server this run started: { name, child, pid, logFile }. */
-const servers = [];
-
-const exited = (child) => child.exitCode !== null || child.signalCode !== null;
-
-function waitForExit(child, ms) {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-/**
- * SIGTERM to the server's PID (it drains and exits), SIGKILL to the same PID if it is still there after
- * 15 s; a server seen to exit leaves the list (the push step starts one per run).
- */
-async function stopServer(server) {
-  if (!exited(server.child)) {
-    process.kill(server.pid, "SIGTERM");
-    if (!(await waitForExit(server.child, 15_000))) {
-      log(`  ${server.name} (pid ${server.pid}) ignored SIGTERM for 15 s: SIGKILL`);
-      process.kill(server.pid, "SIGKILL");
-      if (!(await waitForExit(server.child, 5_000))) return;
-    }
-  }
-  const at = servers.indexOf(server);
-  if (at >= 0) servers.splice(at, 1);
-}
-
-async function stopAll() {
-  await Promise.all(servers.map((server) => stopServer(server).catch(() => {})));
-}
-
-async function logTail(file) {
-  const text = await fs.readFile(file, "utf8").catch(() => "");
-  return text.trim().split("\n").slice(-10).join("\n");
-}
-
-function spawnServer(name, command, args, logFile, { stdout = "log" } = {}) {
-  const fd = openSync(logFile, "a");
-  try {
-    const child = spawn(command, args, {
-      stdio: ["ignore", stdout === "pipe" ? "pipe" : fd, fd],
-      cwd: WORK,
-    });
-    const server = { name, child, pid: child.pid, logFile };
-    if (child.pid === undefined) throw new Error(`cannot start ${name}: ${command} did not spawn`);
-    servers.push(server);
-    child.on("error", () => {});
-    return server;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (for a server that cannot be told to pick one itself). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls GET /v2/ over plain HTTP (with `headers`, e.g. credentials) until it answers 200. */
-async function waitForRegistry(server, base, { headers = {}, ms = 20_000 } = {}) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (exited(server.child)) {
-      throw new Error(
-        `${server.name} exited (${server.child.exitCode ?? server.child.signalCode}):\n${await logTail(server.logFile)}`,
-      );
-    }
-    const status = await fetch(`${base}/v2/`, { headers }).then(
-      (r) => r.arrayBuffer().then(() => r.status),
-      () => 0,
-    );
-    if (status === 200) return;
-    if (Date.now() > deadline)
-      throw new Error(`${server.name} did not answer ${base}/v2/ within ${ms / 1000} s`);
-    await sleep(100);
-  }
-}
+// Servers: started here, tracked by PID (bench/lib.mjs), always stopped.
 
 /**
  * Flags `registry serve` needs for anonymous pulls: `--anonymous-pull` once the CLI has authentication
@@ -264,7 +171,7 @@ async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [], port = 0, 
       ...(tls === undefined ? ["--insecure-http"] : ["--tls-cert", tls.cert, "--tls-key", tls.key]),
     ],
     logFile,
-    { stdout: "pipe" },
+    { stdout: "pipe", cwd: WORK },
   );
   const url = await new Promise((resolve, reject) => {
     let text = "";
@@ -300,110 +207,8 @@ async function startAirlock(name, cli, dataDir, { tls, nodeArgs = [], port = 0, 
   return server;
 }
 
-/**
- * docker-registry serve <name>.yml on 127.0.0.1:<port> (a free one unless given), storage under `root`;
- * with `htpasswd`, its basic auth from that file (every request, pull or push, needs credentials).
- */
-async function startDockerRegistry(root, { name = "docker-registry", port, htpasswd } = {}) {
-  const listenPort = port ?? (await freePort());
-  const config = path.join(WORK, `${name}.yml`);
-  // Debian's shipped config minus the health check (and minus auth unless asked), access log off
-  // (Airlock logs no request either).
-  await fs.writeFile(
-    config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: error",
-      "  accesslog:",
-      "    disabled: true",
-      "storage:",
-      "  cache:",
-      "    blobdescriptor: inmemory",
-      "  filesystem:",
-      `    rootdirectory: ${JSON.stringify(root)}`,
-      "  delete:",
-      "    enabled: true",
-      "http:",
-      `  addr: 127.0.0.1:${listenPort}`,
-      ...(htpasswd === undefined
-        ? []
-        : ["auth:", "  htpasswd:", "    realm: bench-registry", `    path: ${JSON.stringify(htpasswd)}`]),
-      "",
-    ].join("\n"),
-  );
-  const server = spawnServer(name, "docker-registry", ["serve", config], path.join(WORK, `${name}.log`));
-  server.url = `http://127.0.0.1:${listenPort}`;
-  server.host = `127.0.0.1:${listenPort}`;
-  await waitForRegistry(server, server.url, {
-    headers: htpasswd === undefined ? {} : { authorization: PUSH_AUTHORIZATION },
-  });
-  return server;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Content: build, import, fill, and check both registries serve the same thing.
-
-function benchSpec(layout) {
-  return [
-    "name: bench-registry",
-    "version: 4.5.0",
-    'created: "2026-11-01T00:00:00Z"',
-    "images:",
-    ...IMAGES.flatMap((ref) => [`  - ref: ${ref}`, `    source: oci:${layout}:${ref}`]),
-    "",
-  ].join("\n");
-}
-
-const MANIFEST_ACCEPT = [
-  "application/vnd.oci.image.index.v1+json",
-  "application/vnd.oci.image.manifest.v1+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-  "application/vnd.docker.distribution.manifest.v2+json",
-].join(", ");
-
-/**
- * The tags' digests and every blob (config and layer) of IMAGES as one registry serves them, over plain
- * HTTP (with `headers`, e.g. credentials).
- */
-async function walkRegistry(base, headers = {}) {
-  const tags = {};
-  const blobs = new Map();
-  let manifestBytes = 0;
-  const seen = new Set();
-  const walk = async (repo, reference) => {
-    const response = await fetch(`${base}/v2/${repo}/manifests/${reference}`, {
-      headers: { ...headers, accept: MANIFEST_ACCEPT },
-    });
-    const body = Buffer.from(await response.arrayBuffer());
-    if (response.status !== 200)
-      throw new Error(`GET ${base}/v2/${repo}/manifests/${reference}: ${response.status}`);
-    const digest = response.headers.get("docker-content-digest");
-    if (!seen.has(digest)) manifestBytes += body.length;
-    seen.add(digest);
-    const manifest = JSON.parse(body.toString("utf8"));
-    if (Array.isArray(manifest.manifests)) {
-      for (const child of manifest.manifests) await walk(repo, child.digest);
-    } else {
-      for (const blob of [manifest.config, ...manifest.layers]) {
-        if (!blobs.has(blob.digest)) blobs.set(blob.digest, { repo, digest: blob.digest, size: blob.size });
-      }
-    }
-    return digest;
-  };
-  for (const ref of IMAGES) {
-    const [repo, tag] = ref.split(":");
-    tags[ref] = await walk(repo, tag);
-  }
-  const list = [...blobs.values()].sort((a, b) => a.digest.localeCompare(b.digest));
-  return {
-    tags,
-    blobs: list,
-    blobBytes: list.reduce((sum, b) => sum + b.size, 0),
-    manifestBytes,
-    manifestCount: seen.size,
-  };
-}
 
 async function checkSameContent(airlock, peer, fixtures) {
   for (const ref of IMAGES) {
@@ -465,51 +270,15 @@ while [ "$i" -lt "$n" ]; do
 done
 wait`;
 
-/** Server peak RSS and CPU around one run: `start` before it (untimed), `finish` after it. */
-function serverProbe(server) {
-  let cpuBefore;
-  let reset = false;
-  return {
-    async start() {
-      reset = await resetPeakRss(server.pid);
-      cpuBefore = await cpuSeconds(server.pid);
-    },
-    async finish() {
-      if (exited(server.child))
-        throw new Error(`${server.name} died during the run:\n${await logTail(server.logFile)}`);
-      const cpu = await cpuSeconds(server.pid);
-      const user = cpu.user - cpuBefore.user;
-      const system = cpu.system - cpuBefore.system;
-      return {
-        serverPeakRssKiB: await procStatusKiB(server.pid, "VmHWM"),
-        serverRssKiB: await procStatusKiB(server.pid, "VmRSS"),
-        serverCpuS: Number((user + system).toFixed(2)),
-        serverUserS: Number(user.toFixed(2)),
-        serverSystemS: Number(system.toFixed(2)),
-        peakScope: reset ? "run" : "lifetime",
-      };
-    },
-  };
-}
-
-async function checkPulled(dir, fixtures) {
-  const index = JSON.parse(await fs.readFile(path.join(dir, "index.json"), "utf8"));
-  for (const ref of IMAGES) {
-    const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
-    if (entry?.digest !== fixtures.images[ref].digest) {
-      throw new Error(
-        `pull into ${dir}: ${ref} is ${entry?.digest ?? "missing"}, want ${fixtures.images[ref].digest}`,
-      );
-    }
-  }
-}
+/** The fixtures' digest of each of IMAGES. */
+const fixtureTags = (fixtures) => Object.fromEntries(IMAGES.map((ref) => [ref, fixtures.images[ref].digest]));
 
 async function benchPull(targets, opts, fixtures) {
   const rm = (dir) => fs.rm(dir, { recursive: true, force: true });
   return measureGroup(
     targets.map(({ key, label, server, tlsFlag }) => {
       const dir = path.join(WORK, `pull-${key}`);
-      const probe = serverProbe(server);
+      const probe = serverProbe(() => server);
       return {
         key,
         label,
@@ -520,7 +289,7 @@ async function benchPull(targets, opts, fixtures) {
         },
         after: async () => {
           const extra = await probe.finish();
-          await checkPulled(dir, fixtures);
+          await checkPulled(dir, fixtureTags(fixtures));
           return extra;
         },
         cleanup: () => rm(dir),
@@ -561,7 +330,7 @@ async function benchConcurrent(targets, opts, content) {
   return measureGroup(
     targets.map(({ key, label, server }) => {
       const args = clientArgs(server, content.blobs);
-      const probe = serverProbe(server);
+      const probe = serverProbe(() => server);
       return {
         key,
         label,
@@ -595,11 +364,9 @@ for ref in "$@"; do
     { tail -n 20 "$errors" >&2; exit 1; }
 done`;
 
-const blobKey = (walked) => walked.blobs.map((b) => `${b.digest} ${b.size}`).join("\n");
-
 /** What a push left in `server`: the tags at the fixtures' digests, and the blob set both registries served. */
 async function checkPushed(server, fixtures, content) {
-  const walked = await walkRegistry(server.url, { authorization: PUSH_AUTHORIZATION });
+  const walked = await walkRegistry(server.url, IMAGES, { headers: { authorization: PUSH_AUTHORIZATION } });
   for (const ref of IMAGES) {
     const want = fixtures.images[ref].digest;
     if (walked.tags[ref] !== want)
@@ -683,37 +450,27 @@ async function benchPush(targets, opts, { fixtures, content, bundle }) {
       debug,
       ...IMAGES,
     ];
-    let server;
-    let probe;
-    const stop = async () => {
-      if (server !== undefined) await stopServer(server);
-      server = undefined;
-    };
-    const empty = () => fs.rm(storage, { recursive: true, force: true });
+    const fresh = freshServer(storage, (dir) => start(dir, port));
+    const probe = serverProbe(() => fresh.current);
     commands.push({
       key,
       label,
       argv: argv(""),
       warmArgv: argv("--debug"),
       prepare: async () => {
-        await stop();
-        await empty();
         await fs.writeFile(errors, "");
-        server = await start(storage, port);
-        probe = serverProbe(server);
+        await fresh.restart();
         await probe.start();
       },
       after: async (_result, { timed }) => {
         const extra = await probe.finish();
-        if (!timed) warm[key] = { ...(await countRequests(errors, host)), auth: await authCost(server) };
-        await checkPushed(server, fixtures, content);
-        await stop();
+        if (!timed)
+          warm[key] = { ...(await countRequests(errors, host)), auth: await authCost(fresh.current) };
+        await checkPushed(fresh.current, fixtures, content);
+        await fresh.stop();
         return extra;
       },
-      cleanup: async () => {
-        await stop();
-        if (!opts.keep) await empty();
-      },
+      cleanup: () => fresh.cleanup(opts.keep),
     });
   }
   return { ...(await measureGroup(commands, { runs: opts.runs, log })), warm };
@@ -722,33 +479,19 @@ async function benchPush(targets, opts, { fixtures, content, bundle }) {
 // ---------------------------------------------------------------------------------------------------
 // Report.
 
-// Three decimals: a ratio a hair under its target must not print as the target itself ("1.00×" and FAIL).
-const ratio = (value, digits = 3) => (Number.isFinite(value) ? `${value.toFixed(digits)}×` : "-");
-const mibPerSecond = (bytes, ms) => (bytes / MiB / (ms / 1000)).toFixed(0);
-const extraOf = (measured, field) => measured.extra.map((e) => e[field]);
-const maxOf = (measured, field) => Math.max(...extraOf(measured, field));
-const medianOf = (measured, field) => median(extraOf(measured, field));
-
 function report(opts, results, environment) {
   const { content, pull, concurrent, push } = results;
   const setBytes = content.blobBytes + content.manifestBytes;
   const concurrentBytes = content.blobBytes * opts.clients;
   const rows = [];
-  const addRows = (step, group, keys, bytes) => {
-    for (const key of keys) {
-      const m = group[key];
-      rows.push([
-        step,
-        m.label,
-        formatMs(m.medianMs),
-        m.ms.map((ms) => formatMs(ms)).join(" / "),
+  const addRows = (step, group, keys, bytes) =>
+    rows.push(
+      ...stepRows(step, group, keys, (m) => [
         mibPerSecond(bytes, m.medianMs),
         formatRss(maxOf(m, "serverPeakRssKiB")),
         `${medianOf(m, "serverCpuS").toFixed(1)} s (${medianOf(m, "serverUserS").toFixed(1)} + ${medianOf(m, "serverSystemS").toFixed(1)})`,
-      ]);
-      step = "";
-    }
-  };
+      ]),
+    );
   addRows("pull: skopeo copy --all ×3", pull, ["airlock", "peer", "airlockTls"], setBytes);
   addRows(`${opts.clients} concurrent pulls (curl)`, concurrent, ["airlock", "peer"], concurrentBytes);
   addRows("push: skopeo copy --all ×3", push, ["airlock", "peer"], setBytes);
@@ -763,36 +506,25 @@ function report(opts, results, environment) {
   const pushRatio = push.peer.medianMs / push.airlock.medianMs;
   const airlockRssKiB = maxOf(concurrent.airlock, "serverPeakRssKiB");
   const targets = [
-    {
-      name: "pull: docker-registry time ÷ airlock time (HTTP)",
-      value: pullRatio,
-      shown: ratio(pullRatio),
-      target: `≥ ${TARGETS.pull.toFixed(2)}`,
-      pass: pullRatio >= TARGETS.pull,
-    },
-    {
-      name: `${opts.clients} pulls: airlock throughput ÷ docker-registry throughput`,
-      value: concurrentRatio,
-      shown: ratio(concurrentRatio),
-      target: `≥ ${TARGETS.concurrent.toFixed(2)}`,
-      pass: concurrentRatio >= TARGETS.concurrent,
-    },
-    {
-      name: `${opts.clients} pulls: airlock server peak RSS (largest of ${opts.runs} runs)`,
-      value: airlockRssKiB / 1024,
-      shown: formatRss(airlockRssKiB),
-      target: `< ${TARGETS.rssMiB} MiB`,
-      pass: airlockRssKiB / 1024 < TARGETS.rssMiB,
-    },
-    {
-      name: "push: docker-registry time ÷ airlock time (HTTP, into an empty registry)",
-      value: pushRatio,
-      shown: ratio(pushRatio),
-      target: `≥ ${TARGETS.push.toFixed(2)}`,
-      pass: pushRatio >= TARGETS.push,
-    },
+    atLeast("pull: docker-registry time ÷ airlock time (HTTP)", pullRatio, TARGETS.pull),
+    atLeast(
+      `${opts.clients} pulls: airlock throughput ÷ docker-registry throughput`,
+      concurrentRatio,
+      TARGETS.concurrent,
+    ),
+    under(
+      `${opts.clients} pulls: airlock server peak RSS (largest of ${opts.runs} runs)`,
+      airlockRssKiB / 1024,
+      TARGETS.rssMiB,
+      { shown: formatRss(airlockRssKiB), limit: `${TARGETS.rssMiB} MiB` },
+    ),
+    atLeast(
+      "push: docker-registry time ÷ airlock time (HTTP, into an empty registry)",
+      pushRatio,
+      TARGETS.push,
+    ),
   ];
-  const cpuPerGiB = (m, bytes) => (medianOf(m, "serverCpuS") / (bytes / 1024 ** 3)).toFixed(2);
+  const cpuPerGiB = (m, bytes) => (medianOf(m, "serverCpuS") / (bytes / GiB)).toFixed(2);
   const info = [
     {
       name: "pull over TLS: docker-registry (HTTP) time ÷ airlock (HTTPS) time",
@@ -854,23 +586,14 @@ function report(opts, results, environment) {
     name: "push: bcrypt CPU share of server CPU, airlock / docker-registry",
     shown: `${pct(bcrypt.airlock.shareOfServerCpu)} / ${pct(bcrypt.peer.shareOfServerCpu)}`,
   });
-  const ratioTable = renderTable(
-    ["ratio", "value", "target", "result"],
-    [
-      ...targets.map((t) => [t.name, t.shown, t.target, t.pass ? "PASS" : "FAIL"]),
-      ...info.map((t) => [t.name, t.shown ?? ratio(t.value), "information", ""]),
-    ],
-    ["l", "r", "l", "l"],
-  );
   const measuredGroups = [pull, concurrent, push].flatMap((group) =>
     Object.values(group).filter((m) => Array.isArray(m?.extra)),
   );
   const scopes = new Set(measuredGroups.flatMap((m) => m.extra.map((e) => e.peakScope)));
-  const passed = targets.filter((t) => t.pass).length;
   const lines = [
     "",
     `Airlock registry benchmark — ${environment.date}`,
-    `host: ${environment.cpus} CPUs (${environment.cpuModel}), ${formatBytes(environment.memTotal)} RAM, Node ${process.version}, ${environment.fs}`,
+    hostLine(environment),
     `peers: ${environment.versions.dockerRegistry}; ${environment.versions.skopeo}; ${environment.versions.curl}`,
     `other load: before: ${formatPressure(environment.pressureBefore)}; after: ${formatPressure(environment.pressureAfter)}`,
     `content: ${IMAGES.join(", ")} from a ${sizeLabel(opts.size)} fixture set (seed ${opts.seed}) → ${formatBytes(content.bundleBytes)} bundle;`,
@@ -894,20 +617,13 @@ function report(opts, results, environment) {
     "",
     table,
     "",
-    ratioTable,
+    ratioTable(targets, info),
     "",
     `push authentication (bcrypt on every authenticated request; requests counted by skopeo --debug in the warm-up push,`,
     `  one check priced by the server's CPU over ${push.warm.airlock.auth.requests} GET /v2/ with credentials minus ${push.warm.airlock.auth.requests} without):`,
     ...bcryptLines,
     "",
-    `summary: ${passed}/${targets.length} measured targets met${
-      passed === targets.length
-        ? ""
-        : ` — FAIL: ${targets
-            .filter((t) => !t.pass)
-            .map((t) => t.name)
-            .join("; ")}`
-    }`,
+    `summary: ${targetSummary(targets, "measured targets")}`,
   ];
   return { text: lines.join("\n"), targets, info, bcrypt };
 }
@@ -915,13 +631,11 @@ function report(opts, results, environment) {
 // ---------------------------------------------------------------------------------------------------
 
 async function versions() {
-  const first = async (argv) =>
-    (await $({ quiet: true, nothrow: true })`${argv}`).stdout.trim().split("\n")[0] ?? "?";
   return {
-    dockerRegistry: await first(["docker-registry", "--version"]),
-    skopeo: await first(["skopeo", "--version"]),
-    curl: (await first(["curl", "--version"])).split(" ").slice(0, 2).join(" "),
-    openssl: await first(["openssl", "version"]),
+    dockerRegistry: await firstLine(["docker-registry", "--version"]),
+    skopeo: await firstLine(["skopeo", "--version"]),
+    curl: (await firstLine(["curl", "--version"])).split(" ").slice(0, 2).join(" "),
+    openssl: await firstLine(["openssl", "version"]),
   };
 }
 
@@ -939,22 +653,8 @@ async function selfSignedCert(dir) {
 }
 
 async function main(opts) {
-  await requireGnuTime();
-  await requireTools(["skopeo", "docker-registry", "openssl", "curl", "find", "sync", "htpasswd", "env"]);
-  await fs.rm(WORK, { recursive: true, force: true });
-  await fs.mkdir(path.join(WORK, "tmp"), { recursive: true });
-  const mem = await memInfo();
-  const fsType = (await $({ quiet: true, nothrow: true })`df --output=fstype ${BENCH_DIR}`).stdout
-    .trim()
-    .split("\n")
-    .pop();
   const environment = {
-    date: new Date().toISOString(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    memTotal: mem.total,
-    memAvailable: mem.available,
-    fs: `${fsType ?? "?"} at ${BENCH_DIR}`,
+    ...(await hostEnvironment()),
     versions: await versions(),
     pressureBefore: await pressure(),
   };
@@ -962,47 +662,32 @@ async function main(opts) {
     log(`warning: the host is busy (${formatPressure(environment.pressureBefore)}): timings will be noisy`);
   }
   // The fixtures, the bundle, both registries' storage and a pull output sit in the page cache at once.
-  if (mem.available < opts.size * 5) {
+  if (environment.memAvailable < opts.size * 5) {
     log(
-      `warning: ${formatBytes(mem.available)} RAM available, about ${formatBytes(opts.size * 5)} of page cache keeps everything warm; timings will include disk reads`,
+      `warning: ${formatBytes(environment.memAvailable)} RAM available, about ${formatBytes(opts.size * 5)} of page cache keeps everything warm; timings will include disk reads`,
     );
   }
-  const cli = await snapshotDist(REPO, WORK);
-  log(`airlock: node ${path.relative(REPO, cli)} (a snapshot of dist/ taken now)`);
-
-  const fixturesDir = path.join(BENCH_DIR, "fixtures", `seed${opts.seed}-${sizeLabel(opts.size)}`);
-  let started = Date.now();
-  const fixtures = await generateFixtures({ out: fixturesDir, seed: opts.seed, size: opts.size });
-  log(
-    `fixtures (${formatMs(Date.now() - started)}): ${fixturesDir} (${formatBytes(fixtures.totalBlobBytes)} of blobs)`,
-  );
-
-  const airlock = (...args) => ["node", cli, "--no-progress", ...args];
-  const spec = path.join(WORK, "bench-registry.yaml");
-  const bundle = path.join(WORK, "bench-registry.airlock.tar");
-  const dataDir = path.join(WORK, "data");
+  const cli = await snapshotDist(WORK);
+  const fixtures = await prepareFixtures(opts);
+  const { bundle, dataDir, bundleBytes } = await buildAndImport(WORK, "bench-registry", fixtures.layout, {
+    airlock: (...args) => ["node", cli, "--no-progress", ...args],
+    afterBuild: (bytes) => {
+      if (bytes < GiB)
+        log(`warning: the bundle is under 1 GiB: use --size 1.25GiB or more for the issue's figures`);
+    },
+  });
   const peerRoot = path.join(WORK, "docker-registry");
-  await fs.writeFile(spec, benchSpec(fixtures.layout));
-  started = Date.now();
-  await $({ quiet: true })`${airlock("bundle", "build", "-f", spec, "-o", bundle)}`;
-  const bundleBytes = (await fs.stat(bundle)).size;
-  log(`bundle built (${formatMs(Date.now() - started)}): ${formatBytes(bundleBytes)}`);
-  if (bundleBytes < 1024 ** 3)
-    log(`warning: the bundle is under 1 GiB: use --size 1.25GiB or more for the issue's figures`);
-  started = Date.now();
-  await $({ quiet: true })`${airlock("--data-dir", dataDir, "bundle", "import", bundle)}`;
-  log(`bundle imported into ${path.relative(REPO, dataDir)} (${formatMs(Date.now() - started)})`);
 
   const tls = await selfSignedCert(WORK);
   const profileArgs = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
   if (opts.cpuProf) await fs.mkdir(PROFILE_DIR, { recursive: true });
   const airlockHttp = await startAirlock("airlock-http", cli, dataDir, { nodeArgs: profileArgs });
   const airlockTls = await startAirlock("airlock-https", cli, dataDir, { tls });
-  const peer = await startDockerRegistry(peerRoot);
+  const peer = await startDockerRegistry(peerRoot, { dir: WORK });
   for (const server of [airlockHttp, airlockTls, peer])
     log(`${server.name}: ${server.url} (pid ${server.pid})`);
 
-  started = Date.now();
+  const started = Date.now();
   for (const ref of IMAGES) {
     await $({
       quiet: true,
@@ -1011,8 +696,8 @@ async function main(opts) {
   }
   log(`docker-registry filled from the bundle by skopeo (${formatMs(Date.now() - started)})`);
 
-  const airlockContent = await walkRegistry(airlockHttp.url);
-  const peerContent = await walkRegistry(peer.url);
+  const airlockContent = await walkRegistry(airlockHttp.url, IMAGES);
+  const peerContent = await walkRegistry(peer.url, IMAGES);
   await checkSameContent(airlockContent, peerContent, fixtures);
   const content = {
     bundleBytes,
@@ -1055,7 +740,7 @@ async function main(opts) {
     content,
   );
   // The pull servers are done: only the push servers (one per run) run from here on.
-  await stopAll();
+  await stopAllServers();
 
   const htpasswd = path.join(WORK, "htpasswd");
   await $({ quiet: true })`htpasswd -Bbc ${htpasswd} ${PUSH_USER} ${PUSH_PASSWORD}`;
@@ -1075,65 +760,42 @@ async function main(opts) {
         key: "peer",
         label: "docker-registry (HTTP)",
         storage: path.join(WORK, "push-docker-registry"),
-        start: (dir, port) => startDockerRegistry(dir, { name: "docker-registry-push", port, htpasswd }),
+        start: (dir, port) =>
+          startDockerRegistry(dir, {
+            dir: WORK,
+            name: "docker-registry-push",
+            port,
+            htpasswd,
+            headers: { authorization: PUSH_AUTHORIZATION },
+          }),
       },
     ],
     opts,
     { fixtures, content, bundle },
   );
 
-  await stopAll();
+  await stopAllServers();
   environment.pressureAfter = await pressure();
   const results = { content, pull, concurrent, push };
   const { text, targets, info, bcrypt } = report(opts, results, environment);
   console.log(text);
-  await fs.writeFile(
+  await writeResults(
     RESULTS,
-    `${JSON.stringify(
-      {
-        environment,
-        options: opts,
-        images: IMAGES,
-        targets,
-        information: info,
-        pushAuthentication: bcrypt,
-        content,
-        pull,
-        concurrent,
-        push,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(
-    `results: ${path.relative(REPO, RESULTS)}${opts.keep ? `; work files kept in ${path.relative(REPO, WORK)}` : ""}${
-      opts.cpuProf ? `; CPU profiles of the Airlock HTTP servers in ${path.relative(REPO, PROFILE_DIR)}` : ""
-    }`,
+    { environment, options: opts, targets, information: info },
+    { pushAuthentication: bcrypt, content, pull, concurrent, push },
+    {
+      keepWork: opts.keep ? WORK : undefined,
+      more: opts.cpuProf
+        ? `; CPU profiles of the Airlock HTTP servers in ${path.relative(REPO, PROFILE_DIR)}`
+        : "",
+    },
   );
 }
 
-let interrupted = false;
-let opts = { keep: false };
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`bench/registry: ${signal}: stopping the servers`);
-    stopAll()
-      .then(() => (opts.keep ? undefined : fs.rm(WORK, { recursive: true, force: true })))
-      .finally(() => process.exit(130));
-  });
-}
-
-try {
-  opts = options();
-  await main(opts);
-} catch (error) {
-  console.error(`bench/registry: ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  if (!interrupted) {
-    await stopAll();
-    if (!opts.keep) await fs.rm(WORK, { recursive: true, force: true }).then(syncAll, () => {});
-  }
-}
+await runBenchmark({
+  name: "bench/registry",
+  work: WORK,
+  tools: ["skopeo", "docker-registry", "openssl", "curl", "find", "sync", "htpasswd", "env"],
+  options,
+  main,
+});
