@@ -64,6 +64,8 @@ interface TokenClaims {
 const SERVICE = "airlock";
 const FAILURE_WINDOW_MS = 60_000;
 const MAX_FAILURES = 5;
+const VERIFIED_TTL_MS = 60_000;
+const MAX_VERIFIED = 1024;
 
 function base64url(data: Buffer | string): string {
   return Buffer.from(data).toString("base64url");
@@ -79,6 +81,8 @@ export class Authenticator {
   /** Tokens are signed with a key that lives as long as the server: a restart only means a new login. */
   private readonly tokenKey = randomBytes(32);
   private readonly failures = new Map<string, number[]>();
+  /** Keyed digests of Basic headers bcrypt accepted, and until when they count as checked. */
+  private readonly verified = new Map<string, number>();
 
   constructor(private readonly config: AuthConfig) {}
 
@@ -123,12 +127,19 @@ export class Authenticator {
     const colon = decoded.indexOf(":");
     const user = decoded.slice(0, colon);
     const hash = colon > 0 ? this.config.users.get(user) : undefined;
+    // Basic auth sends the password with every request, and bcrypt costs milliseconds by design: a
+    // pair checked once stays good for a minute (by a keyed digest, the password is never kept).
+    const key = createHmac("sha256", this.tokenKey).update(header).digest("base64");
+    const verifiedUntil = this.verified.get(key);
+    if (hash !== undefined && verifiedUntil !== undefined && verifiedUntil > Date.now()) return user;
     if (hash === undefined || !(await bcrypt.compare(decoded.slice(colon + 1), hash))) {
       this.recordFailure(address);
       throw new RegistryError("UNAUTHORIZED", "wrong user name or password", undefined, {
         "WWW-Authenticate": 'Basic realm="airlock"',
       });
     }
+    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+    this.verified.set(key, Date.now() + VERIFIED_TTL_MS);
     return user;
   }
 
