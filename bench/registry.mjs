@@ -557,7 +557,7 @@ function report(opts, results, environment) {
       shown: `${cpuPerGiB(push.airlock, setBytes)} / ${cpuPerGiB(push.peer, setBytes)}`,
     },
   ];
-  // What the password checks cost each server in a push: bcrypt on every authenticated request.
+  // What the password checks cost each server in a push: docker-registry runs bcrypt on every authenticated request, Airlock once a minute per user and password.
   const bcrypt = Object.fromEntries(
     ["airlock", "peer"].map((key) => {
       const { authenticated, requests, auth } = push.warm[key];
@@ -619,7 +619,7 @@ function report(opts, results, environment) {
     "",
     ratioTable(targets, info),
     "",
-    `push authentication (bcrypt on every authenticated request; requests counted by skopeo --debug in the warm-up push,`,
+    `push authentication (docker-registry: bcrypt on every authenticated request, Airlock: once a minute per user and password; requests counted by skopeo --debug in the warm-up push,`,
     `  one check priced by the server's CPU over ${push.warm.airlock.auth.requests} GET /v2/ with credentials minus ${push.warm.airlock.auth.requests} without):`,
     ...bcryptLines,
     "",
