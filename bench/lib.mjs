@@ -12,6 +12,7 @@ import { clearTimeout, setTimeout } from "node:timers";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { $ } from "zx";
+import { dockerRegistryConfig } from "../scripts/docker-registry.mjs";
 import { generateFixtures } from "../scripts/fixtures.mjs";
 
 export const KiB = 1024;
@@ -701,26 +702,7 @@ export async function startDockerRegistry(
   // Debian's shipped config minus the health check (and minus auth unless asked), access log off.
   await fs.writeFile(
     config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: error",
-      "  accesslog:",
-      "    disabled: true",
-      "storage:",
-      "  cache:",
-      "    blobdescriptor: inmemory",
-      "  filesystem:",
-      `    rootdirectory: ${JSON.stringify(root)}`,
-      "  delete:",
-      "    enabled: true",
-      "http:",
-      `  addr: 127.0.0.1:${listenPort}`,
-      ...(htpasswd === undefined
-        ? []
-        : ["auth:", "  htpasswd:", "    realm: bench-registry", `    path: ${JSON.stringify(htpasswd)}`]),
-      "",
-    ].join("\n"),
+    dockerRegistryConfig({ storage: root, port: listenPort, htpasswd, cache: true }),
   );
   const server = spawnServer(name, "docker-registry", ["serve", config], path.join(dir, `${name}.log`), {
     cwd: dir,

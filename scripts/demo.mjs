@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join, resolve } from "node:path";
+import { dockerRegistryConfig } from "./docker-registry.mjs";
 import { generateFixtures } from "./fixtures.mjs";
 
 const root = resolve(import.meta.dirname, "..");
@@ -68,10 +69,7 @@ async function startDockerRegistry(dir) {
     });
   });
   const config = join(dir, "config.yml");
-  await writeFile(
-    config,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "storage")}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-  );
+  await writeFile(config, dockerRegistryConfig({ storage: join(dir, "storage"), port }));
   const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
   children.push(child);
   for (let attempt = 0; attempt < 200; attempt++) {

@@ -348,12 +348,8 @@ export class RegistryClient {
       try {
         return await this.upload(repository, descriptor, body, options);
       } catch (error) {
-        if (
-          !(error instanceof AirlockError && error.code === "REGISTRY_UPLOAD_LOST") ||
-          restart >= this.retries
-        ) {
-          throw error;
-        }
+        const lost = error instanceof AirlockError && error.code === "REGISTRY_UPLOAD_LOST";
+        if (!(lost || this.retryable(error)) || restart >= this.retries) throw error;
         await this.backoff(restart, undefined);
       }
     }
@@ -386,6 +382,8 @@ export class RegistryClient {
     const withDigest = (url: string): string => `${url}${url.includes("?") ? "&" : "?"}digest=${digest}`;
 
     if (size <= this.monolithicMaxBytes) {
+      // Not retried on the same session: a cut PUT may have left part of the body in it, which a
+      // second PUT would append to. pushBlob starts a fresh session instead.
       const response = await this.send({
         method: "PUT",
         path: withDigest(location),
@@ -393,6 +391,7 @@ export class RegistryClient {
         headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
         body: () => body(0),
         expect: [201],
+        retry: false,
         what,
       });
       await response.body.dump();

@@ -10,6 +10,7 @@ import { get as httpGet } from "node:http";
 import { get as httpsGet } from "node:https";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
+import { dockerRegistryConfig } from "../../scripts/docker-registry.mjs";
 import { runTool, waitFor } from "./fixtures.js";
 
 export interface Daemon {
@@ -195,27 +196,7 @@ export async function startDockerRegistry(
   const config = join(dir, "config.yml");
   await writeFile(
     config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: error",
-      "  accesslog:",
-      "    disabled: true",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${storage}`,
-      "  delete:",
-      "    enabled: true",
-      ...(options.htpasswd === undefined
-        ? []
-        : ["auth:", "  htpasswd:", "    realm: test", `    path: ${options.htpasswd}`]),
-      "http:",
-      `  addr: 127.0.0.1:${port}`,
-      ...(options.tls === undefined
-        ? []
-        : ["  tls:", `    certificate: ${options.tls.certFile}`, `    key: ${options.tls.keyFile}`]),
-      "",
-    ].join("\n"),
+    dockerRegistryConfig({ storage, port, htpasswd: options.htpasswd, tls: options.tls }),
   );
   const daemon = startDaemon("docker-registry", ["serve", config], join(dir, "registry.log"));
   const url = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;

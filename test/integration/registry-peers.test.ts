@@ -14,15 +14,13 @@ import {
   MiB,
   runTool,
   useFixtures,
-  waitFor,
   selfSignedCertificate,
   type Fixtures,
   sampleBundle,
 } from "../helpers/fixtures.js";
 import {
-  freePort,
   startContainerd as startOwnContainerd,
-  startDaemon,
+  startDockerRegistry,
   type Daemon,
 } from "../helpers/daemons.js";
 
@@ -139,26 +137,9 @@ describe("containerd", () => {
 
 describe("docker-registry (CNCF distribution) holding the same image", () => {
   it("serves the same manifest digests and the same blob bytes as Airlock", async () => {
-    const dir = await fx.dir("distribution");
-    const port = await freePort();
-    const config = join(dir, "config.yml");
-    await writeFile(
-      config,
-      [
-        "version: 0.1",
-        "storage:",
-        "  filesystem:",
-        `    rootdirectory: ${join(dir, "storage")}`,
-        "http:",
-        `  addr: 127.0.0.1:${port}`,
-      ].join("\n"),
-    );
-    daemons.push(startDaemon("docker-registry", ["serve", config], join(dir, "registry.log")));
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => undefined))?.status === 200,
-      20_000,
-      "docker-registry",
-    );
+    const peer = await startDockerRegistry(await fx.dir("distribution"));
+    daemons.push(peer.daemon);
+    const port = peer.host.split(":")[1]!;
     // The two-platform index: every child manifest and blob must match too.
     const ref = "hubble/console:4.5.0";
     await tool("skopeo", [

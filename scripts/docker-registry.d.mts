@@ -1,0 +1,7 @@
+export function dockerRegistryConfig(options: {
+  storage: string;
+  port: number;
+  htpasswd?: string | undefined;
+  tls?: { certFile: string; keyFile: string } | undefined;
+  cache?: boolean;
+}): string;
