@@ -591,16 +591,23 @@ export class RegistryClient {
     }
   }
 
+  /** A path on the registry, or an absolute URL it gave (an upload Location, a redirect). */
+  private urlOf(path: string): string {
+    return path.startsWith("http") ? path : `${this.base}${path}`;
+  }
+
+  /** The request's own headers and, unless it goes out anonymously, its Authorization. */
+  private async headersFor(options: SendOptions): Promise<Record<string, string>> {
+    const authorization = options.anonymous === true ? undefined : await this.authorization(options.scope);
+    return { ...options.headers, ...(authorization === undefined ? {} : { Authorization: authorization }) };
+  }
+
   /** One request with auth and retries; the response's status is one of `expect`. */
   private async send(options: SendOptions): Promise<Dispatcher.ResponseData> {
-    const url = options.path.startsWith("http") ? options.path : `${this.base}${options.path}`;
+    const url = this.urlOf(options.path);
     let authorizedOnce = false;
     for (let attempt = 0; ; attempt++) {
-      const authorization = options.anonymous === true ? undefined : await this.authorization(options.scope);
-      const headers = {
-        ...options.headers,
-        ...(authorization === undefined ? {} : { Authorization: authorization }),
-      };
+      const headers = await this.headersFor(options);
       let response: Dispatcher.ResponseData;
       try {
         response = await this.attempt(options.method, url, headers, options.body?.(), options.what);
@@ -644,12 +651,10 @@ export class RegistryClient {
     if (options.method === "HEAD" && response.statusCode >= 400 && response.statusCode < 500) {
       // A HEAD answer has no body to say why: the same GET does (a manifest or blob at most, once).
       await response.body.dump();
-      const url = options.path.startsWith("http") ? options.path : `${this.base}${options.path}`;
-      const authorization = await this.authorization(options.scope);
       answer = await this.attempt(
         "GET",
-        url,
-        { ...options.headers, ...(authorization === undefined ? {} : { Authorization: authorization }) },
+        this.urlOf(options.path),
+        await this.headersFor(options),
         undefined,
         options.what,
       );
