@@ -4,15 +4,18 @@ import {
   Digester,
   MAX_MANIFEST_BYTES,
   childDescriptors,
+  digestOf,
   isIndexMediaType,
+  parseDigest,
   parseManifest,
+  parseReference,
   type Descriptor,
   type Digest,
 } from "../registry/oci/index.js";
 import type { RegistryClient, PushOutcome } from "../registry/client/index.js";
-import type { OperationOptions, Store } from "../registry/store/index.js";
+import { allocateReadBuffer, type OperationOptions, type Store } from "../registry/store/index.js";
 import { BLOB_DIR } from "./format.js";
-import { partSpans, readBundleAt, resolveBundleInput } from "./parts.js";
+import { partSpans, readBundleAt } from "./parts.js";
 import { indexTar } from "./tar.js";
 import { checkSignature, readBundleHead } from "./verify.js";
 
@@ -91,12 +94,9 @@ async function* ringChunks(
   offset: number,
   where: string,
 ): AsyncGenerator<Buffer> {
-  const digester =
-    offset === 0 ? new Digester(descriptor.digest.startsWith("sha512:") ? "sha512" : "sha256") : undefined;
+  const digester = offset === 0 ? new Digester(parseDigest(descriptor.digest).algorithm) : undefined;
   // Fresh per blob (not the store's shared pool): a buffer goes back to nobody while a socket may hold it.
-  const ring = [0, 1, 2].map(() =>
-    Buffer.allocUnsafeSlow(RING_CHUNK_BYTES + 4096).subarray(64, 64 + RING_CHUNK_BYTES),
-  );
+  const ring = [0, 1, 2].map(() => allocateReadBuffer(RING_CHUNK_BYTES));
   let turn = 0;
   let held: Buffer | undefined;
   for (const span of spans) {
@@ -138,24 +138,11 @@ async function* ringChunks(
   if (held !== undefined) yield held;
 }
 
-function splitRef(ref: string): { repository: string; tag: string } {
-  const colon = ref.lastIndexOf(":");
-  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
-}
-
-/** Every tagged image of the store, or of one imported bundle. */
-export function storeSource(store: Store, options: { bundle?: Digest | undefined } = {}): MirrorSource {
-  const tags =
-    options.bundle === undefined
-      ? store.listTags()
-      : (store.findBundle(options.bundle)?.images ?? []).map((image) => ({
-          repository: image.repository,
-          tag: image.tag,
-          digest: image.digest,
-        }));
+/** Every tagged image of the store. */
+export function storeSource(store: Store): MirrorSource {
   return {
     label: store.dataDir,
-    images: tags.map((tag) => ({
+    images: store.listTags().map((tag) => ({
       ref: `${tag.repository}:${tag.tag}`,
       referrers: store.listReferrers(tag.repository, tag.digest).map((referrer) => referrer.digest),
       ...tag,
@@ -182,7 +169,7 @@ export function storeSource(store: Store, options: { bundle?: Digest | undefined
 export async function bundleSource(paths: string[], publicKeyPath?: string): Promise<MirrorSource> {
   const head = await readBundleHead(paths);
   await checkSignature(head, publicKeyPath);
-  const input = await resolveBundleInput(paths);
+  const { input } = head;
   const entries = await indexTar((position, length) => readBundleAt(input, position, length), input.size);
   const entryOf = (digest: Digest) => entries.get(`${BLOB_DIR}${digest.slice("sha256:".length)}`);
   const missing = (digest: Digest): AirlockError =>
@@ -195,12 +182,17 @@ export async function bundleSource(paths: string[], publicKeyPath?: string): Pro
     });
   return {
     label: input.label,
-    images: head.metadata.images.map((image) => ({
-      ref: image.ref,
-      digest: image.digest,
-      referrers: image.referrers?.map((referrer) => referrer.digest),
-      ...splitRef(image.ref),
-    })),
+    // Named as import names them in the store, so a mirror of the bundle and of the store agree.
+    images: head.metadata.images.map((image) => {
+      const ref = parseReference(image.ref, `airlock.json images ${image.ref}`);
+      return {
+        ref: image.ref,
+        repository: ref.repository,
+        tag: ref.tag ?? "latest",
+        digest: image.digest,
+        referrers: image.referrers?.map((referrer) => referrer.digest),
+      };
+    }),
     has: (digest) => entryOf(digest) !== undefined,
     async manifest(digest) {
       const entry = entryOf(digest);
@@ -210,10 +202,8 @@ export async function bundleSource(paths: string[], publicKeyPath?: string): Pro
           where: input.label,
         });
       }
-      const bytes = Buffer.from(await readBundleAt(input, entry.dataOffset, entry.size));
-      const digester = new Digester();
-      digester.update(bytes);
-      if (digester.digest() !== digest) {
+      const bytes = await readBundleAt(input, entry.dataOffset, entry.size);
+      if (digestOf(bytes) !== digest) {
         throw new AirlockError("BUNDLE_ENTRY_CORRUPT", `manifest ${digest} does not match its digest`, {
           where: `${input.label}: ${entry.name}`,
           hint: "copy the bundle again; `airlock bundle verify` names the damaged part",

@@ -314,11 +314,7 @@ export function partSpans(
 }
 
 /** `length` bytes of the joined bundle at `position`, for readers that index it and then read entries (mirror). */
-export async function readBundleAt(
-  input: BundleInput,
-  position: number,
-  length: number,
-): Promise<Uint8Array> {
+export async function readBundleAt(input: BundleInput, position: number, length: number): Promise<Buffer> {
   const out = Buffer.alloc(length);
   let filled = 0;
   for (const span of partSpans(input, position, length)) {

@@ -27,5 +27,5 @@ export type {
 } from "./store.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
-export { readChunks, takeBuffer, giveBack, STREAM_CHUNK_BYTES } from "./chunks.js";
+export { readChunks, takeBuffer, giveBack, allocateReadBuffer, STREAM_CHUNK_BYTES } from "./chunks.js";
 export type { ChunkRange } from "./chunks.js";
