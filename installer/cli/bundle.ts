@@ -1,5 +1,4 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { writeFile, rename } from "node:fs/promises";
 import {
   buildBundle,
   defaultAuthFile,
@@ -11,7 +10,7 @@ import {
   type InspectResult,
 } from "../../bundle/index.js";
 import { isRegistryHost } from "../../registry/oci/index.js";
-import { emit, formatBytes, parseSize, progressReporter } from "./output.js";
+import { emit, formatBytes, parseSize, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 
 function renderInspect(result: InspectResult): string {
@@ -213,8 +212,7 @@ export function registerBundle(program: Command, run: Runner): void {
           process.stdout.write(JSON.stringify(inventory, null, 2) + "\n");
           return;
         }
-        await writeFile(`${flags.output}.partial`, JSON.stringify(inventory, null, 2) + "\n");
-        await rename(`${flags.output}.partial`, flags.output);
+        await writeFileAtomically(flags.output, JSON.stringify(inventory, null, 2) + "\n");
         emit(
           context.output,
           { output: flags.output, bundles: inventory.bundles.length, blobs: inventory.blobs.length },

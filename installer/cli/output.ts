@@ -1,3 +1,4 @@
+import { rename, writeFile } from "node:fs/promises";
 import { AirlockError } from "../../registry/oci/index.js";
 import type { Progress } from "../../registry/store/index.js";
 
@@ -7,6 +8,12 @@ export interface OutputOptions {
   progress: boolean;
   color: boolean;
   debug: boolean;
+}
+
+/** A file the operator asked for, written whole or not at all: a crash leaves no half-written one. */
+export async function writeFileAtomically(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.partial`, text);
+  await rename(`${path}.partial`, path);
 }
 
 export function formatBytes(bytes: number): string {

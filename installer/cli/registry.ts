@@ -1,8 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, isHostPort, isValidRepository } from "../../registry/oci/index.js";
 import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
 import {
   bundleSource,
@@ -15,7 +15,7 @@ import type * as ClientModuleNamespace from "../../registry/client/index.js";
 import type { Credentials } from "../../registry/client/index.js";
 
 type ClientModule = typeof ClientModuleNamespace;
-import { emit, formatBytes, progressReporter } from "./output.js";
+import { emit, formatBytes, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 import { loadPki } from "./pki.js";
 import { registerGc } from "./store.js";
@@ -132,15 +132,16 @@ interface MirrorFlags {
 
 /** `HOST[:PORT][/PREFIX]` → the registry and the repository prefix. */
 function parseTarget(to: string): { host: string; prefix: string } {
-  const match =
-    /^([A-Za-z0-9.-]+(?::\d+)?|\[[0-9a-fA-F:]+\](?::\d+)?)(?:\/([a-z0-9._/-]*[a-z0-9]))?\/?$/.exec(to);
-  if (match === null) {
+  const slash = to.indexOf("/");
+  const host = slash === -1 ? to : to.slice(0, slash);
+  const prefix = slash === -1 ? "" : to.slice(slash + 1).replace(/\/$/, "");
+  if (!isHostPort(host) || (prefix !== "" && !isValidRepository(prefix))) {
     throw new AirlockError("USAGE", `--to ${JSON.stringify(to)} is not HOST[:PORT][/PREFIX]`, {
       hint: "e.g. --to harbor.site.local/palette (a prefix in lowercase)",
       exitCode: 2,
     });
   }
-  return { host: match[1]!, prefix: match[2] ?? "" };
+  return { host, prefix };
 }
 
 /** The client and undici, loaded when a mirror runs rather than at every command's start. */
@@ -151,12 +152,6 @@ async function mirrorCredentials(flags: MirrorFlags, host: string): Promise<Cred
   if (flags.creds !== undefined) return parseCredentials(flags.creds);
   if (flags.authfile !== undefined) return credentialsFromAuthFile(flags.authfile, host);
   return undefined;
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
 }
 
 function mirrorSummary(result: MirrorResult): string {
@@ -308,7 +303,11 @@ export function registerRegistry(program: Command, run: Runner): void {
               caFile: flags.caFile,
               mirrorFor: flags.mirrorFor.length === 0 ? ["docker.io"] : flags.mirrorFor,
             });
-            for (const [name, text] of files) await writeAtomically(join(flags.outputDir, name), text);
+            for (const [name, text] of files) {
+              const path = join(flags.outputDir, name);
+              await mkdir(dirname(path), { recursive: true });
+              await writeFileAtomically(path, text);
+            }
           }
           emit(context.output, result, () => mirrorSummary(result));
           if (result.failed > 0) {

@@ -21,6 +21,7 @@ export {
   isValidRepository,
   isValidTag,
   isRegistryHost,
+  isHostPort,
   MAX_REPOSITORY_LENGTH,
 } from "./reference.js";
 export type { Reference } from "./reference.js";

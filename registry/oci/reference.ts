@@ -35,9 +35,14 @@ function looksLikeHost(component: string): boolean {
   );
 }
 
+/** A host name or bracketed IPv6 address, with an optional port: `harbor`, `10.0.0.5:5000`, `[::1]:5000`. */
+export function isHostPort(value: string): boolean {
+  return HOST_PATTERN.test(value);
+}
+
 /** `host[:port]` as a reference names a registry: `registry.example.com`, `localhost:5000`, `[::1]:5000`. */
 export function isRegistryHost(value: string): boolean {
-  return looksLikeHost(value) && HOST_PATTERN.test(value);
+  return looksLikeHost(value) && isHostPort(value);
 }
 
 function refError(value: string, why: string, where: string | undefined): AirlockError {
