@@ -140,7 +140,7 @@ class RegistryImageStore implements ImageStore {
   async blob(descriptor: Descriptor): Promise<BlobSource> {
     const { digest, size, mediaType } = descriptor;
     if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
-      return { digest, size, mediaType, open: () => this.stream(descriptor) };
+      return { digest, size, mediaType, open: () => this.stream(descriptor), selfChecking: true };
     }
     // The registry serves manifests on their own endpoint, not as blobs.
     let bytes = this.manifests.get(digest);

@@ -38,6 +38,8 @@ export interface BlobSource {
   size: number;
   mediaType: string;
   open(): ByteStream;
+  /** open() checks the bytes against `digest` and `size` itself and fails before handing out the last of them. */
+  selfChecking?: boolean;
 }
 
 /** A place images are read from: go-containerregistry's small interface, reduced to what build needs. */

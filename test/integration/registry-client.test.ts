@@ -72,4 +72,61 @@ describe("RegistryClient.getBlob", () => {
       await client.close();
     }
   });
+
+  describe("a blob of several MiB", () => {
+    const MiB = 1024 * 1024;
+    const large = Buffer.alloc(3 * MiB + 12345);
+    for (let i = 0; i < large.byteLength; i += 4096) large.writeUInt32BE(i, i);
+    const largeDescriptor = { ...descriptor, digest: digestOf(large), size: large.byteLength };
+
+    it("is handed out in 1 MiB pieces and a remainder, though the server writes it in 8 KiB pieces", async () => {
+      const registry = await serve((_req, res) => {
+        res.writeHead(200, { "Content-Length": String(large.byteLength) });
+        let at = 0;
+        const send = (): void => {
+          while (at < large.byteLength) {
+            const piece = large.subarray(at, at + 8192);
+            at += piece.byteLength;
+            if (!res.write(piece)) {
+              res.once("drain", send);
+              return;
+            }
+          }
+          res.end();
+        };
+        send();
+      });
+      const client = new RegistryClient({ host: registry, insecureHttp: true });
+      const sizes: number[] = [];
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of client.getBlob("repo", largeDescriptor)) {
+          sizes.push(chunk.byteLength);
+          chunks.push(Buffer.from(chunk));
+        }
+      } finally {
+        await client.close();
+      }
+      expect(sizes).toEqual([MiB, MiB, MiB, 12345]);
+      expect(Buffer.concat(chunks).equals(large)).toBe(true);
+    });
+
+    it("damaged in its last byte hands out at most all but its last two pieces before REGISTRY_DIGEST_MISMATCH", async () => {
+      const damaged = Buffer.from(large);
+      damaged[damaged.byteLength - 1]! ^= 0xff;
+      const registry = await serve((_req, res) => res.end(damaged));
+      const client = new RegistryClient({ host: registry, insecureHttp: true });
+      let handed = 0;
+      try {
+        await expect(
+          (async () => {
+            for await (const chunk of client.getBlob("repo", largeDescriptor)) handed += chunk.byteLength;
+          })(),
+        ).rejects.toMatchObject({ code: "REGISTRY_DIGEST_MISMATCH" });
+      } finally {
+        await client.close();
+      }
+      expect(handed).toBe(2 * MiB);
+    });
+  });
 });
