@@ -319,22 +319,25 @@ export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
       bytesTotal += size;
       report(image.ref);
       await Promise.all(
-        tree.blobs.map((blob) =>
-          limiter.run(async () => {
-            options.signal?.throwIfAborted();
-            if (options.dryRun === true) {
+        tree.blobs.map(async (blob) => {
+          if (options.dryRun === true) {
+            return limiter.run(async () => {
+              options.signal?.throwIfAborted();
               const present = (await client.headBlob(repository, blob.digest)) === blob.size;
               if (present) result.blobs.present++;
               else result.bytesSent += blob.size;
               bytesDone += blob.size;
-              return;
-            }
-            const home = homes.get(blob.digest);
-            const mountFrom = home === undefined ? undefined : await home;
-            let settle: (repo: string | undefined) => void = () => undefined;
-            if (home === undefined) homes.set(blob.digest, new Promise((resolve) => (settle = resolve)));
+            });
+          }
+          const home = homes.get(blob.digest);
+          let settle: (repo: string | undefined) => void = () => undefined;
+          if (home === undefined) homes.set(blob.digest, new Promise((resolve) => (settle = resolve)));
+          // Waiting for another image's push of the same blob holds no --concurrency slot.
+          const mountFrom = home === undefined ? undefined : await home;
+          return limiter.run(async () => {
             let sent = 0;
             try {
+              options.signal?.throwIfAborted();
               if (!(await source.has(blob.digest))) {
                 if ((await client.headBlob(repository, blob.digest)) !== blob.size) {
                   throw new AirlockError(
@@ -367,8 +370,8 @@ export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
               settle(undefined);
               throw error;
             }
-          }),
-        ),
+          });
+        }),
       );
       if (options.dryRun === true) {
         result.status = "missing";
