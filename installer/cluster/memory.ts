@@ -61,7 +61,7 @@ interface InjectedFailure {
 /**
  * A cluster in memory that behaves like a kube-apiserver and the controllers the plane relies on:
  * server-side apply with field managers and conflicts, generations bumped on spec changes,
- * resourceVersions, namespaces that must exist and finish terminating, watches; a StatefulSet
+ * resourceVersions, finalizers, namespaces that must exist and finish terminating, watches; a StatefulSet
  * controller that creates pods (ready after `podReadyMs`), rolls them one at a time from the highest
  * ordinal when the template changes, and reports observedGeneration, ready/updated replicas and
  * current/update revisions. Failures are injected: an image whose pods never pull, an API error.

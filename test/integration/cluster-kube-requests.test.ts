@@ -295,6 +295,49 @@ describe("KubeClusterClient", () => {
     expect(seen.map((object) => object?.status?.readyReplicas)).toEqual([undefined, 2]);
   });
 
+  it("a watch the server ends, or answers 410 Gone, is listed and watched again from the new resourceVersion", async () => {
+    const client = KubeClusterClient.fromKubeconfig(kubeconfig);
+    let lists = 0;
+    let watches = 0;
+    answer = (req, res) => {
+      if (req.query.watch === undefined) {
+        lists++;
+        json(res, {
+          kind: "StatefulSetList",
+          apiVersion: "apps/v1",
+          metadata: { resourceVersion: `${lists}0` },
+          items: [],
+        });
+        return;
+      }
+      watches++;
+      res.writeHead(200, { "Content-Type": "application/json" });
+      if (watches === 1) res.end();
+      else if (watches === 2)
+        res.end(
+          JSON.stringify({
+            type: "ERROR",
+            object: { kind: "Status", apiVersion: "v1", code: 410, reason: "Expired" },
+          }) + "\n",
+        );
+      else res.write(JSON.stringify({ type: "ADDED", object: statefulSet }) + "\n");
+    };
+    const seen: (string | undefined)[] = [];
+    const watching = new AbortController();
+    await client.watch(
+      { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: "hubble-system" },
+      (object) => {
+        seen.push(object?.metadata.name);
+        if (object !== undefined) watching.abort();
+      },
+      watching.signal,
+    );
+    expect(
+      requests.map((r) => (r.query.watch === undefined ? "list" : `watch from ${r.query.resourceVersion}`)),
+    ).toEqual(["list", "watch from 10", "list", "watch from 20", "list", "watch from 30"]);
+    expect(seen).toEqual([undefined, undefined, undefined, "msgbroker"]);
+  });
+
   it("an API server refusal is a typed error naming the object; no server is CLUSTER_UNREACHABLE; a bad kubeconfig KUBECONFIG_INVALID", async () => {
     const client = KubeClusterClient.fromKubeconfig(kubeconfig);
     answer = (_req, res) =>
