@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import fs from "node:fs/promises";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -669,7 +670,7 @@ export async function runBenchmark({ name, work, tools, options, main }) {
 }
 
 /** Polls GET /v2/ over plain HTTP (with `headers`, e.g. credentials) until it answers 200. */
-export async function waitForRegistry(server, base, { headers = {}, ms = 20_000 } = {}) {
+export async function waitForRegistry(server, base, { headers = {}, ms = 20_000, ca } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     if (exited(server.child)) {
@@ -677,10 +678,12 @@ export async function waitForRegistry(server, base, { headers = {}, ms = 20_000 
         `${server.name} exited (${server.child.exitCode ?? server.child.signalCode}):\n${await logTail(server.logFile)}`,
       );
     }
-    const status = await fetch(`${base}/v2/`, { headers }).then(
-      (r) => r.arrayBuffer().then(() => r.status),
-      () => 0,
-    );
+    const status = await (ca === undefined
+      ? fetch(`${base}/v2/`, { headers }).then(
+          (r) => r.arrayBuffer().then(() => r.status),
+          () => 0,
+        )
+      : httpsStatus(`${base}/v2/`, { headers, ca }));
     if (status === 200) return;
     if (Date.now() > deadline)
       throw new Error(`${server.name} did not answer ${base}/v2/ within ${ms / 1000} s`);
@@ -688,28 +691,48 @@ export async function waitForRegistry(server, base, { headers = {}, ms = 20_000 
   }
 }
 
+/** The status of a GET over TLS trusting `ca` (PEM), 0 when it cannot connect. */
+function httpsStatus(url, { headers, ca }) {
+  return new Promise((resolve) => {
+    https
+      .get(url, { headers, ca }, (response) => {
+        response.resume();
+        response.on("end", () => resolve(response.statusCode));
+      })
+      .on("error", () => resolve(0));
+  });
+}
+
 /**
  * Debian's docker-registry (CNCF distribution): `serve DIR/<name>.yml` on 127.0.0.1:<port> (a free one
  * unless given), storage under `root`, log in DIR/<name>.log; with `htpasswd`, basic auth from that file
- * (every request then needs credentials: `headers` are what the readiness poll sends).
+ * (every request then needs credentials: `headers` are what the readiness poll sends); with `tls`
+ * ({ cert, key } PEM files, the certificate self-signed), HTTPS.
  */
 export async function startDockerRegistry(
   root,
-  { dir, name = "docker-registry", port, htpasswd, headers = {} },
+  { dir, name = "docker-registry", port, htpasswd, headers = {}, tls },
 ) {
   const listenPort = port ?? (await freePort());
   const config = path.join(dir, `${name}.yml`);
   // Debian's shipped config minus the health check (and minus auth unless asked), access log off.
   await fs.writeFile(
     config,
-    dockerRegistryConfig({ storage: root, port: listenPort, htpasswd, cache: true }),
+    dockerRegistryConfig({
+      storage: root,
+      port: listenPort,
+      htpasswd,
+      cache: true,
+      tls: tls === undefined ? undefined : { certFile: tls.cert, keyFile: tls.key },
+    }),
   );
   const server = spawnServer(name, "docker-registry", ["serve", config], path.join(dir, `${name}.log`), {
     cwd: dir,
   });
-  server.url = `http://127.0.0.1:${listenPort}`;
+  server.url = `${tls === undefined ? "http" : "https"}://127.0.0.1:${listenPort}`;
   server.host = `127.0.0.1:${listenPort}`;
-  await waitForRegistry(server, server.url, { headers });
+  const ca = tls === undefined ? undefined : await fs.readFile(tls.cert, "utf8");
+  await waitForRegistry(server, server.url, { headers, ca });
   return server;
 }
 

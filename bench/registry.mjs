@@ -10,8 +10,8 @@
 // --preserve-digests), and both registries are checked to serve the same tags, digests and blobs.
 // Every server binds 127.0.0.1 only. It measures:
 //   pull      skopeo copy --all --preserve-digests docker://HOST/<ref> oci:DIR:<ref> of the 3 images,
-//             from Airlock over plain HTTP, docker-registry over plain HTTP, and (information) Airlock
-//             over TLS with a self-signed openssl certificate that skopeo trusts by --src-cert-dir.
+//             from Airlock over plain HTTP, docker-registry over plain HTTP, and (information) both
+//             over TLS with one self-signed openssl certificate that skopeo trusts by --src-cert-dir.
 //             skopeo, not the server, sets its pace (its CPU time is about its wall time; each server
 //             spends a fifth of that), so single runs scatter by ±15 %: the step runs --pull-runs rounds,
 //             each server once per round back to back, and its ratio is the median of the rounds' ratios
@@ -507,7 +507,7 @@ function report(opts, results, environment) {
         `${medianOf(m, "serverCpuS").toFixed(1)} s (${medianOf(m, "serverUserS").toFixed(1)} + ${medianOf(m, "serverSystemS").toFixed(1)})`,
       ]),
     );
-  addRows("pull: skopeo copy --all ×3", pull, ["airlock", "peer", "airlockTls"], setBytes);
+  addRows("pull: skopeo copy --all ×3", pull, ["airlock", "peer", "airlockTls", "peerTls"], setBytes);
   addRows(`${opts.clients} concurrent pulls (curl)`, concurrent, ["airlock", "peer"], concurrentBytes);
   addRows("push: skopeo copy --all ×3", push, ["airlock", "peer"], setBytes);
   const table = renderTable(
@@ -559,8 +559,8 @@ function report(opts, results, environment) {
       shown: `${pull.airlock.medianCpuS.toFixed(2)} / ${pull.peer.medianCpuS.toFixed(2)}`,
     },
     {
-      name: "pull over TLS: docker-registry (HTTP) time ÷ airlock (HTTPS) time",
-      value: pairedRatio(pull.peer, pull.airlockTls),
+      name: "pull over TLS: docker-registry time ÷ airlock time (both HTTPS, same certificate)",
+      value: pairedRatio(pull.peerTls, pull.airlockTls),
     },
     {
       name: "pull: airlock HTTPS time ÷ airlock HTTP time",
@@ -575,8 +575,8 @@ function report(opts, results, environment) {
       shown: `${cpuPerGiB(concurrent.airlock, concurrentBytes)} / ${cpuPerGiB(concurrent.peer, concurrentBytes)}`,
     },
     {
-      name: "pull: server peak RSS, airlock HTTP / HTTPS / docker-registry",
-      shown: ["airlock", "airlockTls", "peer"]
+      name: "pull: server peak RSS, airlock HTTP / HTTPS, docker-registry HTTP / HTTPS",
+      shown: ["airlock", "airlockTls", "peer", "peerTls"]
         .map((k) => formatRss(maxOf(pull[k], "serverPeakRssKiB")))
         .join(" / "),
     },
@@ -631,7 +631,8 @@ function report(opts, results, environment) {
     `content: ${IMAGES.join(", ")} from a ${sizeLabel(opts.size)} fixture set (seed ${opts.seed}) → ${formatBytes(content.bundleBytes)} bundle;`,
     `  both registries serve the same ${content.blobs.length} blobs (${formatBytes(content.blobBytes)}) + ${content.manifestCount} manifests, checked before timing.`,
     `  Airlock: registry serve --insecure-http, and --tls-cert/--tls-key (openssl self-signed P-256, skopeo --src-cert-dir);`,
-    `  docker-registry: filesystem storage, inmemory blob descriptor cache, access log off. All on 127.0.0.1.`,
+    `  docker-registry: filesystem storage, inmemory blob descriptor cache, access log off; plain HTTP, and http.tls with`,
+    `  the same certificate. All on 127.0.0.1.`,
     `  push: into an empty registry each run (fresh Airlock data dir, nothing imported / fresh docker-registry root),`,
     `  server started before and stopped after each run (untimed); both with basic auth from one bcrypt htpasswd file`,
     `  (Airlock --auth htpasswd: --push-user ${PUSH_USER}; docker-registry auth: htpasswd:), skopeo --dest-creds; pushed tags and`,
@@ -716,7 +717,8 @@ async function main(opts) {
   const airlockHttp = await startAirlock("airlock-http", cli, dataDir, { nodeArgs: profileArgs });
   const airlockTls = await startAirlock("airlock-https", cli, dataDir, { tls });
   const peer = await startDockerRegistry(peerRoot, { dir: WORK });
-  for (const server of [airlockHttp, airlockTls, peer])
+  const peerTls = await startDockerRegistry(peerRoot, { dir: WORK, name: "docker-registry-https", tls });
+  for (const server of [airlockHttp, airlockTls, peer, peerTls])
     log(`${server.name}: ${server.url} (pid ${server.pid})`);
 
   const started = Date.now();
@@ -755,6 +757,12 @@ async function main(opts) {
         key: "airlockTls",
         label: "airlock (HTTPS)",
         server: airlockTls,
+        tlsFlag: `--src-cert-dir=${tls.caDir}`,
+      },
+      {
+        key: "peerTls",
+        label: "docker-registry (HTTPS)",
+        server: peerTls,
         tlsFlag: `--src-cert-dir=${tls.caDir}`,
       },
     ],
