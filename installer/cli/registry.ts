@@ -3,7 +3,12 @@ import { hostname, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { AirlockError, isHostPort, isValidRepository } from "../../registry/oci/index.js";
-import { Authenticator, loadHtpasswd, startRegistryServer } from "../../registry/server/index.js";
+import {
+  Authenticator,
+  loadHtpasswd,
+  startRegistryServer,
+  type RunningRegistry,
+} from "../../registry/server/index.js";
 import {
   bundleSource,
   mirror,
@@ -72,7 +77,20 @@ async function tlsFiles(flags: ServeFlags, dataDir: string): Promise<TlsFiles | 
   return { certFile: certificate.certFile, keyFile: certificate.keyFile, caFile: certificate.caFile };
 }
 
-async function authenticator(flags: ServeFlags): Promise<Authenticator | undefined> {
+/** The accounts of --auth's file, checked against --push-user. */
+async function loadAccounts(flags: ServeFlags, file: string): Promise<Map<string, string>> {
+  const users = await loadHtpasswd(file);
+  const unknown = flags.pushUser.filter((name) => !users.has(name));
+  if (unknown.length > 0) {
+    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${file}`, {
+      exitCode: 2,
+    });
+  }
+  return users;
+}
+
+/** --auth's mode and accounts file; undefined for anonymous pulls only. */
+function authMode(flags: ServeFlags): { mode: "basic" | "token"; file: string } | undefined {
   if (flags.auth === undefined) {
     if (flags.anonymousPull !== true) {
       throw new AirlockError(
@@ -99,19 +117,43 @@ async function authenticator(flags: ServeFlags): Promise<Authenticator | undefin
       { exitCode: 2 },
     );
   }
-  const users = await loadHtpasswd(match[2]!);
-  const unknown = flags.pushUser.filter((name) => !users.has(name));
-  if (unknown.length > 0) {
-    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${match[2]}`, {
-      exitCode: 2,
-    });
-  }
-  return new Authenticator({
-    mode: match[1] === "token" ? "token" : "basic",
-    users,
-    pushUsers: new Set(flags.pushUser),
-    anonymousPull: flags.anonymousPull === true,
-  });
+  return { mode: match[1] === "token" ? "token" : "basic", file: match[2]! };
+}
+
+/**
+ * On SIGHUP: the certificate and key read again (a PKI-issued one re-issued if it no longer holds,
+ * and after `airlock pki rotate`), and the accounts file read again. What fails to load is reported
+ * and the old certificate or accounts stay in service.
+ */
+function reloadOnHangup(
+  flags: ServeFlags,
+  dataDir: string,
+  server: RunningRegistry,
+  auth: { authenticator: Authenticator; file: string } | undefined,
+): () => void {
+  const reload = async (): Promise<void> => {
+    const done: string[] = [];
+    try {
+      const tls = await tlsFiles(flags, dataDir);
+      if (tls !== undefined) {
+        await server.reloadTls(tls);
+        done.push(`certificate ${tls.certFile}`);
+      }
+      if (auth !== undefined) {
+        auth.authenticator.replaceAccounts(await loadAccounts(flags, auth.file), new Set(flags.pushUser));
+        done.push(`accounts ${auth.file}`);
+      }
+      process.stderr.write(`registry: reloaded ${done.length === 0 ? "nothing" : done.join(" and ")}\n`);
+    } catch (error) {
+      const reason = error instanceof AirlockError ? `${error.code}: ${error.message}` : String(error);
+      process.stderr.write(
+        `registry: reload failed, still serving the previous ${done.length > 0 ? "accounts" : "certificate and accounts"}: ${reason}\n`,
+      );
+    }
+  };
+  const onHangup = (): void => void reload();
+  process.on("SIGHUP", onHangup);
+  return () => process.off("SIGHUP", onHangup);
 }
 
 interface MirrorFlags {
@@ -179,7 +221,9 @@ export function registerRegistry(program: Command, run: Runner): void {
 
   registry
     .command("serve")
-    .description("serve every imported image over the OCI distribution API until SIGTERM")
+    .description(
+      "serve every imported image over the OCI distribution API until SIGTERM; SIGHUP reloads the certificate and accounts",
+    )
     .option("--listen <host:port>", "address to listen on", "127.0.0.1:5443")
     .option("--tls-cert <cert.pem>", "server certificate (PEM)")
     .option("--tls-key <key.pem>", "the certificate's private key (PEM)")
@@ -204,13 +248,25 @@ export function registerRegistry(program: Command, run: Runner): void {
     .option("--read-only", "refuse every push")
     .action(async (flags: ServeFlags, command: Command) =>
       run(command, async (context) => {
-        const auth = await authenticator(flags);
+        const mode = authMode(flags);
+        const auth =
+          mode === undefined
+            ? undefined
+            : {
+                file: mode.file,
+                authenticator: new Authenticator({
+                  mode: mode.mode,
+                  users: await loadAccounts(flags, mode.file),
+                  pushUsers: new Set(flags.pushUser),
+                  anonymousPull: flags.anonymousPull === true,
+                }),
+              };
         const tls = await tlsFiles(flags, context.dataDir);
         await withStore(context, async (store) => {
           const server = await startRegistryServer(store, {
             listen: flags.listen,
             tls,
-            auth,
+            auth: auth?.authenticator,
             allowPush: auth !== undefined && flags.readOnly !== true && flags.pushUser.length > 0,
             onInternalError: (error) => process.stderr.write(`registry: internal error: ${String(error)}\n`),
           });
@@ -221,10 +277,12 @@ export function registerRegistry(program: Command, run: Runner): void {
               `serving ${context.dataDir} at ${server.url}` +
               (tls?.caFile === undefined ? "" : `; clients trust ${tls.caFile}`),
           );
+          const stopReloading = reloadOnHangup(flags, context.dataDir, server, auth);
           await new Promise<void>((resolve) => {
             if (context.signal.aborted) resolve();
             else context.signal.addEventListener("abort", () => resolve(), { once: true });
           });
+          stopReloading();
           await server.close();
         });
       }),

@@ -86,6 +86,16 @@ export class Authenticator {
 
   constructor(private readonly config: AuthConfig) {}
 
+  /**
+   * New accounts (the htpasswd file read again). Passwords checked before count for nothing now, so
+   * a removed account or a changed password takes effect at once; tokens already issued run out.
+   */
+  replaceAccounts(users: Map<string, string>, pushUsers: Set<string>): void {
+    this.config.users = users;
+    this.config.pushUsers = pushUsers;
+    this.verified.clear();
+  }
+
   private realm(req: IncomingMessage): string {
     const scheme = "encrypted" in req.socket && req.socket.encrypted === true ? "https" : "http";
     return `${scheme}://${req.headers.host ?? "localhost"}/token`;

@@ -1,7 +1,8 @@
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { createSecureContext } from "node:tls";
 import { AirlockError, errnoCode } from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { createRegistryHandler, type RegistryHandlerOptions } from "./handler.js";
@@ -16,6 +17,11 @@ export interface RunningRegistry {
   /** Base URL, e.g. https://127.0.0.1:5443 */
   url: string;
   address: AddressInfo;
+  /**
+   * Serves new connections with the certificate and key now in these files (after a rotation);
+   * connections already open keep theirs. Leaves the old pair in place when the new one is unusable.
+   */
+  reloadTls(tls: { certFile: string; keyFile: string }): Promise<void>;
   /** Stops accepting, lets in-flight pulls finish, cuts uploads in flight (they stay resumable). */
   close(): Promise<void>;
 }
@@ -48,31 +54,39 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
   }
 }
 
+/** The certificate and key in these files, checked to make a TLS context together. */
+async function readTlsPair(tls: {
+  certFile: string;
+  keyFile: string;
+}): Promise<{ cert: Buffer; key: Buffer }> {
+  const pair = {
+    cert: await readTlsFile(tls.certFile, "certificate"),
+    key: await readTlsFile(tls.keyFile, "key"),
+  };
+  try {
+    createSecureContext(pair);
+  } catch (error) {
+    throw new AirlockError(
+      "TLS_INVALID",
+      `the TLS certificate or key is not usable: ${(error as Error).message}`,
+      {
+        where: tls.certFile,
+        hint: "the key must match the certificate, both PEM",
+        exitCode: 2,
+      },
+    );
+  }
+  return pair;
+}
+
 /** Starts the registry on `listen`, over TLS when certificate files are given, else plain HTTP. */
 export async function startRegistryServer(store: Store, options: ServeOptions): Promise<RunningRegistry> {
   const { host, port } = parseListen(options.listen);
   const handler = createRegistryHandler(store, options);
   let server: Server;
+  let https: HttpsServer | undefined;
   if (options.tls === undefined) server = createHttpServer(handler);
-  else {
-    const [cert, key] = [
-      await readTlsFile(options.tls.certFile, "certificate"),
-      await readTlsFile(options.tls.keyFile, "key"),
-    ];
-    try {
-      server = createHttpsServer({ cert, key }, handler);
-    } catch (error) {
-      throw new AirlockError(
-        "TLS_INVALID",
-        `the TLS certificate or key is not usable: ${(error as Error).message}`,
-        {
-          where: options.tls.certFile,
-          hint: "the key must match the certificate, both PEM",
-          exitCode: 2,
-        },
-      );
-    }
-  }
+  else server = https = createHttpsServer(await readTlsPair(options.tls), handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error) => {
       reject(
@@ -92,6 +106,18 @@ export async function startRegistryServer(store: Store, options: ServeOptions): 
   return {
     url: `${options.tls === undefined ? "http" : "https"}://${shownHost}:${address.port}`,
     address,
+    reloadTls: async (tls) => {
+      if (https === undefined) {
+        throw new AirlockError(
+          "TLS_NOT_SERVED",
+          "this registry serves plain HTTP: there is no certificate to reload",
+          {
+            hint: "restart it with TLS (without --insecure-http)",
+          },
+        );
+      }
+      https.setSecureContext(await readTlsPair(tls));
+    },
     close: async () => {
       const closed = new Promise<void>((resolve, reject) => {
         server.close((error) => (error === undefined ? resolve() : reject(error)));

@@ -3,7 +3,9 @@
  * checked with real skopeo over plain HTTP and over TLS, and with raw requests for the spec's codes.
  */
 import { spawn } from "node:child_process";
-import { copyFile, readFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
+import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle, type BundleMetadata } from "../../bundle/index.js";
@@ -12,6 +14,7 @@ import { startRegistryServer, type RunningRegistry } from "../../registry/server
 import {
   CLI,
   MiB,
+  runCli,
   runTool,
   sha256Hex,
   useFixtures,
@@ -268,6 +271,71 @@ describe("airlock registry serve", () => {
       ]);
       expect(text.stdout.toString()).toContain("DNS:registry.site.example");
       expect(text.stdout.toString()).toContain("IP Address:127.0.0.1");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("on SIGHUP serves the rotated certificate and the accounts file as it is now; a broken file keeps the old accounts", async () => {
+    const accounts = join(await fx.dir("reload-accounts"), "htpasswd");
+    const account = async (user: string): Promise<string> =>
+      (await runTool("htpasswd", ["-Bbn", user, `${user}-pw`])).stdout.toString().trim();
+    await writeFile(accounts, `${await account("alice")}\n`);
+    const { child, served, exited } = await startServeCli([
+      "--listen",
+      "127.0.0.1:0",
+      "--auth",
+      `htpasswd:${accounts}`,
+    ]);
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    /** Resolves once stderr holds `count` lines containing `text`. */
+    const said = (text: string, count: number): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          if (stderr.split("\n").filter((line) => line.includes(text)).length >= count) {
+            child.stderr!.off("data", check);
+            resolve();
+          }
+        };
+        child.stderr!.on("data", check);
+        check();
+      });
+    const ca = await readFile(served.ca!);
+    const { hostname, port } = new URL(served.url);
+    const serial = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tlsConnect({ host: hostname, port: Number(port), ca }, () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.end();
+        }).on("error", reject);
+      });
+    const status = (user: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        httpsRequest(`${served.url}/v2/`, { ca, auth: `${user}:${user}-pw`, agent: false }, (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        })
+          .on("error", reject)
+          .end();
+      });
+    try {
+      const before = await serial();
+      expect([await status("alice"), await status("bob")]).toEqual([200, 401]);
+
+      const rotated = await runCli(["--data-dir", dataDir, "--json", "pki", "rotate", "--name", "registry"]);
+      expect(rotated.code).toBe(0);
+      await writeFile(accounts, `${await account("alice")}\n${await account("bob")}\n`);
+      child.kill("SIGHUP");
+      await said("registry: reloaded certificate", 1);
+      expect(await serial()).not.toBe(before);
+      expect(await status("bob")).toBe(200);
+
+      await writeFile(accounts, "not an htpasswd line\n");
+      child.kill("SIGHUP");
+      await said("registry: reload failed", 1);
+      expect([await status("alice"), await status("bob")]).toEqual([200, 200]);
     } finally {
       child.kill("SIGTERM");
     }
