@@ -241,6 +241,38 @@ function startServeCli(flags: string[]): Promise<{
   });
 }
 
+describe("reloadTls", () => {
+  it("refuses a key that does not match its certificate, keeping the old pair; a plain HTTP server has none to reload", async () => {
+    const first = await selfSignedCertificate(await fx.dir("reload-first"));
+    const second = await selfSignedCertificate(await fx.dir("reload-second"));
+    const server = await startRegistryServer(store, { listen: "127.0.0.1:0", tls: first });
+    const fingerprint = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tlsConnect(
+          { host: "127.0.0.1", port: server.address.port, rejectUnauthorized: false },
+          () => {
+            resolve(socket.getPeerCertificate().fingerprint256);
+            socket.end();
+          },
+        ).on("error", reject);
+      });
+    try {
+      const before = await fingerprint();
+      await expect(
+        server.reloadTls({ certFile: second.certFile, keyFile: first.keyFile }),
+      ).rejects.toMatchObject({
+        code: "TLS_INVALID",
+      });
+      expect(await fingerprint()).toBe(before);
+      await server.reloadTls(second);
+      expect(await fingerprint()).not.toBe(before);
+      await expect(plain.reloadTls(second)).rejects.toMatchObject({ code: "TLS_NOT_SERVED" });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("airlock registry serve", () => {
   it("without TLS files, serves TLS with a certificate from the site CA: skopeo pulls trusting it, not without", async () => {
     const { child, served, exited } = await startServeCli([
