@@ -1,6 +1,8 @@
 import {
   ApiException,
   KubeConfig,
+  type Configuration,
+  type RequestContext,
   KubernetesObjectApi,
   PatchStrategy,
   Watch,
@@ -17,10 +19,27 @@ import {
 } from "./client.js";
 import { clusterError } from "./errors.js";
 
-/** Exposes the collection path client-node finds by API discovery, which a watch needs. */
+/** How long one request (not a watch) may take before it counts as unanswered. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * client-node's object API with a deadline on every request it sends (discovery included), and the
+ * collection path it finds by discovery exposed, which a watch needs.
+ */
 class ObjectApi extends KubernetesObjectApi {
+  requestTimeoutMs = REQUEST_TIMEOUT_MS;
+
   collectionPath(apiVersion: string, kind: string, namespace: string | undefined): Promise<string> {
     return this.specUriPath({ apiVersion, kind, metadata: { namespace } }, "list");
+  }
+
+  protected override requestPromise<T extends KubernetesObject>(
+    requestContext: RequestContext,
+    type?: string,
+    options?: Configuration,
+  ): Promise<T> {
+    requestContext.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
+    return super.requestPromise<T>(requestContext, type, options);
   }
 }
 
@@ -37,14 +56,15 @@ export class KubeClusterClient implements ClusterClient {
   private readonly watcher: Watch;
   private readonly server: string;
 
-  constructor(private readonly config: KubeConfig) {
+  constructor(config: KubeConfig, options: { requestTimeoutMs?: number } = {}) {
     this.api = config.makeApiClient(ObjectApi);
+    this.api.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.watcher = new Watch(config);
     this.server = config.getCurrentCluster()?.server ?? "the cluster";
   }
 
   /** From a kubeconfig file, or client-node's defaults ($KUBECONFIG, ~/.kube/config, in-cluster). */
-  static fromKubeconfig(path?: string): KubeClusterClient {
+  static fromKubeconfig(path?: string, options: { requestTimeoutMs?: number } = {}): KubeClusterClient {
     const config = new KubeConfig();
     try {
       if (path === undefined) config.loadFromDefault();
@@ -68,7 +88,7 @@ export class KubeClusterClient implements ClusterClient {
         exitCode: 2,
       });
     }
-    return new KubeClusterClient(config);
+    return new KubeClusterClient(config, options);
   }
 
   async apply(object: ClusterObject, options: ApplyOptions): Promise<ClusterObject> {
@@ -239,6 +259,17 @@ export class KubeClusterClient implements ClusterClient {
         throw clusterError(error.code, where, `${where}: ${statusMessage(error)}`, error);
       }
       const message = (error as Error).message ?? String(error);
+      if ((error as Error).name === "AbortError" || (error as Error).name === "TimeoutError") {
+        throw new AirlockError(
+          "CLUSTER_TIMEOUT",
+          `${this.server} did not answer within ${Math.round(this.api.requestTimeoutMs / 1000)} s`,
+          {
+            where,
+            hint: "the API server is overloaded or hung: check it (kubectl get --raw /readyz), then retry",
+            cause: error,
+          },
+        );
+      }
       if (NETWORK_ERRORS.test(message) || NETWORK_ERRORS.test(String((error as { code?: string }).code))) {
         throw new AirlockError("CLUSTER_UNREACHABLE", `cannot reach ${this.server}: ${message}`, {
           where,

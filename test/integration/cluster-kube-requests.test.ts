@@ -338,6 +338,21 @@ describe("KubeClusterClient", () => {
     expect(seen).toEqual([undefined, undefined, undefined, "msgbroker"]);
   });
 
+  it("a request the API server does not answer in time is CLUSTER_TIMEOUT", async () => {
+    const client = KubeClusterClient.fromKubeconfig(kubeconfig, { requestTimeoutMs: 300 });
+    const held: ServerResponse[] = [];
+    answer = (_req, res) => held.push(res);
+    try {
+      await expect(client.apply(statefulSet, { fieldManager: "airlock" })).rejects.toMatchObject({
+        code: "CLUSTER_TIMEOUT",
+        where: "StatefulSet hubble-system/msgbroker",
+      });
+      expect(held).toHaveLength(1);
+    } finally {
+      for (const res of held) res.destroy();
+    }
+  });
+
   it("an API server refusal is a typed error naming the object; no server is CLUSTER_UNREACHABLE; a bad kubeconfig KUBECONFIG_INVALID", async () => {
     const client = KubeClusterClient.fromKubeconfig(kubeconfig);
     answer = (_req, res) =>
