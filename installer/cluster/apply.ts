@@ -8,25 +8,14 @@ export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 const MANAGED_BY = "airlock";
 
 /**
- * Apply order: what others refer to goes first (a namespace before its objects, secrets and config
- * before the pods that mount them, services before the StatefulSet naming one), disruption budgets
- * last. Kinds not listed go after the listed ones, in the order given.
+ * The kinds the engine knows, in apply order: what others refer to goes first (a namespace before its
+ * objects, secrets and config before the pods that mount them, services before the StatefulSet
+ * naming one), disruption budgets last. Kinds not listed go after the listed ones, in the order
+ * given. Pruning lists these by label, last first, all but Namespace: deleting one deletes
+ * everything in it.
  */
-const KIND_ORDER = [
-  "Namespace",
-  "NetworkPolicy",
-  "ServiceAccount",
-  "Role",
-  "RoleBinding",
-  "Secret",
-  "ConfigMap",
-  "Service",
-  "StatefulSet",
-  "PodDisruptionBudget",
-];
-
-/** The kinds a release may leave behind, by apiVersion: listed by label to find what to prune. Not Namespace: deleting one deletes everything in it. */
-const PRUNABLE: [apiVersion: string, kind: string][] = [
+const KINDS: [apiVersion: string, kind: string][] = [
+  ["v1", "Namespace"],
   ["networking.k8s.io/v1", "NetworkPolicy"],
   ["v1", "ServiceAccount"],
   ["rbac.authorization.k8s.io/v1", "Role"],
@@ -141,8 +130,8 @@ function labelled(object: ClusterObject, release: string): ClusterObject {
 }
 
 function rank(object: ClusterObject): number {
-  const at = KIND_ORDER.indexOf(object.kind);
-  return at === -1 ? KIND_ORDER.length : at;
+  const at = KINDS.findIndex(([, kind]) => kind === object.kind);
+  return at === -1 ? KINDS.length : at;
 }
 
 /** The release's objects in the applied namespaces that the applied set no longer has, deleted last-first. */
@@ -155,7 +144,7 @@ async function prune(
   const namespaces = [...new Set(objects.flatMap((object) => object.metadata.namespace ?? []))];
   const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${RELEASE_LABEL}=${options.release}`;
   const pruned: ObjectRef[] = [];
-  for (const [apiVersion, kind] of [...PRUNABLE].reverse()) {
+  for (const [apiVersion, kind] of KINDS.filter(([, kind]) => kind !== "Namespace").reverse()) {
     for (const namespace of namespaces) {
       options.signal?.throwIfAborted();
       for (const found of await client.list(apiVersion, kind, { namespace, labelSelector })) {

@@ -80,18 +80,3 @@ export function refOf(object: ClusterObject): ObjectRef {
 export function describeRef(ref: ObjectRef): string {
   return `${ref.kind} ${ref.namespace === undefined ? "" : `${ref.namespace}/`}${ref.name}`;
 }
-
-/** Parses an equality-only label selector (`a=b,c=d`) into pairs; `==` is accepted as `=`. */
-export function parseLabelSelector(selector: string | undefined): [string, string][] {
-  if (selector === undefined || selector.trim() === "") return [];
-  return selector.split(",").map((term) => {
-    const match = /^\s*([^=!\s]+)\s*==?\s*([^=\s]*)\s*$/.exec(term);
-    if (match === null) throw new RangeError(`label selector term "${term}" is not key=value`);
-    return [match[1]!, match[2]!];
-  });
-}
-
-export function matchesLabels(object: ClusterObject, selector: [string, string][]): boolean {
-  const labels = object.metadata.labels ?? {};
-  return selector.every(([key, value]) => labels[key] === value);
-}

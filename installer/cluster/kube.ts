@@ -11,6 +11,7 @@ import {
 import { AirlockError } from "../../registry/oci/index.js";
 import {
   describeRef,
+  refOf,
   type ApplyOptions,
   type ClusterClient,
   type ClusterObject,
@@ -93,7 +94,7 @@ export class KubeClusterClient implements ClusterClient {
 
   async apply(object: ClusterObject, options: ApplyOptions): Promise<ClusterObject> {
     // client-node fills in the spec it is given (namespace defaults): it gets a copy.
-    return this.call(object, async () =>
+    return this.call(refOf(object), async () =>
       asClusterObject(
         await this.api.patch(
           structuredClone(object) as KubernetesObject,
@@ -244,13 +245,8 @@ export class KubeClusterClient implements ClusterClient {
   }
 
   /** Runs one client-node call, turning its failures into AirlockErrors that name the object and server. */
-  private async call<T>(ref: ObjectRef | ClusterObject | string, run: () => Promise<T>): Promise<T> {
-    const where =
-      typeof ref === "string"
-        ? ref
-        : "metadata" in ref
-          ? describeRef({ ...ref, name: ref.metadata.name, namespace: ref.metadata.namespace })
-          : describeRef(ref);
+  private async call<T>(ref: ObjectRef | string, run: () => Promise<T>): Promise<T> {
+    const where = typeof ref === "string" ? ref : describeRef(ref);
     try {
       return await run();
     } catch (error) {

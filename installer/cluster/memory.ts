@@ -1,8 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import {
   describeRef,
-  matchesLabels,
-  parseLabelSelector,
   refOf,
   type ApplyOptions,
   type ClusterClient,
@@ -508,6 +506,21 @@ interface StatefulSetSpec {
   podManagementPolicy?: string;
   updateStrategy?: { rollingUpdate?: { partition?: number } };
   template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec };
+}
+
+/** Parses an equality-only label selector (`a=b,c=d`) into pairs; `==` is accepted as `=`. */
+function parseLabelSelector(selector: string | undefined): [string, string][] {
+  if (selector === undefined || selector.trim() === "") return [];
+  return selector.split(",").map((term) => {
+    const match = /^\s*([^=!\s]+)\s*==?\s*([^=\s]*)\s*$/.exec(term);
+    if (match === null) throw new RangeError(`label selector term "${term}" is not key=value`);
+    return [match[1]!, match[2]!];
+  });
+}
+
+function matchesLabels(object: ClusterObject, selector: [string, string][]): boolean {
+  const labels = object.metadata.labels ?? {};
+  return selector.every(([key, value]) => labels[key] === value);
 }
 
 function keyOf(ref: ObjectRef): string {

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
-import { connect as tlsConnect } from "node:tls";
+import { connect as tlsConnect, type ConnectionOptions, type PeerCertificate } from "node:tls";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle, type BundleMetadata } from "../../bundle/index.js";
@@ -241,21 +241,24 @@ function startServeCli(flags: string[]): Promise<{
   });
 }
 
+/** The certificate a TLS server presents to a new connection. */
+function peerCertificate(options: ConnectionOptions): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect(options, () => {
+      resolve(socket.getPeerCertificate());
+      socket.end();
+    }).on("error", reject);
+  });
+}
+
 describe("reloadTls", () => {
   it("refuses a key that does not match its certificate, keeping the old pair; a plain HTTP server has none to reload", async () => {
     const first = await selfSignedCertificate(await fx.dir("reload-first"));
     const second = await selfSignedCertificate(await fx.dir("reload-second"));
     const server = await startRegistryServer(store, { listen: "127.0.0.1:0", tls: first });
-    const fingerprint = (): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const socket = tlsConnect(
-          { host: "127.0.0.1", port: server.address.port, rejectUnauthorized: false },
-          () => {
-            resolve(socket.getPeerCertificate().fingerprint256);
-            socket.end();
-          },
-        ).on("error", reject);
-      });
+    const fingerprint = async (): Promise<string> =>
+      (await peerCertificate({ host: "127.0.0.1", port: server.address.port, rejectUnauthorized: false }))
+        .fingerprint256;
     try {
       const before = await fingerprint();
       await expect(
@@ -336,13 +339,8 @@ describe("airlock registry serve", () => {
       });
     const ca = await readFile(served.ca!);
     const { hostname, port } = new URL(served.url);
-    const serial = (): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const socket = tlsConnect({ host: hostname, port: Number(port), ca }, () => {
-          resolve(socket.getPeerCertificate().serialNumber);
-          socket.end();
-        }).on("error", reject);
-      });
+    const serial = async (): Promise<string> =>
+      (await peerCertificate({ host: hostname, port: Number(port), ca })).serialNumber;
     const status = (user: string): Promise<number> =>
       new Promise((resolve, reject) => {
         httpsRequest(`${served.url}/v2/`, { ca, auth: `${user}:${user}-pw`, agent: false }, (response) => {
