@@ -15,5 +15,13 @@ export type {
 export { KubeClusterClient } from "./kube.js";
 export { MemoryCluster } from "./memory.js";
 export type { MemoryClusterOptions } from "./memory.js";
+export type {
+  ClusterNode,
+  ContainerState,
+  ContainerStatus,
+  PodCondition,
+  PodContext,
+  PodStatus,
+} from "./node-api.js";
 export { applyRelease, waitForRollout, rolledOut, FIELD_MANAGER, MANAGED_BY_LABEL } from "./apply.js";
 export type { AppliedObject, ApplyReleaseOptions, ApplyReleaseResult } from "./apply.js";

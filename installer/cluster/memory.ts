@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   describeRef,
   refOf,
@@ -9,39 +9,33 @@ import {
   type ObjectRef,
 } from "./client.js";
 import { clusterError } from "./errors.js";
-
-const CLUSTER_SCOPED = new Set([
-  "Namespace",
-  "ClusterRole",
-  "ClusterRoleBinding",
-  "CustomResourceDefinition",
-  "PersistentVolume",
-  "PriorityClass",
-  "StorageClass",
-]);
-/** Metadata the server sets; an applied configuration's values for them are ignored. */
-const SERVER_METADATA = [
-  "uid",
-  "resourceVersion",
-  "generation",
-  "creationTimestamp",
-  "deletionTimestamp",
-  "managedFields",
-];
-const REVISION_LABEL = "controller-revision-hash";
+import {
+  CLUSTER_SCOPED,
+  finalizersOf,
+  keyOf,
+  leavesOf,
+  matchesLabels,
+  objectOf,
+  overlaps,
+  ownerOf,
+  parseLabelSelector,
+  specOf,
+  type Leaf,
+  type Leaves,
+} from "./memory-objects.js";
+import { SimulatedNode } from "./memory-pods.js";
+import { reconcileStatefulSet, type StatefulSetHost } from "./memory-statefulset.js";
+import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
 
 export interface MemoryClusterOptions {
-  /** How long a started pod takes to become ready. */
+  /** How long a started pod takes to become ready, when there is no node. */
   podReadyMs?: number;
+  /**
+   * A node that runs the pods for real (a containerd one, in tests and the demo): pods' status is
+   * then what it reports, and a deleted pod stays terminating until the node has stopped it.
+   */
+  node?: ClusterNode;
 }
-
-type Path = string[];
-interface Leaf {
-  path: Path;
-  /** The JSON of the value. */
-  value: string;
-}
-type Leaves = Map<string, Leaf>;
 
 interface Entry {
   object: ClusterObject;
@@ -60,35 +54,57 @@ interface InjectedFailure {
  * A cluster in memory that behaves like a kube-apiserver and the controllers the plane relies on:
  * server-side apply with field managers and conflicts, generations bumped on spec changes,
  * resourceVersions, finalizers, namespaces that must exist and finish terminating, watches; a StatefulSet
- * controller that creates pods (ready after `podReadyMs`), rolls them one at a time from the highest
- * ordinal when the template changes, and reports observedGeneration, ready/updated replicas and
- * current/update revisions. Failures are injected: an image whose pods never pull, an API error.
+ * controller that creates pods, rolls them one at a time from the highest ordinal when the template
+ * changes, and reports observedGeneration, ready/updated replicas and current/update revisions. Pods
+ * run on the given node, or are simulated (ready after `podReadyMs`). Failures are injected: an image
+ * whose simulated pods never pull, an API error.
  */
 export class MemoryCluster implements ClusterClient {
   private readonly objects = new Map<string, Entry>();
   private readonly watchers = new Map<string, Set<(object: ClusterObject | undefined) => void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly failingImages = new Map<string, string>();
   private readonly failures: InjectedFailure[] = [];
   private resourceVersion = 0;
-  private readonly podReadyMs: number;
+  private readonly simulated: SimulatedNode;
+  private readonly node: ClusterNode | undefined;
+  private readonly controllerHost: StatefulSetHost;
   /** Every request, as `verb Kind namespace/name`: tests read what the engine asked for. */
   readonly requests: string[] = [];
 
   constructor(options: MemoryClusterOptions = {}) {
-    this.podReadyMs = options.podReadyMs ?? 0;
+    this.simulated = new SimulatedNode(options.podReadyMs ?? 0);
+    this.node = options.node;
+    this.controllerHost = {
+      get: (ref) => this.objects.get(keyOf(ref))?.object,
+      podsOf: (statefulSet) => this.podsOf(statefulSet),
+      createPod: (pod) => {
+        this.store(pod, new Map());
+        this.startPod(pod);
+      },
+      deletePod: (pod) => {
+        this.remove(pod);
+        return !this.objects.has(keyOf(refOf(pod)));
+      },
+      ensureClaim: (claim) => {
+        if (!this.objects.has(keyOf(refOf(claim)))) this.store(claim, new Map());
+      },
+      writeStatus: (statefulSet, status) => {
+        statefulSet.status = status;
+        this.store(statefulSet);
+      },
+    };
   }
 
-  /** Pods with a container image containing `imagePart` stay waiting with `reason` and never get ready. */
+  /** Simulated pods with a container image containing `imagePart` stay waiting with `reason`, never ready. */
   failImage(imagePart: string, reason = "ImagePullBackOff"): void {
-    this.failingImages.set(imagePart, reason);
+    this.simulated.failImage(imagePart, reason);
   }
 
-  /** The image heals: its pods are started again, as kubelet's back-off retry would. */
+  /** The image heals: its simulated pods are started again, as kubelet's back-off retry would. */
   healImage(imagePart: string): void {
-    this.failingImages.delete(imagePart);
+    this.simulated.healImage(imagePart);
     for (const entry of this.objects.values()) {
-      if (entry.object.kind === "Pod" && this.failureOf(entry.object) === undefined)
+      if (entry.object.kind === "Pod" && this.simulated.failureOf(entry.object) === undefined)
         this.startPod(entry.object);
     }
   }
@@ -102,6 +118,7 @@ export class MemoryCluster implements ClusterClient {
   close(): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.simulated.close();
   }
 
   apply(object: ClusterObject, options: ApplyOptions): Promise<ClusterObject> {
@@ -283,7 +300,7 @@ export class MemoryCluster implements ClusterClient {
       this.remove(object);
       return stored;
     }
-    if (object.kind === "StatefulSet") this.schedule(() => this.reconcile(ref));
+    if (object.kind === "StatefulSet") this.schedule(() => reconcileStatefulSet(this.controllerHost, ref));
     return structuredClone(this.objects.get(key)!.object);
   }
 
@@ -298,16 +315,33 @@ export class MemoryCluster implements ClusterClient {
     this.notify(key, object);
   }
 
-  /** Deletes the object, or with finalizers marks it deleted and keeps it until they are gone. */
+  /**
+   * Deletes the object, or with finalizers marks it deleted and keeps it until they are gone. A pod on
+   * a node terminates first: marked deleted while the node stops it, gone once it has.
+   */
   private remove(object: ClusterObject): void {
-    const key = keyOf(refOf(object));
-    if (finalizersOf(object).length > 0) {
+    if (finalizersOf(object).length > 0 || (object.kind === "Pod" && this.node !== undefined)) {
       if (object.metadata.deletionTimestamp === undefined) {
         object.metadata.deletionTimestamp = new Date().toISOString();
         this.store(object);
+        if (object.kind === "Pod" && this.node !== undefined) this.terminatePod(this.node, object);
       }
       return;
     }
+    this.forget(object);
+  }
+
+  private terminatePod(node: ClusterNode, pod: ClusterObject): void {
+    const grace = (pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds;
+    void node.stopPod(pod, grace ?? 30).then(() => {
+      const current = this.objects.get(keyOf(refOf(pod)))?.object;
+      if (current !== undefined && current.metadata.uid === pod.metadata.uid) this.forget(current);
+    });
+  }
+
+  /** The object goes: its watchers hear it, and what depended on it follows. */
+  private forget(object: ClusterObject): void {
+    const key = keyOf(refOf(object));
     if (!this.objects.delete(key)) return;
     this.notify(key, undefined);
     if (object.metadata.namespace !== undefined) this.finishNamespace(object.metadata.namespace);
@@ -316,7 +350,7 @@ export class MemoryCluster implements ClusterClient {
     }
     if (object.kind === "Pod") {
       const owner = ownerOf(object);
-      if (owner !== undefined) this.schedule(() => this.reconcile(owner));
+      if (owner !== undefined) this.schedule(() => reconcileStatefulSet(this.controllerHost, owner));
     }
   }
 
@@ -362,236 +396,27 @@ export class MemoryCluster implements ClusterClient {
       .filter((pod) => pod.metadata.namespace === statefulSet.metadata.namespace);
   }
 
-  /** The StatefulSet controller's one pass: create, delete and roll pods, then write status. */
-  private reconcile(ref: ObjectRef): void {
-    const entry = this.objects.get(keyOf(ref));
-    if (entry === undefined) return;
-    const statefulSet = entry.object;
-    const spec = statefulSet.spec as StatefulSetSpec;
-    const replicas = spec.replicas ?? 1;
-    const partition = spec.updateStrategy?.rollingUpdate?.partition ?? 0;
-    const updateRevision = `${ref.name}-${createHash("sha256").update(JSON.stringify(spec.template)).digest("hex").slice(0, 10)}`;
-    const byOrdinal = new Map(this.podsOf(statefulSet).map((pod) => [ordinalOf(pod), pod]));
-    const parallel = spec.podManagementPolicy === "Parallel";
-
-    for (const [ordinal, pod] of byOrdinal) {
-      if (ordinal >= replicas) {
-        this.remove(pod);
-        byOrdinal.delete(ordinal);
-      }
-    }
-    for (let ordinal = 0; ordinal < replicas; ordinal++) {
-      if (byOrdinal.has(ordinal)) continue;
-      const lowerReady = [...Array(ordinal).keys()].every((o) => isReady(byOrdinal.get(o)));
-      if (!parallel && !lowerReady) break;
-      const previous = statefulSet.status?.currentRevision as string | undefined;
-      // A pod below the partition is recreated at the current revision, as the controller does.
-      const revision = ordinal < partition && previous !== undefined ? previous : updateRevision;
-      byOrdinal.set(ordinal, this.createPod(statefulSet, ordinal, revision));
-    }
-    const allReady = [...byOrdinal.values()].every(isReady) && byOrdinal.size === replicas;
-    if (allReady) {
-      const stale = [...byOrdinal.entries()]
-        .filter(([ordinal, pod]) => ordinal >= partition && revisionOf(pod) !== updateRevision)
-        .sort(([a], [b]) => b - a)[0];
-      if (stale !== undefined) {
-        this.remove(stale[1]);
-        byOrdinal.set(stale[0], this.createPod(statefulSet, stale[0], updateRevision));
-      }
-    }
-
-    const pods = [...byOrdinal.values()];
-    const updated = pods.filter((pod) => revisionOf(pod) === updateRevision).length;
-    const previousCurrent = statefulSet.status?.currentRevision as string | undefined;
-    const currentRevision =
-      updated === replicas && pods.length === replicas ? updateRevision : (previousCurrent ?? updateRevision);
-    const status = {
-      observedGeneration: statefulSet.metadata.generation,
-      replicas: pods.length,
-      readyReplicas: pods.filter(isReady).length,
-      availableReplicas: pods.filter(isReady).length,
-      currentReplicas: pods.filter((pod) => revisionOf(pod) === currentRevision).length,
-      updatedReplicas: updated,
-      currentRevision,
-      updateRevision,
-    };
-    if (JSON.stringify(status) !== JSON.stringify(statefulSet.status)) {
-      statefulSet.status = status;
-      this.store(statefulSet);
-    }
-  }
-
-  private createPod(statefulSet: ClusterObject, ordinal: number, revision: string): ClusterObject {
-    const template = (statefulSet.spec as StatefulSetSpec).template;
-    const name = `${statefulSet.metadata.name}-${ordinal}`;
-    const pod: ClusterObject = {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: {
-        name,
-        namespace: statefulSet.metadata.namespace,
-        labels: {
-          ...(template.metadata?.labels ?? {}),
-          [REVISION_LABEL]: revision,
-          "statefulset.kubernetes.io/pod-name": name,
-        },
-        uid: randomUUID(),
-        ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: statefulSet.metadata.name }],
-      } as ClusterObject["metadata"],
-      spec: structuredClone(template.spec),
-      status: { phase: "Pending", conditions: [{ type: "Ready", status: "False" }] },
-    };
-    this.store(pod, new Map());
-    this.startPod(pod);
-    return pod;
-  }
-
-  /** Pulls and starts the pod's containers: ready after podReadyMs, or stuck on an injected failure. */
+  /** Starts the pod on the node, or simulates it. */
   private startPod(pod: ClusterObject): void {
-    const ref = refOf(pod);
-    const reason = this.failureOf(pod);
-    if (reason !== undefined) {
-      const containers = ((pod.spec as PodSpec).containers ?? []).map((container) => ({
-        name: container.name,
-        image: container.image,
-        ready: false,
-        state: { waiting: { reason, message: `${reason}: ${container.image}` } },
-      }));
-      pod.status = {
-        phase: "Pending",
-        conditions: [{ type: "Ready", status: "False" }],
-        containerStatuses: containers,
-      };
-      this.store(pod);
-      return;
-    }
-    this.schedule(() => {
-      const current = this.objects.get(keyOf(ref))?.object;
-      if (
-        current === undefined ||
-        current.metadata.uid !== pod.metadata.uid ||
-        this.failureOf(current) !== undefined
-      )
-        return;
-      current.status = {
-        phase: "Running",
-        conditions: [{ type: "Ready", status: "True" }],
-        containerStatuses: ((current.spec as PodSpec).containers ?? []).map((container) => ({
-          name: container.name,
-          image: container.image,
-          ready: true,
-          state: { running: { startedAt: new Date().toISOString() } },
-        })),
-      };
-      this.store(current);
-      const owner = ownerOf(current);
-      if (owner !== undefined) this.reconcile(owner);
-    }, this.podReadyMs);
+    (this.node ?? this.simulated).runPod(structuredClone(pod), this.contextOf(pod));
   }
 
-  private failureOf(pod: ClusterObject): string | undefined {
-    for (const container of (pod.spec as PodSpec).containers ?? []) {
-      for (const [part, reason] of this.failingImages) if (container.image.includes(part)) return reason;
-    }
-    return undefined;
+  /** What the node reads of the cluster for one pod, and where its reports go. */
+  private contextOf(pod: ClusterObject): PodContext {
+    const key = keyOf(refOf(pod));
+    return {
+      get: (ref) => {
+        const found = this.objects.get(keyOf(ref))?.object;
+        return found === undefined ? undefined : structuredClone(found);
+      },
+      report: (status: PodStatus) => {
+        const current = this.objects.get(key)?.object;
+        if (current === undefined || current.metadata.uid !== pod.metadata.uid) return;
+        current.status = structuredClone(status) as unknown as Record<string, unknown>;
+        this.store(current);
+        const owner = ownerOf(current);
+        if (owner !== undefined) reconcileStatefulSet(this.controllerHost, owner);
+      },
+    };
   }
-}
-
-interface PodSpec {
-  containers?: { name: string; image: string }[];
-}
-
-interface StatefulSetSpec {
-  replicas?: number;
-  podManagementPolicy?: string;
-  updateStrategy?: { rollingUpdate?: { partition?: number } };
-  template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec };
-}
-
-/** Parses an equality-only label selector (`a=b,c=d`) into pairs; `==` is accepted as `=`. */
-function parseLabelSelector(selector: string | undefined): [string, string][] {
-  if (selector === undefined || selector.trim() === "") return [];
-  return selector.split(",").map((term) => {
-    const match = /^\s*([^=!\s]+)\s*==?\s*([^=\s]*)\s*$/.exec(term);
-    if (match === null) throw new RangeError(`label selector term "${term}" is not key=value`);
-    return [match[1]!, match[2]!];
-  });
-}
-
-function matchesLabels(object: ClusterObject, selector: [string, string][]): boolean {
-  const labels = object.metadata.labels ?? {};
-  return selector.every(([key, value]) => labels[key] === value);
-}
-
-function keyOf(ref: ObjectRef): string {
-  return `${ref.apiVersion}|${ref.kind}|${ref.namespace ?? ""}|${ref.name}`;
-}
-
-function ownerOf(pod: ClusterObject): ObjectRef | undefined {
-  const owner = (pod.metadata as { ownerReferences?: { apiVersion: string; kind: string; name: string }[] })
-    .ownerReferences?.[0];
-  return owner === undefined
-    ? undefined
-    : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, namespace: pod.metadata.namespace };
-}
-
-function finalizersOf(object: ClusterObject): string[] {
-  return (object.metadata as { finalizers?: string[] }).finalizers ?? [];
-}
-
-function ordinalOf(pod: ClusterObject): number {
-  return Number(pod.metadata.name.slice(pod.metadata.name.lastIndexOf("-") + 1));
-}
-
-function revisionOf(pod: ClusterObject): string | undefined {
-  return pod.metadata.labels?.[REVISION_LABEL];
-}
-
-function isReady(pod: ClusterObject | undefined): boolean {
-  const conditions = (pod?.status?.conditions ?? []) as { type: string; status: string }[];
-  return conditions.some((condition) => condition.type === "Ready" && condition.status === "True");
-}
-
-/** Everything but metadata and status, as the generation sees it. */
-function specOf(object: ClusterObject): string {
-  const { metadata: _metadata, status: _status, ...rest } = object;
-  return JSON.stringify(rest);
-}
-
-/** The object's fields as leaf paths (arrays are atomic, as for the plane's lists), minus server-set ones. */
-function leavesOf(object: ClusterObject): Leaves {
-  const out: Leaves = new Map();
-  const walk = (value: unknown, path: Path): void => {
-    if (
-      value !== null &&
-      typeof value === "object" &&
-      !Array.isArray(value) &&
-      Object.keys(value).length > 0
-    ) {
-      for (const [key, child] of Object.entries(value)) walk(child, [...path, key]);
-      return;
-    }
-    out.set(JSON.stringify(path), { path, value: JSON.stringify(value) });
-  };
-  const { status: _status, metadata, ...rest } = object;
-  const kept = Object.fromEntries(Object.entries(metadata).filter(([key]) => !SERVER_METADATA.includes(key)));
-  walk({ ...rest, metadata: kept }, []);
-  return out;
-}
-
-function objectOf(leaves: Leaves): ClusterObject {
-  const root: Record<string, unknown> = {};
-  for (const { path, value } of leaves.values()) {
-    let at = root;
-    for (const key of path.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>;
-    at[path[path.length - 1]!] = JSON.parse(value) as unknown;
-  }
-  return root as unknown as ClusterObject;
-}
-
-/** One path is an ancestor of the other: setting one replaces the other. */
-function overlaps(a: Path, b: Path): boolean {
-  if (a.length === b.length) return false;
-  const [short, long] = a.length < b.length ? [a, b] : [b, a];
-  return short.every((key, i) => long[i] === key);
 }

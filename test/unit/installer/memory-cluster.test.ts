@@ -9,6 +9,7 @@ import {
   type ClusterObject,
   type ObjectRef,
 } from "../../../installer/cluster/index.js";
+import type { ClusterNode, PodContext } from "../../../installer/cluster/index.js";
 
 const clusters: MemoryCluster[] = [];
 afterEach(() => {
@@ -219,5 +220,78 @@ describe("MemoryCluster", () => {
     await cluster.delete({ apiVersion: "v1", kind: "Namespace", name: "plane" });
     await gone;
     expect(await cluster.list("v1", "ConfigMap")).toEqual([]);
+  });
+});
+
+/** A node that records what it is asked and reports what the test tells it to. */
+class RecordingNode implements ClusterNode {
+  readonly running = new Map<string, PodContext>();
+  readonly stopped: { name: string; grace: number; finish: () => void }[] = [];
+
+  runPod(pod: ClusterObject, context: PodContext): void {
+    this.running.set(pod.metadata.name, context);
+  }
+
+  stopPod(pod: ClusterObject, graceSeconds: number): Promise<void> {
+    return new Promise((resolve) =>
+      this.stopped.push({ name: pod.metadata.name, grace: graceSeconds, finish: resolve }),
+    );
+  }
+
+  ready(name: string, ready: boolean): void {
+    this.running.get(name)!.report({
+      phase: "Running",
+      podIP: "198.18.0.2",
+      conditions: [{ type: "Ready", status: ready ? "True" : "False" }],
+      containerStatuses: [],
+    });
+  }
+}
+
+describe("MemoryCluster with a node", () => {
+  it("reflects what the node reports, and keeps a deleted pod terminating until the node stopped it", async () => {
+    const node = new RecordingNode();
+    const cluster = new MemoryCluster({ node });
+    clusters.push(cluster);
+    await cluster.apply(namespace, manager);
+    const sts = statefulSet("broker:1", 1);
+    (
+      sts.spec as { template: { spec: Record<string, unknown> } }
+    ).template.spec.terminationGracePeriodSeconds = 7;
+    await cluster.apply(sts, manager);
+    await stsUntil(cluster, (object) => object.status?.replicas === 1);
+    // Reported by nobody yet: a node pod is not ready on a timer.
+    expect((await stsUntil(cluster, () => true)).status?.readyReplicas).toBe(0);
+    node.ready("broker-0", true);
+    expect((await stsUntil(cluster, rolledOut)).status?.readyReplicas).toBe(1);
+    const podRef = { apiVersion: "v1", kind: "Pod", name: "broker-0", namespace: "plane" };
+    expect((await cluster.get(podRef))?.status?.podIP).toBe("198.18.0.2");
+
+    const first = (await cluster.get(podRef))!.metadata.uid;
+    await cluster.delete(podRef);
+    expect((await cluster.get(podRef))?.metadata.deletionTimestamp).toBeDefined();
+    expect(node.stopped.map(({ name, grace }) => [name, grace])).toEqual([["broker-0", 7]]);
+    node.stopped[0]!.finish();
+    const recreated = await until(cluster, podRef, (pod) => pod !== undefined && pod.metadata.uid !== first);
+    expect(recreated?.metadata.deletionTimestamp).toBeUndefined();
+    expect(recreated?.spec).toMatchObject({ hostname: "broker-0", subdomain: "broker" });
+  });
+
+  it("gives each pod of a claim template its claim, which outlives the pod", async () => {
+    const cluster = newCluster();
+    await cluster.apply(namespace, manager);
+    const sts = statefulSet("broker:1", 1);
+    (sts.spec as Record<string, unknown>).volumeClaimTemplates = [
+      { metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"] } },
+    ];
+    await cluster.apply(sts, manager);
+    await stsUntil(cluster, rolledOut);
+    const pod = await cluster.get({ apiVersion: "v1", kind: "Pod", name: "broker-0", namespace: "plane" });
+    expect((pod?.spec as { volumes: unknown[] }).volumes).toEqual([
+      { name: "data", persistentVolumeClaim: { claimName: "data-broker-0" } },
+    ]);
+    await cluster.delete(stsRef);
+    const claims = await cluster.list("v1", "PersistentVolumeClaim", { namespace: "plane" });
+    expect(claims.map((claim) => claim.metadata.name)).toEqual(["data-broker-0"]);
   });
 });

@@ -1,0 +1,83 @@
+import type { ClusterObject } from "./client.js";
+import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
+
+interface PodSpec {
+  containers?: { name: string; image: string }[];
+}
+
+/**
+ * MemoryCluster's pods when it has no node: bookkeeping only. A started pod gets ready after
+ * `readyMs`, unless one of its images was made to fail, when it stays waiting with that reason.
+ */
+export class SimulatedNode implements ClusterNode {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly failingImages = new Map<string, string>();
+
+  constructor(private readonly readyMs: number) {}
+
+  failImage(imagePart: string, reason: string): void {
+    this.failingImages.set(imagePart, reason);
+  }
+
+  healImage(imagePart: string): void {
+    this.failingImages.delete(imagePart);
+  }
+
+  failureOf(pod: ClusterObject): string | undefined {
+    for (const container of (pod.spec as PodSpec).containers ?? []) {
+      for (const [part, reason] of this.failingImages) if (container.image.includes(part)) return reason;
+    }
+    return undefined;
+  }
+
+  runPod(pod: ClusterObject, context: PodContext): void {
+    const containers = (pod.spec as PodSpec).containers ?? [];
+    const reason = this.failureOf(pod);
+    if (reason !== undefined) {
+      context.report({
+        phase: "Pending",
+        conditions: [{ type: "Ready", status: "False" }],
+        containerStatuses: containers.map((container) => ({
+          name: container.name,
+          image: container.image,
+          ready: false,
+          started: false,
+          restartCount: 0,
+          state: { waiting: { reason, message: `${reason}: ${container.image}` } },
+          lastState: {},
+        })),
+      });
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.failureOf(pod) !== undefined) return;
+      const startedAt = new Date().toISOString();
+      const status: PodStatus = {
+        phase: "Running",
+        conditions: [{ type: "Ready", status: "True" }],
+        containerStatuses: containers.map((container) => ({
+          name: container.name,
+          image: container.image,
+          ready: true,
+          started: true,
+          restartCount: 0,
+          state: { running: { startedAt } },
+          lastState: {},
+        })),
+      };
+      context.report(status);
+    }, this.readyMs);
+    this.timers.add(timer);
+  }
+
+  /** Simulated pods go at once: MemoryCluster deletes them without waiting on this. */
+  stopPod(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
