@@ -1,0 +1,105 @@
+import Database from "better-sqlite3";
+import { AirlockError } from "../../registry/oci/index.js";
+import { INSTALLER_MIGRATIONS } from "./migrations.js";
+
+export type StateDb = Database.Database;
+
+/** The store owns `airlock.db`'s `user_version`; the installer's tables keep their own count here. */
+export const COMPONENT = "installer";
+
+export const INSTALLER_SCHEMA_VERSION = INSTALLER_MIGRATIONS.length;
+
+const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  component TEXT PRIMARY KEY,
+  version INTEGER NOT NULL
+)`;
+
+function configure(db: StateDb): void {
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 10000");
+}
+
+export function installerVersion(db: StateDb): number {
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  if (table === undefined) return 0;
+  const row = db.prepare("SELECT version FROM schema_migrations WHERE component = ?").get(COMPONENT) as
+    { version: number } | undefined;
+  return row?.version ?? 0;
+}
+
+function tooNew(path: string, version: number): AirlockError {
+  return new AirlockError(
+    "STATE_TOO_NEW",
+    `the installer's state in the database is at schema ${version}, newer than this airlock knows (${INSTALLER_SCHEMA_VERSION})`,
+    { where: path, hint: "use the airlock version that last wrote this data dir, or a newer one" },
+  );
+}
+
+/**
+ * Brings the installer's tables forward, one migration per `BEGIN IMMEDIATE` transaction: the version
+ * is re-read inside it, so two processes opening a fresh data dir at once apply each migration once.
+ */
+function migrate(db: StateDb, path: string): void {
+  db.exec(MIGRATIONS_TABLE);
+  for (;;) {
+    const applied = db
+      .transaction(() => {
+        const version = installerVersion(db);
+        if (version > INSTALLER_MIGRATIONS.length) throw tooNew(path, version);
+        if (version === INSTALLER_MIGRATIONS.length) return false;
+        db.exec(INSTALLER_MIGRATIONS[version]!);
+        db.prepare(
+          `INSERT INTO schema_migrations (component, version) VALUES (?, ?)
+           ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
+        ).run(COMPONENT, version + 1);
+        return true;
+      })
+      .immediate();
+    if (!applied) return;
+  }
+}
+
+function openFailed(path: string, error: unknown): AirlockError {
+  return new AirlockError(
+    "STATE_OPEN_FAILED",
+    `cannot open the state database: ${(error as Error).message}`,
+    {
+      where: path,
+      hint: "check --data-dir (or AIRLOCK_HOME) names a writable directory on a local filesystem",
+      cause: error,
+    },
+  );
+}
+
+export function openStateDb(path: string): StateDb {
+  let db: StateDb;
+  try {
+    db = new Database(path);
+    configure(db);
+  } catch (error) {
+    throw openFailed(path, error);
+  }
+  try {
+    migrate(db, path);
+  } catch (error) {
+    db.close();
+    throw error instanceof AirlockError ? error : openFailed(path, error);
+  }
+  return db;
+}
+
+/** A read-only connection for looking without writing (preflight); undefined when there is no database. */
+export function openStateDbReadOnly(path: string): StateDb | undefined {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma("busy_timeout = 10000");
+    return db;
+  } catch (error) {
+    if ((error as { code?: string }).code === "SQLITE_CANTOPEN") return undefined;
+    throw openFailed(path, error);
+  }
+}

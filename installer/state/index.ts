@@ -1,0 +1,19 @@
+/**
+ * The installer's state in `<dataDir>/airlock.db`: installs and their steps, releases, the append-only
+ * event log, and the site's one writer lock. Its own migration track (component `installer` in
+ * `schema_migrations`), beside the store's `user_version`.
+ */
+export { openState, State, STATE_FILE } from "./state.js";
+export type { StateOptions } from "./state.js";
+export { INSTALLER_SCHEMA_VERSION } from "./db.js";
+export type { StateDb } from "./db.js";
+export { InstallRecords } from "./installs.js";
+export type { Install, InstallState, InstallStep, NewInstall, StepState } from "./installs.js";
+export { ReleaseRecords } from "./releases.js";
+export type { NewRelease, Release, ReleaseStatus } from "./releases.js";
+export { EventLog } from "./events.js";
+export type { EventFilter, EventOutcome, NewEvent, StateEvent } from "./events.js";
+export { processStartTicks, holderAlive } from "./lock.js";
+export type { LockHolder, WriterLock } from "./lock.js";
+export { readSiteSummary, CLUSTER_STEP } from "./site.js";
+export type { SiteSummary } from "./site.js";

@@ -1,0 +1,68 @@
+/**
+ * The installer's schema, tracked as component `installer` in `schema_migrations`. Append only: a
+ * released migration never changes. Upgrade plans, windows and runs come as later migrations (issue 14).
+ */
+export const INSTALLER_MIGRATIONS: string[] = [
+  `
+  CREATE TABLE installs (
+    id INTEGER PRIMARY KEY,
+    bundle_digest TEXT NOT NULL,
+    bundle_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+  );
+  CREATE TABLE install_steps (
+    install_id INTEGER NOT NULL REFERENCES installs(id),
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    started_at TEXT,
+    ended_at TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (install_id, name)
+  );
+  CREATE TABLE releases (
+    id INTEGER PRIMARY KEY,
+    install_id INTEGER REFERENCES installs(id),
+    -- the upgrade run that made it; its table comes with the upgrade migrations
+    upgrade_id INTEGER,
+    bundle_digest TEXT NOT NULL,
+    bundle_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    values_given TEXT NOT NULL,
+    values_effective TEXT NOT NULL,
+    objects TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'deployed', 'superseded', 'failed', 'rolled-back')),
+    is_current INTEGER NOT NULL DEFAULT 0 CHECK (is_current IN (0, 1)),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX releases_one_current ON releases (is_current) WHERE is_current = 1;
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX events_by_time ON events (time);
+  CREATE INDEX events_by_action ON events (action, object);
+  CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+  CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+  CREATE TABLE writer_lock (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_ticks INTEGER,
+    command TEXT NOT NULL,
+    acquired_at TEXT NOT NULL
+  );
+  `,
+];
