@@ -147,7 +147,8 @@ const COMMITS_IN_FLIGHT = 3;
  * Imports a bundle into the store in one streaming pass: each entry is written to an ingest file
  * while it is hashed and made visible only when its digest checks; blobs already present are
  * hashed but not rewritten. The bundle's rows appear in one transaction at the end, so an import
- * that fails or is killed leaves nothing visible, and a re-run completes it.
+ * that fails or is killed leaves nothing visible, and a re-run completes it. A failed import never
+ * deletes a blob: what it wrote is left to gc and its grace period (see the catch below).
  */
 export async function importBundle(
   store: Store,
@@ -156,7 +157,7 @@ export async function importBundle(
 ): Promise<ImportResult> {
   return store.withLock("bundle import", async () => {
     await store.blobs.removeStaleIngests();
-    const created: Digest[] = [];
+    let blobsWritten = 0;
     let bytesWritten = 0;
     let blobsPresent = 0;
     let existing: StoredBundle | undefined;
@@ -194,7 +195,7 @@ export async function importBundle(
               commits.add(
                 ingest.commit({ digest, size: file.size }).then((committed) => {
                   if (committed.created) {
-                    created.push(digest);
+                    blobsWritten++;
                     bytesWritten += committed.size;
                   }
                 }),
@@ -269,14 +270,15 @@ export async function importBundle(
         ...verified,
         imported: true,
         bundleId: bundle.id,
-        blobsWritten: created.length,
+        blobsWritten,
         bytesWritten,
         blobsPresent,
       };
     } catch (error) {
-      // Nothing of a failed import stays: blobs it added are referenced by no row, so removing them is safe.
+      // The blobs it already stored stay, referenced by no row: `registry serve` takes no lock, so a push
+      // or mount may have counted one of them present meanwhile. A re-run reuses them; gc collects the
+      // rest once they are older than its grace.
       await commits.settle();
-      for (const digest of created) await store.blobs.delete(digest);
       throw error;
     }
   });

@@ -1,7 +1,8 @@
 /**
  * Bad input (issue 3, point 11, and the entry rules of point 6): every case gives a typed
- * AirlockError whose where/message names the culprit and which carries a hint; imports leave the
- * store exactly as it was (blob files, bundle rows, tags, no ingest leftovers, fsck clean).
+ * AirlockError whose where/message names the culprit and which carries a hint; imports harm nothing
+ * already stored (blob files, bundle rows, tags) and leave no ingest leftovers and a clean fsck. Blobs
+ * a failed import stored before it met the fault stay, unreferenced, for gc (issue 10, point 5).
  */
 import { copyFile, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -21,7 +22,6 @@ import { type WriteChunk, writeFully } from "../../registry/store/index.js";
 import {
   MiB,
   expectAirlockError,
-  expectStoreUnchanged,
   flipByte,
   ingestFiles,
   rejection,
@@ -58,7 +58,23 @@ async function site(): Promise<{ dataDir: string; before: StoreSnapshot }> {
   return { dataDir, before };
 }
 
-/** Imports `paths` into a site holding 4.4.0; expects `code` naming `culprit`, and the store unchanged. */
+/**
+ * Every blob file that was there is still there, untouched (inode and mtime); bundle rows and tags are
+ * as they were; no ingest leftovers; and whatever blob the failed import added is referenced by nothing.
+ */
+async function expectStoreUnharmed(dataDir: string, before: StoreSnapshot): Promise<void> {
+  const after = await snapshotStore(dataDir);
+  const names = new Set(before.blobs.map((blob) => blob.name));
+  expect(after.blobs.filter((blob) => names.has(blob.name))).toEqual(before.blobs);
+  expect(after.bundles).toEqual(before.bundles);
+  expect(after.tags).toEqual(before.tags);
+  expect(after.ingest).toEqual([]);
+  const added = after.blobs.filter((blob) => !names.has(blob.name)).map((blob) => blob.name);
+  const unreferenced = await withStore(dataDir, async (store) => (await store.fsck()).unreferenced);
+  expect(unreferenced.filter((digest) => added.includes(digest)).sort()).toEqual(added.sort());
+}
+
+/** Imports `paths` into a site holding 4.4.0; expects `code` naming `culprit`, and the store unharmed. */
 async function expectImportRefused(
   paths: string[],
   code: string,
@@ -69,7 +85,7 @@ async function expectImportRefused(
   await withStore(dataDir, async (store) => {
     await expectAirlockError(importBundle(store, paths, options), code, culprit);
   });
-  await expectStoreUnchanged(dataDir, before);
+  await expectStoreUnharmed(dataDir, before);
 }
 
 /** A copy of the split parts and their .parts.json in a fresh directory, to damage. */
@@ -440,7 +456,7 @@ describe("unsafe and unexpected entries (signature intact: the metadata is the v
   ];
 
   for (const testCase of cases) {
-    it(`${testCase.title}: ${testCase.code}, nothing written into the store`, async () => {
+    it(`${testCase.title}: ${testCase.code}, nothing of it visible and nothing stored harmed`, async () => {
       const path = await testCase.file();
       // Still a well-formed tar that GNU tar lists: the refusal is Airlock's, not a parse failure.
       expect((await runTool("tar", ["-tf", path])).code).toBe(0);
@@ -456,7 +472,7 @@ describe("unsafe and unexpected entries (signature intact: the metadata is the v
 });
 
 describe("disk full during import", () => {
-  it("an injected ENOSPC gives STORE_DISK_FULL, the store unchanged and no ingest leftovers; a later import completes", async () => {
+  it("an injected ENOSPC gives STORE_DISK_FULL, nothing stored harmed and no ingest leftovers; a later import completes", async () => {
     const { dataDir, before } = await site();
     const limit = 3 * MiB;
     let written = 0;
@@ -484,7 +500,7 @@ describe("disk full during import", () => {
     expect(failures).toBe(1);
     expect(written).toBeGreaterThan(MiB);
     expect(await ingestFiles(dataDir)).toEqual([]);
-    await expectStoreUnchanged(dataDir, before);
+    await expectStoreUnharmed(dataDir, before);
 
     // Space freed: the same import completes.
     await withStore(dataDir, async (store) => {
