@@ -1,6 +1,17 @@
 import { execFile } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, open, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,8 +24,11 @@ import {
   indexTarFile,
   paddingFor,
   readTar,
+  MAX_METADATA_ENTRY_BYTES,
+  sealHeader,
   type TarEntry,
   type TarEntryType,
+  type TarReadEntry,
 } from "../../../bundle/tar.js";
 import { rejection } from "../../helpers/errors.js";
 
@@ -529,5 +543,218 @@ describe("GNU tar reads what we write", () => {
     expect(await readlink(join(out, "l"))).toBe("target/file");
     const [entry] = await readEntries(createReadStream(path));
     expect(entry).toMatchObject({ typeflag: "2", linkname: "target/file" });
+  });
+});
+
+/** Our header for `name`, with `edit` applied to its ustar block and the checksum recomputed. */
+function editedHeader(name: string, size: number, edit: (block: Buffer) => void): Buffer {
+  const block = Buffer.from(encodeHeader({ name, size, mode: 0o644, type: "file", mtime: MTIME }));
+  edit(block);
+  sealHeader(block);
+  return block;
+}
+
+/** A GNU base-256 number field: 0x80, then the value big-endian in the field's other bytes. */
+function base256(value: bigint, length: number): Buffer {
+  const field = Buffer.alloc(length);
+  field[0] = 0x80;
+  for (let i = length - 1, rest = value; i > 0; i--, rest >>= 8n) field[i] = Number(rest & 0xffn);
+  return field;
+}
+
+describe("GNU base-256 numbers", () => {
+  it("reads a base-256 size (what GNU tar writes over 8 GiB), as GNU tar does", async () => {
+    const size = 9n * 1024n ** 3n + 5n;
+    const header = editedHeader("blobs/sha256/huge", 0, (block) => base256(size, 12).copy(block, 124));
+    const entries = readTar(chunksOf(Buffer.concat([header, pattern(4096, 3)]), 700));
+    const first = await entries.next();
+    expect(first.value).toMatchObject({ name: "blobs/sha256/huge", size: Number(size), dataOffset: BLOCK });
+    expect((await rejection(entries.next())).code).toBe("BUNDLE_TRUNCATED");
+    // GNU tar lists the same size before it runs out of bytes.
+    const short = join(work, "base256-size.tar");
+    await writeFile(short, Buffer.concat([header, pattern(4096, 3)]));
+    const listing = await run("tar", ["-tvf", short]).catch((error: { stdout: string }) => error);
+    expect(listing.stdout).toContain(` ${size} `);
+    // The whole archive as a sparse file (body and end blocks are holes): indexTar seeks past the body.
+    const sparse = join(work, "base256-sparse.tar");
+    await writeFile(sparse, header);
+    await truncate(sparse, BLOCK + Number(size) + paddingFor(Number(size)) + 2 * BLOCK);
+    expect((await indexTarFile(sparse)).get("blobs/sha256/huge")?.size).toBe(Number(size));
+    await rm(sparse);
+  });
+
+  it("reads a small base-256 size and the body after it", async () => {
+    const header = editedHeader("small", 0, (block) => base256(3n, 12).copy(block, 124));
+    const archive = Buffer.concat([header, Buffer.from("abc"), Buffer.alloc(509), endOfArchive()]);
+    const entries = await readEntries(chunksOf(archive, 100));
+    expect(entries.map((e) => [e.name, e.data.toString()])).toEqual([["small", "abc"]]);
+  });
+
+  it("reads the base-256 uid and gid GNU tar writes for ids over 2097151, with the owner names", async () => {
+    const dir = join(work, "big-ids");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "f"), "hi\n");
+    const path = join(work, "big-ids.tar");
+    await run("tar", [
+      "--format=gnu",
+      "--owner=big:3000000",
+      "--group=grp:4000000",
+      "-cf",
+      path,
+      "-C",
+      dir,
+      "f",
+    ]);
+    expect((await readFile(path))[108]).toBe(0x80);
+    const [entry] = await readEntries(createReadStream(path));
+    expect(entry).toMatchObject({ name: "f", uid: 3_000_000, gid: 4_000_000, uname: "big", gname: "grp" });
+    expect((await indexTarFile(path)).get("f")).toMatchObject({ uid: 3_000_000, gid: 4_000_000 });
+  });
+
+  it("refuses a negative (0xff) or malformed base-256 field as BUNDLE_CORRUPT", async () => {
+    for (const first of [0xff, 0x81]) {
+      const header = editedHeader("neg", 0, (block) => {
+        block.fill(first, 124, 125);
+      });
+      const error = await rejection(readEntries(chunksOf(Buffer.concat([header, endOfArchive()]), 512)));
+      expect(error, first.toString(16)).toMatchObject({ code: "BUNDLE_CORRUPT", where: "byte 0" });
+      expect(error.message).toContain("base-256");
+    }
+  });
+});
+
+/** A metadata entry (typeflag x or L) header declaring `size` bytes, followed by nothing. */
+function metadataHeader(typeflag: "x" | "L", size: number): Buffer {
+  return editedHeader(typeflag === "x" ? "PaxHeader" : "././@LongLink", 0, (block) => {
+    block.write(typeflag, 156, "latin1");
+    if (size > 8 ** 11 - 1) base256(BigInt(size), 12).copy(block, 124);
+    else block.write(`${size.toString(8).padStart(11, "0")}\0`, 124, "latin1");
+  });
+}
+
+describe("metadata entries are capped at 1 MiB", () => {
+  it.each([
+    ["a PAX header declaring 4 GiB", "x", 4 * 1024 ** 3],
+    ["a PAX header declaring 64 GiB in base-256", "x", 64 * 1024 ** 3],
+    ["a PAX header of 1 MiB + 1", "x", MAX_METADATA_ENTRY_BYTES + 1],
+    ["a GNU long name declaring 2 GiB", "L", 2 * 1024 ** 3],
+  ] as const)("%s is BUNDLE_CORRUPT before any of it is read", async (_title, typeflag, size) => {
+    const archive = Buffer.concat([metadataHeader(typeflag, size), pattern(4096, 5)]);
+    const error = await rejection(readEntries(chunksOf(archive, 1024)));
+    expect(error).toMatchObject({ code: "BUNDLE_CORRUPT", where: "byte 0" });
+    expect(error.message).toContain(`${size} bytes is over the ${MAX_METADATA_ENTRY_BYTES}-byte limit`);
+    const path = join(work, `meta-${typeflag}-${size}.tar`);
+    await writeFile(path, archive);
+    expect(await rejection(indexTarFile(path))).toMatchObject({ code: "BUNDLE_CORRUPT", where: "byte 0" });
+  });
+
+  it("a PAX header of exactly 1 MiB is read and applied", async () => {
+    const record = (key: string, value: string): string => {
+      const body = ` ${key}=${value}\n`;
+      let length = body.length + 1;
+      while (String(length).length + body.length !== length) length = String(length).length + body.length;
+      return `${length}${body}`;
+    };
+    const path = record("path", `manifests/${"long/".repeat(30)}values.yaml`);
+    let filler = MAX_METADATA_ENTRY_BYTES - path.length - 20;
+    while (path.length + record("comment", "c".repeat(filler)).length < MAX_METADATA_ENTRY_BYTES) filler++;
+    const paxBody = Buffer.from(path + record("comment", "c".repeat(filler)));
+    expect(paxBody.length).toBe(MAX_METADATA_ENTRY_BYTES);
+    const archive = Buffer.concat([
+      metadataHeader("x", paxBody.length),
+      paxBody,
+      encodeHeader({ name: "short", size: 2, mode: 0o644, type: "file", mtime: MTIME }),
+      Buffer.from("ok"),
+      Buffer.alloc(510),
+      endOfArchive(),
+    ]);
+    const entries = await readEntries(chunksOf(archive, 64 * 1024));
+    expect(entries.map((e) => [e.name, e.data.toString()])).toEqual([
+      [`manifests/${"long/".repeat(30)}values.yaml`, "ok"],
+    ]);
+  });
+});
+
+/** Reads every entry and returns what readTar returns at the end: the offset past end-of-archive. */
+async function endOffset(archive: Uint8Array): Promise<number | undefined> {
+  const entries = readTar(chunksOf(archive, 1000));
+  for (;;) {
+    const next = await entries.next();
+    if (next.done === true) return next.value;
+  }
+}
+
+describe("owner, mode, mtime and raw header bytes", () => {
+  it("reports the fixed owner and mtime we write, and each entry's header bytes as encodeHeader made them", async () => {
+    const built = buildTar(SMALL);
+    const entries: TarReadEntry[] = [];
+    for await (const entry of readTar(chunksOf(built.bytes, 777))) entries.push(entry);
+    for (const [i, spec] of SMALL.entries()) {
+      const type = spec.type ?? "file";
+      const size = spec.data?.byteLength ?? 0;
+      const mode = spec.mode ?? (type === "directory" ? 0o755 : 0o644);
+      expect(entries[i], spec.name).toMatchObject({
+        uid: 0,
+        gid: 0,
+        uname: "",
+        gname: "",
+        mtime: MTIME,
+        mode,
+      });
+      const header = encodeHeader({ name: spec.name, size, mode, type, mtime: MTIME });
+      expect(Buffer.from(entries[i]!.header).equals(header), spec.name).toBe(true);
+      expect(entries[i]!.header.byteLength).toBe(built.offsets[i]!.dataOffset - built.offsets[i]!.offset);
+    }
+  });
+
+  it("applies PAX uid, gid, uname, gname and mtime over the ustar fields (GNU tar --format=posix)", async () => {
+    const dir = join(work, "pax-owner");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "f"), "hi\n");
+    const path = join(work, "pax-owner.tar");
+    await run("tar", [
+      "--format=posix",
+      "--owner=big:3000000",
+      "--group=grp:4000000",
+      "--mtime=@1700000000.5",
+      "-cf",
+      path,
+      "-C",
+      dir,
+      "f",
+    ]);
+    expect((await readFile(path)).toString("latin1")).toContain(" uid=3000000\n");
+    const [entry] = await readEntries(createReadStream(path));
+    expect(entry).toMatchObject({
+      uid: 3_000_000,
+      gid: 4_000_000,
+      uname: "big",
+      gname: "grp",
+      mtime: 1700000000.5,
+    });
+  });
+});
+
+describe("the end of the archive", () => {
+  const built = buildTar(SMALL);
+  const length = built.bytes.length;
+
+  it.each([
+    ["nothing after the two zero blocks", Buffer.alloc(0), length],
+    ["one byte after them", Buffer.from([7]), length],
+    ["512 random bytes after them", pattern(512, 41), length],
+    ["zero padding after them (as GNU tar pads to its record size)", Buffer.alloc(8 * BLOCK), length],
+  ])("with %s, readTar returns the offset past the marker", async (_title, extra, expected) => {
+    expect(await endOffset(Buffer.concat([built.bytes, extra]))).toBe(expected);
+  });
+
+  it("a lone zero block followed by a header ends the archive after that block, as GNU tar stops there", async () => {
+    const lone = Buffer.concat([
+      built.bytes.subarray(0, length - 2 * BLOCK),
+      Buffer.alloc(BLOCK),
+      encodeHeader({ name: "hidden", size: 0, mode: 0o644, type: "file", mtime: MTIME }),
+      endOfArchive(),
+    ]);
+    expect(await endOffset(lone)).toBe(length - BLOCK);
   });
 });
