@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import airlock, { SOURCE_FOLDERS } from "./eslint/boundaries.js";
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "test/fixtures/**", ".bench/**"] },
@@ -12,18 +13,12 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/consistent-type-imports": "error",
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            {
-              group: ["../*/!(index).js", "../../*/*/!(index).js"],
-              message: "import another library only through its index.ts",
-            },
-          ],
-        },
-      ],
     },
+  },
+  {
+    files: SOURCE_FOLDERS.map((folder) => `${folder}/**`),
+    plugins: { airlock },
+    rules: { "airlock/boundaries": "error" },
   },
   {
     files: ["**/*.mjs", "**/*.js"],
