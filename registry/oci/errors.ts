@@ -51,8 +51,9 @@ export function errnoCode(error: unknown): string | undefined {
 }
 
 /**
- * The OCI distribution spec's error codes with the HTTP status each maps to: one table,
- * used by the registry server for every error body it writes.
+ * The OCI distribution spec's error codes with the HTTP status each maps to (as distribution, the
+ * reference implementation, answers them): one table, used by the registry server for every error
+ * body it writes. PAGINATION_NUMBER_INVALID is distribution's, for an `n` that is not a page size.
  */
 export const OCI_ERROR_CODES = {
   BLOB_UNKNOWN: 404,
@@ -64,10 +65,11 @@ export const OCI_ERROR_CODES = {
   MANIFEST_UNKNOWN: 404,
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
+  PAGINATION_NUMBER_INVALID: 400,
   SIZE_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
-  UNSUPPORTED: 415,
+  UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
 } as const satisfies Record<string, number>;
 

@@ -7,6 +7,7 @@ export {
   parseManifest,
   validateDescriptor,
   childDescriptors,
+  isNonDistributable,
   artifactTypeOf,
   subjectOf,
   encodeJson,

@@ -122,6 +122,14 @@ export function childDescriptors(parsed: ParsedManifest): Descriptor[] {
     : [parsed.manifest.config, ...parsed.manifest.layers];
 }
 
+/**
+ * A layer the image spec lets registries lack: a non-distributable media type, or one with `urls`
+ * to fetch it from elsewhere. A manifest naming it is accepted without the blob.
+ */
+export function isNonDistributable(descriptor: Descriptor): boolean {
+  return descriptor.mediaType.includes("nondistributable") || (descriptor.urls?.length ?? 0) > 0;
+}
+
 /** What the referrers API lists a manifest as: its artifactType, else (image manifests) its config's type. */
 export function artifactTypeOf(parsed: ParsedManifest): string | undefined {
   return parsed.kind === "manifest"

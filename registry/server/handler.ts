@@ -1,24 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  AirlockError,
-  MAX_MANIFEST_BYTES,
-  childDescriptors,
-  digestOf,
-  isDigest,
-  isIndexMediaType,
-  isValidRepository,
-  isValidTag,
-  MediaType,
-  artifactTypeOf,
-  parseManifest,
-  subjectOf,
-  type Digest,
-} from "../oci/index.js";
+import { MAX_MANIFEST_BYTES, isDigest, isValidTag, MediaType, type Digest } from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError } from "./errors.js";
-import { ChunkOutOfOrder, Uploads } from "./uploads.js";
+import { Uploads } from "./uploads.js";
 import { sendFileRange } from "./send.js";
 import type { Authenticator } from "./auth.js";
+import {
+  checkDigest,
+  checkName,
+  decodeSegment,
+  sendJson,
+  type Handler,
+  type RequestContext,
+} from "./context.js";
+import { pushHandlers } from "./push.js";
 
 export interface RegistryHandlerOptions {
   /** Largest page a client may ask for with `n`; also the default page size. */
@@ -36,31 +31,14 @@ export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => vo
   close(): Promise<void>;
 };
 
-type Handler = (context: RequestContext) => Promise<void>;
-
-interface RequestContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  url: URL;
-  head: boolean;
-  name: string;
-  reference: string;
-}
-
 const API_VERSION_HEADER = { "Docker-Distribution-API-Version": "registry/2.0" };
-
-function checkName(name: string): void {
-  if (!isValidRepository(name)) {
-    throw new RegistryError("NAME_INVALID", `invalid repository name ${JSON.stringify(name.slice(0, 300))}`);
-  }
-}
 
 function pageSize(url: URL, max: number): number {
   const n = url.searchParams.get("n");
   if (n === null) return max;
   const value = Number(n);
-  if (!Number.isInteger(value) || value < 0)
-    throw new RegistryError("UNSUPPORTED", `n=${n} is not a page size`);
+  if (!/^\d+$/.test(n) || !Number.isSafeInteger(value))
+    throw new RegistryError("PAGINATION_NUMBER_INVALID", `n=${n} is not a page size`);
   return Math.min(value, max);
 }
 
@@ -70,21 +48,6 @@ function nextLink(url: URL, n: number, last: string): string {
   next.searchParams.set("n", String(n));
   next.searchParams.set("last", last);
   return `<${next.pathname}${next.search}>; rel="next"`;
-}
-
-function sendJson(
-  res: ServerResponse,
-  head: boolean,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(200, {
-    "Content-Type": "application/json",
-    "Content-Length": Buffer.byteLength(body),
-    ...headers,
-  });
-  res.end(head ? undefined : body);
 }
 
 /** `bytes=start-end` (one range) against a blob of `size`; undefined means the whole blob. */
@@ -141,10 +104,10 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
 
   const getBlob: Handler = async ({ req, res, head, name, reference }) => {
     checkName(name);
-    if (!isDigest(reference))
-      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
-    const info = await store.blobs.stat(reference);
-    if (info === undefined) throw new RegistryError("BLOB_UNKNOWN", `blob ${reference} is unknown`);
+    const digest = checkDigest(reference);
+    // A blob is served only under the repositories it belongs to, whatever else the store holds.
+    const info = store.hasBlob(name, digest) ? await store.blobs.stat(digest) : undefined;
+    if (info === undefined) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
     const range = parseRange(req.headers.range, info.size);
     if (range === "unsatisfiable") {
       res.writeHead(416, { "Content-Range": `bytes */${info.size}`, "Content-Length": 0 });
@@ -170,7 +133,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       return;
     }
     const from = range?.start ?? 0;
-    await sendFileRange(res, store.blobs.path(reference), from, (range?.end ?? info.size - 1) - from + 1);
+    await sendFileRange(res, store.blobs.path(digest), from, (range?.end ?? info.size - 1) - from + 1);
   };
 
   const listTags: Handler = ({ res, head, url, name }) => {
@@ -194,225 +157,22 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
   };
 
   const uploads = new Uploads(store);
-
-  const uploadLocation = (name: string, id: string): string => `/v2/${name}/blobs/uploads/${id}`;
-
-  /** Where an upload stands, as distribution writes it: the last byte held, and 0-0 when empty. */
-  const uploadRange = (offset: number): string => `0-${Math.max(0, offset - 1)}`;
-
-  const sendUploadState = (
-    res: ServerResponse,
-    name: string,
-    id: string,
-    offset: number,
-    status: number,
-  ): void => {
-    res.writeHead(status, {
-      Location: uploadLocation(name, id),
-      "Docker-Upload-UUID": id,
-      Range: uploadRange(offset),
-      "Content-Length": 0,
-    });
-    res.end();
-  };
-
-  const sendBlobCreated = (res: ServerResponse, name: string, digest: Digest): void => {
-    res.writeHead(201, {
-      Location: `/v2/${name}/blobs/${digest}`,
-      "Docker-Content-Digest": digest,
-      "Content-Length": 0,
-    });
-    res.end();
-  };
-
-  const startUpload: Handler = async ({ req, res, url, name }) => {
-    checkName(name);
-    const mount = url.searchParams.get("mount");
-    if (mount !== null && isDigest(mount) && (await store.blobs.stat(mount)) !== undefined) {
-      req.resume();
-      sendBlobCreated(res, name, mount);
-      return;
-    }
-    const digest = url.searchParams.get("digest");
-    if (digest !== null && !isDigest(digest)) {
-      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(digest.slice(0, 200))}`);
-    }
-    const id = await uploads.start(name);
-    if (digest !== null) {
-      sendBlobCreated(res, name, await uploads.finish(name, id, digest, req));
-      return;
-    }
-    req.resume();
-    sendUploadState(res, name, id, 0, 202);
-  };
-
-  const patchUpload: Handler = async ({ req, res, name, reference }) => {
-    checkName(name);
-    const range = req.headers["content-range"];
-    let start: number | undefined;
-    if (range !== undefined) {
-      const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(range);
-      if (match === null) {
-        throw new RegistryError(
-          "BLOB_UPLOAD_INVALID",
-          `Content-Range ${JSON.stringify(range)} is not start-end`,
-        );
-      }
-      start = Number(match[1]);
-    }
-    try {
-      sendUploadState(res, name, reference, await uploads.append(name, reference, req, start), 202);
-    } catch (error) {
-      if (!(error instanceof ChunkOutOfOrder)) throw error;
-      // Out of order: the spec's 416, saying where the upload stands.
-      req.resume();
-      res.writeHead(416, {
-        Location: uploadLocation(name, reference),
-        Range: uploadRange(error.offset),
-        "Content-Length": 0,
-      });
-      res.end();
-    }
-  };
-
-  const finishUpload: Handler = async ({ req, res, url, name, reference }) => {
-    checkName(name);
-    sendBlobCreated(res, name, await uploads.finish(name, reference, url.searchParams.get("digest"), req));
-  };
-
-  const uploadStatus: Handler = async ({ res, name, reference }) => {
-    checkName(name);
-    sendUploadState(res, name, reference, await uploads.offset(name, reference), 204);
-  };
-
-  const cancelUpload: Handler = async ({ res, name, reference }) => {
-    checkName(name);
-    await uploads.cancel(name, reference);
-    res.writeHead(204, { "Content-Length": 0 });
-    res.end();
-  };
-
-  const readManifestBody = async (req: IncomingMessage): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.byteLength;
-      if (size > MAX_MANIFEST_BYTES) {
-        req.resume();
-        throw new RegistryError("MANIFEST_INVALID", `manifest is over the ${MAX_MANIFEST_BYTES} byte limit`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  };
-
-  const putManifest: Handler = async ({ req, res, name, reference }) => {
-    checkName(name);
-    if (!isDigest(reference) && !isValidTag(reference)) {
-      req.resume();
-      throw new RegistryError(
-        "MANIFEST_INVALID",
-        `invalid reference ${JSON.stringify(reference.slice(0, 200))}`,
-      );
-    }
-    const bytes = await readManifestBody(req);
-    const contentType = req.headers["content-type"]?.split(";")[0]?.trim();
-    let parsed;
-    try {
-      parsed = parseManifest(bytes, contentType, `${name}:${reference}`);
-    } catch (error) {
-      if (error instanceof AirlockError) throw new RegistryError("MANIFEST_INVALID", error.message);
-      throw error;
-    }
-    const digest = digestOf(bytes);
-    if (isDigest(reference) && reference !== digest) {
-      throw new RegistryError("DIGEST_INVALID", `the manifest hashes to ${digest}, not ${reference}`);
-    }
-    for (const child of childDescriptors(parsed)) {
-      const size = isIndexMediaType(parsed.mediaType)
-        ? store.getManifest(name, child.digest)?.size
-        : (await store.blobs.stat(child.digest))?.size;
-      if (size !== child.size) {
-        throw new RegistryError(
-          "MANIFEST_BLOB_UNKNOWN",
-          size === undefined
-            ? `${child.digest} is not in ${name}`
-            : `${child.digest} is ${size} bytes, the manifest says ${child.size}`,
-          { digest: child.digest },
-        );
-      }
-    }
-    await store.blobs.put([bytes], { digest });
-    const subject = subjectOf(parsed);
-    store.putManifest({
-      repository: name,
-      digest,
-      mediaType: parsed.mediaType,
-      size: bytes.byteLength,
-      subject: subject?.digest,
-      artifactType: artifactTypeOf(parsed),
-    });
-    if (!isDigest(reference)) await store.putTag(name, reference, digest);
-    res.writeHead(201, {
-      Location: `/v2/${name}/manifests/${digest}`,
-      "Docker-Content-Digest": digest,
-      "Content-Length": 0,
-      ...(subject === undefined ? {} : { "OCI-Subject": subject.digest }),
-    });
-    res.end();
-  };
-
-  /** Store refusals (a bundle's image, a blob in use) become the spec's DENIED. */
-  const denyInUse = async <T>(action: () => Promise<T>): Promise<T> => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof AirlockError && ["IN_USE_BY_BUNDLE", "BLOB_IN_USE"].includes(error.code)) {
-        throw new RegistryError("DENIED", error.message, { hint: error.hint });
-      }
-      throw error;
-    }
-  };
-
-  const sendAccepted = (res: ServerResponse): void => {
-    res.writeHead(202, { "Content-Length": 0 });
-    res.end();
-  };
-
-  const deleteManifest: Handler = async ({ res, name, reference }) => {
-    checkName(name);
-    const deleted = isDigest(reference)
-      ? await denyInUse(() => store.deleteManifest(name, reference))
-      : isValidTag(reference) && (await denyInUse(() => store.deleteTag(name, reference)));
-    if (!deleted)
-      throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${reference.slice(0, 200)} is not in ${name}`);
-    sendAccepted(res);
-  };
-
-  const deleteBlob: Handler = async ({ res, name, reference }) => {
-    checkName(name);
-    if (!isDigest(reference))
-      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
-    if (!(await denyInUse(() => store.deleteBlob(reference)))) {
-      throw new RegistryError("BLOB_UNKNOWN", `blob ${reference} is unknown`);
-    }
-    sendAccepted(res);
-  };
+  const push = pushHandlers(store, uploads, options.auth);
 
   /** GET /v2/<name>/referrers/<digest>: an index of the manifests whose subject it is, filterable. */
   const listReferrers: Handler = ({ res, head, url, name, reference }) => {
     checkName(name);
-    if (!isDigest(reference))
-      throw new RegistryError("DIGEST_INVALID", `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
+    const subject = checkDigest(reference);
     const wanted = url.searchParams.get("artifactType");
     const referrers = store
-      .listReferrers(name, reference)
+      .listReferrers(name, subject)
       .filter((row) => wanted === null || row.artifactType === wanted)
       .map((row) => ({
         mediaType: row.mediaType,
         digest: row.digest,
         size: row.size,
         ...(row.artifactType === undefined ? {} : { artifactType: row.artifactType }),
+        ...(row.annotations === undefined ? {} : { annotations: row.annotations }),
       }));
     const body = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: referrers });
     res.writeHead(200, {
@@ -427,17 +187,25 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
   type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
   const WRITES = new Set<string>(["PUT", "POST", "PATCH", "DELETE"]);
   const routes: { pattern: RegExp; methods: Partial<Record<Method, Handler>>; upload?: true }[] = [
-    { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: startUpload }, upload: true },
+    { pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/, methods: { POST: push.startUpload }, upload: true },
     {
       pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
-      methods: { PATCH: patchUpload, PUT: finishUpload, GET: uploadStatus, DELETE: cancelUpload },
+      methods: {
+        PATCH: push.patchUpload,
+        PUT: push.finishUpload,
+        GET: push.uploadStatus,
+        DELETE: push.cancelUpload,
+      },
       upload: true,
     },
     {
       pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-      methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
+      methods: { GET: getManifest, HEAD: getManifest, PUT: push.putManifest, DELETE: push.deleteManifest },
     },
-    { pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/, methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
+    {
+      pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+      methods: { GET: getBlob, HEAD: getBlob, DELETE: push.deleteBlob },
+    },
     { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: listReferrers, HEAD: listReferrers } },
     { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: listTags, HEAD: listTags } },
   ];
@@ -456,7 +224,12 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       const method = req.method ?? "GET";
       if (WRITES.has(method) && options.allowPush !== true) {
         req.resume();
-        throw new RegistryError("UNSUPPORTED", `${method} is not supported: this registry is read-only`);
+        throw new RegistryError(
+          "UNSUPPORTED",
+          `${method} is not supported: this registry is read-only`,
+          undefined,
+          { Allow: "GET, HEAD" },
+        );
       }
       const auth = options.auth;
       if (path === "/token" && auth !== undefined && method === "GET") {
@@ -479,7 +252,12 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
         const handler = route.methods[method as Method];
         if (handler === undefined) {
           req.resume();
-          throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${path.slice(0, 300)}`);
+          throw new RegistryError(
+            "UNSUPPORTED",
+            `${method} is not supported on ${path.slice(0, 300)}`,
+            undefined,
+            { Allow: Object.keys(route.methods).join(", ") },
+          );
         }
         await auth?.authorize(req, {
           type: "repository",
@@ -496,7 +274,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
           url,
           head,
           name: match[1]!,
-          reference: decodeURIComponent(match[2] ?? ""),
+          reference: decodeSegment(match[2] ?? ""),
         });
         return;
       }

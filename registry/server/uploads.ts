@@ -124,8 +124,18 @@ export class Uploads {
     return ingest.size;
   }
 
-  /** Completes an upload: its content must hash to `digest` (sha256 or sha512), or nothing becomes visible. */
-  finish(repository: string, id: string, digest: string | null, body: IncomingMessage): Promise<Digest> {
+  /**
+   * Completes an upload with its last chunk (`start` as for append: out of order, the session stays):
+   * the content must hash to `digest` (sha256 or sha512), or nothing becomes visible. The blob then
+   * belongs to the repository.
+   */
+  finish(
+    repository: string,
+    id: string,
+    digest: string | null,
+    body: IncomingMessage,
+    start?: number,
+  ): Promise<Digest> {
     if (digest === null || !isDigest(digest)) {
       body.resume();
       return Promise.reject(
@@ -133,7 +143,7 @@ export class Uploads {
       );
     }
     return this.withSession(repository, id, async (session) => {
-      await this.appendTo(session, body);
+      await this.appendTo(session, body, start);
       this.forget(session);
       try {
         await session.ingest.commit({ digest });
@@ -144,6 +154,7 @@ export class Uploads {
           String(error),
         );
       }
+      this.store.linkBlob(repository, digest);
       return digest;
     });
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -8,14 +9,17 @@ import {
   errnoCode,
   isIndexMediaType,
   isManifestMediaType,
+  isNonDistributable,
   parseManifest,
   MAX_MANIFEST_BYTES,
   REF_NAME_ANNOTATION,
   type Digest,
   type Descriptor,
+  type ParsedManifest,
 } from "../oci/index.js";
 import { FsBlobStore, type BlobIngest, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
 import { openDatabase, type Db } from "./db.js";
+import { annotationsOf, linkedBlobs, RepositoryBlobs } from "./links.js";
 import { acquireLock } from "./lock.js";
 
 export type SignatureStatus = "verified" | "unchecked" | "unsigned";
@@ -45,6 +49,8 @@ export interface ManifestRecord {
   /** The manifest this one refers to (signatures, SBOMs), for the referrers API. */
   subject?: Digest | undefined;
   artifactType?: string | undefined;
+  /** The manifest's own annotations, which the referrers API lists with it. */
+  annotations?: Record<string, string> | undefined;
 }
 
 export interface BundleRecord {
@@ -142,6 +148,8 @@ export class Store {
   readonly dataDir: string;
   readonly blobs: FsBlobStore;
   readonly db: Db;
+  /** Which repositories each blob belongs to: a blob is served only under those. */
+  private readonly repositoryBlobs: RepositoryBlobs;
   private readonly staleIngestMs: number;
   private readonly staleUploadMs: number;
   private readonly uploadsDir: string;
@@ -150,6 +158,7 @@ export class Store {
     this.dataDir = dataDir;
     this.blobs = blobs;
     this.db = db;
+    this.repositoryBlobs = new RepositoryBlobs(db);
     this.staleIngestMs = options.staleIngestMs ?? 60 * 60 * 1000;
     this.staleUploadMs = options.staleUploadMs ?? 24 * 60 * 60 * 1000;
     this.uploadsDir = join(blobs.root, "uploads");
@@ -166,7 +175,16 @@ export class Store {
       await readFile(layoutFile).catch(async () => {
         await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
       });
-      const store = new Store(dataDir, blobs, openDatabase(join(dataDir, "airlock.db")), options);
+      const readBlob = (digest: Digest): Uint8Array | undefined => {
+        try {
+          return readFileSync(blobs.path(digest));
+        } catch (error) {
+          if (errnoCode(error) === "ENOENT") return undefined;
+          throw error;
+        }
+      };
+      const db = openDatabase(join(dataDir, "airlock.db"), { readBlob });
+      const store = new Store(dataDir, blobs, db, options);
       await readFile(join(root, "index.json")).catch(() => store.writeLayoutIndex());
       return store;
     } catch (error) {
@@ -240,6 +258,8 @@ export class Store {
   async recordBundle(record: BundleRecord): Promise<{ bundle: StoredBundle; created: boolean }> {
     const existing = this.findBundle(record.digest);
     if (existing !== undefined) return { bundle: existing, created: false };
+    const parsed: ParsedManifest[] = [];
+    for (const manifest of record.manifests) parsed.push(await this.readManifest(manifest));
     await this.blobs.syncDirectories();
     const now = new Date().toISOString();
     const id = this.db.transaction(() => {
@@ -280,7 +300,8 @@ export class Store {
         "INSERT INTO bundle_files (bundle_id, path, digest, size, mode) VALUES (?, ?, ?, ?, ?)",
       );
       for (const file of record.files) insertFile.run(bundleId, file.path, file.digest, file.size, file.mode);
-      for (const manifest of record.manifests) this.putManifestInTransaction(manifest, true);
+      for (const [i, manifest] of record.manifests.entries())
+        this.putManifestInTransaction(manifest, parsed[i]!, true);
       return bundleId;
     })();
     await this.writeLayoutIndex();
@@ -293,8 +314,33 @@ export class Store {
     this.db.prepare("UPDATE bundles SET signature = ? WHERE digest = ?").run(signature, digest);
   }
 
-  putManifest(manifest: ManifestRecord): void {
-    this.putManifestInTransaction(manifest);
+  /** Stores a manifest in its repository, linking the blobs it names (`parsed` is its content) there. */
+  putManifest(manifest: ManifestRecord, parsed: ParsedManifest): void {
+    this.db.transaction(() => this.putManifestInTransaction(manifest, parsed))();
+  }
+
+  private async readManifest(manifest: ManifestRecord): Promise<ParsedManifest> {
+    const bytes = await this.blobs.readSmall(manifest.digest, MAX_MANIFEST_BYTES);
+    return parseManifest(bytes, manifest.mediaType, `${manifest.repository}@${manifest.digest}`);
+  }
+
+  /** Whether a blob belongs to a repository: one indexed lookup, made on every blob pull. */
+  hasBlob(repository: string, digest: Digest): boolean {
+    return this.repositoryBlobs.has(repository, digest);
+  }
+
+  /** Records a blob pushed to a repository (already committed to the store). */
+  linkBlob(repository: string, digest: Digest): void {
+    this.repositoryBlobs.link(repository, [digest]);
+  }
+
+  /** Links a blob of `from` into `to`; false (and nothing linked) when `from` does not hold it. */
+  mountBlob(from: string, to: string, digest: Digest): boolean {
+    return this.db.transaction(() => {
+      if (!this.repositoryBlobs.has(from, digest)) return false;
+      this.repositoryBlobs.link(to, [digest]);
+      return true;
+    })();
   }
 
   /** Points a tag at a manifest already in the repository, and refreshes the layout's index.json. */
@@ -304,11 +350,16 @@ export class Store {
   }
 
   /** A manifest a bundle brought stays marked as the bundle's, whoever pushed the same bytes. */
-  private putManifestInTransaction(manifest: ManifestRecord, fromBundle = false): void {
+  private putManifestInTransaction(
+    manifest: ManifestRecord,
+    parsed: ParsedManifest,
+    fromBundle = false,
+  ): void {
+    const annotations = manifest.annotations ?? annotationsOf(parsed);
     this.db
       .prepare(
-        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, from_bundle)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, from_bundle)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (repository, digest) DO UPDATE SET from_bundle = max(from_bundle, excluded.from_bundle)`,
       )
       .run(
@@ -318,8 +369,10 @@ export class Store {
         manifest.size,
         manifest.subject ?? null,
         manifest.artifactType ?? null,
+        annotations === undefined ? null : JSON.stringify(annotations),
         fromBundle ? 1 : 0,
       );
+    this.repositoryBlobs.link(manifest.repository, linkedBlobs(parsed));
   }
 
   /** Manifests of a repository whose subject is `digest` (the referrers API). */
@@ -329,11 +382,19 @@ export class Store {
   ): (ManifestRecord & { artifactType: string | undefined })[] {
     const rows = this.db
       .prepare(
-        `SELECT repository, digest, media_type AS mediaType, size, artifact_type AS artifactType FROM manifests
-         WHERE repository = ? AND subject = ? ORDER BY digest`,
+        `SELECT repository, digest, media_type AS mediaType, size, artifact_type AS artifactType, annotations
+         FROM manifests WHERE repository = ? AND subject = ? ORDER BY digest`,
       )
-      .all(repository, digest) as (ManifestRecord & { artifactType: string | null })[];
-    return rows.map((row) => ({ ...row, artifactType: row.artifactType ?? undefined }));
+      .all(repository, digest) as (Omit<ManifestRecord, "annotations"> & {
+      artifactType: string | null;
+      annotations: string | null;
+    })[];
+    return rows.map((row) => ({
+      ...row,
+      artifactType: row.artifactType ?? undefined,
+      annotations:
+        row.annotations === null ? undefined : (JSON.parse(row.annotations) as Record<string, string>),
+    }));
   }
 
   async startUpload(repository: string): Promise<UploadSession> {
@@ -430,16 +491,32 @@ export class Store {
     return true;
   }
 
-  /** Removes a blob no manifest, bundle or tag needs; refuses one in use. Returns false when absent. */
-  async deleteBlob(digest: Digest): Promise<boolean> {
-    if ((await this.blobs.stat(digest)) === undefined) return false;
-    if ((await this.reachableBlobs()).has(digest)) {
-      throw new AirlockError("BLOB_IN_USE", `blob ${digest} is used by a manifest or bundle`, {
-        where: digest,
+  /**
+   * Unlinks a blob from one repository, refusing while a manifest of that repository names it; other
+   * repositories keep it, and its bytes go at gc once none links it. Returns false when not linked.
+   */
+  async deleteBlob(repository: string, digest: Digest): Promise<boolean> {
+    if (!this.repositoryBlobs.has(repository, digest)) return false;
+    const user = await this.manifestUsing(repository, digest);
+    if (user !== undefined) {
+      throw new AirlockError("BLOB_IN_USE", `blob ${digest} is used by ${repository}@${user}`, {
+        where: `${repository}@${digest}`,
         hint: "delete the manifests that use it first",
       });
     }
-    return this.blobs.delete(digest);
+    return this.repositoryBlobs.unlink(repository, digest);
+  }
+
+  /** A manifest of the repository that names the blob, if any (a delete reads them all: deletes are rare). */
+  private async manifestUsing(repository: string, digest: Digest): Promise<Digest | undefined> {
+    const rows = this.db
+      .prepare("SELECT repository, digest, media_type AS mediaType FROM manifests WHERE repository = ?")
+      .all(repository) as ManifestRecord[];
+    for (const row of rows) {
+      if ((await this.blobs.stat(row.digest)) === undefined) continue;
+      if (linkedBlobs(await this.readManifest(row)).includes(digest)) return row.digest;
+    }
+    return undefined;
   }
 
   private putTagInTransaction(repository: string, tag: string, digest: Digest, now: string): void {
@@ -518,7 +595,8 @@ export class Store {
   }
 
   /**
-   * Every blob a visible row needs: bundle metadata and files, and the closure of every manifest.
+   * Every blob a visible row needs: bundle metadata and files, the closure of every manifest, and
+   * every blob linked to a repository.
    * `missing` collects references that do not resolve, with what referenced them.
    */
   async reachableBlobs(missing?: FsckReport["missing"]): Promise<Set<Digest>> {
@@ -546,7 +624,9 @@ export class Store {
         if (missing === undefined) throw error;
         return;
       }
-      for (const child of childDescriptors(parsed)) await walk(child.digest, child.mediaType, digest);
+      for (const child of childDescriptors(parsed)) {
+        if (!isNonDistributable(child)) await walk(child.digest, child.mediaType, digest);
+      }
     };
     for (const bundle of this.db.prepare("SELECT digest, name, version FROM bundles").all() as BundleRow[]) {
       await mark(bundle.digest, `bundle ${bundle.name} ${bundle.version}`);
@@ -558,6 +638,13 @@ export class Store {
       .prepare("SELECT repository, digest, media_type AS mediaType FROM manifests")
       .all() as ManifestRecord[]) {
       await walk(row.digest, row.mediaType, `repository ${row.repository}`);
+    }
+    // After the walks: a linked blob that is a manifest has been walked already, as a manifest row.
+    for (const link of this.db.prepare("SELECT repository, digest FROM repository_blobs").all() as {
+      repository: string;
+      digest: Digest;
+    }[]) {
+      await mark(link.digest, `repository ${link.repository}`);
     }
     for (const tag of this.listTags()) {
       if (!reachable.has(tag.digest)) report(tag.digest, `tag ${tag.repository}:${tag.tag}`);

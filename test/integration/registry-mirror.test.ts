@@ -18,7 +18,7 @@ import {
   type MirrorResult,
 } from "../../bundle/index.js";
 import { RegistryClient } from "../../registry/client/index.js";
-import { EMPTY_JSON, MediaType, digestOf } from "../../registry/oci/index.js";
+import { EMPTY_JSON, MediaType, digestOf, parseManifest } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import {
   Authenticator,
@@ -227,14 +227,17 @@ describe("mirror the store into Airlock's own registry", () => {
         }),
       );
       await store.blobs.put([signature], { digest: digestOf(signature) });
-      store.putManifest({
-        repository: "hubble/agent",
-        digest: digestOf(signature),
-        mediaType: MediaType.OciManifest,
-        size: signature.byteLength,
-        subject: subject.digest,
-        artifactType: "application/vnd.example.signature",
-      });
+      store.putManifest(
+        {
+          repository: "hubble/agent",
+          digest: digestOf(signature),
+          mediaType: MediaType.OciManifest,
+          size: signature.byteLength,
+          subject: subject.digest,
+          artifactType: "application/vnd.example.signature",
+        },
+        parseManifest(signature),
+      );
 
       const result = await mirror({ source: storeSource(store), client, prefix: "" });
       expect(result.failed).toBe(0);

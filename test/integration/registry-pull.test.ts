@@ -208,7 +208,7 @@ describe("the distribution API", () => {
 
   it("refuses writes with the spec's UNSUPPORTED: this slice serves pulls only", async () => {
     const response = await get("/v2/hubble/console/blobs/uploads/", { method: "POST" });
-    expect(response.status).toBe(415);
+    expect(response.status).toBe(405);
     expect(await errorCode(response)).toBe("UNSUPPORTED");
   });
 });

@@ -338,7 +338,7 @@ describe("a read-only registry", () => {
           method,
           body: method === "DELETE" ? undefined : "x",
         });
-        expect(response.status, `${method} ${path}`).toBe(415);
+        expect(response.status, `${method} ${path}`).toBe(405);
         expect(await errorCode(response)).toBe("UNSUPPORTED");
       }
     } finally {

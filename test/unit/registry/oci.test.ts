@@ -425,7 +425,7 @@ describe("AirlockError", () => {
       DIGEST_INVALID: 400,
       UNAUTHORIZED: 401,
       DENIED: 403,
-      UNSUPPORTED: 415,
+      UNSUPPORTED: 405,
       TOOMANYREQUESTS: 429,
     });
   });
