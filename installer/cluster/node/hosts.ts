@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AirlockError } from "../../../registry/oci/index.js";
+import { AirlockError, errnoCode } from "../../../registry/oci/index.js";
 import { parseIpv4 } from "./subnet.js";
 
 /**
@@ -113,8 +113,15 @@ class HostsFiles implements ClusterHosts {
   async hostsFileFor(podKey: string, hostname: string, ip: string): Promise<string> {
     checkEntry(hostname, ip, podKey);
     const path = join(this.dir, fileName(podKey));
-    this.pods.set(podKey, { path, hostname, ip });
-    await this.serial(() => this.write(podKey));
+    const entry = { path, hostname, ip };
+    this.pods.set(podKey, entry);
+    try {
+      await this.serial(() => this.write(podKey));
+    } catch (error) {
+      // A pod whose file cannot be written is not kept: later sets would only fail on it again.
+      if (this.pods.get(podKey) === entry) this.pods.delete(podKey);
+      throw error;
+    }
     return path;
   }
 
@@ -122,7 +129,23 @@ class HostsFiles implements ClusterHosts {
     const pod = this.pods.get(podKey);
     if (pod === undefined) return;
     this.pods.delete(podKey);
-    await this.serial(() => rm(pod.path, { force: true }));
+    await this.serial(async () => {
+      try {
+        await rm(pod.path, { force: true });
+      } catch (error) {
+        // A path under something that is not a directory holds no file to remove.
+        if (errnoCode(error) === "ENOTDIR") return;
+        throw new AirlockError(
+          "NODE_HOSTS_WRITE_FAILED",
+          `removing ${pod.path} failed: ${(error as Error).message}`,
+          {
+            where: pod.path,
+            hint: "the node's state directory must be writable",
+            cause: error,
+          },
+        );
+      }
+    });
   }
 
   async flush(): Promise<void> {

@@ -239,6 +239,7 @@ class BridgeNetwork implements PodNetwork {
   /** Network changes run one at a time, so that concurrent attaches never pick the same address. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private bridgeExists = true;
 
   constructor(
     private readonly run: CommandRunner,
@@ -336,10 +337,13 @@ class BridgeNetwork implements PodNetwork {
         }
       }
       // A bridge is deleted with its remaining ports detached, so it goes even if a veth would not.
-      try {
-        await remove(this.run, "link", this.bridge);
-      } catch (error) {
-        failures.push(`${this.bridge}: ${(error as Error).message}`);
+      if (this.bridgeExists) {
+        try {
+          await remove(this.run, "link", this.bridge);
+          this.bridgeExists = false;
+        } catch (error) {
+          failures.push(`${this.bridge}: ${(error as Error).message}`);
+        }
       }
       if (failures.length > 0) {
         throw new AirlockError(
