@@ -24,7 +24,7 @@ export type {
   OperationOptions,
   StoreOptions,
   UploadSession,
-} from "./store.js";
+} from "./types.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
 export { readChunks, takeBuffer, giveBack, allocateReadBuffer, STREAM_CHUNK_BYTES } from "./chunks.js";

@@ -1,15 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from "node:fs/promises";
+import { mkdir, rename, writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AirlockError,
-  Digester,
-  childDescriptors,
   errnoCode,
-  isIndexMediaType,
-  isManifestMediaType,
-  isNonDistributable,
   parseManifest,
   MAX_MANIFEST_BYTES,
   REF_NAME_ANNOTATION,
@@ -17,113 +12,26 @@ import {
   type Descriptor,
   type ParsedManifest,
 } from "../oci/index.js";
-import { FsBlobStore, type BlobIngest, type BlobStoreOptions, type BlobInfo } from "./blobs.js";
+import { FsBlobStore } from "./blobs.js";
+import { checkStore, reachableBlobs, sweepBlobs } from "./collect.js";
 import { openDatabase, type Db } from "./db.js";
 import { annotationsOf, linkedBlobs, RepositoryBlobs } from "./links.js";
 import { acquireLock } from "./lock.js";
-
-export type SignatureStatus = "verified" | "unchecked" | "unsigned";
-
-export interface ImageRecord {
-  ref: string;
-  repository: string;
-  tag: string;
-  digest: Digest;
-  mediaType: string;
-  size: number;
-  kind: "image" | "pack";
-}
-
-export interface FileRecord {
-  path: string;
-  digest: Digest;
-  size: number;
-  mode: number;
-}
-
-export interface ManifestRecord {
-  repository: string;
-  digest: Digest;
-  mediaType: string;
-  size: number;
-  /** The manifest this one refers to (signatures, SBOMs), for the referrers API. */
-  subject?: Digest | undefined;
-  artifactType?: string | undefined;
-  /** The manifest's own annotations, which the referrers API lists with it. */
-  annotations?: Record<string, string> | undefined;
-}
-
-export interface BundleRecord {
-  digest: Digest;
-  name: string;
-  version: string;
-  upgradeFrom: string | undefined;
-  baseDigest: Digest | undefined;
-  created: string;
-  signature: SignatureStatus;
-  totalBytes: number;
-  images: ImageRecord[];
-  files: FileRecord[];
-  /** Every manifest and index of every image, with the repository it is served under. */
-  manifests: ManifestRecord[];
-}
-
-export interface StoredBundle extends Omit<BundleRecord, "manifests"> {
-  id: number;
-  importedAt: string;
-}
-
-export interface TagRecord {
-  repository: string;
-  tag: string;
-  digest: Digest;
-}
-
-export interface Progress {
-  phase: string;
-  done: number;
-  total: number;
-  /** What done and total count; bytes unless said. */
-  unit?: "bytes" | "items";
-  item?: string;
-}
-
-export interface OperationOptions {
-  signal?: AbortSignal | undefined;
-  onProgress?: ((progress: Progress) => void) | undefined;
-}
-
-export interface FsckReport {
-  ok: boolean;
-  blobs: number;
-  bytes: number;
-  corrupt: { digest: Digest; actual: Digest }[];
-  missing: { digest: Digest; referencedBy: string }[];
-  unreferenced: Digest[];
-  staleIngests: number;
-}
-
-export interface GcReport {
-  dryRun: boolean;
-  removed: BlobInfo[];
-  bytesFreed: number;
-  ingestsRemoved: number;
-  uploadsRemoved: number;
-}
-
-export interface StoreOptions extends BlobStoreOptions {
-  /** Ingest files older than this are a crashed writer's and removed by gc. */
-  staleIngestMs?: number;
-  /** Registry upload sessions untouched for this long are abandoned and removed by gc. */
-  staleUploadMs?: number;
-}
-
-/** A registry upload session: a file under `store/uploads/` and a row, both outliving the server. */
-export interface UploadSession {
-  id: string;
-  repository: string;
-  ingest: BlobIngest;
-}
+import type {
+  BundleRecord,
+  FsckReport,
+  GcReport,
+  ManifestRecord,
+  OperationOptions,
+  SignatureStatus,
+  StoreOptions,
+  StoredBundle,
+  TagRecord,
+  ImageRecord,
+  FileRecord,
+  UploadSession,
+} from "./types.js";
+import { UploadSessions } from "./upload-sessions.js";
 
 interface BundleRow {
   id: number;
@@ -151,8 +59,7 @@ export class Store {
   /** Which repositories each blob belongs to: a blob is served only under those. */
   private readonly repositoryBlobs: RepositoryBlobs;
   private readonly staleIngestMs: number;
-  private readonly staleUploadMs: number;
-  private readonly uploadsDir: string;
+  private readonly uploads: UploadSessions;
 
   private constructor(dataDir: string, blobs: FsBlobStore, db: Db, options: StoreOptions) {
     this.dataDir = dataDir;
@@ -160,8 +67,12 @@ export class Store {
     this.db = db;
     this.repositoryBlobs = new RepositoryBlobs(db);
     this.staleIngestMs = options.staleIngestMs ?? 60 * 60 * 1000;
-    this.staleUploadMs = options.staleUploadMs ?? 24 * 60 * 60 * 1000;
-    this.uploadsDir = join(blobs.root, "uploads");
+    this.uploads = new UploadSessions(
+      db,
+      blobs,
+      join(blobs.root, "uploads"),
+      options.staleUploadMs ?? 24 * 60 * 60 * 1000,
+    );
   }
 
   static async open(dataDir: string, options: StoreOptions = {}): Promise<Store> {
@@ -397,53 +308,18 @@ export class Store {
     }));
   }
 
-  async startUpload(repository: string): Promise<UploadSession> {
-    const id = randomBytes(16).toString("hex");
-    const ingest = await this.blobs.namedIngest(join(this.uploadsDir, id), "create");
-    this.db
-      .prepare("INSERT INTO uploads (id, repository, started_at) VALUES (?, ?, ?)")
-      .run(id, repository, new Date().toISOString());
-    return { id, repository, ingest };
+  startUpload(repository: string): Promise<UploadSession> {
+    return this.uploads.start(repository);
   }
 
   /** Reopens an upload session another server process (or an earlier run) started; undefined if none. */
-  async resumeUpload(id: string): Promise<UploadSession | undefined> {
-    const row = this.db.prepare("SELECT repository FROM uploads WHERE id = ?").get(id) as
-      { repository: string } | undefined;
-    if (row === undefined) return undefined;
-    try {
-      return {
-        id,
-        repository: row.repository,
-        ingest: await this.blobs.namedIngest(join(this.uploadsDir, id), "resume"),
-      };
-    } catch (error) {
-      if (errnoCode(error) !== "ENOENT") throw error;
-      this.endUpload(id);
-      return undefined;
-    }
+  resumeUpload(id: string): Promise<UploadSession | undefined> {
+    return this.uploads.resume(id);
   }
 
   /** Forgets an upload session; its file is the ingest's to commit or abort. */
   endUpload(id: string): void {
-    this.db.prepare("DELETE FROM uploads WHERE id = ?").run(id);
-  }
-
-  /** Upload sessions untouched for `staleUploadMs`, and files whose row is gone. */
-  private async removeStaleUploads(dryRun: boolean): Promise<number> {
-    const known = new Set(
-      (this.db.prepare("SELECT id FROM uploads").all() as { id: string }[]).map((row) => row.id),
-    );
-    let removed = 0;
-    for (const name of await readdir(this.uploadsDir).catch(() => [] as string[])) {
-      const file = await stat(join(this.uploadsDir, name)).catch(() => undefined);
-      if (file === undefined || (known.has(name) && Date.now() - file.mtimeMs < this.staleUploadMs)) continue;
-      removed++;
-      if (dryRun) continue;
-      this.endUpload(name);
-      await rm(join(this.uploadsDir, name), { force: true });
-    }
-    return removed;
+    this.uploads.end(id);
   }
 
   private bundleOwns(repository: string, digest: Digest): boolean {
@@ -594,116 +470,31 @@ export class Store {
     await rename(temp, target);
   }
 
-  /**
-   * Every blob a visible row needs: bundle metadata and files, the closure of every manifest, and
-   * every blob linked to a repository.
-   * `missing` collects references that do not resolve, with what referenced them.
-   */
-  async reachableBlobs(missing?: FsckReport["missing"]): Promise<Set<Digest>> {
-    const reachable = new Set<Digest>();
-    const report = (digest: Digest, referencedBy: string): void => {
-      missing?.push({ digest, referencedBy });
-    };
-    const mark = async (digest: Digest, referencedBy: string): Promise<boolean> => {
-      if (reachable.has(digest)) return false;
-      reachable.add(digest);
-      if ((await this.blobs.stat(digest)) === undefined) {
-        report(digest, referencedBy);
-        return false;
-      }
-      return true;
-    };
-    const walk = async (digest: Digest, mediaType: string, referencedBy: string): Promise<void> => {
-      if (!(await mark(digest, referencedBy))) return;
-      if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) return;
-      let parsed;
-      try {
-        parsed = parseManifest(await this.blobs.readSmall(digest, MAX_MANIFEST_BYTES), mediaType, digest);
-      } catch (error) {
-        // gc must not guess what a damaged manifest references; fsck reports it (its hash fails) and goes on.
-        if (missing === undefined) throw error;
-        return;
-      }
-      for (const child of childDescriptors(parsed)) {
-        if (!isNonDistributable(child)) await walk(child.digest, child.mediaType, digest);
-      }
-    };
-    for (const bundle of this.db.prepare("SELECT digest, name, version FROM bundles").all() as BundleRow[]) {
-      await mark(bundle.digest, `bundle ${bundle.name} ${bundle.version}`);
-    }
-    for (const file of this.db.prepare("SELECT path, digest FROM bundle_files").all() as FileRecord[]) {
-      await mark(file.digest, `bundle file ${file.path}`);
-    }
-    for (const row of this.db
-      .prepare("SELECT repository, digest, media_type AS mediaType FROM manifests")
-      .all() as ManifestRecord[]) {
-      await walk(row.digest, row.mediaType, `repository ${row.repository}`);
-    }
-    // After the walks: a linked blob that is a manifest has been walked already, as a manifest row.
-    for (const link of this.db.prepare("SELECT repository, digest FROM repository_blobs").all() as {
-      repository: string;
-      digest: Digest;
-    }[]) {
-      await mark(link.digest, `repository ${link.repository}`);
-    }
-    for (const tag of this.listTags()) {
-      if (!reachable.has(tag.digest)) report(tag.digest, `tag ${tag.repository}:${tag.tag}`);
-    }
-    return reachable;
+  /** Every blob a visible row needs; `missing` collects references that do not resolve. */
+  reachableBlobs(missing?: FsckReport["missing"]): Promise<Set<Digest>> {
+    return reachableBlobs(this.db, this.blobs, missing);
   }
 
   /** Re-hashes every blob and resolves every reference. */
-  async fsck(options: OperationOptions = {}): Promise<FsckReport> {
-    const missing: FsckReport["missing"] = [];
-    const reachable = await this.reachableBlobs(missing);
-    const all: Digest[] = [];
-    for await (const digest of this.blobs.list()) all.push(digest);
-    const corrupt: FsckReport["corrupt"] = [];
-    let bytes = 0;
-    for (const [i, digest] of all.entries()) {
-      options.signal?.throwIfAborted();
-      options.onProgress?.({ phase: "fsck", done: i, total: all.length, unit: "items", item: digest });
-      const digester = new Digester(digest.startsWith("sha512:") ? "sha512" : "sha256");
-      for await (const chunk of this.blobs.chunks(digest)) digester.update(chunk);
-      bytes += digester.size;
-      const actual = digester.digest();
-      if (actual !== digest) corrupt.push({ digest, actual });
-    }
-    options.onProgress?.({ phase: "fsck", done: all.length, total: all.length, unit: "items" });
-    const staleIngests = (await readdir(this.blobs.ingestDir)).length;
-    return {
-      ok: corrupt.length === 0 && missing.length === 0,
-      blobs: all.length,
-      bytes,
-      corrupt,
-      missing,
-      unreferenced: all.filter((digest) => !reachable.has(digest)),
-      staleIngests,
-    };
+  fsck(options: OperationOptions = {}): Promise<FsckReport> {
+    return checkStore(this.db, this.blobs, options);
   }
 
   /**
    * Removes blobs no visible row needs, ingest files of crashed writers and abandoned uploads.
-   * `graceMs` keeps unreferenced blobs younger than that: a registry push stores its blobs before the
-   * manifest that references them, and collecting in between would fail the push.
+   * `graceMs` keeps unreferenced blobs younger than that: an import stores its blobs before the rows
+   * that reference them (and an upload before its link), and collecting in between would lose them.
    */
   async gc(options: OperationOptions & { dryRun?: boolean; graceMs?: number } = {}): Promise<GcReport> {
     const dryRun = options.dryRun ?? false;
-    const graceMs = options.graceMs ?? 0;
     return this.withLock("gc", async () => {
-      const reachable = await this.reachableBlobs();
-      const removed: BlobInfo[] = [];
-      for await (const digest of this.blobs.list()) {
-        options.signal?.throwIfAborted();
-        if (reachable.has(digest)) continue;
-        const file = await stat(this.blobs.path(digest)).catch(() => undefined);
-        if (file === undefined || Date.now() - file.mtimeMs < graceMs) continue;
-        const info = { digest, size: file.size };
-        if (!dryRun) await this.blobs.delete(digest);
-        removed.push(info);
-      }
+      const removed = await sweepBlobs(this.db, this.blobs, {
+        ...options,
+        dryRun,
+        graceMs: options.graceMs ?? 0,
+      });
       const ingestsRemoved = dryRun ? 0 : await this.blobs.removeStaleIngests(this.staleIngestMs);
-      const uploadsRemoved = await this.removeStaleUploads(dryRun);
+      const uploadsRemoved = await this.uploads.removeStale(dryRun);
       return {
         dryRun,
         removed,
