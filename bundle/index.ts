@@ -39,6 +39,15 @@ export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile } from ".
 export type { TarEntry, TarReadEntry } from "./tar.js";
 export * from "./format.js";
 export { mirror, storeSource, bundleSource } from "./mirror.js";
-export type { MirrorImage, MirrorOptions, MirrorResult, MirroredImage, MirrorSource } from "./mirror.js";
+export type {
+  MirrorImage,
+  MirrorOptions,
+  MirrorResult,
+  MirroredImage,
+  MirrorSource,
+  UploadJournal,
+} from "./mirror.js";
+export { MirrorStateFile } from "./mirror-state.js";
+export type { InFlightUpload } from "./mirror-state.js";
 export { mirrorClientConfig } from "./mirror-config.js";
 export type { MirrorConfigOptions } from "./mirror-config.js";

@@ -12,7 +12,7 @@ import {
   type Descriptor,
   type Digest,
 } from "../registry/oci/index.js";
-import type { RegistryClient, PushOutcome } from "../registry/client/index.js";
+import type { RegistryClient, PushOutcome, UploadCheckpoint } from "../registry/client/index.js";
 import { allocateReadBuffer, type OperationOptions, type Store } from "../registry/store/index.js";
 import { BLOB_DIR } from "./format.js";
 import { partSpans, readBundleAt } from "./parts.js";
@@ -43,6 +43,17 @@ export interface MirrorSource {
   has(digest: Digest): boolean | Promise<boolean>;
 }
 
+/**
+ * Upload sessions in flight, kept where a killed run leaves them (bundle/mirror-state.ts keeps them
+ * in a file): the next run resumes each from the offset the target reports instead of sending the
+ * blob again.
+ */
+export interface UploadJournal {
+  find(repository: string, digest: Digest): UploadCheckpoint | undefined;
+  record(repository: string, digest: Digest, checkpoint: UploadCheckpoint): void;
+  forget(repository: string, digest: Digest): void;
+}
+
 export interface MirrorOptions extends OperationOptions {
   source: MirrorSource;
   client: RegistryClient;
@@ -52,6 +63,8 @@ export interface MirrorOptions extends OperationOptions {
   dryRun?: boolean;
   /** Blobs in flight at once. */
   concurrency?: number;
+  /** Where chunked uploads stand, so that a run killed midway is resumed, not sent again. */
+  uploads?: UploadJournal | undefined;
 }
 
 export interface MirroredImage {
@@ -80,8 +93,10 @@ export interface MirrorResult {
 const RING_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * A blob's bytes from `spans` of files, read into a ring of three buffers of its own and hashed on the
- * way; the last chunk is held back until the digest matched, so a target never commits a wrong blob.
+ * A blob's bytes from `offset` on, out of `spans` of files holding the whole blob, read into a ring of
+ * three buffers of its own and hashed on the way — the bytes before `offset` too, read but not
+ * yielded, so a resumed upload is checked whole; the last chunk is held back until the digest
+ * matched, so a target never commits a wrong blob.
  * Reading 1 GiB through fresh buffers (createReadStream) costs ~0.9 s of CPU on page faults and makes
  * V8 run a major GC per few MiB for the external memory; reused buffers cost ~0.1 s (bench/mirror).
  * The undici client pulls the next chunk of an async-iterable body only after socket.write took the
@@ -94,22 +109,20 @@ async function* ringChunks(
   offset: number,
   where: string,
 ): AsyncGenerator<Buffer> {
-  const digester = offset === 0 ? new Digester(parseDigest(descriptor.digest).algorithm) : undefined;
+  const digester = new Digester(parseDigest(descriptor.digest).algorithm);
   // Fresh per blob (not the store's shared pool): a buffer goes back to nobody while a socket may hold it.
   const ring = [0, 1, 2].map(() => allocateReadBuffer(RING_CHUNK_BYTES));
   let turn = 0;
   let held: Buffer | undefined;
+  let skip = offset;
   for (const span of spans) {
     const handle = await open(span.path, "r");
     try {
       for (let position = span.start, end = span.start + span.length; position < end;) {
-        const buffer = ring[turn++ % ring.length]!;
-        const { bytesRead } = await handle.read(
-          buffer,
-          0,
-          Math.min(buffer.byteLength, end - position),
-          position,
-        );
+        // Bytes before `offset` never leave, so they need no turn of the ring: one buffer serves them.
+        const buffer = skip > 0 ? ring[0]! : ring[turn++ % ring.length]!;
+        const length = Math.min(buffer.byteLength, end - position, skip > 0 ? skip : Infinity);
+        const { bytesRead } = await handle.read(buffer, 0, length, position);
         if (bytesRead === 0) {
           throw new AirlockError("BUNDLE_TRUNCATED", `${span.path} ends before byte ${end}`, {
             where,
@@ -118,7 +131,11 @@ async function* ringChunks(
         }
         position += bytesRead;
         const chunk = buffer.subarray(0, bytesRead);
-        digester?.update(chunk);
+        digester.update(chunk);
+        if (skip > 0) {
+          skip -= bytesRead;
+          continue;
+        }
         if (held !== undefined) yield held;
         held = chunk;
       }
@@ -126,10 +143,7 @@ async function* ringChunks(
       await handle.close();
     }
   }
-  if (
-    digester !== undefined &&
-    (digester.size !== descriptor.size || digester.digest() !== descriptor.digest)
-  ) {
+  if (digester.size !== descriptor.size || digester.digest() !== descriptor.digest) {
     throw new AirlockError("BUNDLE_ENTRY_CORRUPT", `blob ${descriptor.digest} does not match its digest`, {
       where,
       hint: "the source is damaged: copy the bundle again, or run `airlock store fsck`",
@@ -151,12 +165,7 @@ export function storeSource(store: Store): MirrorSource {
     has: async (digest) => (await store.blobs.stat(digest)) !== undefined,
     blob: (descriptor, offset) => {
       const path = store.blobs.path(descriptor.digest);
-      return ringChunks(
-        [{ path, start: offset, length: descriptor.size - offset }],
-        descriptor,
-        offset,
-        path,
-      );
+      return ringChunks([{ path, start: 0, length: descriptor.size }], descriptor, offset, path);
     },
   };
 }
@@ -215,7 +224,7 @@ export async function bundleSource(paths: string[], publicKeyPath?: string): Pro
       const entry = entryOf(descriptor.digest);
       if (entry === undefined) throw missing(descriptor.digest);
       return ringChunks(
-        partSpans(input, entry.dataOffset + offset, entry.size - offset),
+        partSpans(input, entry.dataOffset, entry.size),
         descriptor,
         offset,
         `${input.label}: ${entry.name}`,
@@ -354,16 +363,26 @@ export async function mirror(options: MirrorOptions): Promise<MirrorResult> {
                 settle(repository);
                 return;
               }
+              let resumedFrom = 0;
               const outcome = await client.pushBlob(repository, blob, (offset) => source.blob(blob, offset), {
                 mountFrom: mountFrom === repository ? undefined : mountFrom,
+                resume: options.uploads?.find(repository, blob.digest),
                 onProgress: (progress) => {
                   bytesDone += progress.done - sent;
                   sent = progress.done;
+                  resumedFrom = progress.resumedFrom ?? 0;
+                  if (progress.location !== undefined) {
+                    options.uploads?.record(repository, blob.digest, {
+                      location: progress.location,
+                      offset: progress.done,
+                    });
+                  }
                   report(image.ref);
                 },
               });
+              options.uploads?.forget(repository, blob.digest);
               result.blobs[outcome]++;
-              if (outcome === "uploaded") result.bytesSent += blob.size;
+              if (outcome === "uploaded") result.bytesSent += blob.size - resumedFrom;
               bytesDone += blob.size - sent;
               settle(repository);
             } catch (error) {

@@ -10,6 +10,7 @@ import {
   type RunningRegistry,
 } from "../../registry/server/index.js";
 import {
+  MirrorStateFile,
   bundleSource,
   mirror,
   mirrorClientConfig,
@@ -23,6 +24,7 @@ type ClientModule = typeof ClientModuleNamespace;
 import { emit, formatBytes, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 import { loadPki } from "./pki.js";
+import { guardProcess } from "./process-guard.js";
 import { registerGc } from "./store.js";
 
 interface ServeFlags {
@@ -278,11 +280,13 @@ export function registerRegistry(program: Command, run: Runner): void {
               (tls?.caFile === undefined ? "" : `; clients trust ${tls.caFile}`),
           );
           const stopReloading = reloadOnHangup(flags, context.dataDir, server, auth);
+          const stopGuarding = guardProcess("registry");
           await new Promise<void>((resolve) => {
             if (context.signal.aborted) resolve();
             else context.signal.addEventListener("abort", () => resolve(), { once: true });
           });
           stopReloading();
+          stopGuarding();
           await server.close();
         });
       }),
@@ -336,8 +340,14 @@ export function registerRegistry(program: Command, run: Runner): void {
           signal: context.signal,
         });
         const progress = await progressReporter(context.output, flags.dryRun === true ? "plan" : "mirror");
+        // Upload sessions in flight, beside the output: a killed run's half-sent blobs are resumed.
+        let uploads: MirrorStateFile | undefined;
         try {
           await client.ping();
+          if (flags.dryRun !== true) {
+            await mkdir(flags.outputDir, { recursive: true });
+            uploads = await MirrorStateFile.open(join(flags.outputDir, "mirror-state.json"), host);
+          }
           const copy = async (source: Parameters<typeof mirror>[0]["source"]): Promise<MirrorResult> =>
             mirror({
               source,
@@ -345,6 +355,7 @@ export function registerRegistry(program: Command, run: Runner): void {
               prefix,
               dryRun: flags.dryRun === true,
               concurrency,
+              uploads,
               signal: context.signal,
               onProgress: progress.onProgress,
             });
@@ -353,6 +364,8 @@ export function registerRegistry(program: Command, run: Runner): void {
               ? await copy(await bundleSource(flags.bundle, flags.key))
               : await withStore(context, (store) => copy(storeSource(store)));
           progress.stop();
+          // Killed or interrupted before this, the file keeps the last checkpoint of each upload.
+          await uploads?.close();
           if (!result.dryRun) {
             const files = mirrorClientConfig(result, {
               host,

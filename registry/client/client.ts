@@ -39,6 +39,34 @@ export interface BlobProgress {
   digest: Digest;
   done: number;
   total: number;
+  /** A chunked upload's session (its Location, absolute): where a later run can resume it. */
+  location?: string | undefined;
+  /** Bytes a session of an earlier run already held when this push took it over: not sent again. */
+  resumedFrom?: number | undefined;
+}
+
+/** Where a chunked upload stood: its session's Location and the bytes handed to the socket by then. */
+export interface UploadCheckpoint {
+  location: string;
+  offset: number;
+}
+
+export interface PushBlobOptions {
+  /** A repository of the same registry that holds the blob: mounted from there instead of uploaded. */
+  mountFrom?: string | undefined;
+  onProgress?: ((p: BlobProgress) => void) | undefined;
+  /**
+   * An upload an earlier run left (it was killed): resumed from the offset the registry reports for
+   * it, or started afresh when the registry no longer has it or reports more than the blob holds.
+   */
+  resume?: UploadCheckpoint | undefined;
+}
+
+/** An upload session and the offset it stands at; `resumed` when it is an earlier run's. */
+interface Session {
+  location: string;
+  offset: number;
+  resumed: boolean;
 }
 
 /**
@@ -353,18 +381,26 @@ export class RegistryClient {
    * Puts a blob into `repository` unless it is there: HEAD first, then a mount from `mountFrom` (a
    * repository of the same registry that holds it), else an upload — one PUT for a small blob, a
    * streamed PATCH for a large one that, after a reset, asks the server where it stands and goes on
-   * from there. An upload session the registry lost (a restart) is started again.
+   * from there. An upload session the registry lost (a restart) is started again; one an earlier run
+   * left (`resume`) is taken over where the registry says it stands.
    */
   async pushBlob(
     repository: string,
     descriptor: Descriptor,
     body: BlobBody,
-    options: { mountFrom?: string | undefined; onProgress?: ((p: BlobProgress) => void) | undefined } = {},
+    options: PushBlobOptions = {},
   ): Promise<PushOutcome> {
+    let resume =
+      descriptor.size > this.monolithicMaxBytes && options.mountFrom === undefined
+        ? options.resume
+        : undefined;
     for (let restart = 0; ; restart++) {
       if ((await this.headBlob(repository, descriptor.digest)) === descriptor.size) return "present";
       try {
-        return await this.upload(repository, descriptor, body, options);
+        const session =
+          resume === undefined ? undefined : await this.resumable(repository, descriptor, resume);
+        resume = undefined;
+        return await this.upload(repository, descriptor, body, options, session);
       } catch (error) {
         const lost = error instanceof AirlockError && error.code === "REGISTRY_UPLOAD_LOST";
         if (!(lost || this.retryable(error)) || restart >= this.retries) throw error;
@@ -373,30 +409,68 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * An earlier run's upload session, where the registry says it stands; undefined when it is on
+   * another host, the registry lost or refuses it, or it claims more bytes than the blob has.
+   */
+  private async resumable(
+    repository: string,
+    descriptor: Descriptor,
+    checkpoint: UploadCheckpoint,
+  ): Promise<Session | undefined> {
+    if (new URL(checkpoint.location, this.base).origin !== new URL(this.base).origin) return undefined;
+    const what = `${this.host}/${repository}@${descriptor.digest}`;
+    try {
+      const status = await this.uploadStatus(checkpoint.location, `repository:${repository}:pull,push`, what);
+      return status.offset <= descriptor.size ? { ...status, resumed: true } : undefined;
+    } catch (error) {
+      if (error instanceof AirlockError && ["REGISTRY_UPLOAD_LOST", "REGISTRY_REFUSED"].includes(error.code))
+        return undefined;
+      throw error;
+    }
+  }
+
+  /** GET on an upload session: its Location now and the offset the registry holds. */
+  private async uploadStatus(
+    location: string,
+    scope: Scope,
+    what: string,
+  ): Promise<{ location: string; offset: number }> {
+    const status = await this.send({ method: "GET", path: location, scope, expect: [204], what });
+    await status.body.dump();
+    const range = /^(?:bytes=)?0-(\d+)$/.exec(String(status.headers.range ?? ""));
+    // "0-0" is both empty and one byte; taken as empty, the worst case is one byte sent again.
+    const offset = range === null || range[1] === "0" ? 0 : Number(range[1]) + 1;
+    return { location: this.location(status, what), offset };
+  }
+
   private async upload(
     repository: string,
     descriptor: Descriptor,
     body: BlobBody,
-    options: { mountFrom?: string | undefined; onProgress?: ((p: BlobProgress) => void) | undefined },
+    options: PushBlobOptions,
+    resumed: Session | undefined,
   ): Promise<"mounted" | "uploaded"> {
     const { digest, size } = descriptor;
     const what = `${this.host}/${repository}@${digest}`;
     const scope = `repository:${repository}:pull,push${
       options.mountFrom === undefined ? "" : ` repository:${options.mountFrom}:pull`
     }`;
-    const mount = options.mountFrom === undefined ? "" : `?mount=${digest}&from=${options.mountFrom}`;
-    const started = await this.send({
-      method: "POST",
-      path: `/v2/${repository}/blobs/uploads/${mount}`,
-      scope,
-      headers: { "Content-Length": "0" },
-      expect: [201, 202],
-      what,
-    });
-    await started.body.dump();
-    if (started.statusCode === 201) return "mounted";
-    let location = this.location(started, what);
-    const progress = (done: number): void => options.onProgress?.({ digest, done, total: size });
+    let session = resumed;
+    if (session === undefined) {
+      const mount = options.mountFrom === undefined ? "" : `?mount=${digest}&from=${options.mountFrom}`;
+      const started = await this.send({
+        method: "POST",
+        path: `/v2/${repository}/blobs/uploads/${mount}`,
+        scope,
+        headers: { "Content-Length": "0" },
+        expect: [201, 202],
+        what,
+      });
+      await started.body.dump();
+      if (started.statusCode === 201) return "mounted";
+      session = { location: this.location(started, what), offset: 0, resumed: false };
+    }
     const withDigest = (url: string): string => `${url}${url.includes("?") ? "&" : "?"}digest=${digest}`;
 
     if (size <= this.monolithicMaxBytes) {
@@ -404,7 +478,7 @@ export class RegistryClient {
       // second PUT would append to. pushBlob starts a fresh session instead.
       const response = await this.send({
         method: "PUT",
-        path: withDigest(location),
+        path: withDigest(session.location),
         scope,
         headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
         body: () => body(0),
@@ -413,11 +487,52 @@ export class RegistryClient {
         what,
       });
       await response.body.dump();
-      progress(size);
+      options.onProgress?.({ digest, done: size, total: size });
       return "uploaded";
     }
 
-    let offset = 0;
+    const location = await this.sendChunks(descriptor, body, options, session, scope, what);
+    try {
+      const done = await this.send({
+        method: "PUT",
+        path: withDigest(location),
+        scope,
+        headers: { "Content-Length": "0" },
+        expect: [201],
+        what,
+      });
+      await done.body.dump();
+    } catch (error) {
+      // An earlier run's session holding other bytes than ours: refused, and then started afresh.
+      if (session.resumed && error instanceof AirlockError && error.code === "REGISTRY_REFUSED") {
+        throw new AirlockError("REGISTRY_UPLOAD_LOST", `${what}: the resumed upload was refused`, {
+          where: what,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    return "uploaded";
+  }
+
+  /**
+   * Streams the blob from the session's offset in one PATCH; after a reset, asks the registry where
+   * the session stands and goes on from there. Returns the session's Location for the final PUT.
+   */
+  private async sendChunks(
+    descriptor: Descriptor,
+    body: BlobBody,
+    options: PushBlobOptions,
+    session: Session,
+    scope: Scope,
+    what: string,
+  ): Promise<string> {
+    const { digest, size } = descriptor;
+    const resumedFrom = session.resumed ? session.offset : undefined;
+    let { location, offset } = session;
+    const progress = (done: number): void =>
+      options.onProgress?.({ digest, done, total: size, location, resumedFrom });
+    progress(offset);
     for (let attempt = 0; offset < size; attempt++) {
       let sent = offset;
       const source = body(offset);
@@ -449,24 +564,10 @@ export class RegistryClient {
         else stream.destroy();
         if (!this.retryable(error) || attempt >= this.retries) throw error;
         await this.backoff(attempt, undefined);
-        const status = await this.send({ method: "GET", path: location, scope, expect: [204], what });
-        await status.body.dump();
-        location = this.location(status, what);
-        const range = /^(?:bytes=)?0-(\d+)$/.exec(String(status.headers.range ?? ""));
-        // "0-0" is both empty and one byte; taken as empty, the worst case is one byte sent again.
-        offset = range === null || range[1] === "0" ? 0 : Number(range[1]) + 1;
+        ({ location, offset } = await this.uploadStatus(location, scope, what));
       }
     }
-    const done = await this.send({
-      method: "PUT",
-      path: withDigest(location),
-      scope,
-      headers: { "Content-Length": "0" },
-      expect: [201],
-      what,
-    });
-    await done.body.dump();
-    return "uploaded";
+    return location;
   }
 
   private location(response: Dispatcher.ResponseData, what: string): string {

@@ -4,7 +4,9 @@ export type {
   BlobBody,
   BlobProgress,
   ManifestResponse,
+  PushBlobOptions,
   PushOutcome,
+  UploadCheckpoint,
 } from "./client.js";
 export { parseChallenge, basicAuthorization, credentialsFromAuthFile, parseCredentials } from "./auth.js";
 export type { Challenge, Credentials } from "./auth.js";

@@ -8,7 +8,13 @@ import { createServer, connect, type Server as NetServer, type Socket } from "no
 
 export interface FaultProxy {
   host: string;
-  stats: { connections: number; resets: number; unavailable: number };
+  /**
+   * `bytesUp`: bytes received from clients for the target, what their uploads put on the wire;
+   * `open`: client connections not yet closed (a killed client's stay open until its bytes are read).
+   */
+  stats: { connections: number; resets: number; unavailable: number; bytesUp: number; open: number };
+  /** Changes the cap on what each connection forwards from the client; undefined lifts it. */
+  throttle(bytesPerSecond: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -39,11 +45,16 @@ export async function startFaultProxy(options: {
   const next = random(options.seed);
   const [targetHost, targetPort] = options.target.split(":") as [string, string];
   const sockets = new Set<Socket>();
-  const stats = { connections: 0, resets: 0, unavailable: 0 };
+  const stats = { connections: 0, resets: 0, unavailable: 0, bytesUp: 0, open: 0 };
+  let bytesPerSecond = options.bytesPerSecond;
   const server = createServer((client) => {
     stats.connections++;
+    stats.open++;
     sockets.add(client);
-    client.on("close", () => sockets.delete(client));
+    client.on("close", () => {
+      stats.open--;
+      sockets.delete(client);
+    });
     client.on("error", () => undefined);
     const roll = next();
     if (roll < options.unavailableRate) {
@@ -71,26 +82,31 @@ export async function startFaultProxy(options: {
         upstream.resetAndDestroy();
         return;
       }
+      stats.bytesUp += chunk.byteLength;
       if (!upstream.write(chunk)) client.pause();
-      if (options.bytesPerSecond !== undefined) {
+      if (bytesPerSecond !== undefined) {
         client.pause();
-        setTimeout(() => client.resume(), (chunk.byteLength / options.bytesPerSecond) * 1000);
+        setTimeout(() => client.resume(), (chunk.byteLength / bytesPerSecond) * 1000);
       }
     });
     upstream.on("drain", () => client.resume());
     upstream.pipe(client);
   });
-  return listening(server, stats, () => {
+  const proxy = await listening(server, stats, () => {
     for (const socket of sockets) socket.destroy();
   });
+  return { ...proxy, throttle: (rate) => (bytesPerSecond = rate) };
 }
 
 /**
  * An HTTP proxy in front of a registry that refuses manifests of one media type with the spec's
  * MANIFEST_INVALID, as registries that predate OCI indexes do.
  */
-export async function startPickyProxy(target: string, refusedMediaType: string): Promise<FaultProxy> {
-  const stats = { connections: 0, resets: 0, unavailable: 0 };
+export async function startPickyProxy(
+  target: string,
+  refusedMediaType: string,
+): Promise<Omit<FaultProxy, "throttle">> {
+  const stats = { connections: 0, resets: 0, unavailable: 0, bytesUp: 0, open: 0 };
   const server = createHttpServer((req, res) => {
     if (
       req.method === "PUT" &&
@@ -126,7 +142,7 @@ async function listening(
   server: NetServer,
   stats: FaultProxy["stats"],
   cut: () => void,
-): Promise<FaultProxy> {
+): Promise<Omit<FaultProxy, "throttle">> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     host: `127.0.0.1:${(server.address() as { port: number }).port}`,
