@@ -68,9 +68,10 @@ function parseRange(
 }
 
 /**
- * The OCI distribution API over the store, pull side: `/v2/`, manifests and blobs by tag or digest
- * (GET and HEAD, Range on blobs), tags and catalog with paging. A plain `node:http` handler with no
- * body parsing, so blobs stream from their files whatever their size.
+ * The OCI distribution API over the store: routing, auth and the pull side here (`/v2/`, manifests
+ * and blobs by tag or digest, GET and HEAD, Range on blobs, tags and catalog with paging, referrers),
+ * the push side in push.ts. A plain `node:http` handler with no body parsing, so blobs stream from
+ * their files whatever their size.
  */
 export function createRegistryHandler(store: Store, options: RegistryHandlerOptions = {}): RegistryHandler {
   const maxPage = options.maxPageSize ?? 1000;
