@@ -1,0 +1,193 @@
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ClusterObject } from "../client.js";
+import type { ClusterNode, PodContext } from "../node-api.js";
+import { KUBELET_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { Ctr } from "./ctr.js";
+import { createClusterHosts, type ClusterHosts } from "./hosts.js";
+import { pullImage, type PulledImage } from "./images.js";
+import { createPodNetwork, newRunPrefix, type PodNetwork } from "./network.js";
+import { PodWorker } from "./pod-worker.js";
+import { hostsTomlFiles, parseRegistriesYaml, pullCredentials, type RegistriesConfig } from "./registries.js";
+import { ContainerRuntime } from "./runtime.js";
+
+export interface ContainerdNodeOptions {
+  /** containerd's gRPC socket. */
+  containerdSocket: string;
+  /** The node's own directory (hosts.toml files, pod volumes, claims, rootfs mounts, fifos, runc state); removed at close. */
+  dir: string;
+  /** k3s's registries.yaml, as the installer writes it for the site. */
+  registriesYaml: string;
+  /** Names everything the node creates; by default a fresh `al` + 4 hex digits. */
+  prefix?: string | undefined;
+  subnet?: string | undefined;
+  /** Bound on one image pull; default 60 s. */
+  pullTimeoutMs?: number | undefined;
+  /** Pull and crash back-off; kubelet's 10 s doubling to 5 min by default. */
+  backoff?: BackoffOptions | undefined;
+}
+
+/** What the node still holds of its own: empty after close. */
+export interface NodeLeftovers {
+  containers: string[];
+  tasks: string[];
+  snapshots: string[];
+  images: string[];
+  mounts: string[];
+  cgroups: string[];
+}
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
+
+/**
+ * A node for MemoryCluster that runs its pods as k3s's kubelet and embedded containerd would: images
+ * pulled by containerd through hosts.toml files made from registries.yaml, containers under runc
+ * with the pod's volumes and security context, one network namespace and address per pod. A test
+ * double (tests, the demo): no customer-side command uses it. Everything it makes lives in the
+ * containerd namespace, network names, cgroup and directory of its prefix, and goes at close.
+ */
+export class ContainerdNode implements ClusterNode {
+  private readonly pods = new Map<string, PodWorker>();
+  private readonly images = new Map<string, Promise<PulledImage>>();
+  private readonly ctr: Ctr;
+  private readonly registries: RegistriesConfig;
+
+  private constructor(
+    readonly prefix: string,
+    readonly network: PodNetwork,
+    private readonly hosts: ClusterHosts,
+    private readonly options: ContainerdNodeOptions,
+  ) {
+    this.ctr = new Ctr(options.containerdSocket, prefix);
+    this.registries = parseRegistriesYaml(options.registriesYaml);
+  }
+
+  static async create(options: ContainerdNodeOptions): Promise<ContainerdNode> {
+    const prefix = options.prefix ?? newRunPrefix();
+    const registries = parseRegistriesYaml(options.registriesYaml);
+    for (const sub of ["certs.d", "pods", "claims", "hosts", "fifo", "runc"]) {
+      await mkdir(join(options.dir, sub), { recursive: true });
+    }
+    for (const [host, toml] of hostsTomlFiles(registries)) {
+      await mkdir(join(options.dir, "certs.d", host), { recursive: true });
+      await writeFile(join(options.dir, "certs.d", host, "hosts.toml"), toml);
+    }
+    const network = await createPodNetwork({
+      prefix,
+      ...(options.subnet === undefined ? {} : { subnet: options.subnet }),
+    });
+    return new ContainerdNode(prefix, network, createClusterHosts(join(options.dir, "hosts")), {
+      ...options,
+      prefix,
+    });
+  }
+
+  private get runtime(): ContainerRuntime {
+    return new ContainerRuntime(this.ctr, {
+      fifo: join(this.options.dir, "fifo"),
+      runcRoot: join(this.options.dir, "runc"),
+    });
+  }
+
+  /** One pull per image at a time, shared by the pods that need it; a failed one is tried afresh next time. */
+  private pull(image: string): Promise<PulledImage> {
+    let pulling = this.images.get(image);
+    if (pulling === undefined) {
+      pulling = pullImage(this.ctr, image, {
+        hostsDir: join(this.options.dir, "certs.d"),
+        credentials: pullCredentials(this.registries, image),
+        timeoutMs: this.options.pullTimeoutMs ?? 60_000,
+      });
+      this.images.set(image, pulling);
+      pulling.catch(() => this.images.delete(image));
+    }
+    return pulling;
+  }
+
+  runPod(pod: ClusterObject, context: PodContext): void {
+    const worker = new PodWorker(
+      {
+        runtime: this.runtime,
+        pull: (image) => this.pull(image),
+        backoff: this.options.backoff ?? KUBELET_BACKOFF,
+        cgroupParent: `/${this.prefix}`,
+        prefix: this.prefix,
+        network: this.network,
+        hosts: this.hosts,
+        podsDir: join(this.options.dir, "pods"),
+        claimsDir: join(this.options.dir, "claims"),
+      },
+      pod,
+      context,
+    );
+    this.pods.set(pod.metadata.uid!, worker);
+    worker.start();
+  }
+
+  async stopPod(pod: ClusterObject, graceSeconds: number): Promise<void> {
+    const worker = this.pods.get(pod.metadata.uid!);
+    if (worker === undefined) return;
+    await worker.stop(graceSeconds).catch(() => undefined);
+    this.pods.delete(pod.metadata.uid!);
+  }
+
+  /** Stops every pod at once (no grace), removes their images, the network, cgroups and directory. */
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.pods.keys()].map((uid) =>
+        this.pods
+          .get(uid)!
+          .stop(0)
+          .catch(() => undefined),
+      ),
+    );
+    this.pods.clear();
+    for (const image of await this.list(["images", "ls", "-q"]))
+      await this.ctr.attempt(["images", "rm", "--sync", image]);
+    await this.network.close();
+    for (const cgroup of await this.cgroups()) await rmdir(cgroup).catch(() => undefined);
+    await rm(this.options.dir, { recursive: true, force: true });
+    // The namespace itself goes once containerd's collector has removed the images' content.
+    await this.ctr.attempt(["namespaces", "rm", this.prefix]);
+  }
+
+  private async list(args: string[]): Promise<string[]> {
+    const result = await this.ctr.attempt(args);
+    if (result instanceof Error) return [];
+    return result.stdout
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line !== "");
+  }
+
+  private async cgroups(): Promise<string[]> {
+    const hierarchies = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
+    const found: string[] = [];
+    for (const hierarchy of hierarchies) {
+      const path = join(CGROUP_ROOT, hierarchy, this.prefix);
+      if ((await readdir(path).catch(() => undefined)) !== undefined) found.push(path);
+    }
+    return found;
+  }
+
+  /** What of the node's is still there: containers, tasks, snapshots, images, mounts under its directory, cgroups. */
+  async leftovers(): Promise<NodeLeftovers> {
+    const mountInfo = await readFile("/proc/self/mountinfo", "utf8");
+    const mounts = mountInfo
+      .split("\n")
+      .map((line) => line.split(" ")[4] ?? "")
+      .filter((point) => point.startsWith(`${this.options.dir}/`));
+    return {
+      containers: await this.list(["containers", "ls", "-q"]),
+      tasks: (await this.list(["tasks", "ls"])).slice(1),
+      snapshots: (await this.list(["snapshots", "ls"])).slice(1).filter((line) => !/\sCommitted$/.test(line)),
+      images: await this.list(["images", "ls", "-q"]),
+      mounts,
+      cgroups: await this.cgroups(),
+    };
+  }
+}
+
+export function createContainerdNode(options: ContainerdNodeOptions): Promise<ContainerdNode> {
+  return ContainerdNode.create(options);
+}

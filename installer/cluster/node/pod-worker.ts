@@ -1,0 +1,174 @@
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { ClusterObject } from "../client.js";
+import type { PodContext, PodStatus } from "../node-api.js";
+import { backoffDelay, pause } from "./backoff.js";
+import { ContainerWorker, type ContainerContext } from "./container-worker.js";
+import { ContainerConfigError } from "./env.js";
+import type { ClusterHosts } from "./hosts.js";
+import type { PodAddress, PodNetwork } from "./network.js";
+import type { PodSpec } from "./pod-spec.js";
+import { prepareVolumes, type HostVolume } from "./volumes.js";
+
+/** What the pods of one node share. */
+export interface PodServices extends Pick<ContainerContext, "runtime" | "pull" | "backoff" | "cgroupParent"> {
+  prefix: string;
+  network: PodNetwork;
+  hosts: ClusterHosts;
+  podsDir: string;
+  claimsDir: string;
+}
+
+/**
+ * One pod on the node: its network namespace and address, its names in every pod's /etc/hosts, its
+ * volumes, and a worker per container; its status reported whenever one of them changes.
+ */
+export class PodWorker {
+  private readonly key: string;
+  private readonly spec: PodSpec;
+  private readonly names: string[];
+  private address: PodAddress | undefined;
+  private workers: ContainerWorker[] = [];
+  private setup: Promise<void> = Promise.resolve();
+  private readonly stopping = new AbortController();
+  private readonly startTime = new Date().toISOString();
+  private configError: string | undefined;
+
+  constructor(
+    private readonly services: PodServices,
+    private readonly pod: ClusterObject,
+    private readonly context: PodContext,
+  ) {
+    this.key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    this.spec = pod.spec as PodSpec;
+    const hostname = this.spec.hostname ?? pod.metadata.name;
+    const base = `${hostname}.${this.spec.subdomain}.${pod.metadata.namespace}.svc`;
+    this.names = this.spec.subdomain === undefined ? [] : [`${base}.cluster.local`, base];
+  }
+
+  private get podDir(): string {
+    return join(
+      this.services.podsDir,
+      `${this.pod.metadata.namespace}_${this.pod.metadata.name}_${this.pod.metadata.uid}`,
+    );
+  }
+
+  start(): void {
+    this.setup = this.prepare().catch((error: unknown) => {
+      this.configError = (error as Error).message;
+      this.report();
+    });
+  }
+
+  private async prepare(): Promise<void> {
+    const { network, hosts } = this.services;
+    const hostname = this.spec.hostname ?? this.pod.metadata.name;
+    this.address = await network.attach(this.key, hostname);
+    for (const name of this.names) hosts.set(name, this.address.ip);
+    const hostsFile = await hosts.hostsFileFor(this.key, this.names[0] ?? hostname, this.address.ip);
+    await mkdir(this.podDir, { recursive: true });
+    const volumes = await this.volumesWithBackoff();
+    if (volumes === undefined || this.stopping.signal.aborted) return;
+    const context: ContainerContext = {
+      ...this.services,
+      idBase: `${this.services.prefix}-${this.pod.metadata.name}-${this.pod.metadata.uid!.slice(0, 8)}`,
+      pod: {
+        name: this.pod.metadata.name,
+        namespace: this.pod.metadata.namespace!,
+        uid: this.pod.metadata.uid!,
+        spec: this.spec,
+        context: this.context,
+      },
+      podDir: this.podDir,
+      ip: this.address.ip,
+      hostname,
+      netnsPath: this.address.netnsPath,
+      hostsFile,
+      volumes,
+      onChange: () => this.report(),
+    };
+    this.workers = this.spec.containers.map((container) => new ContainerWorker(context, container));
+    for (const worker of this.workers) worker.start();
+    this.report();
+  }
+
+  /** The volumes, once the ConfigMaps and Secrets they need exist (kubelet retries as this does). */
+  private async volumesWithBackoff(): Promise<Map<string, HostVolume> | undefined> {
+    for (let failures = 0; !this.stopping.signal.aborted; failures++) {
+      try {
+        const volumes = await prepareVolumes(
+          this.spec,
+          this.pod.metadata.namespace!,
+          this.podDir,
+          this.services.claimsDir,
+          this.context,
+        );
+        this.configError = undefined;
+        return volumes;
+      } catch (error) {
+        if (!(error instanceof ContainerConfigError)) throw error;
+        this.configError = error.message;
+        this.report();
+        await pause(backoffDelay(this.services.backoff, failures), this.stopping.signal);
+      }
+    }
+    return undefined;
+  }
+
+  private report(): void {
+    const statuses = this.workers.map((worker) => worker.status);
+    const unready = this.workers.filter((worker) => !worker.status.ready);
+    const ready = this.workers.length > 0 && unready.length === 0;
+    const reasons = unready.flatMap((worker) => worker.readyMessage ?? []);
+    const message = ready
+      ? undefined
+      : `containers with unready status: [${this.spec.containers
+          .map((c) => c.name)
+          .filter((name) => unready.some((w) => w.status.name === name))
+          .join(" ")}]${reasons.length === 0 ? "" : `: ${reasons.join("; ")}`}`;
+    const status: PodStatus = {
+      phase: statuses.some((s) => s.state.running !== undefined || s.restartCount > 0)
+        ? "Running"
+        : "Pending",
+      conditions: [
+        {
+          type: "Ready",
+          status: ready ? "True" : "False",
+          ...(ready ? {} : { reason: "ContainersNotReady", message }),
+        },
+      ],
+      containerStatuses:
+        this.workers.length > 0
+          ? structuredClone(statuses)
+          : this.spec.containers.map((container) => ({
+              name: container.name,
+              image: container.image,
+              ready: false,
+              started: false,
+              restartCount: 0,
+              state: {
+                waiting:
+                  this.configError === undefined
+                    ? { reason: "ContainerCreating" }
+                    : { reason: "CreateContainerConfigError", message: this.configError },
+              },
+              lastState: {},
+            })),
+      ...(this.address === undefined ? {} : { podIP: this.address.ip }),
+      startTime: this.startTime,
+    };
+    this.context.report(status);
+  }
+
+  /** Stops every container within the grace period, then gives back the pod's names, address and files. */
+  async stop(graceSeconds: number): Promise<void> {
+    this.stopping.abort();
+    await this.setup;
+    await Promise.all(this.workers.map((worker) => worker.stop(graceSeconds * 1000)));
+    const { network, hosts } = this.services;
+    for (const name of this.names) hosts.set(name, undefined);
+    await hosts.release(this.key);
+    await network.detach(this.key);
+    await rm(this.podDir, { recursive: true, force: true });
+  }
+}
