@@ -45,3 +45,9 @@ export function clusterError(
     cause,
   });
 }
+
+/** The HTTP status an API server answers for one of the codes above (500 for any other). */
+export function statusOfClusterError(code: string): number {
+  const found = Object.entries(BY_STATUS).find(([, known]) => known.code === code);
+  return found === undefined ? 500 : Number(found[0]);
+}

@@ -15,6 +15,8 @@ export type {
 export { KubeClusterClient } from "./kube.js";
 export { MemoryCluster } from "./memory.js";
 export type { MemoryClusterOptions } from "./memory.js";
+export { serveClusterApi, clusterApiKubeconfig } from "./memory-apiserver.js";
+export type { ClusterApiServerOptions, RunningClusterApiServer } from "./memory-apiserver.js";
 export type {
   ClusterNode,
   ContainerState,

@@ -1,0 +1,150 @@
+/**
+ * The in-memory cluster behind a kube-apiserver's REST surface, driven by the real client
+ * (@kubernetes/client-node through KubeClusterClient, from a kubeconfig): what a customer-side
+ * command does with `--kubeconfig` runs unchanged against the cluster the tests and demo use.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  KubeClusterClient,
+  MemoryCluster,
+  applyRelease,
+  clusterApiKubeconfig,
+  serveClusterApi,
+  type ClusterObject,
+  type RunningClusterApiServer,
+} from "../../installer/cluster/index.js";
+import { render } from "../../manifests/index.js";
+import { BUNDLE_IMAGES, RELEASE, VERSION, issueBroker } from "../unit/manifests/plane-fixtures.js";
+import { rejection } from "../helpers/errors.js";
+
+const TOKEN = "memory-api-token";
+let dir: string;
+let cluster: MemoryCluster;
+let server: RunningClusterApiServer;
+let client: KubeClusterClient;
+let kubeconfig: string;
+let caPem: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "airlock-apiserver-"));
+  const [key, cert] = [join(dir, "server.key"), join(dir, "server.crt")];
+  execFileSync(
+    "openssl",
+    [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+      ...["-days", "1", "-subj", "/CN=kube-apiserver", "-addext", "subjectAltName=IP:127.0.0.1"],
+      ...["-keyout", key, "-out", cert],
+    ],
+    { stdio: "ignore" },
+  );
+  caPem = await readFile(cert, "utf8");
+  cluster = new MemoryCluster();
+  server = await serveClusterApi(cluster, {
+    tls: { cert: caPem, key: await readFile(key, "utf8") },
+    token: TOKEN,
+  });
+  kubeconfig = join(dir, "kubeconfig");
+  await writeFile(kubeconfig, clusterApiKubeconfig(server.url, caPem, TOKEN));
+  client = KubeClusterClient.fromKubeconfig(kubeconfig, { requestTimeoutMs: 10_000 });
+});
+
+afterAll(async () => {
+  await server.close();
+  cluster.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const namespace: ClusterObject = { apiVersion: "v1", kind: "Namespace", metadata: { name: "facade" } };
+const configMap = (value: string): ClusterObject => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name: "settings", namespace: "facade", labels: { tier: "a" } },
+  data: { value },
+});
+
+describe("the in-memory cluster behind an API server", () => {
+  it("serves server-side apply, get, label-selected list and delete to the real client", async () => {
+    await client.apply(namespace, { fieldManager: "airlock" });
+    const stored = await client.apply(configMap("1"), { fieldManager: "airlock" });
+    expect(stored.metadata.resourceVersion).toBeDefined();
+    expect(
+      (await client.get({ apiVersion: "v1", kind: "ConfigMap", name: "settings", namespace: "facade" }))
+        ?.data,
+    ).toEqual({
+      value: "1",
+    });
+    expect(cluster.requests).toContain("apply ConfigMap facade/settings");
+    const listed = await client.list("v1", "ConfigMap", { namespace: "facade", labelSelector: "tier=a" });
+    expect(listed.map((item) => item.metadata.name)).toEqual(["settings"]);
+    expect(await client.list("v1", "ConfigMap", { namespace: "facade", labelSelector: "tier=b" })).toEqual(
+      [],
+    );
+    expect(
+      await client.delete({ apiVersion: "v1", kind: "ConfigMap", name: "settings", namespace: "facade" }),
+    ).toBe(true);
+    expect(
+      await client.get({ apiVersion: "v1", kind: "ConfigMap", name: "settings", namespace: "facade" }),
+    ).toBeUndefined();
+    expect(
+      await client.delete({ apiVersion: "v1", kind: "ConfigMap", name: "settings", namespace: "facade" }),
+    ).toBe(false);
+  });
+
+  it("answers the cluster's refusals with the API server's statuses, which the client maps back to the same codes", async () => {
+    await client.apply(namespace, { fieldManager: "airlock" });
+    await client.apply(configMap("1"), { fieldManager: "airlock" });
+    expect((await rejection(client.apply(configMap("2"), { fieldManager: "someone-else" }))).code).toBe(
+      "CLUSTER_CONFLICT",
+    );
+    const forced = await client.apply(configMap("2"), { fieldManager: "someone-else", force: true });
+    expect(forced.data).toEqual({ value: "2" });
+    const orphan = { ...configMap("3"), metadata: { name: "orphan", namespace: "nowhere" } };
+    expect((await rejection(client.apply(orphan, { fieldManager: "airlock" }))).code).toBe(
+      "CLUSTER_NOT_FOUND",
+    );
+  });
+
+  it("refuses a request without the kubeconfig's token", async () => {
+    const wrong = join(dir, "wrong-token");
+    await writeFile(wrong, clusterApiKubeconfig(server.url, caPem, "not-the-token"));
+    expect(
+      (
+        await rejection(
+          KubeClusterClient.fromKubeconfig(wrong).get({
+            apiVersion: "v1",
+            kind: "Namespace",
+            name: "facade",
+          }),
+        )
+      ).code,
+    ).toBe("CLUSTER_UNAUTHORIZED");
+  });
+
+  it("runs applyRelease of the rendered plane through the real client: the rollout wait watches the StatefulSet", async () => {
+    const certificates = (await issueBroker(dir, { replicas: 2 })).pems;
+    const objects = render({}, BUNDLE_IMAGES, { release: RELEASE, version: VERSION, certificates });
+    const result = await applyRelease(client, objects as unknown as ClusterObject[], {
+      release: RELEASE,
+      timeoutMs: 30_000,
+    });
+    expect(result.applied.length).toBe(objects.length);
+    const broker = await client.get({
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      name: "msgbroker",
+      namespace: "hubble-system",
+    });
+    expect(broker?.status?.readyReplicas).toBe(2);
+    const pods = await client.list("v1", "Pod", { namespace: "hubble-system" });
+    expect(pods.map((pod) => pod.metadata.name).sort()).toEqual(["msgbroker-0", "msgbroker-1"]);
+    const again = await applyRelease(client, objects as unknown as ClusterObject[], {
+      release: RELEASE,
+      timeoutMs: 30_000,
+    });
+    expect(again.applied.every((object) => object.action === "unchanged")).toBe(true);
+  });
+});
