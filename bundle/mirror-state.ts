@@ -104,6 +104,11 @@ export class MirrorStateFile implements UploadJournal {
     this.schedule();
   }
 
+  /** Resolves once the writes started so far are done (they run in the background). */
+  async saved(): Promise<void> {
+    await this.writing;
+  }
+
   /**
    * Writes what is still in flight, or removes the file when nothing is (the run completed). Throws
    * when that last write fails.
