@@ -8,6 +8,7 @@ import { registerKeys } from "./keys.js";
 import { registerPki } from "./pki.js";
 import { registerStore } from "./store.js";
 import { registerRegistry } from "./registry.js";
+import { registerPreflight } from "./preflight.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -45,6 +46,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerStore(program, run);
   registerRegistry(program, run);
   registerPki(program, run);
+  registerPreflight(program, run);
   return { program, exitCode: () => exitCode };
 }
 

@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { existsSync } from "node:fs";
 import { AirlockError } from "../../registry/oci/index.js";
 import { INSTALLER_MIGRATIONS } from "./migrations.js";
 
@@ -94,12 +95,12 @@ export function openStateDb(path: string): StateDb {
 
 /** A read-only connection for looking without writing (preflight); undefined when there is no database. */
 export function openStateDbReadOnly(path: string): StateDb | undefined {
+  if (!existsSync(path)) return undefined;
   try {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     db.pragma("busy_timeout = 10000");
     return db;
   } catch (error) {
-    if ((error as { code?: string }).code === "SQLITE_CANTOPEN") return undefined;
     throw openFailed(path, error);
   }
 }

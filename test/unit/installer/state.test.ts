@@ -3,7 +3,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { INSTALLER_SCHEMA_VERSION, openState, type State } from "../../../installer/state/index.js";
+import { existsSync } from "node:fs";
+import {
+  CLUSTER_STEP,
+  INSTALLER_SCHEMA_VERSION,
+  openState,
+  readSiteSummary,
+  type State,
+} from "../../../installer/state/index.js";
 import { SCHEMA_VERSION, Store } from "../../../registry/store/index.js";
 import { rejection } from "../../helpers/errors.js";
 
@@ -238,5 +245,32 @@ describe("events", () => {
     ).toThrow("apply failed");
     expect(s.releases.list()).toEqual([]);
     expect(s.events.list()).toEqual([]);
+  });
+});
+
+describe("the site summary preflight reads", () => {
+  it("is empty for a data dir without a database, and creates none", () => {
+    expect(readSiteSummary(join(dataDir, "nothing-here"))).toEqual({
+      release: undefined,
+      latestInstall: undefined,
+      clusterStepStarted: false,
+    });
+    expect(existsSync(join(dataDir, "nothing-here"))).toBe(false);
+  });
+
+  it("names the current release, the latest install, and whether a cluster step began", () => {
+    const s = open();
+    const install = s.installs.start({ ...INSTALL, steps: ["preflight", CLUSTER_STEP] });
+    expect(readSiteSummary(dataDir)).toMatchObject({
+      release: undefined,
+      latestInstall: { id: install.id, bundleName: "mgmt", state: "running" },
+      clusterStepStarted: false,
+    });
+    s.installs.startStep(install.id, CLUSTER_STEP);
+    s.releases.deploy(s.releases.record({ ...RELEASE, installId: install.id }).id);
+    expect(readSiteSummary(dataDir)).toMatchObject({
+      release: { bundleName: "mgmt", version: "4.4.0", bundleDigest: "sha256:aa" },
+      clusterStepStarted: true,
+    });
   });
 });
