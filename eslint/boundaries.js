@@ -10,6 +10,7 @@ const registry = ["registry/oci", "registry/store", "registry/client", "registry
 const belowInstaller = [...registry, "bundle", "manifests"];
 // The installer's building blocks, which install and upgrade put together.
 const installerParts = [
+  "installer/host",
   "installer/pki",
   "installer/state",
   "installer/preflight",
@@ -25,7 +26,8 @@ const installerFlows = ["installer/install", "installer/upgrade"];
  * - `bundle` uses `registry/client` to pull registry sources and to mirror; `registry/client` and
  *   `registry/server` never import each other or `bundle`.
  * - `manifests` is pure data and functions: only `registry/oci` (its errors and references).
- * - inside `installer/`, the parts (pki, state, cluster: leaves; preflight → state; k3s → pki) are
+ * - inside `installer/`, the parts (host, pki, state: leaves; cluster → host; preflight → state, host;
+ *   k3s → host, pki, cluster) are
  *   put together by the flows (install → parts; upgrade → parts and install); `ui-lite` drives the
  *   flows; `installer/daemon` serves `ui-lite`; `installer/cli` sits on top of everything.
  */
@@ -36,11 +38,12 @@ export const LIBRARIES = {
   "registry/server": ["registry/oci", "registry/store"],
   bundle: ["registry/oci", "registry/store", "registry/client"],
   manifests: ["registry/oci"],
+  "installer/host": belowInstaller,
   "installer/pki": belowInstaller,
   "installer/state": belowInstaller,
-  "installer/cluster": belowInstaller,
-  "installer/preflight": [...belowInstaller, "installer/state"],
-  "installer/k3s": [...belowInstaller, "installer/pki"],
+  "installer/cluster": [...belowInstaller, "installer/host"],
+  "installer/preflight": [...belowInstaller, "installer/state", "installer/host"],
+  "installer/k3s": [...belowInstaller, "installer/host", "installer/pki", "installer/cluster"],
   "installer/install": [...belowInstaller, ...installerParts],
   "installer/upgrade": [...belowInstaller, ...installerParts, "installer/install"],
   "ui-lite": [...belowInstaller, ...installerParts, ...installerFlows],

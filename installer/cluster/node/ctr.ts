@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { AirlockError } from "../../../registry/oci/index.js";
-import { CommandFailedError, type CommandResult } from "./run.js";
+import { CommandFailedError, type CommandResult } from "../../host/index.js";
 
 /**
  * `ctr` against one containerd socket and one containerd namespace (the node's per-run prefix), every

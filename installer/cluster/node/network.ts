@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { AirlockError } from "../../../registry/oci/index.js";
-import { CommandFailedError, runCommand, type CommandRunner } from "./run.js";
+import { CommandFailedError, runCommand, type CommandRunner } from "../../host/index.js";
 import {
   BENCHMARK_RANGE,
   contains,

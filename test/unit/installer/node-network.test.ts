@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createPodNetwork, removeLeftovers } from "../../../installer/cluster/node/network.js";
-import { CommandFailedError, type CommandRunner } from "../../../installer/cluster/node/run.js";
+import { CommandFailedError, type CommandRunner } from "../../../installer/host/index.js";
 import { formatCidr, subnetsFor } from "../../../installer/cluster/node/subnet.js";
 import { expectAirlockError } from "../../helpers/fixtures.js";
 

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { AirlockError, errnoCode } from "../../../registry/oci/index.js";
+import { AirlockError, errnoCode } from "../../registry/oci/index.js";
 
 export interface CommandResult {
   stdout: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CommandFailedError, runCommand } from "../../../installer/cluster/node/run.js";
+import { CommandFailedError, runCommand } from "../../../installer/host/index.js";
 import { rejection } from "../../helpers/errors.js";
 
 describe("runCommand", () => {
