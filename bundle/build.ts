@@ -27,13 +27,16 @@ import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
 import { encodeHeader, endOfArchive, entryLength, paddingFor } from "./tar.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
 import { BundleWriter, type PartInfo } from "./parts.js";
-import { entryNameProblem, readBundleHead } from "./verify.js";
+import { readBundleHead } from "./verify.js";
 import {
   BIN_DIR,
   BLOB_DIR,
   BUNDLE_MEDIA_TYPE,
+  DIRECTORY_MODE,
   MANIFESTS_DIR,
   METADATA_ENTRY,
+  entryMtime,
+  entryNameProblem,
   SIGNATURE_ENTRY,
   type BundleBase,
   type BundleFile,
@@ -163,7 +166,7 @@ function directoriesFor(names: string[], already: Set<string>): PlannedEntry[] {
       const dir = `${parts.slice(0, i).join("/")}/`;
       if (!already.has(dir)) {
         already.add(dir);
-        out.push({ name: dir, type: "directory", mode: 0o755, size: 0 });
+        out.push({ name: dir, type: "directory", mode: DIRECTORY_MODE, size: 0 });
       }
     }
   }
@@ -474,7 +477,7 @@ async function writeBundle(
   options: BuildOptions,
   signingKey: KeyObject | undefined,
 ): Promise<BuildResult> {
-  const mtime = Math.floor(Date.parse(plan.metadata.created) / 1000);
+  const mtime = entryMtime(plan.metadata.created);
   const totalBytes =
     plan.entries.reduce((sum, entry) => sum + entryLength({ ...entry, mtime }), 0) +
     endOfArchive().byteLength;

@@ -10,6 +10,30 @@ export const MANIFESTS_DIR = "manifests/";
 export const BIN_DIR = "bin/";
 /** `airlock.json` is metadata; anything larger is not one. */
 export const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+/** Modes build gives files (bundle.yaml's 0644 or 0755); directories are 0755. */
+export const FILE_MODES = [0o644, 0o755] as const;
+export const DIRECTORY_MODE = 0o755;
+
+/** The mtime of every tar header of a bundle: its `created`, in whole seconds. */
+export function entryMtime(created: string): number {
+  return Math.floor(Date.parse(created) / 1000);
+}
+
+/**
+ * What is wrong with a bundle entry name, or undefined: absolute paths, `..`, empty or odd segments
+ * (anything beyond letters, digits and `._+@=-`), and names outside the bundle's layout. Build checks
+ * its own names with this too, so it never writes a bundle that verify would refuse.
+ */
+export function entryNameProblem(name: string): string | undefined {
+  if (name.startsWith("/")) return "is an absolute path";
+  const segments = name.replace(/\/$/, "").split("/");
+  if (segments.some((segment) => segment === ".." || segment === ".")) return "climbs out of the bundle";
+  if (segments.some((segment) => !/^[A-Za-z0-9._+@=-]+$/.test(segment))) {
+    return "has an empty segment or a character other than letters, digits and ._+@=-";
+  }
+  const layout = [METADATA_ENTRY, SIGNATURE_ENTRY, ...LAYOUT_ENTRIES, "blobs", "manifests", "bin"];
+  return layout.includes(segments[0]!) ? undefined : "is outside the bundle layout";
+}
 
 export interface BundleImage {
   /** The name inside the bundle and at the site: `repository:tag`. */
@@ -54,6 +78,7 @@ export interface BundleFile {
   path: string;
   size: number;
   sha256: string;
+  /** One of FILE_MODES. */
   mode: number;
 }
 
