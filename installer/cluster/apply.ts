@@ -269,6 +269,19 @@ async function stuckReason(
       name: string;
       state?: { waiting?: { reason?: string; message?: string } };
     }[];
+    // A running pod that is not ready says why in its Ready condition (a failing readiness probe).
+    const unready = (
+      (pod.status?.conditions ?? []) as { type: string; status: string; message?: string }[]
+    ).find(
+      (condition) =>
+        condition.type === "Ready" && condition.status === "False" && condition.message !== undefined,
+    );
+    if (
+      statuses.every((container) => container.state?.waiting?.reason === undefined) &&
+      unready !== undefined
+    ) {
+      return [`${pod.metadata.name}: ${unready.message}`];
+    }
     return statuses.flatMap((container) => {
       const reason = container.state?.waiting?.reason;
       return reason === undefined
