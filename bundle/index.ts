@@ -38,7 +38,8 @@ export type { PartInfo, PartsManifest, BundleInput } from "./parts.js";
 export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile } from "./tar.js";
 export type { TarEntry, TarReadEntry } from "./tar.js";
 export * from "./format.js";
-export { mirror, storeSource, bundleSource } from "./mirror.js";
+export { mirror } from "./mirror.js";
+export { storeSource, bundleSource } from "./mirror-sources.js";
 export type {
   MirrorImage,
   MirrorOptions,
