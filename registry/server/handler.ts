@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { MAX_MANIFEST_BYTES, isDigest, isValidTag, MediaType, type Digest } from "../oci/index.js";
 import type { Store } from "../store/index.js";
-import { RegistryError, sendError } from "./errors.js";
+import { RegistryError, sendError, sendInternalError } from "./errors.js";
 import { Uploads } from "./uploads.js";
 import { sendFileRange } from "./send.js";
 import type { Authenticator } from "./auth.js";
@@ -294,11 +294,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       }
       if (error instanceof RegistryError) sendError(res, error, head);
       else {
-        // Not the client's fault: the spec's UNKNOWN with a 500, the cause left to the server's logs.
-        res.writeHead(500, { "Content-Type": "application/json" });
-        res.end(
-          head ? undefined : JSON.stringify({ errors: [{ code: "UNKNOWN", message: "internal error" }] }),
-        );
+        sendInternalError(res, error, head);
         options.onInternalError?.(error);
       }
     });

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { isDigest, type Digest } from "../oci/index.js";
 import { giveBack, takeBuffer, type Store, type UploadSession } from "../store/index.js";
-import { RegistryError } from "./errors.js";
+import { commitFailure, RegistryError } from "./errors.js";
 
 /** An open session and the tail of its queue: requests on one upload run one at a time. */
 interface OpenUpload {
@@ -148,11 +148,7 @@ export class Uploads {
       try {
         await session.ingest.commit({ digest });
       } catch (error) {
-        throw new RegistryError(
-          "DIGEST_INVALID",
-          `the uploaded content does not match ${digest}`,
-          String(error),
-        );
+        throw commitFailure(error, digest);
       }
       this.store.linkBlob(repository, digest);
       return digest;

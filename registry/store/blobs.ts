@@ -66,8 +66,14 @@ export const writeFully: WriteChunk = async (handle, chunk) => {
   }
 };
 
+/** Makes a written file's bytes durable before it is renamed into place; replaceable for EIO tests. */
+export type SyncFile = (handle: FileHandle) => Promise<void>;
+
+const datasync: SyncFile = (handle) => handle.datasync();
+
 export interface BlobStoreOptions {
   writeChunk?: WriteChunk;
+  syncFile?: SyncFile;
 }
 
 /**
@@ -78,12 +84,12 @@ export interface BlobStoreOptions {
 export class FsBlobStore implements BlobReader, BlobWriter {
   readonly root: string;
   readonly ingestDir: string;
-  private readonly writeChunk: WriteChunk;
+  private readonly io: IngestIo;
 
   constructor(root: string, options: BlobStoreOptions = {}) {
     this.root = root;
     this.ingestDir = join(root, "ingest");
-    this.writeChunk = options.writeChunk ?? writeFully;
+    this.io = { writeChunk: options.writeChunk ?? writeFully, syncFile: options.syncFile ?? datasync };
   }
 
   async init(): Promise<void> {
@@ -149,7 +155,7 @@ export class FsBlobStore implements BlobReader, BlobWriter {
   async ingest(algorithm: DigestAlgorithm = "sha256"): Promise<BlobIngest> {
     const tempPath = join(this.ingestDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
     const handle = await open(tempPath, "wx", 0o644);
-    return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.writeChunk);
+    return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.io);
   }
 
   /**
@@ -160,7 +166,7 @@ export class FsBlobStore implements BlobReader, BlobWriter {
     const digester = new Digester("sha256");
     if (mode === "resume") for await (const chunk of readChunks(path)) digester.update(chunk);
     const handle = await open(path, mode === "create" ? "wx" : "a", 0o644);
-    return new BlobIngest(this, path, handle, digester, this.writeChunk);
+    return new BlobIngest(this, path, handle, digester, this.io);
   }
 
   async put(
@@ -237,8 +243,15 @@ export function wrapWriteError(error: unknown, where: string): AirlockError {
   }
   return new AirlockError("STORE_WRITE_FAILED", `writing to the store failed: ${(error as Error).message}`, {
     where,
+    hint: "check the disk holding the store (its kernel log, `airlock store fsck`) and retry; what was already stored is kept",
     cause: error,
   });
+}
+
+/** The file operations of an ingest that tests replace to inject disk faults. */
+interface IngestIo {
+  writeChunk: WriteChunk;
+  syncFile: SyncFile;
 }
 
 /** One blob being written. Overlaps hashing of a chunk with the write of the same chunk. */
@@ -250,7 +263,7 @@ export class BlobIngest {
     readonly tempPath: string,
     private readonly handle: FileHandle,
     private readonly digester: Digester,
-    private readonly writeChunk: WriteChunk,
+    private readonly io: IngestIo,
   ) {}
 
   get size(): number {
@@ -263,7 +276,7 @@ export class BlobIngest {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    const written = this.writeChunk(this.handle, chunk);
+    const written = this.io.writeChunk(this.handle, chunk);
     this.digester.update(chunk);
     try {
       await written;
@@ -275,7 +288,9 @@ export class BlobIngest {
   /**
    * Checks digest and size, then makes the blob visible. On mismatch nothing becomes visible. An
    * expected digest of another algorithm than the one hashed on the way (a sha512 registry upload,
-   * whose algorithm is only known at its end) costs one more read of the file.
+   * whose algorithm is only known at its end) costs one more read of the file. Whatever fails, the
+   * file is removed; a disk failure (sync, close, rename, re-read) is STORE_WRITE_FAILED or
+   * STORE_DISK_FULL, never taken for bad content.
    */
   async commit(expected: ExpectedBlob = {}): Promise<CommittedBlob> {
     const size = this.digester.size;
@@ -301,23 +316,21 @@ export class BlobIngest {
         await this.abort();
         return { digest, size, created: false };
       }
-      await this.handle.datasync().catch((error: unknown) => {
-        throw wrapWriteError(error, this.tempPath);
-      });
+      await this.io.syncFile(this.handle);
       await this.handle.close();
       this.closed = true;
       await rename(this.tempPath, target);
       return { digest, size, created: true };
     } catch (error) {
       await this.abort();
-      throw error;
+      throw wrapWriteError(error, this.tempPath);
     }
   }
 
   private async digestFor(expected: Digest | undefined): Promise<Digest> {
     const algorithm = expected === undefined ? this.digester.algorithm : parseDigest(expected).algorithm;
     if (algorithm === this.digester.algorithm) return this.digester.digest();
-    await this.handle.datasync();
+    await this.io.syncFile(this.handle);
     const digester = new Digester(algorithm);
     for await (const chunk of readChunks(this.tempPath)) digester.update(chunk);
     return digester.digest();
