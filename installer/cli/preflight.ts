@@ -32,7 +32,10 @@ export function registerPreflight(program: Command, run: Runner): void {
     )
     .option("--host-root <dir>", "where k3s and its files are installed", "/")
     .option("--registry-listen <host:port>", "where Airlock's registry will listen", DEFAULT_REGISTRY_LISTEN)
-    .option("--kubeconfig <file>", "install into this existing cluster: skips the k3s checks")
+    .option(
+      "--kubeconfig <file>",
+      "install into this existing cluster: checks the file instead of k3s's needs",
+    )
     .action(
       async (
         flags: { bundle?: string; hostRoot: string; registryListen: string; kubeconfig?: string },
@@ -44,7 +47,7 @@ export function registerPreflight(program: Command, run: Runner): void {
             bundle: flags.bundle,
             hostRoot: flags.hostRoot,
             registryListen: flags.registryListen,
-            cluster: flags.kubeconfig === undefined ? "k3s" : "existing",
+            kubeconfig: flags.kubeconfig,
           });
           emit(context.output, report, () => renderReport(report));
           if (!report.ok) {

@@ -35,12 +35,12 @@ interface DiskNeed {
   bytes: number;
 }
 
-function diskNeeds({ bundle, dataDir, hostRoot, cluster }: PreflightContext): DiskNeed[] {
+function diskNeeds({ bundle, dataDir, hostRoot, kubeconfig }: PreflightContext): DiskNeed[] {
   const storeBytes = bundle?.storeBytes ?? 0;
   const needs: DiskNeed[] = [
     { label: "data-dir", what: "data dir", path: dataDir, bytes: storeBytes + storeGrowth(storeBytes) },
   ];
-  if (cluster === "k3s") {
+  if (kubeconfig === undefined) {
     needs.push(
       {
         label: "k3s-data",

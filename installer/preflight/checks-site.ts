@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { parse } from "yaml";
 import type { Check, CheckResult, PortSpec, PreflightContext } from "./types.js";
 
 /** Ports a site's own earlier install may hold: busy then is expected, not a conflict. */
@@ -102,4 +103,31 @@ export const checkExistingK3s: Check = async ({ host, hostRoot, site }) => {
     detail: `${found.join(", ")} present, not installed by Airlock`,
     hint: "install into that cluster with --kubeconfig, or remove it first (`/usr/local/bin/k3s-uninstall.sh`)",
   };
+};
+
+function isKubeconfig(text: string): boolean {
+  try {
+    const document = parse(text) as { kind?: unknown; clusters?: unknown } | null;
+    return document?.kind === "Config" && Array.isArray(document.clusters);
+  } catch {
+    return false;
+  }
+}
+
+/** With an existing cluster, its kubeconfig must be there; whether the cluster answers is install's to find. */
+export const checkKubeconfig: Check = async ({ host, kubeconfig }) => {
+  const base = { id: "kubeconfig", title: "Kubeconfig" };
+  const path = kubeconfig ?? "";
+  const text = await host.readFile(path);
+  const hint = "pass the kubeconfig of the cluster to install into (`kubectl config view --raw` writes one)";
+  if (text === undefined) return { ...base, status: "fail", detail: `${path} cannot be read`, hint };
+  if (!isKubeconfig(text)) {
+    return {
+      ...base,
+      status: "fail",
+      detail: `${path} is not a kubeconfig (no kind: Config with clusters)`,
+      hint,
+    };
+  }
+  return { ...base, status: "pass", detail: `${path} is readable` };
 };

@@ -4,7 +4,7 @@ import { readSiteSummary, type SiteSummary } from "../state/index.js";
 import { DEFAULT_SIZING, readBundleFacts } from "./bundle-facts.js";
 import { checkDataDirFilesystem, checkDataDirWritable, checkDisk } from "./checks-disk.js";
 import { checkBrNetfilter, checkCgroups, checkIpForward, checkOverlay } from "./checks-kernel.js";
-import { checkExistingInstall, checkExistingK3s, checkPorts } from "./checks-site.js";
+import { checkExistingInstall, checkExistingK3s, checkKubeconfig, checkPorts } from "./checks-site.js";
 import { checkClock, checkCpu, checkMemory, checkPlatform, checkSwap } from "./checks-system.js";
 import { realHostView, type HostView } from "./host.js";
 import type { BundleFacts, Check, CheckResult, PortSpec, PreflightContext } from "./types.js";
@@ -26,8 +26,8 @@ export interface PreflightOptions {
   registryListen?: string;
   k3sApiPort?: number;
   kubeletPort?: number;
-  /** `existing`: an operator's cluster through a kubeconfig, so no k3s checks. */
-  cluster?: "k3s" | "existing";
+  /** Install into the operator's cluster through this kubeconfig: no k3s checks, its file checked instead. */
+  kubeconfig?: string;
   /** The host to look at; the real one unless a test hands a fake. */
   host?: HostView;
   /** What the data dir holds; read from it (without writing) unless given. */
@@ -59,10 +59,10 @@ export function parseListen(listen: string, flag = "--registry-listen"): { host:
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
 }
 
-function portsOf(options: PreflightOptions, cluster: "k3s" | "existing"): PortSpec[] {
+function portsOf(options: PreflightOptions): PortSpec[] {
   const registry = parseListen(options.registryListen ?? DEFAULT_REGISTRY_LISTEN);
   const ports: PortSpec[] = [{ name: "registry", ...registry }];
-  if (cluster === "k3s") {
+  if (options.kubeconfig === undefined) {
     // k3s binds its API server and the kubelet on every address.
     ports.push(
       { name: "k3s-api", host: "0.0.0.0", port: options.k3sApiPort ?? DEFAULT_K3S_API_PORT },
@@ -128,8 +128,7 @@ async function bundleCheck(
  * only through the host view; a failed bundle read is a failed check, so the report is whole.
  */
 export async function runPreflight(options: PreflightOptions): Promise<PreflightReport> {
-  const cluster = options.cluster ?? "k3s";
-  const ports = portsOf(options, cluster);
+  const ports = portsOf(options);
   const dataDir = resolve(options.dataDir);
   const hostRoot = resolve(options.hostRoot ?? "/");
   const { facts, result } = await bundleCheck(options.bundle, options.bundleFacts);
@@ -141,11 +140,14 @@ export async function runPreflight(options: PreflightOptions): Promise<Preflight
     sizing: facts?.sizing ?? DEFAULT_SIZING,
     ports,
     site: options.site ?? readSiteSummary(dataDir),
-    cluster,
+    kubeconfig: options.kubeconfig === undefined ? undefined : resolve(options.kubeconfig),
     clockFloor: options.clockFloor ?? CLOCK_FLOOR,
   };
   const checks: CheckResult[] = result === undefined ? [] : [result];
-  for (const check of cluster === "k3s" ? [...COMMON_CHECKS, ...K3S_CHECKS] : COMMON_CHECKS) {
+  for (const check of [
+    ...COMMON_CHECKS,
+    ...(options.kubeconfig === undefined ? K3S_CHECKS : [checkKubeconfig]),
+  ]) {
     checks.push(...[await check(context)].flat());
   }
   const counts = { pass: 0, warn: 0, fail: 0 };

@@ -57,8 +57,8 @@ export interface PreflightContext {
   sizing: Sizing;
   ports: PortSpec[];
   site: SiteSummary;
-  /** k3s from the bundle (the default), or an existing cluster through a kubeconfig. */
-  cluster: "k3s" | "existing";
+  /** An existing cluster's kubeconfig; without one, k3s from the bundle. */
+  kubeconfig: string | undefined;
   /** The clock must not read earlier than this: this airlock was built after it. */
   clockFloor: Date;
 }

@@ -227,8 +227,20 @@ describe("the report", () => {
     expect(report.checks).toHaveLength(18);
   });
 
-  it("skips the k3s checks for an existing cluster", async () => {
-    const report = await preflightOn({ options: { cluster: "existing" } });
+  it("skips the k3s checks for an existing cluster, and checks its kubeconfig instead", async () => {
+    const kubeconfig = "/root/.kube/config";
+    const missing = await checkResult("kubeconfig", { options: { kubeconfig } });
+    expect(missing).toMatchObject({ status: "fail", detail: "/root/.kube/config cannot be read" });
+    const notOne = await checkResult("kubeconfig", {
+      options: { kubeconfig },
+      change: (s) => void (s.files[kubeconfig] = "hello: world\n"),
+    });
+    expect(notOne.status).toBe("fail");
+    const report = await preflightOn({
+      options: { kubeconfig },
+      change: (s) => void (s.files[kubeconfig] = "apiVersion: v1\nkind: Config\nclusters: []\n"),
+    });
+    expect(report.checks.find((c) => c.id === "kubeconfig")).toMatchObject({ status: "pass" });
     const ids = report.checks.map((c) => c.id);
     expect(ids).toContain("port:registry");
     for (const id of ["port:k3s-api", "cgroups", "module:overlay", "existing-k3s"])
