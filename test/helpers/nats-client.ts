@@ -11,6 +11,8 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 export interface NatsServerAddress {
   host: string;
   port: number;
+  /** The name the server certificate is checked for, when `host` is an address it does not name (a pod IP). */
+  servername?: string;
 }
 
 /** What the client trusts and presents: PEM text. */
@@ -260,7 +262,7 @@ export class NatsClient {
       socket = tlsConnect({
         socket: tcp,
         // The name checked against the server certificate's SANs (an IP is checked as an IP SAN).
-        host: server.host,
+        host: server.servername ?? server.host,
         ca: this.#options.tls.ca,
         cert: this.#options.tls.cert,
         key: this.#options.tls.key,

@@ -1,0 +1,134 @@
+/**
+ * The rendered management plane on the containerd node (issue 12, point 7a): render's objects,
+ * unchanged, applied by applyRelease to MemoryCluster; two msgbroker pods pulled from Airlock's
+ * registry over TLS start in their own network namespaces, pass their probes, form their TLS route
+ * under their StatefulSet DNS names, and carry a TLS client's message from one to the other.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BundleMetadata } from "../../bundle/index.js";
+import { applyRelease, type ClusterObject, type MemoryCluster } from "../../installer/cluster/index.js";
+import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
+import { render } from "../../manifests/index.js";
+import { waitFor } from "../helpers/fixtures.js";
+import { NatsClient } from "../helpers/nats-client.js";
+import { isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
+import { BROKER_REPOSITORY, BROKER_TAG } from "../helpers/node-registry.js";
+import { issueBroker } from "../unit/manifests/plane-fixtures.js";
+
+const PLANE = "hubble-system";
+const RELEASE = "mgmt";
+const SERVER_NAME = `msgbroker.${PLANE}.svc`;
+
+let harness: NodeHarness;
+let cluster: MemoryCluster;
+const clients: NatsClient[] = [];
+
+interface Routez {
+  server_id: string;
+  num_routes: number;
+  routes: { remote_id: string; ip: string; port: number }[] | null;
+}
+
+async function monitor<T>(ip: string, path: string): Promise<T | undefined> {
+  const response = await fetch(`http://${ip}:8222/${path}`, { signal: AbortSignal.timeout(5_000) }).catch(
+    () => undefined,
+  );
+  return response?.status === 200 ? ((await response.json()) as T) : undefined;
+}
+
+async function podIp(name: string): Promise<string> {
+  const pod = await cluster.get({ apiVersion: "v1", kind: "Pod", name, namespace: PLANE });
+  expect(pod !== undefined && isReady(pod), JSON.stringify(pod?.status)).toBe(true);
+  return pod!.status!.podIP as string;
+}
+
+beforeAll(async () => {
+  harness = await startNodeHarness();
+}, 120_000);
+
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await harness?.close();
+}, 120_000);
+
+describe("the rendered plane on the containerd node", () => {
+  it("runs two brokers that pass their probes, route to each other over TLS and carry a client's message", async () => {
+    const node = await harness.newNode();
+    cluster = await harness.newCluster(node);
+    const dataDir = join(harness.root, "site");
+    const certificates = (await issueBroker(dataDir, { replicas: 2 })).pems;
+    const images: BundleMetadata["images"] = [
+      {
+        ref: `${BROKER_REPOSITORY}:${BROKER_TAG}`,
+        digest: harness.registry.image.digest as `sha256:${string}`,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        size: 1,
+        totalBytes: 1,
+        blobs: 2,
+        platforms: [harness.registry.image.platform],
+        kind: "image",
+        sourceDigest: harness.registry.image.digest as `sha256:${string}`,
+      },
+    ];
+    const objects = render({}, images, { release: RELEASE, version: BROKER_TAG, certificates });
+    const started = Date.now();
+    await applyRelease(cluster, objects as unknown as ClusterObject[], {
+      release: RELEASE,
+      timeoutMs: 120_000,
+    });
+    const rolloutMs = Date.now() - started;
+    const [ip0, ip1] = [await podIp("msgbroker-0"), await podIp("msgbroker-1")];
+    expect(ip0).not.toBe(ip1);
+
+    // Each lists the other as its route, dialled by StatefulSet DNS name over mutual TLS.
+    await waitFor(
+      async () => {
+        const [r0, r1] = [await monitor<Routez>(ip0, "routez"), await monitor<Routez>(ip1, "routez")];
+        return (
+          r0 !== undefined &&
+          r1 !== undefined &&
+          (r0.routes ?? []).some((route) => route.remote_id === r1.server_id) &&
+          (r1.routes ?? []).some((route) => route.remote_id === r0.server_id)
+        );
+      },
+      60_000,
+      "the brokers' routes to each other",
+    );
+
+    const pki = openPki(dataDir);
+    const client = await issueClientCertificate(pki, "node-plane-test");
+    const tls = {
+      ca: await readFile(pki.caFile, "utf8"),
+      cert: await readFile(client.certFile, "utf8"),
+      key: await readFile(client.keyFile, "utf8"),
+    };
+    const subscriber = await NatsClient.connect({
+      servers: [{ host: ip0, port: 4222, servername: SERVER_NAME }],
+      tls,
+    });
+    const publisher = await NatsClient.connect({
+      servers: [{ host: ip1, port: 4222, servername: SERVER_NAME }],
+      tls,
+    });
+    clients.push(subscriber, publisher);
+    expect(subscriber.info.server_name).toBe("msgbroker-0");
+    expect(publisher.info.server_name).toBe("msgbroker-1");
+    const sid = subscriber.subscribe("plane.test");
+    await subscriber.flush();
+    // The subscription reaches msgbroker-1 over the route before the message is published there.
+    await waitFor(
+      async () => {
+        const subsz = await monitor<{ num_subscriptions: number }>(ip1, "subsz");
+        return (subsz?.num_subscriptions ?? 0) > 0;
+      },
+      20_000,
+      "msgbroker-1 to learn of the subscription on msgbroker-0",
+    );
+    publisher.publish("plane.test", "across the route");
+    await publisher.flush();
+    expect((await subscriber.nextMessage(sid)).payload.toString()).toBe("across the route");
+    expect(rolloutMs).toBeLessThan(120_000);
+  }, 240_000);
+});
