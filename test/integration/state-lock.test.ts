@@ -97,10 +97,9 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 describe("the writer lock across processes", () => {
-  it("of two processes racing for it, exactly one wins; the other's error names the winner's PID", async () => {
+  it("of two processes racing for it (and for migrating a fresh data dir), exactly one wins; the other's error names the winner's PID", async () => {
     for (let round = 0; round < 3; round++) {
       const dataDir = join(dir, `race-${round}`);
-      openState(dataDir).close();
       const startAt = String(Date.now() + 600);
       const racers = [
         startChild("locker.mjs", [dataDir, startAt]),
