@@ -59,7 +59,11 @@ export async function* readChunks(
       const requested = Math.min(buffer.byteLength, end - position);
       const at = position;
       position += requested;
-      return handle.read(buffer, 0, requested, at).then(({ bytesRead }) => ({ bytesRead, requested }));
+      const read = handle.read(buffer, 0, requested, at).then(({ bytesRead }) => ({ bytesRead, requested }));
+      // Marked handled now: it may fail while the consumer is busy with the previous chunk, and it
+      // rejects for the consumer at its next step; unhandled meanwhile, it would end the process.
+      read.catch(() => undefined);
+      return read;
     };
     inFlight = readNext();
     while (inFlight !== undefined) {
