@@ -131,4 +131,73 @@ describe("the rendered plane on the containerd node", () => {
     expect((await subscriber.nextMessage(sid)).payload.toString()).toBe("across the route");
     expect(rolloutMs).toBeLessThan(120_000);
   }, 240_000);
+
+  it("deleting msgbroker-1 stops it as a kubelet would: its client fails over, the pod comes back and rejoins the route", async () => {
+    const [ip0, ip1] = [await podIp("msgbroker-0"), await podIp("msgbroker-1")];
+    const pki = openPki(join(harness.root, "site"));
+    const client = await issueClientCertificate(pki, "node-plane-test");
+    const tls = {
+      ca: await readFile(pki.caFile, "utf8"),
+      cert: await readFile(client.certFile, "utf8"),
+      key: await readFile(client.keyFile, "utf8"),
+    };
+    const subscriber = await NatsClient.connect({
+      servers: [{ host: ip0, port: 4222, servername: SERVER_NAME }],
+      tls,
+    });
+    const publisher = await NatsClient.connect({
+      servers: [
+        { host: ip1, port: 4222, servername: SERVER_NAME },
+        { host: ip0, port: 4222, servername: SERVER_NAME },
+      ],
+      tls,
+    });
+    clients.push(subscriber, publisher);
+    expect(publisher.info.server_name).toBe("msgbroker-1");
+    const sid = subscriber.subscribe("plane.failover");
+    await subscriber.flush();
+    const before = await cluster.get({
+      apiVersion: "v1",
+      kind: "Pod",
+      name: "msgbroker-1",
+      namespace: PLANE,
+    });
+
+    await cluster.delete({ apiVersion: "v1", kind: "Pod", name: "msgbroker-1", namespace: PLANE });
+    await publisher.waitForReconnect(1);
+    expect(publisher.info.server_name).toBe("msgbroker-0");
+    publisher.publish("plane.failover", "after failover");
+    await publisher.flush();
+    expect((await subscriber.nextMessage(sid)).payload.toString()).toBe("after failover");
+
+    // The controller recreates the pod once the old one is gone; it routes to msgbroker-0 again.
+    let ip = "";
+    await waitFor(
+      async () => {
+        const pod = await cluster.get({
+          apiVersion: "v1",
+          kind: "Pod",
+          name: "msgbroker-1",
+          namespace: PLANE,
+        });
+        if (pod === undefined || pod.metadata.uid === before?.metadata.uid || !isReady(pod)) return false;
+        ip = pod.status!.podIP as string;
+        return true;
+      },
+      120_000,
+      "msgbroker-1 recreated and Ready",
+    );
+    await waitFor(
+      async () => {
+        const [r0, r1] = [await monitor<Routez>(ip0, "routez"), await monitor<Routez>(ip, "routez")];
+        return (
+          r0 !== undefined &&
+          r1 !== undefined &&
+          (r0.routes ?? []).some((route) => route.remote_id === r1.server_id)
+        );
+      },
+      60_000,
+      "msgbroker-0's route to the new msgbroker-1",
+    );
+  }, 240_000);
 });
