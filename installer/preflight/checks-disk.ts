@@ -64,8 +64,11 @@ function diskNeeds({ bundle, dataDir, hostRoot, kubeconfig }: PreflightContext):
 function diskResult(group: DiskNeed[], freeBytes: number): CheckResult {
   const need = group.reduce((sum, item) => sum + item.bytes, 0);
   const first = group[0]!;
-  const parts = group.map((item) => `${item.path} (${item.what}, ${formatBytes(item.bytes)})`);
-  const detail = `${formatBytes(freeBytes)} free for ${parts.join(" and ")}${group.length > 1 ? ", on one filesystem" : ""}: ${formatBytes(need)} needed`;
+  const parts =
+    group.length === 1
+      ? first.path
+      : `${group.map((item) => `${item.path} (${item.what}, ${formatBytes(item.bytes)})`).join(" and ")}, on one filesystem`;
+  const detail = `${formatBytes(freeBytes)} free for ${parts}: ${formatBytes(need)} needed`;
   const base = {
     id: `disk:${first.label}`,
     title: `Free disk: ${group.map((item) => item.what).join(", ")}`,

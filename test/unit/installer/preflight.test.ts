@@ -55,7 +55,7 @@ describe("free disk", () => {
       ["disk:k3s-data", "fail"],
     ]);
     expect(disks[0]!.detail).toContain("/srv/root/usr/local/bin (k3s binary");
-    expect(disks[1]!.detail).toContain("/srv/root/var/lib/rancher/k3s (k3s data");
+    expect(disks[1]!.detail).toBe("2.0 GiB free for /srv/root/var/lib/rancher/k3s: 3.2 GiB needed");
   });
 
   it("without a bundle, needs only the store's and k3s's own room", async () => {
