@@ -5,7 +5,7 @@
  * recreated, and everything the node made is gone after close. Needs root, containerd, runc and ip:
  * missing, it fails.
  */
-import { readFile, stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   brokerSet,
@@ -149,4 +149,78 @@ describe("the containerd node", () => {
     const namespaces = await harness.containerd.ctr("default", "namespaces", "ls", "-q");
     expect(namespaces.stdout.toString().split("\n")).not.toContain(node.prefix);
   }, 180_000);
+
+  it("deleting a pod runs its preStop hook, then SIGTERM; its claim outlives it and the next pod of the name gets it", async () => {
+    const node = await harness.newNode();
+    const cluster = await harness.newCluster(node);
+    const sts = brokerSet({
+      name: "stateful",
+      image: harness.image,
+      container: {
+        // The broker's own lame-duck signal, as a plane's preStop would send it to its PID 1.
+        lifecycle: { preStop: { exec: { command: ["/usr/sbin/nats-server", "--signal", "ldm=1"] } } },
+        volumeMounts: [{ name: "data", mountPath: "/data" }],
+      },
+    });
+    (sts.spec as Record<string, unknown>).volumeClaimTemplates = [
+      { metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"] } },
+    ];
+    await cluster.apply(sts, applied);
+    const first = await podUntil(cluster, "stateful-0", isReady);
+    const pid = await taskPid(harness, node, "stateful-0");
+    await writeFile(`/proc/${pid}/root/data/marker`, "kept");
+    const claimDir = await stat(`/proc/${pid}/root/data`);
+    expect(claimDir.gid).toBe(1000);
+
+    await cluster.delete(podRef("stateful-0"));
+    const second = await podUntil(
+      cluster,
+      "stateful-0",
+      (pod) => pod.metadata.uid !== first.metadata.uid && isReady(pod),
+    );
+    const log = await node.logs(NAMESPACE, "stateful-0", "broker");
+    // The hook's signal put the broker in lame-duck mode before SIGTERM ended it.
+    expect(log).toMatch(/Entering lame duck mode/);
+    expect(log.indexOf("Entering lame duck mode")).toBeLessThan(log.lastIndexOf("Server Exiting"));
+    const next = await taskPid(harness, node, "stateful-0");
+    expect(await readFile(`/proc/${next}/root/data/marker`, "utf8")).toBe("kept");
+    expect(second.status?.podIP).toBeDefined();
+  }, 180_000);
+
+  it("a preStop hook that does not return is cut at the grace period; SIGKILL ends a container SIGTERM does not", async () => {
+    const node = await harness.newNode();
+    const cluster = await harness.newCluster(node);
+    const sts = brokerSet({
+      name: "stubborn",
+      image: harness.image,
+      pod: { terminationGracePeriodSeconds: 3 },
+      container: {
+        // A second broker in the container: the hook never returns.
+        lifecycle: { preStop: { exec: { command: ["/usr/sbin/nats-server", "-p", "4999", "-m", "0"] } } },
+      },
+    });
+    await cluster.apply(sts, applied);
+    const pod = await podUntil(cluster, "stubborn-0", isReady);
+    // Stopped, the broker cannot act on SIGTERM (it stays pending); only SIGKILL ends it.
+    process.kill(await taskPid(harness, node, "stubborn-0"), "SIGSTOP");
+    const watching = new AbortController();
+    const exits: number[] = [];
+    void cluster.watch(
+      podRef("stubborn-0"),
+      (current) => {
+        const code = current === undefined ? undefined : containerOf(current)?.state.terminated?.exitCode;
+        if (code !== undefined && current?.metadata.uid === pod.metadata.uid) exits.push(code);
+      },
+      watching.signal,
+    );
+    const started = Date.now();
+    await cluster.delete(podRef("stubborn-0"));
+    await podUntil(cluster, "stubborn-0", (next) => next.metadata.uid !== pod.metadata.uid);
+    const took = Date.now() - started;
+    watching.abort();
+    // 3 s of grace used up by the hook, then kubelet's 2 s minimum between SIGTERM and SIGKILL.
+    expect(took).toBeGreaterThanOrEqual(5_000);
+    expect(took).toBeLessThan(20_000);
+    expect(exits).toEqual([137]);
+  }, 120_000);
 });

@@ -20,6 +20,8 @@ export interface ContainerContext {
   cgroupParent: string;
   pod: { name: string; namespace: string; uid: string; spec: PodSpec; context: PodContext };
   podDir: string;
+  /** Where the containers' output goes, one file per container, kept after the pod (as kubelet's /var/log/pods). */
+  logsDir: string;
   ip: string;
   hostname: string;
   netnsPath: string;
@@ -31,6 +33,7 @@ export interface ContainerContext {
 /** Kubelet resets a crash back-off once a container has run this long. */
 const BACKOFF_RESET_MS = 600_000;
 const TERMINATION_MESSAGE_BYTES = 2048;
+const MINIMUM_GRACE_MS = 2_000;
 
 /**
  * One container of a pod through kubelet's life cycle: pull (ErrImagePull, then ImagePullBackOff),
@@ -143,7 +146,11 @@ export class ContainerWorker {
   }
 
   private async runTask(id: string, specPath: string): Promise<{ exitCode: number; output: string }> {
-    const task = this.ctx.runtime.start(id, specPath);
+    const task = await this.ctx.runtime.start(
+      id,
+      specPath,
+      join(this.ctx.logsDir, `${this.container.name}.log`),
+    );
     this.task = task;
     this.readyMessage = undefined;
     this.setState({ running: { startedAt: new Date().toISOString() } });
@@ -190,7 +197,8 @@ export class ContainerWorker {
       if (preStop !== undefined && graceMs > 0) {
         await this.ctx.runtime.exec(task.id, `${task.id}-prestop`, preStop, graceMs);
       }
-      await this.terminate(task, Math.max(0, deadline - Date.now()));
+      // As kubelet: what the hook left of the grace period, but never under 2 s, between SIGTERM and SIGKILL.
+      await this.terminate(task, Math.max(MINIMUM_GRACE_MS, deadline - Date.now()));
     }
     await this.loop;
     if (this.rootfsMounted) await this.ctx.runtime.unmountRootfs(this.snapshotKey, this.rootfs);

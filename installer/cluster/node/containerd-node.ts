@@ -65,7 +65,7 @@ export class ContainerdNode implements ClusterNode {
   static async create(options: ContainerdNodeOptions): Promise<ContainerdNode> {
     const prefix = options.prefix ?? newRunPrefix();
     const registries = parseRegistriesYaml(options.registriesYaml);
-    for (const sub of ["certs.d", "pods", "claims", "hosts", "fifo", "runc"]) {
+    for (const sub of ["certs.d", "pods", "claims", "logs", "hosts", "fifo", "runc"]) {
       await mkdir(join(options.dir, sub), { recursive: true });
     }
     for (const [host, toml] of hostsTomlFiles(registries)) {
@@ -116,6 +116,7 @@ export class ContainerdNode implements ClusterNode {
         hosts: this.hosts,
         podsDir: join(this.options.dir, "pods"),
         claimsDir: join(this.options.dir, "claims"),
+        logsDir: join(this.options.dir, "logs"),
       },
       pod,
       context,
@@ -168,6 +169,13 @@ export class ContainerdNode implements ClusterNode {
       if ((await readdir(path).catch(() => undefined)) !== undefined) found.push(path);
     }
     return found;
+  }
+
+  /** What a pod's container wrote, over all its restarts and its pods of that name, until close. */
+  async logs(namespace: string, pod: string, container: string): Promise<string> {
+    return readFile(join(this.options.dir, "logs", `${namespace}_${pod}`, `${container}.log`), "utf8").catch(
+      () => "",
+    );
   }
 
   /** What of the node's is still there: containers, tasks, snapshots, images, mounts under its directory, cgroups. */

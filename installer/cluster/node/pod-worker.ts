@@ -17,6 +17,7 @@ export interface PodServices extends Pick<ContainerContext, "runtime" | "pull" |
   hosts: ClusterHosts;
   podsDir: string;
   claimsDir: string;
+  logsDir: string;
 }
 
 /**
@@ -80,6 +81,7 @@ export class PodWorker {
         context: this.context,
       },
       podDir: this.podDir,
+      logsDir: join(this.services.logsDir, `${this.pod.metadata.namespace}_${this.pod.metadata.name}`),
       ip: this.address.ip,
       hostname,
       netnsPath: this.address.netnsPath,

@@ -1,4 +1,6 @@
+import { createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { AirlockError } from "../../../registry/oci/index.js";
 import { ctrMessage, runBounded, type Ctr } from "./ctr.js";
 
@@ -51,18 +53,24 @@ export class ContainerRuntime {
     await rm(target, { recursive: true, force: true });
   }
 
-  /** Creates and starts container `id` from the spec file. */
-  start(id: string, specPath: string): RunningTask {
+  /** Creates and starts container `id` from the spec file; its output is appended to `logPath`. */
+  async start(id: string, specPath: string, logPath: string): Promise<RunningTask> {
+    await mkdir(dirname(logPath), { recursive: true });
+    const log = createWriteStream(logPath, { flags: "a" });
     let output = "";
     const child = this.ctr.spawn(
       ["run", "--config", specPath, "--fifo-dir", this.dirs.fifo, "--runc-root", this.dirs.runcRoot, id],
       (chunk) => {
+        log.write(chunk);
         output = (output + chunk).slice(-OUTPUT_KEPT);
       },
     );
     const exited = new Promise<number>((resolve) => {
-      child.on("error", () => resolve(127));
-      child.on("close", (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + 9)));
+      const done = (code: number): void => {
+        log.end(() => resolve(code));
+      };
+      child.on("error", () => done(127));
+      child.on("close", (code, signal) => done(code ?? (signal === null ? 1 : 128 + 9)));
     });
     return { id, exited, output: () => output };
   }
