@@ -104,6 +104,13 @@ export class MirrorStateFile implements UploadJournal {
     this.schedule();
   }
 
+  /** Drops every entry, an earlier run's included: for a run that completed, whose state is none. */
+  clear(): void {
+    this.uploads.clear();
+    this.written.clear();
+    this.schedule();
+  }
+
   /** Resolves once the writes started so far are done (they run in the background). */
   async saved(): Promise<void> {
     await this.writing;

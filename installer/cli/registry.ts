@@ -365,6 +365,7 @@ export function registerRegistry(program: Command, run: Runner): void {
               : await withStore(context, (store) => copy(storeSource(store)));
           progress.stop();
           // Killed or interrupted before this, the file keeps the last checkpoint of each upload.
+          if (result.failed === 0) uploads?.clear();
           await uploads?.close();
           if (!result.dryRun) {
             const files = mirrorClientConfig(result, {

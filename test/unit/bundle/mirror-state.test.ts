@@ -77,6 +77,16 @@ describe("MirrorStateFile", () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
+  it("clear drops an earlier run's entries too, and the file with them", async () => {
+    const state = await MirrorStateFile.open(path, TARGET);
+    state.record("p/app", DIGEST, { location: LOCATION, offset: 0 });
+    await state.close();
+    const next = await MirrorStateFile.open(path, TARGET);
+    next.clear();
+    await next.close();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it("a damaged or foreign file counts as empty: a fresh upload is always right", async () => {
     for (const text of [
       "{ not json",
