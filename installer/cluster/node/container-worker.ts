@@ -28,6 +28,16 @@ export interface ContainerContext {
   hostsFile: string;
   volumes: Map<string, HostVolume>;
   onChange(): void;
+  onEvent?: ((event: NodeEvent) => void) | undefined;
+}
+
+/** A step of a container's start and how long it took, for benchmarks. */
+export interface NodeEvent {
+  pod: string;
+  container: string;
+  /** pull: the image pull (shared by pods pulling the same image); create: rootfs snapshot, mount and spec; ready: from `ctr run` to Ready. */
+  step: "pull" | "create" | "ready";
+  ms: number;
 }
 
 /** Kubelet resets a crash back-off once a container has run this long. */
@@ -79,9 +89,21 @@ export class ContainerWorker {
     this.ctx.onChange();
   }
 
+  private emit(step: NodeEvent["step"], since: number): void {
+    this.ctx.onEvent?.({
+      pod: this.ctx.pod.name,
+      container: this.container.name,
+      step,
+      ms: Date.now() - since,
+    });
+  }
+
   private async run(): Promise<void> {
+    const pulling = Date.now();
     const image = await this.pullWithBackoff();
     if (image === undefined) return;
+    this.emit("pull", pulling);
+    const creating = Date.now();
     await this.ctx.runtime.mountRootfs(this.snapshotKey, image.chainId, this.rootfs);
     this.rootfsMounted = true;
     let crashes = 0;
@@ -96,6 +118,7 @@ export class ContainerWorker {
         continue;
       }
       if (this.stopping.signal.aborted) return;
+      if (attempt === 0) this.emit("create", creating);
       const started = Date.now();
       const { exitCode, output } = await this.runTask(`${this.snapshotKey}-${attempt}`, specPath);
       const terminated = {
@@ -154,11 +177,15 @@ export class ContainerWorker {
     this.task = task;
     this.readyMessage = undefined;
     this.setState({ running: { startedAt: new Date().toISOString() } });
+    const spawned = Date.now();
+    let wasReady = false;
     const probing = new AbortController();
     const probes = runProbes(this.container, this.ctx.ip, probing.signal, {
       onReady: (ready, message) => {
         if (ready === this.status.ready && message === this.readyMessage) return;
         this.readyMessage = message;
+        if (ready && !wasReady && this.status.restartCount === 0) this.emit("ready", spawned);
+        wasReady ||= ready;
         if (this.status.state.running !== undefined) this.setState(this.status.state, ready);
       },
       onUnhealthy: (message) => {

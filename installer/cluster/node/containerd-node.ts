@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { ClusterObject } from "../client.js";
 import type { ClusterNode, PodContext } from "../node-api.js";
 import { KUBELET_BACKOFF, type BackoffOptions } from "./backoff.js";
+import type { NodeEvent } from "./container-worker.js";
 import { Ctr } from "./ctr.js";
 import { createClusterHosts, type ClusterHosts } from "./hosts.js";
 import { pullImage, type PulledImage } from "./images.js";
@@ -25,6 +26,8 @@ export interface ContainerdNodeOptions {
   pullTimeoutMs?: number | undefined;
   /** Pull and crash back-off; kubelet's 10 s doubling to 5 min by default. */
   backoff?: BackoffOptions | undefined;
+  /** Told how long each container's pull, create and start-to-Ready took (benchmarks). */
+  onEvent?: ((event: NodeEvent) => void) | undefined;
 }
 
 /** What the node still holds of its own: empty after close. */
@@ -117,6 +120,7 @@ export class ContainerdNode implements ClusterNode {
         podsDir: join(this.options.dir, "pods"),
         claimsDir: join(this.options.dir, "claims"),
         logsDir: join(this.options.dir, "logs"),
+        onEvent: this.options.onEvent,
       },
       pod,
       context,

@@ -11,7 +11,10 @@ import type { PodSpec } from "./pod-spec.js";
 import { prepareVolumes, type HostVolume } from "./volumes.js";
 
 /** What the pods of one node share. */
-export interface PodServices extends Pick<ContainerContext, "runtime" | "pull" | "backoff" | "cgroupParent"> {
+export interface PodServices extends Pick<
+  ContainerContext,
+  "runtime" | "pull" | "backoff" | "cgroupParent" | "onEvent"
+> {
   prefix: string;
   network: PodNetwork;
   hosts: ClusterHosts;
