@@ -28,6 +28,7 @@ import { encodeHeader, endOfArchive, entryLength, paddingFor } from "./tar.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
 import { BundleWriter, type PartInfo } from "./parts.js";
 import { readBundleHead } from "./verify.js";
+import { BlobPrefetcher, DEFAULT_PULL_CONCURRENCY } from "./prefetch.js";
 import {
   BIN_DIR,
   BLOB_DIR,
@@ -57,6 +58,8 @@ export interface BuildOptions extends OperationOptions {
   authFile?: string | undefined;
   /** Registry hosts pulled from over plain HTTP, as `insecureHttp: true` in bundle.yaml would. */
   insecureRegistries?: string[] | undefined;
+  /** Registry blobs pulled at once, fetched ahead of the archive's order (default 4; 1 streams each in turn). */
+  concurrency?: number | undefined;
 }
 
 export interface BuildResult {
@@ -83,6 +86,8 @@ interface PlannedEntry {
   open?: () => ByteStream;
   /** The stream checks its own digest (a registry pull): hashing it again here would only cost CPU. */
   selfChecking?: boolean;
+  /** Read over the network (a registry pull): worth fetching ahead of its turn. */
+  remote?: boolean;
 }
 
 export interface SiteInventory {
@@ -344,6 +349,7 @@ async function planBundle(
     sha256: sha256Hex(blob.digest),
     open: () => blob.open(),
     selfChecking: blob.selfChecking,
+    remote: blob.remote,
   }));
   const files = [
     memoryEntry("oci-layout", encodeJson({ imageLayoutVersion: "1.0.0" })),
@@ -420,6 +426,7 @@ async function planBundle(
 async function writeEntries(
   writer: BundleWriter,
   entries: PlannedEntry[],
+  bodies: BlobPrefetcher,
   mtime: number,
   totalBytes: number,
   options: OperationOptions,
@@ -430,7 +437,7 @@ async function writeEntries(
     if (entry.type === "directory") continue;
     const digester = entry.selfChecking === true ? undefined : new Digester();
     let written = 0;
-    for await (const chunk of entry.open!()) {
+    for await (const chunk of bodies.open(entry)) {
       options.signal?.throwIfAborted();
       const writing = writer.write(chunk);
       digester?.update(chunk);
@@ -463,7 +470,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const signingKey = options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
   const spec = await loadBundleSpec(options.specFile);
   // Open through the write: registry blobs stream from their registry into the output.
-  const registries = new RegistryConnections(spec.registries, options);
+  const registries = new RegistryConnections(spec.registries, {
+    ...options,
+    // A connection per blob in flight, and room for a manifest fetch beside them.
+    connections: (options.concurrency ?? DEFAULT_PULL_CONCURRENCY) + 2,
+  });
   try {
     return await writeBundle(await planBundle(spec, options, signingKey, registries), options, signingKey);
   } finally {
@@ -481,11 +492,18 @@ async function writeBundle(
   const totalBytes =
     plan.entries.reduce((sum, entry) => sum + entryLength({ ...entry, mtime }), 0) +
     endOfArchive().byteLength;
-  await checkFreeSpace(options.output, totalBytes);
+  const remote = plan.entries.filter((entry) => entry.remote === true);
+  const concurrency = options.concurrency ?? DEFAULT_PULL_CONCURRENCY;
+  await checkFreeSpace(options.output, totalBytes + BlobPrefetcher.scratchBytes(remote, concurrency));
 
+  const bodies = await BlobPrefetcher.create(remote, {
+    concurrency,
+    output: options.output,
+    signal: options.signal,
+  });
   const writer = new BundleWriter(options.output, options.splitSize);
   try {
-    await writeEntries(writer, plan.entries, mtime, totalBytes, options);
+    await writeEntries(writer, plan.entries, bodies, mtime, totalBytes, options);
     const parts = await writer.finish();
     options.onProgress?.({ phase: "write", done: totalBytes, total: totalBytes });
     return {
@@ -503,5 +521,7 @@ async function writeBundle(
   } catch (error) {
     await writer.abort();
     throw error;
+  } finally {
+    await bodies.close();
   }
 }

@@ -18,6 +18,8 @@ export interface RegistryOptions {
   authFile?: string | undefined;
   /** Hosts reached over plain HTTP, as `insecureHttp: true` would. */
   insecureRegistries?: string[] | undefined;
+  /** Connections kept open to each registry: one per blob pulled at once, and some room. */
+  connections?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -87,6 +89,7 @@ export class RegistryConnections {
       ca: settings?.caFile === undefined ? undefined : await readCa(settings.caFile, host),
       skipTlsVerify: settings?.insecureSkipTlsVerify === true,
       credentials: authFile === undefined ? undefined : await credentialsFromAuthFile(authFile, host),
+      connections: this.options.connections,
       signal: this.options.signal,
     });
   }
@@ -140,7 +143,14 @@ class RegistryImageStore implements ImageStore {
   async blob(descriptor: Descriptor): Promise<BlobSource> {
     const { digest, size, mediaType } = descriptor;
     if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
-      return { digest, size, mediaType, open: () => this.stream(descriptor), selfChecking: true };
+      return {
+        digest,
+        size,
+        mediaType,
+        open: () => this.stream(descriptor),
+        selfChecking: true,
+        remote: true,
+      };
     }
     // The registry serves manifests on their own endpoint, not as blobs.
     let bytes = this.manifests.get(digest);

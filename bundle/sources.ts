@@ -40,6 +40,8 @@ export interface BlobSource {
   open(): ByteStream;
   /** open() checks the bytes against `digest` and `size` itself and fails before handing out the last of them. */
   selfChecking?: boolean;
+  /** open() reads over the network (a registry pull), so a build fetches it ahead of its turn. */
+  remote?: boolean;
 }
 
 /** A place images are read from: go-containerregistry's small interface, reduced to what build needs. */

@@ -9,7 +9,7 @@ import {
   verifyBundle,
   type InspectResult,
 } from "../../bundle/index.js";
-import { isRegistryHost } from "../../registry/oci/index.js";
+import { AirlockError, isRegistryHost } from "../../registry/oci/index.js";
 import { emit, formatBytes, parseSize, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 
@@ -69,6 +69,7 @@ export function registerBundle(program: Command, run: Runner): void {
       },
       [] as string[],
     )
+    .option("--concurrency <n>", "registry blobs pulled at once, fetched ahead of the archive's order", "4")
     .action(
       async (
         flags: {
@@ -80,10 +81,17 @@ export function registerBundle(program: Command, run: Runner): void {
           baseInventory?: string;
           authfile?: string;
           insecureRegistry: string[];
+          concurrency: string;
         },
         command: Command,
       ) =>
         run(command, async (context) => {
+          const concurrency = Number(flags.concurrency);
+          if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+            throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`, {
+              exitCode: 2,
+            });
+          }
           const progress = await progressReporter(context.output, "build");
           const result = await buildBundle({
             specFile: flags.file,
@@ -94,6 +102,7 @@ export function registerBundle(program: Command, run: Runner): void {
             baseInventory: flags.baseInventory,
             authFile: flags.authfile ?? defaultAuthFile(),
             insecureRegistries: flags.insecureRegistry,
+            concurrency,
             signal: context.signal,
             onProgress: progress.onProgress,
           }).finally(progress.stop);

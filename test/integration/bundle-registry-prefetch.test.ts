@@ -1,0 +1,215 @@
+/**
+ * `bundle build` pulls registry blobs concurrently (issue 11, point 7): blobs are fetched ahead of the
+ * archive's order into a scratch directory beside the output, at most `concurrency` at once, and the
+ * bundle is byte for byte the one built one blob at a time, and the one built from the OCI layout. A
+ * proxy in front of Airlock's registry counts blob requests in flight, holding each answer briefly so
+ * that requests made together overlap; it can damage one blob on the way.
+ */
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle, readBundleHead } from "../../bundle/index.js";
+import type { ImageManifest } from "../../registry/oci/index.js";
+import { Store } from "../../registry/store/index.js";
+import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
+import {
+  MiB,
+  expectAirlockError,
+  runTool,
+  sha256File,
+  useFixtures,
+  type Fixtures,
+} from "../helpers/fixtures.js";
+
+const IMAGES = ["hubble/console:4.5.0", "hubble/agent:4.5.0", "hubble/msgbroker:4.5.0"];
+/** How long the proxy holds each blob answer: long enough that blobs asked for together overlap. */
+const HOLD_MS = 40;
+
+interface CountingProxy {
+  host: string;
+  stats: { inFlight: number; most: number; blobGets: number };
+  /** Flips a byte in the body of this blob from now on; undefined stops. */
+  damage(digest: string | undefined): void;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+async function startCountingProxy(target: URL): Promise<CountingProxy> {
+  const stats = { inFlight: 0, most: 0, blobGets: 0 };
+  let damaged: string | undefined;
+  const server: Server = createServer((request, response) => {
+    const isBlob = request.method === "GET" && /\/blobs\/sha256:[0-9a-f]{64}$/.test(request.url ?? "");
+    let open = isBlob;
+    if (isBlob) {
+      stats.blobGets++;
+      stats.inFlight++;
+      stats.most = Math.max(stats.most, stats.inFlight);
+    }
+    const done = (): void => {
+      if (open) stats.inFlight--;
+      open = false;
+    };
+    response.on("finish", done);
+    response.on("close", done);
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: request.method,
+        path: request.url,
+        headers: request.headers,
+      },
+      (answer) => {
+        const flip = damaged !== undefined && request.url!.endsWith(damaged);
+        let first = true;
+        setTimeout(
+          () => {
+            response.writeHead(answer.statusCode!, answer.headers);
+            answer.on("data", (chunk: Buffer) => {
+              if (flip && first) chunk[0] = chunk[0]! ^ 0xff;
+              first = false;
+              response.write(chunk);
+            });
+            answer.on("end", () => response.end());
+          },
+          isBlob ? HOLD_MS : 0,
+        );
+      },
+    );
+    upstream.on("error", () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    stats,
+    damage: (digest) => {
+      damaged = digest;
+    },
+    reset: () => {
+      stats.most = stats.inFlight;
+      stats.blobGets = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let fx: Fixtures;
+let sourceStore: Store;
+let registry: RunningRegistry;
+let proxy: CountingProxy;
+
+beforeAll(async () => {
+  fx = await useFixtures({ size: 2 * MiB });
+  sourceStore = await Store.open(await fx.dir("source-data"));
+  registry = await startRegistryServer(sourceStore, { listen: "127.0.0.1:0", allowPush: true });
+  const host = registry.url.replace(/^http:\/\//, "");
+  for (const ref of IMAGES) {
+    const copied = await runTool("skopeo", [
+      "copy",
+      "--all",
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+      `oci:${fx.summary.layout}:${ref}`,
+      `docker://${host}/${ref}`,
+    ]);
+    expect(copied.code, copied.stderr).toBe(0);
+  }
+  proxy = await startCountingProxy(new URL(registry.url));
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  await registry?.close();
+  sourceStore?.close();
+  await fx?.cleanup();
+});
+
+async function writeSpec(images: { ref: string; source: string }[], registries = {}): Promise<string> {
+  const file = join(await fx.dir("spec"), "bundle.yaml");
+  await writeFile(
+    file,
+    JSON.stringify({ name: "mgmt", version: "4.5.0", created: "2026-11-01T00:00:00Z", images, registries }),
+  );
+  return file;
+}
+
+const registrySpec = (): Promise<string> =>
+  writeSpec(
+    IMAGES.map((ref) => ({ ref, source: `docker://${proxy.host}/${ref}` })),
+    { [proxy.host]: { insecureHttp: true } },
+  );
+
+/** Builds into a fresh directory; returns the output and everything the directory holds after. */
+async function build(
+  spec: string,
+  concurrency?: number,
+): Promise<{ output: string; dir: string; left: string[] }> {
+  const dir = await fx.dir("out");
+  const output = join(dir, "mgmt.airlock.tar");
+  await buildBundle({ specFile: spec, output, concurrency });
+  return { output, dir, left: await readdir(dir) };
+}
+
+describe("bundle build pulls registry blobs concurrently", () => {
+  it("concurrency 1 and 4 give the same bytes as the OCI layout build; never more than 4 blobs in flight", async () => {
+    const spec = await registrySpec();
+    proxy.reset();
+    const serial = await build(spec, 1);
+    expect(proxy.stats.most).toBe(1);
+    const serialGets = proxy.stats.blobGets;
+
+    proxy.reset();
+    const concurrent = await build(spec, 4);
+    // Only the first blob streams alone: the next three start with it, as slots free up after.
+    expect(proxy.stats.most).toBe(4);
+    expect(proxy.stats.blobGets).toBe(serialGets);
+    const { metadata } = await readBundleHead([concurrent.output]);
+    expect(metadata.totals.blobs).toBeGreaterThan(8);
+
+    proxy.reset();
+    const wide = await build(spec, 2);
+    expect(proxy.stats.most).toBe(2);
+
+    const fromLayout = await build(
+      await writeSpec(IMAGES.map((ref) => ({ ref, source: `oci:${fx.summary.layout}:${ref}` }))),
+    );
+    const expected = await sha256File(fromLayout.output);
+    for (const built of [serial, concurrent, wide]) {
+      expect(await sha256File(built.output)).toBe(expected);
+      // The scratch directory went with the build.
+      expect(built.left).toEqual(["mgmt.airlock.tar"]);
+    }
+  });
+
+  it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, leaving neither output nor scratch", async () => {
+    const agent = fx.summary.images[IMAGES[1]!]!.digest.slice("sha256:".length);
+    const manifest = JSON.parse(
+      (await readFile(join(fx.summary.layout, "blobs", "sha256", agent))).toString("utf8"),
+    ) as ImageManifest;
+    const layer = manifest.layers.at(-1)!.digest;
+    proxy.damage(layer);
+    try {
+      const dir = await fx.dir("damaged");
+      const error = await expectAirlockError(
+        buildBundle({
+          specFile: await registrySpec(),
+          output: join(dir, "mgmt.airlock.tar"),
+          concurrency: 4,
+        }),
+        "REGISTRY_DIGEST_MISMATCH",
+      );
+      expect(error.message).toContain(layer);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      proxy.damage(undefined);
+    }
+  });
+});
