@@ -1,8 +1,9 @@
 /**
- * The rendered management plane on the containerd node (issue 12, point 7a): render's objects,
+ * The rendered management plane on the containerd node (issue 12, point 7 a, b, f): render's objects,
  * unchanged, applied by applyRelease to MemoryCluster; two msgbroker pods pulled from Airlock's
  * registry over TLS start in their own network namespaces, pass their probes, form their TLS route
- * under their StatefulSet DNS names, and carry a TLS client's message from one to the other.
+ * under their StatefulSet DNS names, and carry a TLS client's message from one to the other; a
+ * deleted pod's client fails over and the pod rejoins; a third replica joins the route.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,6 +24,9 @@ const SERVER_NAME = `msgbroker.${PLANE}.svc`;
 
 let harness: NodeHarness;
 let cluster: MemoryCluster;
+/** The plane as rendered with its default 2 replicas, and with 3. */
+let objects: ReturnType<typeof render>;
+let scaled: ReturnType<typeof render>;
 const clients: NatsClient[] = [];
 
 interface Routez {
@@ -72,7 +76,12 @@ describe("the rendered plane on the containerd node", () => {
         sourceDigest: harness.registry.image.digest as `sha256:${string}`,
       },
     ];
-    const objects = render({}, images, { release: RELEASE, version: BROKER_TAG, certificates });
+    objects = render({}, images, { release: RELEASE, version: BROKER_TAG, certificates });
+    scaled = render({ msgbroker: { replicas: 3 } }, images, {
+      release: RELEASE,
+      version: BROKER_TAG,
+      certificates,
+    });
     const started = Date.now();
     await applyRelease(cluster, objects as unknown as ClusterObject[], {
       release: RELEASE,
@@ -199,5 +208,35 @@ describe("the rendered plane on the containerd node", () => {
       60_000,
       "msgbroker-0's route to the new msgbroker-1",
     );
+  }, 240_000);
+
+  it("scaled 2 → 3 by applyRelease, the third broker joins the route of both others", async () => {
+    await applyRelease(cluster, scaled as unknown as ClusterObject[], {
+      release: RELEASE,
+      timeoutMs: 180_000,
+    });
+    const ips = [await podIp("msgbroker-0"), await podIp("msgbroker-1"), await podIp("msgbroker-2")];
+    await waitFor(
+      async () => {
+        const all = await Promise.all(ips.map((ip) => monitor<Routez>(ip, "routez")));
+        if (all.some((routez) => routez === undefined)) return false;
+        // Every broker routes to both others.
+        return all.every((routez, i) =>
+          all.every(
+            (other, j) =>
+              i === j || (routez!.routes ?? []).some((route) => route.remote_id === other!.server_id),
+          ),
+        );
+      },
+      60_000,
+      "a full mesh of routes between the three brokers",
+    );
+    const sts = await cluster.get({
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      name: "msgbroker",
+      namespace: PLANE,
+    });
+    expect(sts?.status).toMatchObject({ replicas: 3, readyReplicas: 3, updatedReplicas: 3 });
   }, 240_000);
 });
