@@ -117,16 +117,18 @@ export class BlobUploader {
   }
 
   /**
-   * An earlier run's upload session, where the registry says it stands; undefined when it is on
-   * another host, the registry lost or refuses it, or it claims more bytes than the blob has.
+   * An earlier run's upload session, where the registry says it stands; undefined when it is no URL
+   * or on another host, the registry lost or refuses it, or it claims more bytes than the blob has.
    */
   private async resumable(
     repository: string,
     descriptor: Descriptor,
     checkpoint: UploadCheckpoint,
   ): Promise<Session | undefined> {
-    if (new URL(checkpoint.location, this.requests.base).origin !== new URL(this.requests.base).origin)
-      return undefined;
+    const origin = URL.canParse(checkpoint.location, this.requests.base)
+      ? new URL(checkpoint.location, this.requests.base).origin
+      : undefined;
+    if (origin !== new URL(this.requests.base).origin) return undefined;
     const what = `${this.requests.host}/${repository}@${descriptor.digest}`;
     try {
       const status = await this.uploadStatus(checkpoint.location, `repository:${repository}:pull,push`, what);

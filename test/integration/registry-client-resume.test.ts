@@ -125,6 +125,11 @@ describe("pushBlob with an earlier run's upload", () => {
     }
   });
 
+  it("a location that is no URL: a fresh upload", async () => {
+    const { sentFrom } = await pushResuming(freshBlob(), { location: "http://[bad", offset: MiB });
+    expect(sentFrom).toEqual([0]);
+  });
+
   it("a session holding more bytes than the blob has: not trusted, a fresh upload", async () => {
     const blob = freshBlob();
     const location = await leftSession(randomBytes(3 * MiB));
