@@ -116,6 +116,48 @@ class ByteReader {
   }
 }
 
+/** Where an entry's header records are read from: the archive's bytes in order, from `offset` on. */
+interface HeaderSource {
+  /** Absolute offset of the next byte `read` returns. */
+  readonly offset: number;
+  /** Exactly the next `length` bytes, or undefined where the archive ends cleanly. */
+  read(length: number): Promise<Uint8Array | undefined>;
+}
+
+/** One entry's header with its PAX and long-name records applied, or where an end-of-archive block is. */
+type HeaderChain =
+  | { header: TarHeaderFields; offset: number; blocks: Uint8Array[] }
+  | { header: undefined; zeroBlockAt: number };
+
+/**
+ * Reads the next entry's header: PAX `x` and GNU `L` records apply to the entry they precede. The
+ * entry starts at its first record; `blocks` are copies of every header byte read, records included.
+ */
+async function readHeaderChain(source: HeaderSource): Promise<HeaderChain> {
+  const start = source.offset;
+  const blocks: Uint8Array[] = [];
+  let pax = new Map<string, string>();
+  let longName: string | undefined;
+  for (;;) {
+    const offset = source.offset;
+    const block = await source.read(BLOCK);
+    if (block === undefined) throw truncated(offset);
+    if (isZeroBlock(block)) return { header: undefined, zeroBlockAt: offset };
+    const raw = decodeHeader(block, offset);
+    // Copies: a stream's chunks are reused once the next one is read.
+    blocks.push(Uint8Array.from(block));
+    const metadataSize = metadataBodySize(raw, offset);
+    if (metadataSize === undefined) {
+      return { header: applyExtended(raw, pax, longName, offset), offset: start, blocks };
+    }
+    const body = await source.read(metadataSize + paddingFor(metadataSize));
+    if (body === undefined) throw truncated(source.offset);
+    blocks.push(Uint8Array.from(body));
+    if (raw.typeflag === "x") pax = parsePax(body.subarray(0, metadataSize), offset);
+    else longName = readString(body, 0, metadataSize);
+  }
+}
+
 export interface TarReadEntry extends TarEntry {
   /** Every header byte of the entry, PAX and long-name records included: offset up to dataOffset. */
   header: Uint8Array;
@@ -132,38 +174,23 @@ export async function* readTar(
   source: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<TarReadEntry, number | undefined> {
   const reader = new ByteReader(source[Symbol.asyncIterator]());
+  const headers: HeaderSource = {
+    get offset() {
+      return reader.offset;
+    },
+    read: (length) => reader.readExact(length),
+  };
   try {
-    let pax = new Map<string, string>();
-    let longName: string | undefined;
-    let entryStart: number | undefined;
-    // Copies: the reader's chunks are reused once the next one is read.
-    let headerBlocks: Uint8Array[] = [];
     for (;;) {
-      const offset = reader.offset;
-      entryStart ??= offset;
-      const block = await reader.readExact(BLOCK);
-      if (block === undefined) throw truncated(offset);
-      if (isZeroBlock(block)) {
+      const chain = await readHeaderChain(headers);
+      if (chain.header === undefined) {
+        const offset = chain.zeroBlockAt;
         const second = await reader.readExact(BLOCK);
         if (second === undefined) throw truncated(offset);
         return isZeroBlock(second) ? reader.offset : offset + BLOCK;
       }
-      const raw = decodeHeader(block, offset);
-      headerBlocks.push(Uint8Array.from(block));
-      const metadataSize = metadataBodySize(raw, offset);
-      if (metadataSize !== undefined) {
-        const body = await reader.readExact(metadataSize + paddingFor(metadataSize));
-        if (body === undefined) throw truncated(reader.offset);
-        headerBlocks.push(Uint8Array.from(body));
-        if (raw.typeflag === "x") pax = parsePax(body.subarray(0, metadataSize), offset);
-        else longName = readString(body, 0, metadataSize);
-        continue;
-      }
-      const header = applyExtended(raw, pax, longName, offset);
-      const headerBytes = headerBlocks.length === 1 ? headerBlocks[0]! : Buffer.concat(headerBlocks);
-      pax = new Map();
-      longName = undefined;
-      headerBlocks = [];
+      const { header, blocks } = chain;
+      const headerBytes = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);
       const size = header.size;
       let unread = size;
       const body = (async function* () {
@@ -172,8 +199,7 @@ export async function* readTar(
           yield chunk;
         }
       })();
-      yield { ...header, offset: entryStart, dataOffset: reader.offset, header: headerBytes, body };
-      entryStart = undefined;
+      yield { ...header, offset: chain.offset, dataOffset: reader.offset, header: headerBytes, body };
       // A consumer may stop reading a body early; what it left is skipped, then the padding.
       await body.return(undefined);
       await reader.skip(unread);
@@ -209,30 +235,22 @@ export async function indexTar(
   size: number,
 ): Promise<Map<string, TarEntry>> {
   const entries = new Map<string, TarEntry>();
-  let offset = 0;
-  let pax = new Map<string, string>();
-  let longName: string | undefined;
-  let entryStart = 0;
-  while (offset + BLOCK <= size) {
-    const block = await readAt(offset, BLOCK);
-    if (isZeroBlock(block)) return entries;
-    const raw = decodeHeader(block, offset);
-    const dataOffset = offset + BLOCK;
-    const metadataSize = metadataBodySize(raw, offset);
-    if (metadataSize !== undefined) {
-      const body = await readAt(dataOffset, metadataSize);
-      if (raw.typeflag === "x") pax = parsePax(body, offset);
-      else longName = readString(body, 0, metadataSize);
-      offset = dataOffset + metadataSize + paddingFor(metadataSize);
-      continue;
-    }
-    const header = applyExtended(raw, pax, longName, offset);
-    pax = new Map();
-    longName = undefined;
+  const headers = {
+    offset: 0,
+    async read(length: number): Promise<Uint8Array> {
+      if (this.offset + length > size) throw truncated(size);
+      const bytes = await readAt(this.offset, length);
+      this.offset += length;
+      return bytes;
+    },
+  };
+  for (;;) {
+    const chain = await readHeaderChain(headers);
+    if (chain.header === undefined) return entries;
+    const { header } = chain;
     const name = header.name.replace(/^\.\//, "");
-    entries.set(name, { ...header, name, offset: entryStart, dataOffset });
-    offset = dataOffset + header.size + paddingFor(header.size);
-    entryStart = offset;
+    entries.set(name, { ...header, name, offset: chain.offset, dataOffset: headers.offset });
+    // Bodies are never read: the next header is past this one's body and padding.
+    headers.offset += header.size + paddingFor(header.size);
   }
-  throw truncated(size);
 }
