@@ -117,4 +117,28 @@ describe("the containerd node's failing pods", () => {
     expect(containerOf(pod)).toMatchObject({ ready: false, restartCount: 0 });
     expect(isReady(pod)).toBe(false);
   }, 120_000);
+
+  it("a liveness probe that fails past its threshold restarts the container, counted in restartCount", async () => {
+    const node = await harness.newNode();
+    const cluster = await harness.newCluster(node);
+    await cluster.apply(
+      brokerSet({
+        name: "unhealthy",
+        image: harness.image,
+        pod: { terminationGracePeriodSeconds: 2 },
+        container: {
+          livenessProbe: { httpGet: { path: "/healthz", port: 8998 }, periodSeconds: 1, failureThreshold: 2 },
+        },
+      }),
+      applied,
+    );
+    const restarted = await podUntil(
+      cluster,
+      "unhealthy-0",
+      (pod) => (containerOf(pod)?.restartCount ?? 0) >= 1,
+    );
+    // The node ended it with SIGTERM: a non-zero status, recorded as the last termination.
+    expect(containerOf(restarted)?.lastState.terminated).toMatchObject({ reason: "Error" });
+    expect(containerOf(restarted)?.lastState.terminated?.finishedAt).toBeDefined();
+  }, 120_000);
 });

@@ -104,8 +104,9 @@ export class ContainerWorker {
     if (image === undefined) return;
     this.emit("pull", pulling);
     const creating = Date.now();
-    await this.ctx.runtime.mountRootfs(this.snapshotKey, image.chainId, this.rootfs);
+    // Set first: a mount that fails after its snapshot was prepared still has that snapshot removed.
     this.rootfsMounted = true;
+    await this.ctx.runtime.mountRootfs(this.snapshotKey, image.chainId, this.rootfs);
     let crashes = 0;
     for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
       const specPath = await this.writeSpec(image, attempt).catch((error: unknown) => {
