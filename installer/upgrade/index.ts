@@ -8,3 +8,5 @@ export { parseFreeze, parseAt } from "./instant-spec.js";
 export type { Freeze } from "./instant-spec.js";
 export { nextOccurrences, canStartAt } from "./windows.js";
 export type { FitOptions, StartDecision, WindowOccurrence } from "./windows.js";
+export { checkUpgradePath } from "./path.js";
+export type { BundleVersion, UpgradePath, UpgradePathOptions } from "./path.js";
