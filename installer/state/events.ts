@@ -24,10 +24,13 @@ export interface EventFilter {
   /** Events before this ISO time. */
   until?: string;
   action?: string;
+  outcome?: EventOutcome;
   /** An exact object, or every object under a prefix ending in `/`. */
   object?: string;
   /** Events with an id above this one: for following the log. */
   afterId?: number;
+  /** Events with an id below this one: for paging back through the log. */
+  beforeId?: number;
   /** Newest first when set; oldest first otherwise. */
   newestFirst?: boolean;
   limit?: number;
@@ -70,10 +73,12 @@ export class EventLog {
     if (filter.since !== undefined) add("time >= ?", filter.since);
     if (filter.until !== undefined) add("time < ?", filter.until);
     if (filter.action !== undefined) add("action = ?", filter.action);
+    if (filter.outcome !== undefined) add("outcome = ?", filter.outcome);
     if (filter.object?.endsWith("/") === true)
       add("substr(object, 1, ?) = ?", filter.object.length, filter.object);
     else if (filter.object !== undefined) add("object = ?", filter.object);
     if (filter.afterId !== undefined) add("id > ?", filter.afterId);
+    if (filter.beforeId !== undefined) add("id < ?", filter.beforeId);
     const sql = [
       "SELECT id, time, actor, action, object, outcome, detail FROM events",
       where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`,

@@ -1,0 +1,51 @@
+/**
+ * The console's one stylesheet, served from memory at `/assets/style.css`: no build step copies
+ * files, and nothing comes from outside the site.
+ */
+export const STYLESHEET = `
+:root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --panel: #f6f8fa;
+  --accent: #0a58ca; --ok: #1a7f37; --warn: #8a5a00; --bad: #b42318; --focus: #ffbf47; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+a { color: var(--accent); }
+:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; box-shadow: 0 0 0 5px var(--fg); }
+.skip { position: absolute; left: -999px; }
+.skip:focus { left: 1rem; top: 1rem; background: var(--bg); padding: .5rem; z-index: 1; }
+header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; padding: .75rem 1.5rem;
+  border-bottom: 1px solid var(--line); background: var(--panel); }
+header .brand { font-weight: 700; margin: 0; font-size: 1.1rem; }
+nav ul { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none; margin: 0; padding: 0; }
+nav a[aria-current="page"] { font-weight: 700; color: var(--fg); }
+.account { margin-left: auto; display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+main { padding: 1rem 1.5rem 3rem; max-width: 80rem; }
+h1 { font-size: 1.5rem; margin: .5rem 0 1rem; }
+h2 { font-size: 1.15rem; margin: 0 0 .5rem; }
+.tiles { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); }
+.tile { border: 1px solid var(--line); border-radius: 6px; padding: 1rem; background: var(--bg); }
+.tile.unavailable { background: var(--panel); color: var(--muted); }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; }
+caption { text-align: left; color: var(--muted); padding-bottom: .25rem; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--panel); }
+code { font-size: .9em; overflow-wrap: anywhere; }
+.status-ok, .status-verified { color: var(--ok); font-weight: 600; }
+.status-expiring, .status-unchecked, .status-refused, .status-skipped { color: var(--warn); font-weight: 600; }
+.status-expired, .status-failed, .status-foreign-ca, .status-not-yet-valid, .status-unsigned { color: var(--bad); font-weight: 600; }
+.muted { color: var(--muted); }
+form.stack { display: grid; gap: .75rem; max-width: 24rem; }
+form.filters { display: flex; flex-wrap: wrap; gap: .75rem; align-items: end; margin-bottom: 1rem; }
+label { display: grid; gap: .2rem; font-weight: 600; }
+input, select, button { font: inherit; padding: .4rem .6rem; border: 1px solid var(--muted); border-radius: 4px; }
+button { background: var(--accent); color: #fff; border-color: var(--accent); cursor: pointer; }
+button.link { background: none; color: var(--accent); border: none; padding: 0; text-decoration: underline; }
+.error { border-left: 4px solid var(--bad); padding: .5rem 1rem; background: #fdecea; }
+.notice { border-left: 4px solid var(--accent); padding: .5rem 1rem; background: #e8f0fe; }
+.pager { display: flex; gap: 1rem; margin-top: 1rem; }
+.login { max-width: 26rem; margin: 4rem auto; padding: 0 1rem; }
+@media (max-width: 600px) {
+  header, main { padding-left: .75rem; padding-right: .75rem; }
+  .account { margin-left: 0; }
+  th, td { padding: .3rem .4rem; }
+}
+`;

@@ -1,0 +1,14 @@
+import type { Pki } from "../installer/pki/index.js";
+import type { State } from "../installer/state/index.js";
+import type { Store } from "../registry/store/index.js";
+
+/** What every page reads: the same library objects the CLI opens. */
+export interface ConsoleContext {
+  dataDir: string;
+  store: Store;
+  state: State;
+  pki: Pki;
+  clock: () => Date;
+  /** The site's zone, shown beside UTC. */
+  timeZone: string;
+}

@@ -1,0 +1,45 @@
+import { html, type SafeHtml } from "./html.js";
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function inZone(date: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(date);
+  const part = (type: string): string => parts.find((p) => p.type === type)?.value ?? "";
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}`;
+}
+
+/** A time in UTC and, when the site's zone is another, in that zone too, as a `<time>` element. */
+export function formatTime(iso: string, timeZone: string): SafeHtml {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return html`${iso}`;
+  const utc = `${inZone(date, "UTC")} UTC`;
+  const local = timeZone === "UTC" ? "" : ` · ${inZone(date, timeZone)} ${timeZone}`;
+  return html`<time datetime="${date.toISOString()}">${utc}${local}</time>`;
+}
+
+/** The zone the site's clocks show: `TZ` when it names one Intl knows, else the system's. */
+export function siteTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
+}
+
+export function shortDigest(digest: string): string {
+  const [algorithm, hex] = digest.split(":");
+  return hex === undefined ? digest : `${algorithm}:${hex.slice(0, 12)}`;
+}
