@@ -9,6 +9,7 @@ import { registerPki } from "./pki.js";
 import { registerStore } from "./store.js";
 import { registerRegistry } from "./registry.js";
 import { registerPreflight } from "./preflight.js";
+import { registerNode } from "./node.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -47,6 +48,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerRegistry(program, run);
   registerPki(program, run);
   registerPreflight(program, run);
+  registerNode(program, run);
   return { program, exitCode: () => exitCode };
 }
 

@@ -19,6 +19,9 @@ const joinTokenSchema = z.object({
     caPem: z.string().includes("BEGIN CERTIFICATE"),
     username: z.string().min(1),
     password: z.string().min(1),
+    /** The other registries the plane's images name, and the prefix they have in Airlock's. */
+    mirrorFor: z.array(z.string().min(1)).optional(),
+    prefix: z.string().optional(),
   }),
 });
 

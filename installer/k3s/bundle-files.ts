@@ -1,0 +1,71 @@
+import { open, type FileHandle } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { walkBundle, type EntrySink, type VerifyResult } from "../../bundle/index.js";
+import { AirlockError, Digester } from "../../registry/oci/index.js";
+import type { OperationOptions } from "../../registry/store/index.js";
+
+/** The bundle entry k3s's binary is carried as. */
+export const BUNDLE_K3S_BINARY = "bin/k3s";
+/** k3s's air-gap image archives in a bundle: any bin/ file whose name says images. */
+const IMAGES_ARCHIVE = /^bin\/[^/]*images[^/]*$/;
+
+export interface K3sBundleFiles {
+  verified: VerifyResult;
+  /** The extracted binary, a file in `dir`. */
+  binary: string;
+  imageArchives: { name: string; source: string }[];
+}
+
+/**
+ * One verifying pass over a bundle (signature with `publicKey`, every entry's digest) that streams
+ * its k3s binary and image archives into files in `dir`. A file is kept only once its entry checked,
+ * and nothing is returned unless the whole bundle did.
+ */
+export async function extractK3sFiles(
+  paths: string[],
+  dir: string,
+  options: OperationOptions & { publicKey?: string | undefined },
+): Promise<K3sBundleFiles> {
+  const extracted = new Map<string, string>();
+  const verified = await walkBundle(paths, options, {
+    onHead: (head) => {
+      if (!head.metadata.files.some((file) => file.path === BUNDLE_K3S_BINARY)) {
+        throw new AirlockError("BUNDLE_K3S_MISSING", `the bundle carries no ${BUNDLE_K3S_BINARY}`, {
+          where: head.input.label,
+          hint: "join a node with the bundle the server was installed from: it carries k3s",
+        });
+      }
+      return Promise.resolve(true);
+    },
+    openSink: async (file) => {
+      if (file.path !== BUNDLE_K3S_BINARY && !IMAGES_ARCHIVE.test(file.path)) return undefined;
+      const target = join(dir, basename(file.path));
+      return fileSink(await open(target, "w", 0o600), () => extracted.set(file.path, target));
+    },
+  });
+  return {
+    verified,
+    binary: extracted.get(BUNDLE_K3S_BINARY)!,
+    imageArchives: [...extracted]
+      .filter(([path]) => path !== BUNDLE_K3S_BINARY)
+      .map(([path, source]) => ({ name: basename(path), source })),
+  };
+}
+
+/** Writes an entry's chunks to a file as they pass, hashing them; the file counts once committed. */
+function fileSink(handle: FileHandle, onCommit: () => void): EntrySink {
+  const digester = new Digester();
+  return {
+    async write(chunk) {
+      digester.update(chunk);
+      for (let offset = 0; offset < chunk.byteLength;)
+        offset += (await handle.write(chunk, offset)).bytesWritten;
+    },
+    digest: () => digester.digest(),
+    async commit() {
+      await handle.close();
+      onCommit();
+    },
+    abort: () => handle.close(),
+  };
+}
