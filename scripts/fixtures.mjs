@@ -470,9 +470,10 @@ metadata:
 `,
     "manifests/values.yaml": `msgbroker:
   replicas: 2
-  clientPort: 4222
-  clusterPort: 6222
-  monitorPort: 8222
+  ports:
+    client: 4222
+    cluster: 6222
+    monitor: 8222
 `,
   };
   for (const [name, content] of Object.entries(files)) {

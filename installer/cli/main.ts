@@ -10,6 +10,8 @@ import { registerStore } from "./store.js";
 import { registerRegistry } from "./registry.js";
 import { registerPreflight } from "./preflight.js";
 import { registerNode } from "./node.js";
+import { registerInstall } from "./install.js";
+import { registerStatus } from "./status.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -49,6 +51,8 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerPki(program, run);
   registerPreflight(program, run);
   registerNode(program, run);
+  registerInstall(program, run);
+  registerStatus(program, run);
   return { program, exitCode: () => exitCode };
 }
 

@@ -1,0 +1,109 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { AirlockError } from "../../registry/oci/index.js";
+import { runInstall, type InstallResult, type StepEvent } from "../install/index.js";
+import { DEFAULT_REGISTRY_LISTEN } from "../preflight/index.js";
+import { emit } from "./output.js";
+import type { Runner } from "./context.js";
+
+interface InstallFlags {
+  bundle: string[];
+  key?: string;
+  values?: string;
+  kubeconfig?: string;
+  hostRoot: string;
+  registryListen: string;
+  timeout: string;
+}
+
+const UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+function parseTimeout(text: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (match === null || Number(match[1]) === 0) {
+    throw new AirlockError("USAGE", `--timeout ${JSON.stringify(text)} is not a duration`, {
+      hint: "e.g. --timeout 15m (ms, s, m, h)",
+      exitCode: 2,
+    });
+  }
+  return Number(match[1]) * UNITS[match[2] as keyof typeof UNITS];
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+const MARKS = { done: "ok  ", "already-done": "ok  ", failed: "FAIL" } as const;
+
+/** One line per finished step, as it finishes: what an operator watching a pipe or a log needs. */
+function stepLine(event: StepEvent): string | undefined {
+  if (event.phase === "start") return undefined;
+  const what = event.phase === "failed" ? `${event.error?.code}: ${event.error?.message}` : event.summary;
+  return `${MARKS[event.phase]}  ${event.title.padEnd(20)} ${seconds(event.durationMs ?? 0).padStart(8)}  ${what ?? ""}`;
+}
+
+function renderResult(result: InstallResult): string {
+  const lines: string[] = [];
+  if (result.outcome === "unchanged") {
+    lines.push(
+      `installed, nothing to do: ${result.bundle.name} ${result.bundle.version} runs as release ${result.release?.id}`,
+    );
+  } else {
+    const total = result.steps.reduce((sum, step) => sum + step.durationMs, 0);
+    lines.push(
+      "",
+      `installed ${result.bundle.name} ${result.bundle.version} in ${seconds(total)}: release ${result.release?.id}`,
+    );
+  }
+  lines.push(`registry ${result.registry.url} (clients trust ${result.registry.caFile})`);
+  for (const account of result.newAccounts) {
+    lines.push(
+      `new account ${account.username} (${account.role}): password ${account.password}  — shown once, keep it`,
+    );
+  }
+  if (result.nodeConfig !== undefined) {
+    lines.push(
+      `node files in ${result.nodeConfig.dir}: ${result.nodeConfig.files.join(", ")}`,
+      `  ${result.nodeConfig.instructions}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function registerInstall(program: Command, run: Runner): void {
+  program
+    .command("install")
+    .description("install the plane from a bundle: resumable, a re-run finishes what an earlier one left")
+    .requiredOption("--bundle <file...>", "the bundle (its tar, its parts, or its .parts.json)")
+    .option("--key <pub.pem>", "the vendor's public key the bundle must be signed with")
+    .option("--values <values.yaml>", "the operator's values, over the bundle's")
+    .option("--kubeconfig <file>", "install into this existing cluster instead of k3s from the bundle")
+    .option("--host-root <dir>", "where host files go (the registry's unit, k3s)", "/")
+    .option("--registry-listen <host:port>", "where Airlock's registry listens", DEFAULT_REGISTRY_LISTEN)
+    .option("--timeout <duration>", "how long the plane may take to roll out", "15m")
+    .action(async (flags: InstallFlags, command: Command) =>
+      run(command, async (context) => {
+        const timeoutMs = parseTimeout(flags.timeout);
+        const result = await runInstall({
+          dataDir: context.dataDir,
+          bundle: flags.bundle,
+          publicKey: flags.key,
+          valuesFile: flags.values,
+          cluster:
+            flags.kubeconfig === undefined
+              ? { kind: "k3s" }
+              : { kind: "kubeconfig", kubeconfig: resolve(flags.kubeconfig) },
+          hostRoot: flags.hostRoot,
+          registryListen: flags.registryListen,
+          airlockCommand: [process.execPath, resolve(process.argv[1]!)],
+          timeoutMs,
+          signal: context.signal,
+          onStep: (event) => {
+            const line = context.output.json ? undefined : stepLine(event);
+            if (line !== undefined) process.stdout.write(`${line}\n`);
+          },
+        });
+        emit(context.output, result, () => renderResult(result));
+      }),
+    );
+}

@@ -1,0 +1,32 @@
+/**
+ * `airlock install` as a resumable state machine: preflight → verify and import → PKI → registry
+ * service → cluster → render → apply → wait → record release, each step's state in the installer's
+ * records, and `airlock status`'s view of the site it leaves.
+ */
+export { runInstall, INSTALL_STEPS } from "./install.js";
+export { runMachine } from "./machine.js";
+export type {
+  MachineIdentity,
+  MachineOptions,
+  MachineResult,
+  StepDefinition,
+  StepDetail,
+  StepEvent,
+  StepOutcome,
+  StepPhase,
+  StepReport,
+} from "./machine.js";
+export type {
+  ClusterSetup,
+  ClusterTarget,
+  InstallContext,
+  InstallOptions,
+  InstallResult,
+  RegistryAccess,
+} from "./types.js";
+export { REGISTRY_UNIT, registryUnit, probeRegistry } from "./registry-service.js";
+export { ADMIN_USER, PULL_USER } from "./accounts.js";
+export { VENDOR_KEY_FILE } from "./bundle-key.js";
+export { NODE_CONFIG_DIR } from "./node-config.js";
+export { readSiteStatus } from "./status.js";
+export type { PodHealth, SiteStatus } from "./status.js";

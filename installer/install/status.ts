@@ -1,0 +1,193 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { BROKER, NAMESPACE } from "../../manifests/index.js";
+import { AirlockError } from "../../registry/oci/index.js";
+import { KubeClusterClient, rolledOut, type ClusterClient, type ClusterObject } from "../cluster/index.js";
+import { listCertificates, openPki } from "../pki/index.js";
+import { CLUSTER_STEP, openState, STATE_FILE, type State, type StateEvent } from "../state/index.js";
+import type { ClusterDetail } from "./cluster-step.js";
+import { localAddress } from "./registry-address.js";
+import { probeRegistry, registryAccessOf, type RegistryDetail } from "./registry-service.js";
+import { BROKER_REF } from "./steps-plane.js";
+
+const EVENTS_SHOWN = 10;
+
+export interface PodHealth {
+  name: string;
+  phase: string;
+  ready: boolean;
+  restarts: number;
+  /** Why a container waits (ImagePullBackOff, CrashLoopBackOff), when one does. */
+  waiting: string | undefined;
+}
+
+export interface SiteStatus {
+  healthy: boolean;
+  /** What keeps the site from being healthy, one line each. */
+  problems: string[];
+  dataDir: string;
+  release: { id: number; bundle: string; version: string; digest: string; deployedAt: string } | null;
+  install: { id: number; state: string } | null;
+  plane: {
+    kubeconfig: string;
+    reachable: boolean;
+    msgbroker: {
+      ready: number;
+      desired: number;
+      currentRevision: string | null;
+      updateRevision: string | null;
+      rolledOut: boolean;
+    } | null;
+    pods: PodHealth[];
+  } | null;
+  registry: { url: string; unit: string; answering: boolean; detail: string } | null;
+  certificates: { name: string; status: string; daysLeft: number; notAfter: string }[];
+  events: StateEvent[];
+}
+
+function podHealth(pod: ClusterObject): PodHealth {
+  const statuses = (pod.status?.containerStatuses ?? []) as {
+    ready?: boolean;
+    restartCount?: number;
+    state?: { waiting?: { reason?: string } };
+  }[];
+  const conditions = (pod.status?.conditions ?? []) as { type: string; status: string }[];
+  return {
+    name: pod.metadata.name,
+    phase: (pod.status?.phase as string | undefined) ?? "Unknown",
+    ready: conditions.some((condition) => condition.type === "Ready" && condition.status === "True"),
+    restarts: statuses.reduce((sum, container) => sum + (container.restartCount ?? 0), 0),
+    waiting: statuses
+      .map((container) => container.state?.waiting?.reason)
+      .find((reason) => reason !== undefined),
+  };
+}
+
+async function planeStatus(
+  kubeconfig: string,
+  client: ClusterClient,
+  problems: string[],
+): Promise<SiteStatus["plane"]> {
+  try {
+    const broker = await client.get(BROKER_REF);
+    const pods = (await client.list("v1", "Pod", { namespace: NAMESPACE })).filter((pod) =>
+      pod.metadata.name.startsWith(`${BROKER}-`),
+    );
+    const health = pods.map(podHealth);
+    if (broker === undefined) problems.push(`StatefulSet ${NAMESPACE}/${BROKER} is not in the cluster`);
+    const status = broker?.status ?? {};
+    const msgbroker =
+      broker === undefined
+        ? null
+        : {
+            ready: (status.readyReplicas as number | undefined) ?? 0,
+            desired: (broker.spec as { replicas?: number } | undefined)?.replicas ?? 1,
+            currentRevision: (status.currentRevision as string | undefined) ?? null,
+            updateRevision: (status.updateRevision as string | undefined) ?? null,
+            rolledOut: rolledOut(broker),
+          };
+    if (msgbroker !== null && !msgbroker.rolledOut) {
+      problems.push(
+        `${BROKER}: ${msgbroker.ready} of ${msgbroker.desired} ready, revision ${msgbroker.currentRevision} → ${msgbroker.updateRevision}`,
+      );
+    }
+    for (const pod of health.filter((pod) => !pod.ready)) {
+      problems.push(`pod ${pod.name} is not ready (${pod.waiting ?? pod.phase})`);
+    }
+    return { kubeconfig, reachable: true, msgbroker, pods: health };
+  } catch (error) {
+    problems.push(`the cluster does not answer: ${(error as Error).message}`);
+    return { kubeconfig, reachable: false, msgbroker: null, pods: [] };
+  }
+}
+
+async function registryStatus(detail: RegistryDetail, problems: string[]): Promise<SiteStatus["registry"]> {
+  const access = await registryAccessOf(detail).catch(() => undefined);
+  const answer =
+    access === undefined
+      ? new Error("the pull account's password file is gone")
+      : await probeRegistry(localAddress(detail.listen), await readFile(access.caFile, "utf8"), access);
+  const answering = answer === 200;
+  const text = answer instanceof Error ? answer.message : `HTTP ${answer} to /v2/`;
+  if (!answering) problems.push(`the registry at ${detail.url} does not answer: ${text}`);
+  return { url: detail.url, unit: detail.unit, answering, detail: text };
+}
+
+function stepDetail(state: State, installId: number, name: string): Record<string, unknown> | undefined {
+  const step = state.installs.steps(installId).find((candidate) => candidate.name === name);
+  return step?.state === "done" ? step.detail : undefined;
+}
+
+/**
+ * What the site runs and whether it is healthy: the current release, the plane in the cluster,
+ * the registry, the certificates and the last events. Reads only; healthy when nothing is amiss.
+ */
+export async function readSiteStatus(options: {
+  dataDir: string;
+  connect?: (kubeconfig: string) => ClusterClient;
+}): Promise<SiteStatus> {
+  const dataDir = resolve(options.dataDir);
+  if (!existsSync(join(dataDir, STATE_FILE))) {
+    throw new AirlockError("NOT_INSTALLED", `nothing is installed in ${dataDir}`, {
+      where: dataDir,
+      hint: "install with `airlock install --bundle FILE`, or pass the --data-dir of an installed site",
+    });
+  }
+  const state = openState(dataDir, { actor: "cli" });
+  try {
+    const problems: string[] = [];
+    const current = state.releases.current();
+    const latest = state.installs.latest();
+    if (current === undefined) problems.push("no release is deployed");
+    const cluster =
+      latest === undefined
+        ? undefined
+        : (stepDetail(state, latest.id, CLUSTER_STEP) as ClusterDetail | undefined);
+    const registry =
+      latest === undefined
+        ? undefined
+        : (stepDetail(state, latest.id, "registry") as RegistryDetail | undefined);
+    const connect =
+      options.connect ??
+      ((kubeconfig: string) => KubeClusterClient.fromKubeconfig(kubeconfig, { requestTimeoutMs: 10_000 }));
+    const plane =
+      cluster === undefined
+        ? null
+        : await planeStatus(cluster.kubeconfig, connect(cluster.kubeconfig), problems);
+    const registryHealth = registry === undefined ? null : await registryStatus(registry, problems);
+    const certificates = (await listCertificates(openPki(dataDir))).map((certificate) => ({
+      name: certificate.name,
+      status: certificate.status,
+      daysLeft: certificate.daysLeft,
+      notAfter: certificate.notAfter,
+    }));
+    for (const certificate of certificates.filter((certificate) => certificate.status !== "ok")) {
+      problems.push(
+        `certificate ${certificate.name} is ${certificate.status} (${certificate.daysLeft} days left)`,
+      );
+    }
+    return {
+      healthy: problems.length === 0,
+      problems,
+      dataDir,
+      release:
+        current === undefined
+          ? null
+          : {
+              id: current.id,
+              bundle: current.bundleName,
+              version: current.version,
+              digest: current.bundleDigest,
+              deployedAt: current.updatedAt,
+            },
+      install: latest === undefined ? null : { id: latest.id, state: latest.state },
+      plane,
+      registry: registryHealth,
+      certificates,
+      events: state.events.list({ newestFirst: true, limit: EVENTS_SHOWN }),
+    };
+  } finally {
+    state.close();
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * `airlock install --kubeconfig` through the built CLI, as an operator runs it: the sample bundle,
+ * signed, into an in-memory cluster behind a kube-apiserver facade this test process hosts, with a
+ * stand-in systemctl that runs the registry unit's ExecStart for real. Then a re-run (nothing to
+ * do), `airlock status --json`, a wrong key refused with nothing written, and the writer lock.
+ */
+import { existsSync } from "node:fs";
+import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle, generateKeyPair } from "../../bundle/index.js";
+import {
+  MemoryCluster,
+  clusterApiKubeconfig,
+  serveClusterApi,
+  type RunningClusterApiServer,
+} from "../../installer/cluster/index.js";
+import type { InstallResult, SiteStatus } from "../../installer/install/index.js";
+import { openState } from "../../installer/state/index.js";
+import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import { fakeSystemctl, type FakeSystemctl } from "../helpers/systemctl.js";
+
+const TOKEN = "install-e2e-token";
+const UNIT = "airlock-registry.service";
+let fx: Fixtures;
+let bundle: string;
+let publicKey: string;
+let wrongKey: string;
+let cluster: MemoryCluster;
+let api: RunningClusterApiServer;
+let kubeconfig: string;
+let hostRoot: string;
+let dataDir: string;
+let listen: string;
+let systemctl: FakeSystemctl;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  fx = await useFixtures({ size: 2 * 1024 * 1024 });
+  const keys = await fx.dir("keys");
+  ({ publicKey } = await generateKeyPair(join(keys, "vendor.key"), join(keys, "vendor.pub")));
+  ({ publicKey: wrongKey } = await generateKeyPair(join(keys, "other.key"), join(keys, "other.pub")));
+  bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
+  await buildBundle({ specFile: fx.spec, output: bundle, signKey: join(keys, "vendor.key") });
+
+  const tls = await selfSignedCertificate(await fx.dir("apiserver"));
+  const caPem = await readFile(tls.certFile, "utf8");
+  cluster = new MemoryCluster();
+  api = await serveClusterApi(cluster, {
+    tls: { cert: caPem, key: await readFile(tls.keyFile, "utf8") },
+    token: TOKEN,
+  });
+  kubeconfig = join(fx.root, "kubeconfig");
+  await writeFile(kubeconfig, clusterApiKubeconfig(api.url, caPem, TOKEN));
+
+  hostRoot = await fx.dir("host");
+  dataDir = join(await fx.dir("data"), "airlock");
+  listen = `127.0.0.1:${await freePort()}`;
+  systemctl = await fakeSystemctl(await fx.dir("systemctl"), hostRoot);
+}, 120_000);
+
+afterAll(async () => {
+  await systemctl?.stopAll();
+  await api?.close();
+  cluster?.close();
+  await fx?.cleanup();
+});
+
+function install(args: string[] = []): ReturnType<typeof runCli> {
+  return runCli(
+    [
+      ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
+      ...["--host-root", hostRoot, "--registry-listen", listen, "--timeout", "60s", ...args],
+    ],
+    { env: systemctl.env },
+  );
+}
+
+/** GET over TLS with the site CA and an account: the status code. */
+function get(path: string, caPem: string, user: string, password: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `https://${listen}${path}`,
+      {
+        ca: caPem,
+        headers: {
+          authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
+          accept: "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+        },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("airlock install into an existing cluster", () => {
+  it("refuses a bundle that does not verify against --key, with nothing written", async () => {
+    const result = await install(["--key", wrongKey]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("error BUNDLE_SIGNATURE_INVALID");
+    expect(existsSync(dataDir)).toBe(false);
+    expect(await readdir(hostRoot)).toEqual([]);
+    expect(await systemctl.calls()).toEqual([]);
+  });
+
+  it("installs: imports, runs the registry unit, applies the plane, waits and records one release", async () => {
+    const result = await install(["--key", publicKey]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split("\n");
+    for (const title of [
+      "Preflight",
+      "Verify and import",
+      "Site PKI",
+      "Registry service",
+      "Cluster",
+      "Render the plane",
+      "Apply",
+      "Wait for the plane",
+      "Record the release",
+    ]) {
+      expect(
+        lines.some((line) => new RegExp(`^ok +${title} +\\d+\\.\\d s {2}`).test(line)),
+        title,
+      ).toBe(true);
+    }
+    expect(result.stdout).toMatch(/^installed mgmt 4\.5\.0 in \d+\.\d s: release 1$/m);
+    const admin = /^new account admin \(push and pull \(the operator\)\): password (\S+)/m.exec(
+      result.stdout,
+    )?.[1];
+    expect(admin).toBeDefined();
+
+    // The unit install wrote is the one the stand-in started: its process serves the store over TLS.
+    const unit = await readFile(join(hostRoot, "etc/systemd/system", UNIT), "utf8");
+    expect(unit).toContain(`registry serve --listen ${listen} --tls-cert ${dataDir}/pki/registry.crt`);
+    expect(unit).toContain(`--auth htpasswd:${dataDir}/registry/htpasswd --push-user admin`);
+    expect(await systemctl.calls()).toEqual(["daemon-reload", `enable ${UNIT}`, `restart ${UNIT}`]);
+    expect(await systemctl.pid(UNIT)).toEqual(expect.any(Number));
+    expect((await stat(join(dataDir, "registry/htpasswd"))).mode & 0o777).toBe(0o600);
+    const htpasswd = await readFile(join(dataDir, "registry/htpasswd"), "utf8");
+    expect(htpasswd).toMatch(/^cluster-pull:\$2[aby]\$10\$/m);
+    expect(htpasswd).toMatch(/^admin:\$2[aby]\$10\$/m);
+    expect(htpasswd).not.toContain(admin!);
+
+    const caPem = await readFile(join(dataDir, "pki/ca.crt"), "utf8");
+    const broker = await cluster.get({
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      name: "msgbroker",
+      namespace: "hubble-system",
+    });
+    expect(broker?.status?.readyReplicas).toBe(2);
+    const image = (broker as unknown as { spec: { template: { spec: { containers: { image: string }[] } } } })
+      .spec.template.spec.containers[0]!.image;
+    expect(image).toMatch(
+      new RegExp(`^${listen.replace(/\./g, "\\.")}/hubble/msgbroker@sha256:[0-9a-f]{64}$`),
+    );
+    // The image the plane names is served by the registry unit to the cluster's pull account.
+    const pullPassword = (await readFile(join(dataDir, "registry/pull-password"), "utf8")).trim();
+    expect(
+      await get(`/v2/hubble/msgbroker/manifests/${image.split("@")[1]}`, caPem, "cluster-pull", pullPassword),
+    ).toBe(200);
+    expect(await get("/v2/", caPem, "admin", admin!)).toBe(200);
+
+    const nodeFiles = join(dataDir, "node-config");
+    expect(await readFile(join(nodeFiles, "registries.yaml"), "utf8")).toContain(`password: ${pullPassword}`);
+    expect(await readFile(join(nodeFiles, `certs.d/${listen}/hosts.toml`), "utf8")).toContain(
+      `server = "https://${listen}"`,
+    );
+    expect(result.stdout).toContain(`node files in ${nodeFiles}`);
+
+    const state = openState(dataDir);
+    try {
+      const releases = state.releases.list();
+      expect(releases.map((release) => [release.status, release.current])).toEqual([["deployed", true]]);
+      expect(state.installs.steps(1).every((step) => step.state === "done")).toBe(true);
+      expect(state.events.list({ action: "install.step" }).length).toBe(18);
+    } finally {
+      state.close();
+    }
+  }, 120_000);
+
+  it("a re-run says installed, nothing to do, and changes nothing", async () => {
+    const htpasswd = await readFile(join(dataDir, "registry/htpasswd"), "utf8");
+    const calls = (await systemctl.calls()).length;
+    const result = await install();
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^installed, nothing to do: mgmt 4\.5\.0 runs as release 1$/m);
+    expect(result.stdout).not.toContain("new account");
+    expect(await readFile(join(dataDir, "registry/htpasswd"), "utf8")).toBe(htpasswd);
+    expect((await systemctl.calls()).length).toBe(calls);
+
+    const json = await runCli(
+      [
+        "--data-dir",
+        dataDir,
+        "--json",
+        "install",
+        "--bundle",
+        bundle,
+        "--kubeconfig",
+        kubeconfig,
+        "--host-root",
+        hostRoot,
+        "--registry-listen",
+        listen,
+      ],
+      { env: systemctl.env },
+    );
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as InstallResult;
+    expect(parsed).toMatchObject({ outcome: "unchanged", release: { id: 1, name: "mgmt" }, newAccounts: [] });
+  }, 60_000);
+
+  it("airlock status --json: healthy, with the plane, the registry and the certificates", async () => {
+    const result = await runCli(["--data-dir", dataDir, "--json", "status"]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const status = JSON.parse(result.stdout) as SiteStatus;
+    expect(status.healthy).toBe(true);
+    expect(status.problems).toEqual([]);
+    expect(status.release).toMatchObject({ id: 1, bundle: "mgmt", version: "4.5.0" });
+    expect(status.plane?.msgbroker).toMatchObject({ ready: 2, desired: 2, rolledOut: true });
+    expect(status.plane?.pods.map((pod) => [pod.name, pod.ready, pod.restarts])).toEqual([
+      ["msgbroker-0", true, 0],
+      ["msgbroker-1", true, 0],
+    ]);
+    expect(status.registry).toMatchObject({ url: `https://${listen}`, answering: true });
+    expect(status.certificates.map((certificate) => certificate.name)).toEqual(
+      expect.arrayContaining(["registry", "msgbroker-peer", "msgbroker-server"]),
+    );
+    expect(status.certificates.every((certificate) => certificate.daysLeft > 700)).toBe(true);
+    expect(status.events.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("a second install while one holds the writer lock fails at once, naming its PID", async () => {
+    const state = openState(dataDir);
+    const lock = state.lock("airlock install");
+    try {
+      const started = Date.now();
+      const result = await install();
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `error LOCK_HELD: another airlock is changing this site: process ${process.pid}`,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      lock.release();
+      state.close();
+    }
+  }, 30_000);
+
+  it("a --key other than the one the site was installed with is refused", async () => {
+    const result = await install(["--key", wrongKey]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("error BUNDLE_KEY_MISMATCH");
+  }, 30_000);
+});
