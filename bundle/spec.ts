@@ -12,6 +12,10 @@ import {
   parseReference,
   type Digest,
   type Platform,
+  fieldIssuesError,
+  fieldIssuesOf,
+  schemaIssueMessage,
+  type FieldIssue,
 } from "../registry/oci/index.js";
 
 export type ImageSourceSpec =
@@ -353,38 +357,10 @@ export function bundleSpecJsonSchema(): Record<string, unknown> {
 }
 
 /** One problem found in a spec: the field it concerns, and whether it points at a key rather than a value. */
-interface SpecIssue {
-  path: readonly PropertyKey[];
-  atKey: boolean;
-  message: string;
-  hint: string | undefined;
-}
-
-const YAML_KINDS: Record<string, string> = {
-  string: "a string",
-  number: "a number",
-  boolean: "true or false",
-  array: "a list",
-  object: "a mapping",
-};
-
-function yamlKindOf(value: unknown): string {
-  if (value === null) return "an empty value";
-  if (Array.isArray(value)) return "a list";
-  return YAML_KINDS[typeof value] ?? typeof value;
-}
+type SpecIssue = FieldIssue;
 
 /** Messages for zod's own issues, in the words of YAML. */
-const issueMessage: z.core.$ZodErrorMap = (issue) => {
-  if (issue.code === "invalid_type") {
-    if (issue.input === undefined) return "required field is missing";
-    return `expected ${YAML_KINDS[issue.expected] ?? issue.expected}, got ${yamlKindOf(issue.input)}`;
-  }
-  if (issue.code === "unrecognized_keys" && issue.inst instanceof z.ZodObject) {
-    return `unknown key (allowed here: ${Object.keys(issue.inst.shape).join(", ")})`;
-  }
-  return undefined;
-};
+const issueMessage: z.core.$ZodErrorMap = (issue) => schemaIssueMessage(issue);
 
 /** A path segment as a message (`[1]`, `["host:5000"]`, `.digest`) or as a FIELD_HINTS key (`[]`, `[*]`). */
 function segmentName(path: readonly PropertyKey[], index: number, pattern: boolean): string {
@@ -406,22 +382,10 @@ function fieldPattern(path: readonly PropertyKey[]): string {
 }
 
 function specIssuesOf(issue: z.core.$ZodIssue): SpecIssue[] {
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((key) => ({
-      path: [...issue.path, key],
-      atKey: true,
-      message: issue.message,
-      hint: UNKNOWN_KEY_HINT,
-    }));
-  }
-  return [
-    {
-      path: issue.path,
-      atKey: false,
-      message: issue.message,
-      hint: FIELD_HINTS[fieldPattern(issue.path)] ?? SCHEMA_HINT,
-    },
-  ];
+  return fieldIssuesOf(issue, {
+    unknownKey: UNKNOWN_KEY_HINT,
+    hintFor: (path) => FIELD_HINTS[fieldPattern(path)] ?? SCHEMA_HINT,
+  });
 }
 
 /** Entries whose key an earlier entry already has, each with the index of that earlier entry. */
@@ -600,24 +564,15 @@ function specInvalid(
   doc: Document,
   issues: SpecIssue[],
 ): AirlockError {
-  const where = (offset: number): string => {
-    const { line, col } = lineCounter.linePos(offset);
-    return `${file}:${line}:${col}`;
-  };
-  const describe = (issue: SpecIssue): string =>
-    issue.path.length === 0 ? issue.message : `${fieldName(issue.path)}: ${issue.message}`;
-  const located = issues
-    .map((issue) => ({ issue, offset: issueOffset(doc, issue) }))
-    .sort((a, b) => a.offset - b.offset);
-  const [first, ...others] = located as [(typeof located)[number], ...typeof located];
-  const message = [
-    describe(first.issue),
-    ...others.map(({ issue, offset }) => `${where(offset)}: ${describe(issue)}`),
-  ];
-  return new AirlockError("SPEC_INVALID", message.join("\n"), {
-    where: where(first.offset),
-    hint: first.issue.hint,
-    exitCode: 2,
+  return fieldIssuesError("SPEC_INVALID", issues, {
+    locate: (issue) => {
+      const offset = issueOffset(doc, issue);
+      const { line, col } = lineCounter.linePos(offset);
+      return { at: `${file}:${line}:${col}`, order: offset };
+    },
+    describe: (issue) =>
+      issue.path.length === 0 ? issue.message : `${fieldName(issue.path)}: ${issue.message}`,
+    firstInWhereOnly: true,
   });
 }
 

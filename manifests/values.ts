@@ -1,6 +1,11 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { AirlockError, parseReference } from "../registry/oci/index.js";
+import {
+  fieldIssuesError,
+  fieldIssuesOf,
+  parseReference,
+  schemaIssueMessage,
+} from "../registry/oci/index.js";
 import { compareQuantities, isQuantity } from "./quantity.js";
 
 /**
@@ -258,36 +263,14 @@ const FIELD_HINTS: Record<string, string> = {
 const VALUES_HINT = "manifests/README.md lists every values field and its default";
 const UNKNOWN_KEY_HINT = "remove the key or fix its spelling";
 
-const JSON_KINDS: Record<string, string> = {
-  string: "a string",
-  number: "a number",
-  int: "a whole number",
-  boolean: "true or false",
-  array: "a list",
-  object: "a mapping",
-  record: "a mapping",
-};
-
-function kindOf(value: unknown): string {
-  if (value === null) return "an empty value";
-  if (typeof value === "number") return String(value);
-  if (Array.isArray(value)) return "a list";
-  return JSON_KINDS[typeof value] ?? typeof value;
-}
-
 /** Messages for zod's own issues, in the words an operator writing YAML or JSON knows. */
 const issueMessage: z.core.$ZodErrorMap = (issue) => {
-  if (issue.code === "invalid_type") {
-    if (issue.input === undefined) return "required field is missing";
-    // z.int() reports a string where it wanted a whole number as "expected number".
-    const expected = issue.inst instanceof z.ZodNumberFormat ? "int" : issue.expected;
-    return `expected ${JSON_KINDS[expected] ?? expected}, got ${kindOf(issue.input)}`;
-  }
-  if (issue.code === "unrecognized_keys" && issue.inst instanceof z.ZodObject) {
-    return `unknown key (allowed here: ${Object.keys(issue.inst.shape).join(", ")})`;
-  }
   if (issue.code === "invalid_value") return `expected one of ${issue.values.map(String).join(", ")}`;
-  return undefined;
+  return schemaIssueMessage(issue, {
+    numbersAsWritten: true,
+    // z.int() reports a string where it wanted a whole number as "expected number".
+    expected: issue.inst instanceof z.ZodNumberFormat ? "int" : undefined,
+  });
 };
 
 /** `msgbroker.tolerations[0].effect`, `msgbroker.nodeSelector["kubernetes.io/os"]`, as messages name a field. */
@@ -310,32 +293,6 @@ function hintFor(path: readonly PropertyKey[]): string {
   return VALUES_HINT;
 }
 
-interface ValuesIssue {
-  path: readonly PropertyKey[];
-  message: string;
-  hint: string;
-}
-
-function valuesIssuesOf(issue: z.core.$ZodIssue): ValuesIssue[] {
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((key) => ({
-      path: [...issue.path, key],
-      message: issue.message,
-      hint: UNKNOWN_KEY_HINT,
-    }));
-  }
-  if (issue.code === "invalid_key") {
-    return [
-      {
-        path: issue.path,
-        message: issue.issues.map((inner) => inner.message).join("; "),
-        hint: hintFor(issue.path),
-      },
-    ];
-  }
-  return [{ path: issue.path, message: issue.message, hint: hintFor(issue.path) }];
-}
-
 /**
  * Values with their defaults filled in, or a VALUES_INVALID error naming every bad field as
  * `msgbroker.replicas: must be ≥ 1`, the first one in `where`.
@@ -343,16 +300,12 @@ function valuesIssuesOf(issue: z.core.$ZodIssue): ValuesIssue[] {
 export function parseValues(input: unknown): Values {
   const result = valuesSchema.safeParse(input ?? {}, { error: issueMessage });
   if (result.success) return result.data;
-  const issues = result.error.issues.flatMap(valuesIssuesOf);
-  const where = (issue: ValuesIssue): string => fieldName(issue.path) || "values";
-  const [first] = issues as [ValuesIssue, ...ValuesIssue[]];
-  throw new AirlockError(
-    "VALUES_INVALID",
-    issues.map((issue) => `${where(issue)}: ${issue.message}`).join("\n"),
-    {
-      where: where(first),
-      hint: first.hint,
-      exitCode: 2,
-    },
+  const issues = result.error.issues.flatMap((issue) =>
+    fieldIssuesOf(issue, { unknownKey: UNKNOWN_KEY_HINT, hintFor }),
   );
+  // In the order zod found them: a values document has no positions to sort by.
+  throw fieldIssuesError("VALUES_INVALID", issues, {
+    locate: (issue) => ({ at: fieldName(issue.path) || "values", order: 0 }),
+    describe: (issue) => issue.message,
+  });
 }

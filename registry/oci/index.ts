@@ -26,3 +26,5 @@ export {
   MAX_REPOSITORY_LENGTH,
 } from "./reference.js";
 export type { Reference } from "./reference.js";
+export { fieldIssuesError, fieldIssuesOf, schemaIssueMessage } from "./field-issues.js";
+export type { FieldIssue, IssueWording, SchemaIssue } from "./field-issues.js";
