@@ -13,16 +13,13 @@ import {
   CLUSTER_SCOPED,
   finalizersOf,
   keyOf,
-  leavesOf,
   matchesLabels,
   objectOf,
-  overlaps,
   ownerOf,
   parseLabelSelector,
   specOf,
-  type Leaf,
-  type Leaves,
 } from "./memory-objects.js";
+import { mergeApplied } from "./memory-apply.js";
 import { SimulatedNode } from "./memory-pods.js";
 import { reconcileStatefulSet, type StatefulSetHost } from "./memory-statefulset.js";
 import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
@@ -202,11 +199,8 @@ export class MemoryCluster implements ClusterClient {
     return run();
   }
 
-  private applySync(config: ClusterObject, options: ApplyOptions): ClusterObject {
-    const ref = refOf(config);
-    if (typeof config.metadata?.name !== "string" || config.metadata.name === "") {
-      throw clusterError(422, ref, `${config.kind}: metadata.name: Required value`);
-    }
+  /** What the API server refuses before merging: no namespace (or one on a cluster-scoped kind), a missing or terminating namespace. */
+  private admit(config: ClusterObject, ref: ObjectRef): void {
     const namespaced = !CLUSTER_SCOPED.has(config.kind);
     if (namespaced !== (config.metadata.namespace !== undefined)) {
       throw clusterError(
@@ -231,49 +225,17 @@ export class MemoryCluster implements ClusterClient {
         );
       }
     }
+  }
+
+  private applySync(config: ClusterObject, options: ApplyOptions): ClusterObject {
+    const ref = refOf(config);
+    if (typeof config.metadata?.name !== "string" || config.metadata.name === "") {
+      throw clusterError(422, ref, `${config.kind}: metadata.name: Required value`);
+    }
+    this.admit(config, ref);
     const key = keyOf(ref);
     const existing = this.objects.get(key);
-    const applied = leavesOf(config);
-    const current: Leaves = existing === undefined ? new Map<string, Leaf>() : leavesOf(existing.object);
-    const owners = new Map(
-      [...(existing?.owners ?? new Map<string, Set<string>>())].map(([m, p]) => [m, new Set(p)]),
-    );
-
-    const conflicts: string[] = [];
-    for (const [id, { path, value }] of applied) {
-      for (const [manager, paths] of owners) {
-        if (manager !== options.fieldManager && paths.has(id) && current.get(id)?.value !== value) {
-          conflicts.push(`conflict with "${manager}": .${path.join(".")}`);
-        }
-      }
-    }
-    if (conflicts.length > 0 && options.force !== true) {
-      throw clusterError(
-        409,
-        ref,
-        `Apply failed with ${conflicts.length} conflicts: ${conflicts.join(", ")}`,
-      );
-    }
-
-    const merged: Leaves = new Map(current);
-    const mine = owners.get(options.fieldManager) ?? new Set<string>();
-    for (const id of mine) {
-      const sharedWith = [...owners].some(
-        ([manager, paths]) => manager !== options.fieldManager && paths.has(id),
-      );
-      if (!applied.has(id) && !sharedWith) merged.delete(id);
-    }
-    for (const [id, leaf] of applied) {
-      for (const other of [...merged.keys()]) {
-        if (other !== id && overlaps(merged.get(other)!.path, leaf.path)) merged.delete(other);
-      }
-      merged.set(id, leaf);
-      for (const [manager, paths] of owners) {
-        if (manager !== options.fieldManager && current.get(id)?.value !== leaf.value) paths.delete(id);
-      }
-    }
-    owners.set(options.fieldManager, new Set(applied.keys()));
-
+    const { merged, owners } = mergeApplied(config, existing, options);
     const object = objectOf(merged);
     const changed = existing === undefined || specOf(existing.object) !== specOf(object);
     const previous = existing?.object.metadata;
