@@ -9,6 +9,7 @@ import { registerPki } from "./pki.js";
 import { registerStore } from "./store.js";
 import { registerRegistry } from "./registry.js";
 import { registerPreflight } from "./preflight.js";
+import { registerUi } from "./ui.js";
 import { registerNode } from "./node.js";
 import { registerInstall } from "./install.js";
 import { registerStatus } from "./status.js";
@@ -50,6 +51,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerRegistry(program, run);
   registerPki(program, run);
   registerPreflight(program, run);
+  registerUi(program, run);
   registerNode(program, run);
   registerInstall(program, run);
   registerStatus(program, run);
