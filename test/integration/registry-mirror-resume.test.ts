@@ -136,7 +136,11 @@ async function killAtHalfThenRerun(
   proxy: FaultProxy,
   out: string,
 ): Promise<{ first: number; rerun: number; state: InFlightUpload[]; result: MirrorResult }> {
-  const child = spawn(process.execPath, [CLI, ...mirrorArgs(proxy, out)], { stdio: "ignore" });
+  const child = spawn(process.execPath, [CLI, ...mirrorArgs(proxy, out)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   let exit: NodeJS.Signals | number | null | undefined;
   const exited = new Promise<void>((resolve) =>
     child.on("exit", (code, signal) => {
@@ -151,7 +155,7 @@ async function killAtHalfThenRerun(
   );
   child.kill("SIGKILL");
   await exited;
-  expect(exit, "the mirror ended before it was killed").toBe("SIGKILL");
+  expect(exit, `the mirror ended before it was killed: ${stderr}`).toBe("SIGKILL");
   // What the killed mirror had written into its socket still reaches the proxy, then the target.
   await waitFor(() => proxy.stats.open === 0, 30_000, "the killed mirror's connections to drain");
   const first = proxy.stats.bytesUp;
