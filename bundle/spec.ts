@@ -120,7 +120,6 @@ const FIELD_HINTS: Record<string, string> = {
   "files[].mode": "write mode: 0644 (the default) or 0755",
 };
 const SCHEMA_HINT = "bundle.schema.json describes every field of bundle.yaml";
-const UNKNOWN_KEY_HINT = "remove the key or fix its spelling";
 
 /** The failure of a field parser below; `parsedBy` turns its message into an issue at that field. */
 function invalid(message: string): AirlockError {
@@ -382,10 +381,7 @@ function fieldPattern(path: readonly PropertyKey[]): string {
 }
 
 function specIssuesOf(issue: z.core.$ZodIssue): SpecIssue[] {
-  return fieldIssuesOf(issue, {
-    unknownKey: UNKNOWN_KEY_HINT,
-    hintFor: (path) => FIELD_HINTS[fieldPattern(path)] ?? SCHEMA_HINT,
-  });
+  return fieldIssuesOf(issue, (path) => FIELD_HINTS[fieldPattern(path)] ?? SCHEMA_HINT);
 }
 
 /** Entries whose key an earlier entry already has, each with the index of that earlier entry. */

@@ -261,7 +261,6 @@ const FIELD_HINTS: Record<string, string> = {
   "msgbroker.routeOverrides": "routeOverrides is for tests on one host: one host:port per replica",
 };
 const VALUES_HINT = "manifests/README.md lists every values field and its default";
-const UNKNOWN_KEY_HINT = "remove the key or fix its spelling";
 
 /** Messages for zod's own issues, in the words an operator writing YAML or JSON knows. */
 const issueMessage: z.core.$ZodErrorMap = (issue) => {
@@ -300,9 +299,7 @@ function hintFor(path: readonly PropertyKey[]): string {
 export function parseValues(input: unknown): Values {
   const result = valuesSchema.safeParse(input ?? {}, { error: issueMessage });
   if (result.success) return result.data;
-  const issues = result.error.issues.flatMap((issue) =>
-    fieldIssuesOf(issue, { unknownKey: UNKNOWN_KEY_HINT, hintFor }),
-  );
+  const issues = result.error.issues.flatMap((issue) => fieldIssuesOf(issue, hintFor));
   // In the order zod found them: a values document has no positions to sort by.
   throw fieldIssuesError("VALUES_INVALID", issues, {
     locate: (issue) => ({ at: fieldName(issue.path) || "values", order: 0 }),

@@ -78,27 +78,29 @@ export function schemaIssueMessage(
   return undefined;
 }
 
+const UNKNOWN_KEY_HINT = "remove the key or fix its spelling";
+
 /**
- * The field issues a schema issue stands for: each unknown key at its key (with `unknownKeyHint`), a
- * bad record key with its own messages, anything else at its path with the hint `hintFor` gives.
+ * The field issues a schema issue stands for: each unknown key at its key, a bad record key with its
+ * own messages, anything else at its path with the hint `hintFor` gives.
  */
 export function fieldIssuesOf(
   issue: SchemaIssue,
-  hints: { unknownKey: string; hintFor(path: readonly PropertyKey[]): string | undefined },
+  hintFor: (path: readonly PropertyKey[]) => string | undefined,
 ): FieldIssue[] {
   if (issue.code === "unrecognized_keys") {
     return (issue.keys ?? []).map((key) => ({
       path: [...issue.path, key],
       atKey: true,
       message: issue.message,
-      hint: hints.unknownKey,
+      hint: UNKNOWN_KEY_HINT,
     }));
   }
   const message =
     issue.code === "invalid_key" && issue.issues !== undefined
       ? issue.issues.map((inner) => inner.message).join("; ")
       : issue.message;
-  return [{ path: issue.path, atKey: false, message, hint: hints.hintFor(issue.path) }];
+  return [{ path: issue.path, atKey: false, message, hint: hintFor(issue.path) }];
 }
 
 /**

@@ -24,7 +24,7 @@ function issuesOf(input: unknown, wording = {}): z.core.$ZodIssue[] {
   return result.error!.issues;
 }
 
-const hints = { unknownKey: "remove it", hintFor: (path: readonly PropertyKey[]) => `fix ${path.join(".")}` };
+const hints = (path: readonly PropertyKey[]): string => `fix ${path.join(".")}`;
 
 describe("schemaIssueMessage", () => {
   it("names a missing field, and a wrong kind in YAML's words", () => {
@@ -51,11 +51,11 @@ describe("schemaIssueMessage", () => {
 });
 
 describe("fieldIssuesOf", () => {
-  it("gives each unknown key an issue at the key, with the unknown-key hint", () => {
+  it("gives each unknown key an issue at the key, telling to remove it", () => {
     const [issue] = issuesOf({ name: "a", replicas: 1, one: 1, two: 2 });
     expect(fieldIssuesOf(issue!, hints)).toEqual([
-      { path: ["one"], atKey: true, message: issue!.message, hint: "remove it" },
-      { path: ["two"], atKey: true, message: issue!.message, hint: "remove it" },
+      { path: ["one"], atKey: true, message: issue!.message, hint: "remove the key or fix its spelling" },
+      { path: ["two"], atKey: true, message: issue!.message, hint: "remove the key or fix its spelling" },
     ]);
   });
 
