@@ -83,12 +83,24 @@ export async function startNodeHarness(): Promise<NodeHarness> {
       );
       return cluster;
     },
+    /** Closes everything; fails if a node left anything of its own (containerd objects, mounts, cgroups, links, namespaces). */
     async close() {
       for (const cluster of clusters) cluster.close();
-      for (const node of nodes) await node.close();
+      const left: string[] = [];
+      for (const node of nodes) {
+        await node.close();
+        const leftovers = (Object.entries(await node.leftovers()) as [string, string[]][]).filter(
+          ([, items]) => items.length > 0,
+        );
+        const { links, netns } = hostState(root);
+        const named = [...links, ...netns].filter((name) => name.startsWith(node.prefix));
+        if (leftovers.length > 0 || named.length > 0)
+          left.push(`${node.prefix}: ${JSON.stringify({ leftovers, named })}`);
+      }
       await containerd.stop();
       await registry.close();
       await rm(root, { recursive: true, force: true });
+      if (left.length > 0) throw new Error(`nodes left what they made:\n${left.join("\n")}`);
     },
   };
 }
