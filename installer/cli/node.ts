@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { networkInterfaces } from "node:os";
 import { HostRoot, Systemd } from "../host/index.js";
-import { createJoinToken, decodeJoinToken, joinNode, serverRegistry } from "../k3s/index.js";
+import { decodeJoinToken, joinNode, serverJoinToken } from "../k3s/index.js";
 import { AirlockError } from "../../registry/oci/index.js";
 import { emit, progressReporter } from "./output.js";
 import type { Runner } from "./context.js";
@@ -40,9 +40,8 @@ function registerJoinToken(node: Command, run: Runner): void {
       run(command, async (context) => {
         const host = new HostRoot(flags.hostRoot);
         const server = flags.server ?? defaultServerUrl();
-        const registry = await serverRegistry(host);
-        const token = await createJoinToken({ host, server, registry });
-        const { caHash } = decodeJoinToken(token);
+        const token = await serverJoinToken(host, server);
+        const { caHash, registry } = decodeJoinToken(token);
         emit(
           context.output,
           { token, server, caHash, registry: { address: registry.address, username: registry.username } },

@@ -25,7 +25,7 @@ export {
 export type { K3sPaths, K3sRole } from "./layout.js";
 export { caHashOf, createJoinToken, decodeJoinToken, encodeJoinToken, verifyServerCa } from "./join.js";
 export type { JoinToken, JoinTokenSource } from "./join.js";
-export { agentRegistries, joinNode, serverRegistry } from "./node-join.js";
+export { agentRegistries, joinNode, serverJoinToken, serverRegistry } from "./node-join.js";
 export type { JoinNodeOptions, JoinNodeResult } from "./node-join.js";
 export { BUNDLE_K3S_BINARY, extractK3sFiles } from "./bundle-files.js";
 export type { K3sBundleFiles } from "./bundle-files.js";

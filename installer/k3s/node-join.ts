@@ -9,8 +9,8 @@ import { AirlockError } from "../../registry/oci/index.js";
 import type { OperationOptions } from "../../registry/store/index.js";
 import { extractK3sFiles } from "./bundle-files.js";
 import { installK3s, type K3sInstallResult } from "./install.js";
-import { verifyServerCa, type JoinToken } from "./join.js";
-import { K3S_REGISTRIES, K3S_REGISTRY_CA } from "./layout.js";
+import { createJoinToken, verifyServerCa, type JoinToken } from "./join.js";
+import { K3S_CONFIG, K3S_REGISTRIES, K3S_REGISTRY_CA } from "./layout.js";
 import { registriesYaml } from "./registries.js";
 
 interface ParsedRegistries {
@@ -62,6 +62,16 @@ export async function serverRegistry(host: HostRoot): Promise<JoinToken["registr
     );
   }
   return registry;
+}
+
+/**
+ * The join token of the k3s server under `host`: its node token and server CA from the data dir its
+ * config.yaml names, and the registry configuration it uses.
+ */
+export async function serverJoinToken(host: HostRoot, server: string): Promise<string> {
+  const config = await host.readFile(K3S_CONFIG);
+  const dataDir = config === undefined ? undefined : (parse(config) as { "data-dir"?: string })["data-dir"];
+  return createJoinToken({ host, server, dataDir, registry: await serverRegistry(host) });
 }
 
 /** registries.yaml for a node of the site the token's registry describes. */
