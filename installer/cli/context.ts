@@ -1,12 +1,16 @@
 import type { Command } from "commander";
+import type { Logger } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
+import { createCliLogger, type LogFormat } from "./logging.js";
 import type { OutputOptions } from "./output.js";
 
-/** What every command handler gets: the resolved global flags and the interrupt signal. */
+/** What every command handler gets: the resolved global flags, the interrupt signal and the logger. */
 export interface CommandContext {
   output: OutputOptions;
   dataDir: string;
   signal: AbortSignal;
+  /** The one logger of the process (stderr, per --log-format), for every library the command calls. */
+  logger: Logger;
 }
 
 /** Runs a command handler with its context; the one place errors become exit codes (main.ts). */
@@ -21,16 +25,24 @@ export function contextOf(command: Command, signal: AbortSignal): CommandContext
     color?: boolean;
     debug?: boolean;
     dataDir?: string;
+    logFormat?: LogFormat;
   }>();
+  const color = flags.color !== false && process.env.NO_COLOR === undefined && process.stderr.isTTY;
+  const debug = flags.debug === true;
+  const logFormat = flags.logFormat ?? "text";
+  const logger = createCliLogger({ format: logFormat, color, debug });
   return {
     output: {
       json: flags.json === true,
       progress: flags.progress !== false,
-      color: flags.color !== false && process.env.NO_COLOR === undefined && process.stderr.isTTY,
-      debug: flags.debug === true,
+      color,
+      debug,
+      logFormat,
+      logger,
     },
     dataDir: flags.dataDir ?? process.env.AIRLOCK_HOME ?? DEFAULT_DATA_DIR,
     signal,
+    logger,
   };
 }
 

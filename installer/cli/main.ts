@@ -26,11 +26,16 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
     .option("--data-dir <dir>", "state directory (default $AIRLOCK_HOME or /var/lib/airlock)")
     .option("--json", "print results as one JSON document on stdout")
     .addOption(
-      new Option("--log-format <format>", "log format on stderr").choices(["text", "json"]).default("text"),
+      new Option(
+        "--log-format <format>",
+        "log lines on stderr: text (time level message key=value) or json (pino)",
+      )
+        .choices(["text", "json"])
+        .default("text"),
     )
     .option("--no-color", "no colour (also NO_COLOR)")
     .option("--no-progress", "no progress output")
-    .option("--debug", "print stacks with errors")
+    .option("--debug", "debug log lines, and stacks with errors")
     .showHelpAfterError()
     .exitOverride();
 
@@ -40,7 +45,9 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
       await fn(context);
     } catch (error) {
       if (signal.aborted) {
-        process.stderr.write("interrupted: nothing half-done was kept; re-run to finish\n");
+        const message = "interrupted: nothing half-done was kept; re-run to finish";
+        if (context.output.logFormat === "json") context.logger.warn({ code: "INTERRUPTED" }, message);
+        else process.stderr.write(message + "\n");
         exitCode = 130;
       } else exitCode = reportError(error, context.output);
     }

@@ -1,6 +1,7 @@
 import { rename, writeFile } from "node:fs/promises";
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, type Logger } from "../../registry/oci/index.js";
 import type { Progress } from "../../registry/store/index.js";
+import type { LogFormat } from "./logging.js";
 
 /** How the operator asked to be spoken to: the global flags, resolved once. */
 export interface OutputOptions {
@@ -8,6 +9,9 @@ export interface OutputOptions {
   progress: boolean;
   color: boolean;
   debug: boolean;
+  /** With json, what the CLI says on stderr (progress lines, errors) are the logger's JSON lines. */
+  logFormat: LogFormat;
+  logger: Logger;
 }
 
 /** A file the operator asked for, written whole or not at all: a crash leaves no half-written one. */
@@ -100,6 +104,11 @@ export async function progressReporter(
       if (now - last < 5000 && p.done < p.total) return;
       last = now;
       const percent = p.total === 0 ? 100 : Math.floor((p.done / p.total) * 100);
+      if (options.logFormat === "json") {
+        const { phase, done, total, unit } = p;
+        options.logger.info({ phase, done, total, unit, percent }, label);
+        return;
+      }
       process.stderr.write(
         `${label}: ${p.phase} ${percent}% (${formatCount(p, p.done)} of ${formatCount(p, p.total)})\n`,
       );
@@ -108,15 +117,34 @@ export async function progressReporter(
   };
 }
 
+/** A failed command with --log-format json: one error line, its stack only with --debug. */
+function logError(error: unknown, options: Pick<OutputOptions, "debug">, logger: Logger): number {
+  const err = options.debug ? { err: error } : {};
+  if (error instanceof AirlockError) {
+    logger.error({ ...error.toJSON(), ...err }, error.message);
+    return error.exitCode;
+  }
+  if (error instanceof Error && error.name === "AbortError") {
+    logger.error({ code: "INTERRUPTED" }, "interrupted");
+    return 130;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  logger.error({ code: "INTERNAL", ...err }, message);
+  return 1;
+}
+
 /** The one place errors are printed. A stack only with --debug, and never for an AirlockError's user. */
 export function reportError(
   error: unknown,
-  options: Pick<OutputOptions, "json" | "debug" | "color">,
+  options: Pick<OutputOptions, "json" | "debug" | "color"> &
+    Partial<Pick<OutputOptions, "logFormat" | "logger">>,
 ): number {
+  if (error instanceof AirlockError && options.json) {
+    process.stdout.write(JSON.stringify({ error: error.toJSON() }, null, 2) + "\n");
+  }
+  if (options.logFormat === "json" && options.logger !== undefined)
+    return logError(error, options, options.logger);
   if (error instanceof AirlockError) {
-    if (options.json) {
-      process.stdout.write(JSON.stringify({ error: error.toJSON() }, null, 2) + "\n");
-    }
     const red = options.color ? "\u001b[31m" : "";
     const reset = options.color ? "\u001b[0m" : "";
     const lines = [`${red}error${reset} ${error.code}: ${error.message}`];

@@ -22,7 +22,7 @@ import type { Credentials } from "../../registry/client/index.js";
 
 type ClientModule = typeof ClientModuleNamespace;
 import { emit, formatBytes, progressReporter, writeFileAtomically } from "./output.js";
-import { withStore, type Runner } from "./context.js";
+import { withStore, type CommandContext, type Runner } from "./context.js";
 import { loadPki } from "./pki.js";
 import { guardProcess } from "./process-guard.js";
 import { registerGc } from "./store.js";
@@ -59,7 +59,7 @@ function hostAddresses(): string[] {
  * Given files, or plain HTTP when asked; otherwise a server certificate from the site CA under
  * `pki/`, issued (or kept, when still valid for these hosts) for the listen address and --hostname.
  */
-async function tlsFiles(flags: ServeFlags, dataDir: string): Promise<TlsFiles | undefined> {
+async function tlsFiles(flags: ServeFlags, context: CommandContext): Promise<TlsFiles | undefined> {
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
     throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
   }
@@ -73,7 +73,8 @@ async function tlsFiles(flags: ServeFlags, dataDir: string): Promise<TlsFiles | 
   const host = flags.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
   const listenHosts = ["0.0.0.0", "::", ""].includes(host) ? hostAddresses() : [host];
   const { openPki, registryServerCertificate } = await loadPki();
-  const certificate = await registryServerCertificate(openPki(dataDir), {
+  const pki = openPki(context.dataDir, { logger: context.logger });
+  const certificate = await registryServerCertificate(pki, {
     hosts: [...listenHosts, ...flags.hostname],
   });
   return { certFile: certificate.certFile, keyFile: certificate.keyFile, caFile: certificate.caFile };
@@ -129,14 +130,14 @@ function authMode(flags: ServeFlags): { mode: "basic" | "token"; file: string } 
  */
 function reloadOnHangup(
   flags: ServeFlags,
-  dataDir: string,
+  context: CommandContext,
   server: RunningRegistry,
   auth: { authenticator: Authenticator; file: string } | undefined,
 ): () => void {
   const reload = async (): Promise<void> => {
     const done: string[] = [];
     try {
-      const tls = await tlsFiles(flags, dataDir);
+      const tls = await tlsFiles(flags, context);
       if (tls !== undefined) {
         await server.reloadTls(tls);
         done.push(`certificate ${tls.certFile}`);
@@ -145,11 +146,12 @@ function reloadOnHangup(
         auth.authenticator.replaceAccounts(await loadAccounts(flags, auth.file), new Set(flags.pushUser));
         done.push(`accounts ${auth.file}`);
       }
-      process.stderr.write(`registry: reloaded ${done.length === 0 ? "nothing" : done.join(" and ")}\n`);
+      context.logger.info({}, `registry: reloaded ${done.length === 0 ? "nothing" : done.join(" and ")}`);
     } catch (error) {
       const reason = error instanceof AirlockError ? `${error.code}: ${error.message}` : String(error);
-      process.stderr.write(
-        `registry: reload failed, still serving the previous ${done.length > 0 ? "accounts" : "certificate and accounts"}: ${reason}\n`,
+      context.logger.warn(
+        { err: error },
+        `registry: reload failed, still serving the previous ${done.length > 0 ? "accounts" : "certificate and accounts"}: ${reason}`,
       );
     }
   };
@@ -263,14 +265,14 @@ export function registerRegistry(program: Command, run: Runner): void {
                   anonymousPull: flags.anonymousPull === true,
                 }),
               };
-        const tls = await tlsFiles(flags, context.dataDir);
+        const tls = await tlsFiles(flags, context);
         await withStore(context, async (store) => {
           const server = await startRegistryServer(store, {
             listen: flags.listen,
             tls,
             auth: auth?.authenticator,
             allowPush: auth !== undefined && flags.readOnly !== true && flags.pushUser.length > 0,
-            onInternalError: (error) => process.stderr.write(`registry: internal error: ${String(error)}\n`),
+            logger: context.logger,
           });
           emit(
             context.output,
@@ -279,8 +281,8 @@ export function registerRegistry(program: Command, run: Runner): void {
               `serving ${context.dataDir} at ${server.url}` +
               (tls?.caFile === undefined ? "" : `; clients trust ${tls.caFile}`),
           );
-          const stopReloading = reloadOnHangup(flags, context.dataDir, server, auth);
-          const stopGuarding = guardProcess("registry");
+          const stopReloading = reloadOnHangup(flags, context, server, auth);
+          const stopGuarding = guardProcess("registry", context.logger);
           await new Promise<void>((resolve) => {
             if (context.signal.aborted) resolve();
             else context.signal.addEventListener("abort", () => resolve(), { once: true });

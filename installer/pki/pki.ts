@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import type { X509Certificate } from "@peculiar/x509";
-import { AirlockError, errnoCode } from "../../registry/oci/index.js";
+import { AirlockError, errnoCode, type Logger } from "../../registry/oci/index.js";
 import {
   acquireDirLock,
   certificateNames,
@@ -45,11 +45,8 @@ const CERTIFICATE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DNS_LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const DNS_NAME = new RegExp(`^(?:\\*\\.)?${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
 
-/** pino's `info(fields, message)` shape, so the installer's logger fits as it is. */
-export interface PkiLogger {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
+/** What the PKI logs through: the shared Logger's info and warn, so the CLI's logger fits as it is. */
+export type PkiLogger = Pick<Logger, "info" | "warn">;
 
 export interface PkiOptions {
   /** The clock every validity decision reads; tests move it. */

@@ -28,3 +28,5 @@ export {
 export type { Reference } from "./reference.js";
 export { fieldIssuesError, fieldIssuesOf, schemaIssueMessage } from "./field-issues.js";
 export type { FieldIssue, IssueWording, SchemaIssue } from "./field-issues.js";
+export { silentLogger } from "./logger.js";
+export type { Logger, LogFields, LogLevel } from "./logger.js";

@@ -168,12 +168,15 @@ export class Authenticator {
     return claims.aud === SERVICE && claims.exp > Date.now() / 1000 ? claims : undefined;
   }
 
-  /** Throws the spec's UNAUTHORIZED (with a challenge) or DENIED unless the request may do `access`. */
-  async authorize(req: IncomingMessage, access: Access): Promise<void> {
+  /**
+   * Throws the spec's UNAUTHORIZED (with a challenge) or DENIED unless the request may do `access`;
+   * returns the account it authenticated as (a token's subject), undefined for an anonymous one.
+   */
+  async authorize(req: IncomingMessage, access: Access): Promise<string | undefined> {
     if (this.config.mode === "basic") {
       const user = await this.basicUser(req);
       const action = access.type === "repository" ? access.action : "pull";
-      if (this.allowed(user, action)) return;
+      if (this.allowed(user, action)) return user;
       if (user === undefined)
         throw new RegistryError(
           "UNAUTHORIZED",
@@ -186,7 +189,7 @@ export class Authenticator {
     const header = req.headers.authorization;
     if (header === undefined || !header.startsWith("Bearer ")) {
       if (access.type === "registry" || access.action === "pull") {
-        if (this.config.anonymousPull) return;
+        if (this.config.anonymousPull) return undefined;
       }
       throw new RegistryError(
         "UNAUTHORIZED",
@@ -204,7 +207,7 @@ export class Authenticator {
         this.challenge(req, access, "invalid_token"),
       );
     }
-    if (access.type === "registry") return;
+    if (access.type === "registry") return claims.sub;
     const granted = claims.access.some(
       (entry) =>
         entry.type === "repository" && entry.name === access.name && entry.actions.includes(access.action),
@@ -217,6 +220,7 @@ export class Authenticator {
         this.challenge(req, access, "insufficient_scope"),
       );
     }
+    return claims.sub;
   }
 
   /** GET /token: credentials (or none, for anonymous pull) → a token holding what may be granted of the asked scopes. */

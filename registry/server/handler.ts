@@ -1,5 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { MAX_MANIFEST_BYTES, isDigest, isValidTag, MediaType, type Digest } from "../oci/index.js";
+import {
+  MAX_MANIFEST_BYTES,
+  isDigest,
+  isValidTag,
+  MediaType,
+  silentLogger,
+  type Digest,
+  type Logger,
+} from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { RegistryError, sendError, sendInternalError } from "./errors.js";
 import { Uploads } from "./uploads.js";
@@ -14,12 +22,15 @@ import {
   type RequestContext,
 } from "./context.js";
 import { pushHandlers } from "./push.js";
+import { logInternalError, recordRequest } from "./request-log.js";
 
 export interface RegistryHandlerOptions {
   /** Largest page a client may ask for with `n`; also the default page size. */
   maxPageSize?: number;
   /** Told of failures that are not the client's (a damaged store, a disk error). */
   onInternalError?: (error: unknown) => void;
+  /** One info line per request, and every internal error at error with its stack. */
+  logger?: Logger | undefined;
   /** Accept pushes (uploads, manifest PUTs). Off unless the caller authenticates writers. */
   allowPush?: boolean;
   /** Who may pull and push; without it every client may do what the registry allows. */
@@ -75,6 +86,7 @@ function parseRange(
  */
 export function createRegistryHandler(store: Store, options: RegistryHandlerOptions = {}): RegistryHandler {
   const maxPage = options.maxPageSize ?? 1000;
+  const logger = options.logger ?? silentLogger;
 
   const getManifest: Handler = async ({ res, head, name, reference }) => {
     checkName(name);
@@ -218,6 +230,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const head = req.method === "HEAD";
     for (const [key, value] of Object.entries(API_VERSION_HEADER)) res.setHeader(key, value);
+    const record = recordRequest(logger, req, res);
     const dispatch = async (): Promise<void> => {
       const url = new URL(req.url ?? "/", "http://registry");
       // Routes match the path as sent: URL parsing would resolve `a/../b` into another, valid name.
@@ -238,12 +251,12 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
         return;
       }
       if (path === "/v2/" || path === "/v2") {
-        await auth?.authorize(req, { type: "registry" });
+        record.user = await auth?.authorize(req, { type: "registry" });
         sendJson(res, head, {});
         return;
       }
       if (path === "/v2/_catalog") {
-        await auth?.authorize(req, { type: "registry" });
+        record.user = await auth?.authorize(req, { type: "registry" });
         catalog({ req, res, url, head, name: "", reference: "" });
         return;
       }
@@ -260,7 +273,7 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
             { Allow: Object.keys(route.methods).join(", ") },
           );
         }
-        await auth?.authorize(req, {
+        record.user = await auth?.authorize(req, {
           type: "repository",
           name: match[1]!,
           action: WRITES.has(method) ? "push" : "pull",
@@ -288,6 +301,9 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       // An unread request body (a refused push) is drained so the connection stays usable.
       req.resume();
       if (cutByClose.has(req)) return;
+      // A client that went away (a cut upload) chose to: its request line says aborted, no error.
+      const clientGone = req.socket.destroyed;
+      if (!(error instanceof RegistryError) && !clientGone) logInternalError(logger, req, record, error);
       if (res.headersSent) {
         res.destroy(error instanceof Error ? error : undefined);
         return;

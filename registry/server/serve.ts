@@ -1,9 +1,14 @@
-import { createServer as createHttpServer, type Server } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { readFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { createSecureContext } from "node:tls";
-import { AirlockError, errnoCode } from "../oci/index.js";
+import { AirlockError, errnoCode, silentLogger } from "../oci/index.js";
 import type { Store } from "../store/index.js";
 import { createRegistryHandler, type RegistryHandlerOptions } from "./handler.js";
 
@@ -11,7 +16,16 @@ export interface ServeOptions extends RegistryHandlerOptions {
   /** host:port; port 0 picks a free one. */
   listen: string;
   tls?: { certFile: string; keyFile: string } | undefined;
+  /**
+   * A connection whose client stopped reading the answer (or sending its body) for this long is cut,
+   * freeing the response's buffers and file; one that progresses, however slowly, is not. 60 s.
+   */
+  stalledClientTimeoutMs?: number;
 }
+
+const DEFAULT_STALLED_CLIENT_TIMEOUT_MS = 60_000;
+/** Time for a request's headers; its body has no overall limit (an upload may take hours). */
+const HEADERS_TIMEOUT_MS = 60_000;
 
 export interface RunningRegistry {
   /** Base URL, e.g. https://127.0.0.1:5443 */
@@ -79,6 +93,38 @@ async function readTlsPair(tls: {
   return pair;
 }
 
+/**
+ * Node's socket timeout fires only after the timeout passed with nothing read and no write progress
+ * (it checks the write queue shrank), so a slow but progressing pull or upload never reaches it. A
+ * connection waiting for the server's own work (a commit hashing a large blob) is left alone; one
+ * idle between requests, or whose client stopped reading or sending, is cut.
+ */
+function cutStalledClients(server: Server, options: ServeOptions): void {
+  const logger = options.logger ?? silentLogger;
+  const inFlight = new WeakMap<Socket, IncomingMessage>();
+  server.requestTimeout = 0;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.timeout = options.stalledClientTimeoutMs ?? DEFAULT_STALLED_CLIENT_TIMEOUT_MS;
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    inFlight.set(req.socket, req);
+    res.once("close", () => {
+      if (inFlight.get(req.socket) === req) inFlight.delete(req.socket);
+    });
+  });
+  server.on("timeout", (socket: Socket) => {
+    const req = inFlight.get(socket);
+    const stalledReader = socket.writableLength > 0;
+    if (req !== undefined && req.complete && !stalledReader) return;
+    if (req !== undefined) {
+      logger.warn(
+        { method: req.method, path: (req.url ?? "/").split("?")[0], idleMs: server.timeout },
+        stalledReader ? "cut a client that stopped reading" : "cut a client that stopped sending",
+      );
+    }
+    socket.destroy();
+  });
+}
+
 /** Starts the registry on `listen`, over TLS when certificate files are given, else plain HTTP. */
 export async function startRegistryServer(store: Store, options: ServeOptions): Promise<RunningRegistry> {
   const { host, port } = parseListen(options.listen);
@@ -101,6 +147,7 @@ export async function startRegistryServer(store: Store, options: ServeOptions): 
     });
     server.listen(port, host, () => resolve());
   });
+  cutStalledClients(server, options);
   const address = server.address() as AddressInfo;
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
