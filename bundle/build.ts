@@ -3,41 +3,30 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import {
   AirlockError,
-  Digester,
   MediaType,
   REF_NAME_ANNOTATION,
   digestOf,
   encodeJson,
-  errnoCode,
   sha256Hex,
   type Digest,
   type Descriptor,
 } from "../registry/oci/index.js";
-import { readChunks, type OperationOptions } from "../registry/store/index.js";
-import type { BundleSpec, FileSpec } from "./spec.js";
-import {
-  resolveImage,
-  type BlobSource,
-  type ByteStream,
-  type ResolvedImage,
-  type SourceContext,
-} from "./sources.js";
+import type { OperationOptions } from "../registry/store/index.js";
+import type { BundleSpec } from "./spec.js";
+import { resolveImage, type BlobSource, type ResolvedImage, type SourceContext } from "./sources.js";
 import { RegistryConnections } from "./registry-source.js";
-import { listTree, resolvePack, type ResolvedPack } from "./pack.js";
-import { encodeHeader, endOfArchive, entryLength, paddingFor } from "./tar.js";
+import { resolvePack, type ResolvedPack } from "./pack.js";
+import { endOfArchive, entryLength } from "./tar.js";
+import { directoriesFor, memoryEntry, planFiles, writeEntries, type PlannedEntry } from "./build-entries.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
 import { BundleWriter, type PartInfo } from "./parts.js";
 import { readBundleHead } from "./verify.js";
 import { BlobPrefetcher, DEFAULT_PULL_CONCURRENCY } from "./prefetch.js";
 import {
-  BIN_DIR,
   BLOB_DIR,
   BUNDLE_MEDIA_TYPE,
-  DIRECTORY_MODE,
-  MANIFESTS_DIR,
   METADATA_ENTRY,
   entryMtime,
-  entryNameProblem,
   SIGNATURE_ENTRY,
   type BundleBase,
   type BundleFile,
@@ -76,106 +65,10 @@ export interface BuildResult {
   base: { name: string; version: string; blobsOmitted: number; bytesOmitted: number } | undefined;
 }
 
-/** One entry of the archive to write, body readable on demand. */
-interface PlannedEntry {
-  name: string;
-  type: "file" | "directory";
-  mode: number;
-  size: number;
-  sha256?: string;
-  open?: () => ByteStream;
-  /** The stream checks its own digest (a registry pull): hashing it again here would only cost CPU. */
-  selfChecking?: boolean;
-  /** Read over the network (a registry pull): worth fetching ahead of its turn. */
-  remote?: boolean;
-}
-
 export interface SiteInventory {
   kind: "airlock-inventory";
   bundles: { name: string; version: string; digest: Digest }[];
   blobs: { digest: Digest; size: number }[];
-}
-
-async function hashFile(path: string, where: string): Promise<{ sha256: string; size: number }> {
-  const digester = new Digester();
-  try {
-    for await (const chunk of readChunks(path)) digester.update(chunk);
-  } catch (error) {
-    throw new AirlockError("PATH_NOT_FOUND", `cannot read ${path}: ${(error as Error).message}`, {
-      where,
-      hint:
-        errnoCode(error) === "ENOENT"
-          ? "check the path (relative paths are relative to bundle.yaml)"
-          : undefined,
-    });
-  }
-  return { sha256: sha256Hex(digester.digest()), size: digester.size };
-}
-
-function fileEntry(name: string, path: string, size: number, sha256: string, mode: number): PlannedEntry {
-  const problem = entryNameProblem(name);
-  if (problem !== undefined) {
-    throw new AirlockError(
-      "PATH_UNSUPPORTED",
-      `${path} would become bundle entry ${JSON.stringify(name)}, which ${problem}`,
-      {
-        where: path,
-        hint: "rename the file: bundle entry names use letters, digits and . _ + @ = - only",
-      },
-    );
-  }
-  return {
-    name,
-    type: "file",
-    mode,
-    size,
-    sha256,
-    open: () => readChunks(path),
-  };
-}
-
-async function planFiles(spec: BundleSpec): Promise<PlannedEntry[]> {
-  const entries: PlannedEntry[] = [];
-  if (spec.manifests !== undefined) {
-    for (const file of await listTree(spec.manifests, `manifests: ${spec.manifests}`)) {
-      const { sha256, size } = await hashFile(file.absolute, `manifests: ${spec.manifests}`);
-      entries.push(fileEntry(`${MANIFESTS_DIR}${file.path}`, file.absolute, size, sha256, 0o644));
-    }
-  }
-  for (const file of spec.files) entries.push(await planBinFile(file));
-  return entries;
-}
-
-async function planBinFile(file: FileSpec): Promise<PlannedEntry> {
-  const where = `files: ${file.path}`;
-  const { sha256, size } = await hashFile(file.path, where);
-  if (file.sha256 !== undefined && file.sha256 !== sha256) {
-    throw new AirlockError(
-      "FILE_PIN_MISMATCH",
-      `${file.path} hashes to ${sha256}, but bundle.yaml pins ${file.sha256}`,
-      {
-        where,
-        hint: "the file changed: check it, then update the sha256: pin",
-      },
-    );
-  }
-  return fileEntry(`${BIN_DIR}${file.name}`, file.path, size, sha256, file.mode);
-}
-
-/** Directory entries for every parent of the given paths, in order, so tools that extract get real dirs. */
-function directoriesFor(names: string[], already: Set<string>): PlannedEntry[] {
-  const out: PlannedEntry[] = [];
-  for (const name of names) {
-    const parts = name.split("/").slice(0, -1);
-    for (let i = 1; i <= parts.length; i++) {
-      const dir = `${parts.slice(0, i).join("/")}/`;
-      if (!already.has(dir)) {
-        already.add(dir);
-        out.push({ name: dir, type: "directory", mode: DIRECTORY_MODE, size: 0 });
-      }
-    }
-  }
-  return out;
 }
 
 async function loadBaseBlobs(
@@ -276,17 +169,6 @@ interface BundlePlan {
   /** Every entry in archive order, airlock.json and its signature first. */
   entries: PlannedEntry[];
   base: BuildResult["base"];
-}
-
-function memoryEntry(name: string, bytes: Uint8Array): PlannedEntry {
-  return {
-    name,
-    type: "file",
-    mode: 0o644,
-    size: bytes.byteLength,
-    sha256: sha256Hex(digestOf(bytes)),
-    open: () => [bytes],
-  };
 }
 
 /** Resolves every source and decides the archive: which blobs it carries, in what order, and airlock.json. */
@@ -420,45 +302,6 @@ async function planBundle(
             bytesOmitted: omitted.reduce((sum, blob) => sum + blob.size, 0),
           },
   };
-}
-
-/** Streams the planned entries into the output, checking each body against its planned digest. */
-async function writeEntries(
-  writer: BundleWriter,
-  entries: PlannedEntry[],
-  bodies: BlobPrefetcher,
-  mtime: number,
-  totalBytes: number,
-  options: OperationOptions,
-): Promise<void> {
-  for (const entry of entries) {
-    options.signal?.throwIfAborted();
-    await writer.write(encodeHeader({ ...entry, mtime }));
-    if (entry.type === "directory") continue;
-    const digester = entry.selfChecking === true ? undefined : new Digester();
-    let written = 0;
-    for await (const chunk of bodies.open(entry)) {
-      options.signal?.throwIfAborted();
-      const writing = writer.write(chunk);
-      digester?.update(chunk);
-      written += chunk.byteLength;
-      await writing;
-      options.onProgress?.({
-        phase: "write",
-        done: writer.bytesWritten,
-        total: totalBytes,
-        item: entry.name,
-      });
-    }
-    if (written !== entry.size || (digester !== undefined && sha256Hex(digester.digest()) !== entry.sha256)) {
-      throw new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
-        where: entry.name,
-        hint: "a source file or image was modified or damaged during the build: build again",
-      });
-    }
-    await writer.write(new Uint8Array(paddingFor(entry.size)));
-  }
-  await writer.write(endOfArchive());
 }
 
 /**
