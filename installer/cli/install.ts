@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
-import { runInstall, type InstallResult, type StepEvent } from "../install/index.js";
+import { runInstall, type InstallResult, type NewAccount, type StepEvent } from "../install/index.js";
 import { DEFAULT_REGISTRY_LISTEN } from "../preflight/index.js";
 import { emit } from "./output.js";
 import type { Runner } from "./context.js";
@@ -40,6 +40,10 @@ function stepLine(event: StepEvent): string | undefined {
   if (event.phase === "start") return undefined;
   const what = event.phase === "failed" ? `${event.error?.code}: ${event.error?.message}` : event.summary;
   return `${MARKS[event.phase]}  ${event.title.padEnd(20)} ${seconds(event.durationMs ?? 0).padStart(8)}  ${what ?? ""}`;
+}
+
+function accountLine(account: NewAccount): string {
+  return `new account ${account.username} (${account.role}): password ${account.password}  — shown once, keep it`;
 }
 
 function renderResult(result: InstallResult): string {
@@ -84,7 +88,8 @@ export function registerInstall(program: Command, run: Runner): void {
     .action(async (flags: InstallFlags, command: Command) =>
       run(command, async (context) => {
         const timeoutMs = parseTimeout(flags.timeout);
-        const result = await runInstall({
+        const made: NewAccount[] = [];
+        const installing = runInstall({
           dataDir: context.dataDir,
           bundle: flags.bundle,
           publicKey: flags.key,
@@ -102,6 +107,15 @@ export function registerInstall(program: Command, run: Runner): void {
             const line = context.output.json ? undefined : stepLine(event);
             if (line !== undefined) process.stdout.write(`${line}\n`);
           },
+          // Shown as soon as made in text; with --json in the result, or on stderr if the install fails.
+          onAccountCreated: (account) => {
+            if (context.output.json) made.push(account);
+            else process.stdout.write(`${accountLine(account)}\n`);
+          },
+        });
+        const result = await installing.catch((error: unknown) => {
+          for (const account of made) process.stderr.write(`${accountLine(account)}\n`);
+          throw error;
         });
         emit(context.output, result, () => renderResult(result));
       }),

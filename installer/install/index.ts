@@ -22,6 +22,7 @@ export type {
   InstallContext,
   InstallOptions,
   InstallResult,
+  NewAccount,
   RegistryAccess,
 } from "./types.js";
 export { REGISTRY_UNIT, registryUnit, probeRegistry } from "./registry-service.js";

@@ -161,7 +161,10 @@ export const registryStep: StepDefinition<InstallContext> = {
   async run(context) {
     const pki = context.details.get("pki") as unknown as PkiDetail;
     const accounts = await ensureAccounts(context.dataDir);
-    context.newAccounts.push(...accounts.created);
+    for (const account of accounts.created) {
+      context.newAccounts.push(account);
+      context.options.onAccountCreated?.(account);
+    }
     const unit = registryUnit(unitOptions(context, pki, accounts));
     const sameUnit = await unitUnchanged(context.host, unit);
     await context.systemd.installUnit(REGISTRY_UNIT, unit);

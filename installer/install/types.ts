@@ -57,6 +57,17 @@ export interface InstallOptions {
   connect?: ((kubeconfig: string) => ClusterClient) | undefined;
   signal?: AbortSignal | undefined;
   onStep?: ((event: StepEvent) => void) | undefined;
+  /**
+   * Told of each account the moment it is made, with its password: the only time it is shown, and
+   * the install may still fail later (the result would then never be seen).
+   */
+  onAccountCreated?: ((account: NewAccount) => void) | undefined;
+}
+
+export interface NewAccount {
+  username: string;
+  password: string;
+  role: string;
 }
 
 /** What `airlock install` reports. */
@@ -69,7 +80,7 @@ export interface InstallResult {
   steps: StepReport[];
   registry: { url: string; caFile: string };
   /** Accounts made by this run, with their passwords: shown this once. */
-  newAccounts: { username: string; password: string; role: string }[];
+  newAccounts: NewAccount[];
   /** Files the operator must place on each node (an existing cluster): where, and what to do. */
   nodeConfig: { dir: string; files: string[]; instructions: string } | undefined;
   preflight: { pass: number; warn: number; fail: number };
@@ -89,7 +100,7 @@ export interface InstallContext {
   publicKey: string | undefined;
   details: Map<string, StepDetail>;
   /** Accounts created in this run: the result shows their passwords once. */
-  newAccounts: { username: string; password: string; role: string }[];
+  newAccounts: NewAccount[];
   /** The install this run records its steps under. */
   installId(): number;
   /** A client for a kubeconfig, one per file for the run. */

@@ -31,10 +31,13 @@ let wrongKey: string;
 let cluster: MemoryCluster;
 let api: RunningClusterApiServer;
 let kubeconfig: string;
+let apiCaFile: string;
 let hostRoot: string;
 let dataDir: string;
 let listen: string;
 let systemctl: FakeSystemctl;
+/** The admin account's line of the first install's output: its password is shown that once. */
+let firstAdminLine: string | undefined;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -53,6 +56,7 @@ beforeAll(async () => {
   await buildBundle({ specFile: fx.spec, output: bundle, signKey: join(keys, "vendor.key") });
 
   const tls = await selfSignedCertificate(await fx.dir("apiserver"));
+  apiCaFile = tls.certFile;
   const caPem = await readFile(tls.certFile, "utf8");
   cluster = new MemoryCluster();
   api = await serveClusterApi(cluster, {
@@ -75,10 +79,10 @@ afterAll(async () => {
   await fx?.cleanup();
 });
 
-function install(args: string[] = []): ReturnType<typeof runCli> {
+function install(args: string[] = [], kubeconfigFile = kubeconfig): ReturnType<typeof runCli> {
   return runCli(
     [
-      ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
+      ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfigFile],
       ...["--host-root", hostRoot, "--registry-listen", listen, "--timeout", "60s", ...args],
     ],
     { env: systemctl.env },
@@ -117,16 +121,53 @@ describe("airlock install into an existing cluster", () => {
     expect(await systemctl.calls()).toEqual([]);
   });
 
-  it("installs: imports, runs the registry unit, applies the plane, waits and records one release", async () => {
-    const result = await install(["--key", publicKey]);
+  it("a cluster that does not answer stops the install at its cluster step, the registry already serving", async () => {
+    const unreachable = join(fx.root, "unreachable.kubeconfig");
+    const caPem = await readFile(apiCaFile, "utf8");
+    await writeFile(unreachable, clusterApiKubeconfig(`https://127.0.0.1:${await freePort()}`, caPem, TOKEN));
+    const result = await install(["--key", publicKey], unreachable);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("error CLUSTER_UNREACHABLE");
+    expect(result.stdout).toMatch(/^FAIL +Cluster +\d+\.\d s {2}CLUSTER_UNREACHABLE: /m);
+    expect(result.stdout).toMatch(/^ok +Registry service +\d+\.\d s {2}airlock-registry.service answers/m);
+    const state = openState(dataDir);
+    try {
+      expect(state.installs.steps(1).map((step) => [step.name, step.state])).toEqual([
+        ["preflight", "done"],
+        ["import", "done"],
+        ["pki", "done"],
+        ["registry", "done"],
+        ["cluster", "failed"],
+        ["render", "pending"],
+        ["apply", "pending"],
+        ["wait", "pending"],
+        ["record", "pending"],
+      ]);
+      expect(state.installs.step(1, "cluster").errorCode).toBe("CLUSTER_UNREACHABLE");
+      expect(state.releases.list()).toEqual([]);
+    } finally {
+      state.close();
+    }
+    expect(await systemctl.calls()).toEqual(["daemon-reload", `enable ${UNIT}`, `restart ${UNIT}`]);
+    firstAdminLine = /^new account admin .*$/m.exec(result.stdout)?.[0];
+    expect(firstAdminLine).toBeDefined();
+  }, 120_000);
+
+  it("the re-run resumes at the cluster step: applies the plane, waits and records one release", async () => {
+    const result = await install();
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     const lines = result.stdout.split("\n");
+    for (const title of ["Preflight", "Verify and import", "Site PKI", "Registry service"]) {
+      expect(
+        lines.some((line) => new RegExp(`^ok +${title} +\\d+\\.\\d s {2}already done$`).test(line)),
+        title,
+      ).toBe(true);
+    }
+    // Accounts were made, and shown, by the first run only.
+    expect(result.stdout).not.toContain("new account");
+    const admin = /password (\S+)/.exec(firstAdminLine!)?.[1];
     for (const title of [
-      "Preflight",
-      "Verify and import",
-      "Site PKI",
-      "Registry service",
       "Cluster",
       "Render the plane",
       "Apply",
@@ -139,16 +180,19 @@ describe("airlock install into an existing cluster", () => {
       ).toBe(true);
     }
     expect(result.stdout).toMatch(/^installed mgmt 4\.5\.0 in \d+\.\d s: release 1$/m);
-    const admin = /^new account admin \(push and pull \(the operator\)\): password (\S+)/m.exec(
-      result.stdout,
-    )?.[1];
     expect(admin).toBeDefined();
 
     // The unit install wrote is the one the stand-in started: its process serves the store over TLS.
     const unit = await readFile(join(hostRoot, "etc/systemd/system", UNIT), "utf8");
     expect(unit).toContain(`registry serve --listen ${listen} --tls-cert ${dataDir}/pki/registry.crt`);
     expect(unit).toContain(`--auth htpasswd:${dataDir}/registry/htpasswd --push-user admin`);
-    expect(await systemctl.calls()).toEqual(["daemon-reload", `enable ${UNIT}`, `restart ${UNIT}`]);
+    // The re-run only asked whether the unit runs: it kept the service the first run started.
+    expect(await systemctl.calls()).toEqual([
+      "daemon-reload",
+      `enable ${UNIT}`,
+      `restart ${UNIT}`,
+      `is-active ${UNIT}`,
+    ]);
     expect(await systemctl.pid(UNIT)).toEqual(expect.any(Number));
     expect((await stat(join(dataDir, "registry/htpasswd"))).mode & 0o777).toBe(0o600);
     const htpasswd = await readFile(join(dataDir, "registry/htpasswd"), "utf8");
@@ -188,7 +232,14 @@ describe("airlock install into an existing cluster", () => {
       const releases = state.releases.list();
       expect(releases.map((release) => [release.status, release.current])).toEqual([["deployed", true]]);
       expect(state.installs.steps(1).every((step) => step.state === "done")).toBe(true);
-      expect(state.events.list({ action: "install.step" }).length).toBe(18);
+      // Four steps ran once, the cluster step failed then ran again, four ran on the re-run only.
+      expect(state.events.list({ action: "install.step" }).length).toBe(4 * 2 + 2 * 2 + 4 * 2);
+      expect(state.events.list({ object: "install/1/step/cluster" }).map((event) => event.outcome)).toEqual([
+        "started",
+        "failed",
+        "started",
+        "ok",
+      ]);
     } finally {
       state.close();
     }
