@@ -20,7 +20,12 @@ import {
 } from "../../installer/cluster/node/index.js";
 import { startContainerd, type Containerd } from "./daemons.js";
 import { waitFor } from "./fixtures.js";
-import { BROKER_REPOSITORY, startNodeRegistry, type NodeRegistry } from "./node-registry.js";
+import {
+  BROKER_REPOSITORY,
+  startNodeRegistry,
+  type NodeRegistry,
+  type RegistryAccount,
+} from "./node-registry.js";
 
 /** The site registry name the rendered plane's images carry; registries.yaml points it at Airlock's. */
 export const SITE_REGISTRY = "registry.airlock.local:5443";
@@ -34,26 +39,32 @@ export interface NodeHarness {
   containerd: Containerd;
   /** The broker image as a pod names it: the site registry's name, pinned by digest. */
   image: string;
-  newNode(options?: { withCa?: boolean } & Partial<ContainerdNodeOptions>): Promise<ContainerdNode>;
+  newNode(
+    options?: { withCa?: boolean; account?: RegistryAccount } & Partial<ContainerdNodeOptions>,
+  ): Promise<ContainerdNode>;
   newCluster(node: ContainerdNode): Promise<MemoryCluster>;
   close(): Promise<void>;
 }
 
-export function registriesYaml(registry: NodeRegistry, withCa: boolean): string {
+/** The site registry mirrored to `registry`, with its CA (unless `withCa` is false) and a pull account if given. */
+export function registriesYaml(registry: NodeRegistry, withCa: boolean, account?: RegistryAccount): string {
   return [
     "mirrors:",
     `  "${SITE_REGISTRY}":`,
     "    endpoint:",
     `      - "https://${registry.host}"`,
-    ...(withCa
-      ? ["configs:", `  "${registry.host}":`, "    tls:", `      ca_file: "${registry.caFile}"`]
-      : []),
+    ...(withCa || account !== undefined ? ["configs:", `  "${registry.host}":`] : []),
+    ...(withCa ? ["    tls:", `      ca_file: "${registry.caFile}"`] : []),
+    ...(account === undefined
+      ? []
+      : ["    auth:", `      username: "${account.user}"`, `      password: "${account.password}"`]),
   ].join("\n");
 }
 
-export async function startNodeHarness(): Promise<NodeHarness> {
+/** With `account`, the registry lets only that account pull. */
+export async function startNodeHarness(account?: RegistryAccount): Promise<NodeHarness> {
   const root = await mkdtemp(join(tmpdir(), "airlock-node-it-"));
-  const registry = await startNodeRegistry(await mkdtemp(join(root, "registry-")));
+  const registry = await startNodeRegistry(await mkdtemp(join(root, "registry-")), account);
   const containerd = await startContainerd(await mkdtemp(join(root, "containerd-")));
   const nodes: ContainerdNode[] = [];
   const clusters: MemoryCluster[] = [];
@@ -62,11 +73,11 @@ export async function startNodeHarness(): Promise<NodeHarness> {
     registry,
     containerd,
     image: `${SITE_REGISTRY}/${BROKER_REPOSITORY}@${registry.image.digest}`,
-    async newNode({ withCa = true, ...options } = {}) {
+    async newNode({ withCa = true, account: pullAccount, ...options } = {}) {
       const node = await createContainerdNode({
         containerdSocket: containerd.socket,
         dir: await mkdtemp(join(root, "node-")),
-        registriesYaml: registriesYaml(registry, withCa),
+        registriesYaml: registriesYaml(registry, withCa, pullAccount),
         backoff: BACKOFF,
         pullTimeoutMs: 30_000,
         ...options,
