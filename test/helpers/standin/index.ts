@@ -3,6 +3,7 @@
  * host root: a bin folder to put first in PATH, their environment, their recorded calls, and the
  * end of every service the stand-in systemctl started, by PID.
  */
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -83,10 +84,11 @@ export async function stopStandinServices(hostRoot: string): Promise<void> {
   }
 }
 
+/** Running, and not a zombie its parent has yet to reap. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
   }

@@ -64,11 +64,16 @@ function environmentOf(lines) {
 function runningPid(name) {
   if (!existsSync(pidFile(name))) return undefined;
   const pid = Number(readFileSync(pidFile(name), "utf8"));
+  return alive(pid) ? pid : undefined;
+}
+
+/** Running, and not a zombie its parent has yet to reap. */
+function alive(pid) {
   try {
-    process.kill(pid, 0);
-    return pid;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -100,11 +105,7 @@ async function stop(name) {
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+    if (!alive(pid)) return;
     await delay(50);
   }
   process.kill(pid, "SIGKILL");
