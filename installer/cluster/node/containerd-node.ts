@@ -192,7 +192,7 @@ export class ContainerdNode implements ClusterNode {
     return {
       containers: await this.list(["containers", "ls", "-q"]),
       tasks: (await this.list(["tasks", "ls"])).slice(1),
-      snapshots: (await this.list(["snapshots", "ls"])).slice(1).filter((line) => !/\sCommitted$/.test(line)),
+      snapshots: (await this.list(["snapshots", "ls"])).slice(1),
       images: await this.list(["images", "ls", "-q"]),
       mounts,
       cgroups: await this.cgroups(),
