@@ -121,6 +121,17 @@ describe("airlock install into an existing cluster", () => {
     expect(await systemctl.calls()).toEqual([]);
   });
 
+  it("a values file with a bad field is refused before anything is written, naming the field", async () => {
+    const values = join(fx.root, "bad-values.yaml");
+    await writeFile(values, "msgbroker:\n  replicas: -1\n");
+    const result = await install(["--key", publicKey, "--values", values]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("error VALUES_INVALID");
+    expect(result.stderr).toMatch(/where: .*bad-values\.yaml: msgbroker\.replicas/);
+    expect(existsSync(dataDir)).toBe(false);
+    expect(await systemctl.calls()).toEqual([]);
+  });
+
   it("a cluster that does not answer stops the install at its cluster step, the registry already serving", async () => {
     const unreachable = join(fx.root, "unreachable.kubeconfig");
     const caPem = await readFile(apiCaFile, "utf8");
@@ -319,5 +330,18 @@ describe("airlock install into an existing cluster", () => {
     const result = await install(["--key", wrongKey]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("error BUNDLE_KEY_MISMATCH");
+  }, 30_000);
+
+  it("status exits 1 and names the problem once the registry is down", async () => {
+    await systemctl.stopAll();
+    const result = await runCli(["--data-dir", dataDir, "--json", "status"]);
+    expect(result.code).toBe(1);
+    const status = JSON.parse(result.stdout) as SiteStatus;
+    expect(status.healthy).toBe(false);
+    expect(status.registry).toMatchObject({ answering: false });
+    expect(status.problems).toEqual([
+      expect.stringContaining(`the registry at https://${listen} does not answer`),
+    ]);
+    expect(result.stderr).toContain("error SITE_UNHEALTHY");
   }, 30_000);
 });
