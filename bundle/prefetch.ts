@@ -122,8 +122,10 @@ export class BlobPrefetcher {
     const handle = await open(path, "wx", 0o600);
     try {
       for await (const chunk of entry.open!()) {
-        // The build failed or was stopped: what was fetched goes with the scratch directory.
-        if (this.closed || this.signal?.aborted === true) break;
+        // A stopped build fails with the stop, never with a blob cut short.
+        this.signal?.throwIfAborted();
+        // The build ended: what was fetched goes with the scratch directory.
+        if (this.closed) break;
         await writeFully(handle, chunk).catch((error: unknown) => {
           throw new AirlockError(
             errnoCode(error) === "ENOSPC" ? "OUTPUT_DISK_FULL" : "OUTPUT_WRITE_FAILED",

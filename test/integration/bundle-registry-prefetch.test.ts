@@ -189,6 +189,28 @@ describe("bundle build pulls registry blobs concurrently", () => {
     }
   });
 
+  it("a build stopped while blobs are fetched ahead fails with the stop, leaving neither output nor scratch", async () => {
+    const dir = await fx.dir("stopped");
+    const controller = new AbortController();
+    const building = buildBundle({
+      specFile: await registrySpec(),
+      output: join(dir, "mgmt.airlock.tar"),
+      concurrency: 4,
+      signal: controller.signal,
+    });
+    building.catch(() => undefined);
+    // Stopped once the write has begun: several blobs in flight, the scratch directory beside the output.
+    const deadline = Date.now() + 20_000;
+    while (proxy.stats.inFlight < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(proxy.stats.inFlight).toBeGreaterThanOrEqual(3);
+    expect((await readdir(dir)).some((name) => name.includes(".pull-"))).toBe(true);
+    controller.abort(new Error("stopped by the test"));
+    await expect(building).rejects.toThrow("stopped by the test");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, leaving neither output nor scratch", async () => {
     const agent = fx.summary.images[IMAGES[1]!]!.digest.slice("sha256:".length);
     const manifest = JSON.parse(
