@@ -136,6 +136,45 @@ describe("registry request logs", () => {
     }
   });
 
+  it("logs a storage failure (503) at error with the store's code and its stack", async () => {
+    lines.length = 0;
+    const logger = createCliLogger({
+      format: "json",
+      color: false,
+      debug: false,
+      write: (l) => lines.push(l),
+    });
+    const failingRoot = await mkdtemp(join(tmpdir(), "airlock-registry-logging-eio-"));
+    const failing = await Store.open(failingRoot, {
+      syncFile: () => Promise.reject(Object.assign(new Error("EIO: injected, datasync"), { code: "EIO" })),
+    });
+    const server = await startRegistryServer(failing, { listen: "127.0.0.1:0", allowPush: true, logger });
+    try {
+      const data = Buffer.from("a layer the disk will not keep");
+      const answer = await fetch(`${server.url}/v2/${REPOSITORY}/blobs/uploads/?digest=${digestOf(data)}`, {
+        method: "POST",
+        body: data,
+      });
+      expect(answer.status).toBe(503);
+      await waitFor(() => requestLines().length === 1, 5000, "the request line");
+      const errors = records().filter((line) => line.level === "error");
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({
+        msg: "internal error",
+        requestId: answer.headers.get("x-request-id"),
+        method: "POST",
+        path: `/v2/${REPOSITORY}/blobs/uploads/`,
+        err: { code: "STORE_WRITE_FAILED" },
+      });
+      expect((errors[0]!.err as { stack: string }).stack).toMatch(/\n\s+at /);
+      expect(requestLines()[0]).toMatchObject({ status: 503 });
+    } finally {
+      await server.close();
+      failing.close();
+      await rm(failingRoot, { recursive: true, force: true });
+    }
+  });
+
   it("at warn level builds nothing per request", async () => {
     const calls: Record<string, number> = { debug: 0, info: 0, warn: 0, error: 0, checks: 0 };
     const count =
