@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClusterObject } from "../client.js";
-import type { PodContext, PodStatus } from "../node-api.js";
+import type { ContainerStatus, PodCondition, PodContext } from "../node-api.js";
 import { backoffDelay, pause } from "./backoff.js";
 import { ContainerWorker, type ContainerContext } from "./container-worker.js";
 import { ContainerConfigError } from "./env.js";
@@ -120,49 +120,47 @@ export class PodWorker {
     return undefined;
   }
 
+  /** Ready once every container is; otherwise which are not and what their probes said, as kubelet words it. */
+  private readyCondition(): PodCondition {
+    const unready = this.workers.filter((worker) => !worker.status.ready);
+    if (this.workers.length > 0 && unready.length === 0) return { type: "Ready", status: "True" };
+    const reasons = unready.flatMap((worker) => worker.readyMessage ?? []);
+    const names = unready.map((worker) => worker.status.name).join(" ");
+    return {
+      type: "Ready",
+      status: "False",
+      reason: "ContainersNotReady",
+      message: `containers with unready status: [${names}]${reasons.length === 0 ? "" : `: ${reasons.join("; ")}`}`,
+    };
+  }
+
+  /** Before the workers exist: every container waits on the pod's setup, or on its configuration. */
+  private waitingStatuses(): ContainerStatus[] {
+    const waiting =
+      this.configError === undefined
+        ? { reason: "ContainerCreating" }
+        : { reason: "CreateContainerConfigError", message: this.configError };
+    return this.spec.containers.map((container) => ({
+      name: container.name,
+      image: container.image,
+      ready: false,
+      started: false,
+      restartCount: 0,
+      state: { waiting },
+      lastState: {},
+    }));
+  }
+
   private report(): void {
     const statuses = this.workers.map((worker) => worker.status);
-    const unready = this.workers.filter((worker) => !worker.status.ready);
-    const ready = this.workers.length > 0 && unready.length === 0;
-    const reasons = unready.flatMap((worker) => worker.readyMessage ?? []);
-    const message = ready
-      ? undefined
-      : `containers with unready status: [${this.spec.containers
-          .map((c) => c.name)
-          .filter((name) => unready.some((w) => w.status.name === name))
-          .join(" ")}]${reasons.length === 0 ? "" : `: ${reasons.join("; ")}`}`;
-    const status: PodStatus = {
-      phase: statuses.some((s) => s.state.running !== undefined || s.restartCount > 0)
-        ? "Running"
-        : "Pending",
-      conditions: [
-        {
-          type: "Ready",
-          status: ready ? "True" : "False",
-          ...(ready ? {} : { reason: "ContainersNotReady", message }),
-        },
-      ],
-      containerStatuses:
-        this.workers.length > 0
-          ? structuredClone(statuses)
-          : this.spec.containers.map((container) => ({
-              name: container.name,
-              image: container.image,
-              ready: false,
-              started: false,
-              restartCount: 0,
-              state: {
-                waiting:
-                  this.configError === undefined
-                    ? { reason: "ContainerCreating" }
-                    : { reason: "CreateContainerConfigError", message: this.configError },
-              },
-              lastState: {},
-            })),
+    const running = statuses.some((s) => s.state.running !== undefined || s.restartCount > 0);
+    this.context.report({
+      phase: running ? "Running" : "Pending",
+      conditions: [this.readyCondition()],
+      containerStatuses: this.workers.length > 0 ? structuredClone(statuses) : this.waitingStatuses(),
       ...(this.address === undefined ? {} : { podIP: this.address.ip }),
       startTime: this.startTime,
-    };
-    this.context.report(status);
+    });
   }
 
   /** Stops every container within the grace period, then gives back the pod's names, address and files. */
