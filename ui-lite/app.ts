@@ -40,7 +40,9 @@ const SECURITY_HEADERS = {
   "Content-Security-Policy":
     "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
+  // no-referrer would make form posts carry `Origin: null`, which chromium treats as cross-site for
+  // SameSite=Strict cookies: sign-in would never see its form cookie.
+  "Referrer-Policy": "same-origin",
   "Cache-Control": "no-store",
   "Strict-Transport-Security": "max-age=31536000",
 };
@@ -137,6 +139,10 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
   });
   app.get("/assets/style.css", (_request, response) => {
     response.type("css").set("Cache-Control", "max-age=3600").send(STYLESHEET);
+  });
+  // Browsers ask for an icon unprompted; without this the request would be sent to the login form.
+  app.get("/favicon.ico", (_request, response) => {
+    response.status(204).end();
   });
   app.use(formBody);
   const router = express.Router();
