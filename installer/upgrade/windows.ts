@@ -24,10 +24,6 @@ export type StartDecision =
   { kind: "now"; occurrence: WindowOccurrence } | { kind: "later"; at: Date; occurrence: WindowOccurrence };
 
 export interface FitOptions {
-  /** How long the run is expected to take. */
-  estimatedMs: number;
-  /** Slack on top of the estimate that must also fit before the window closes. */
-  marginMs: number;
   /** How far ahead to look for a fit. Default 366 days. */
   horizonMs?: number | undefined;
 }
@@ -105,23 +101,54 @@ function pastFreezes(freezes: Freeze[], startMs: number, needMs: number): number
   return at;
 }
 
+interface OpenSpan {
+  startMs: number;
+  endMs: number;
+  /** The openings it joins, in order. */
+  occurrences: WindowOccurrence[];
+}
+
+/**
+ * The windows' openings up to `horizonMs`, those that overlap or touch joined into one span: a run
+ * may go on from one window into the next (Sat 20:00-24:00 and Sun 00:00-04:00 are 8 hours).
+ */
+function* openSpans(windows: MaintenanceWindow[], fromMs: number, horizonMs: number): Generator<OpenSpan> {
+  let span: OpenSpan | undefined;
+  for (const occurrence of mergedOccurrences(windows, fromMs)) {
+    const startMs = occurrence.start.getTime();
+    if (startMs > horizonMs) break;
+    if (span !== undefined && startMs <= span.endMs) {
+      span.endMs = Math.max(span.endMs, occurrence.end.getTime());
+      span.occurrences.push(occurrence);
+      continue;
+    }
+    if (span !== undefined) yield span;
+    span = { startMs, endMs: occurrence.end.getTime(), occurrences: [occurrence] };
+  }
+  if (span !== undefined) yield span;
+}
+
 /**
  * When a run may start: now, if a window is open and the estimate plus the margin fits before it
  * closes; else the first later instant in a window where it fits. A freeze blocks any start whose
  * run would overlap it. A run never starts in a window it cannot finish in: it waits for the next.
+ * The occurrence returned is the window opening the run starts in.
  */
 export function canStartAt(
   windows: MaintenanceWindow[],
   freezes: Freeze[],
   now: Date,
-  options: FitOptions,
+  estimatedMs: number,
+  marginMs: number,
+  options: FitOptions = {},
 ): StartDecision {
-  const needMs = options.estimatedMs + options.marginMs;
+  const needMs = estimatedMs + marginMs;
   const horizonMs = now.getTime() + (options.horizonMs ?? DEFAULT_HORIZON_MS);
-  for (const occurrence of mergedOccurrences(windows, now.getTime())) {
-    if (occurrence.start.getTime() > horizonMs) break;
-    const at = pastFreezes(freezes, Math.max(occurrence.start.getTime(), now.getTime()), needMs);
-    if (at + needMs > occurrence.end.getTime()) continue;
+  for (const span of openSpans(windows, now.getTime(), horizonMs)) {
+    const at = pastFreezes(freezes, Math.max(span.startMs, now.getTime()), needMs);
+    if (at + needMs > span.endMs) continue;
+    const occurrence = span.occurrences.filter((candidate) => candidate.start.getTime() <= at).at(-1);
+    if (occurrence === undefined) continue;
     return at === now.getTime()
       ? { kind: "now", occurrence }
       : { kind: "later", at: new Date(at), occurrence };
