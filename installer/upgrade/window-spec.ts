@@ -30,7 +30,7 @@ const WINDOW_HINT =
   'write a window as DAYS HH:MM-HH:MM ZONE, e.g. "Sat 02:00-04:00 Europe/Berlin", "Mon-Fri 22:00-02:00 UTC" or "daily 01:00-03:00 America/New_York"';
 
 /** WINDOW_INVALID (exit 2) pointing at a token of the spec. */
-export function windowError(spec: string, token: Token, problem: string, hint = WINDOW_HINT): AirlockError {
+function windowError(spec: string, token: Token, problem: string, hint = WINDOW_HINT): AirlockError {
   return pointedError("WINDOW_INVALID", "window", spec, token, problem, hint);
 }
 
