@@ -4,6 +4,7 @@
  * failure; a container that exits 1 is CrashLoopBackOff with its exit code and restarts; a readiness
  * probe on a wrong port keeps the pod unready, and applyRelease's rollout wait names pod and probe.
  */
+import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyRelease } from "../../installer/cluster/index.js";
 import { rejection } from "../helpers/errors.js";
@@ -13,6 +14,7 @@ import {
   isReady,
   NAMESPACE,
   podUntil,
+  SITE_REGISTRY,
   startNodeHarness,
   watchReasons,
   type NodeHarness,
@@ -140,5 +142,34 @@ describe("the containerd node's failing pods", () => {
     // The node ended it with SIGTERM: a non-zero status, recorded as the last termination.
     expect(containerOf(restarted)?.lastState.terminated).toMatchObject({ reason: "Error" });
     expect(containerOf(restarted)?.lastState.terminated?.finishedAt).toBeDefined();
+  }, 120_000);
+
+  it("a registry that accepts connections and never answers: the pull is cut at its bound, ErrImagePull", async () => {
+    // A silent TLS peer on loopback: it takes the connection and sends nothing, not even a handshake.
+    const held: Socket[] = [];
+    const silent: Server = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const node = await harness.newNode({
+        registriesYaml: `mirrors:\n  "${SITE_REGISTRY}":\n    endpoint: ["https://127.0.0.1:${port}"]\n`,
+        pullTimeoutMs: 3_000,
+      });
+      const cluster = await harness.newCluster(node);
+      const started = Date.now();
+      await cluster.apply(brokerSet({ name: "silent", image: harness.image }), applied);
+      const pod = await podUntil(
+        cluster,
+        "silent-0",
+        (found) => containerOf(found)?.state.waiting?.reason === "ErrImagePull",
+      );
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(containerOf(pod)?.state.waiting?.message).toMatch(
+        /deadline exceeded|did not finish within|timeout/i,
+      );
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   }, 120_000);
 });
