@@ -461,6 +461,7 @@ export function render(input: ValuesInput, images: ImageMap, inputs: RenderInput
   const image = pinImage(images, imageRef, values.registry);
   const config = renderBrokerConfig(values, POD_BROKER_PATHS);
   const { certificates } = inputs;
+  // Keys stay out: a new key always comes with a new certificate, which already changes the digest.
   const configDigest = digestOf(
     [config, certificates.ca, certificates.peerCert, certificates.serverCert].join("\0"),
   );
