@@ -132,6 +132,41 @@ describe("airlock install into an existing cluster", () => {
     expect(await systemctl.calls()).toEqual([]);
   });
 
+  it("without --kubeconfig (k3s from the bundle, not wired in yet) it refuses at once, writing nothing", async () => {
+    const result = await runCli(
+      ["--data-dir", dataDir, "install", "--bundle", bundle, "--host-root", hostRoot],
+      {
+        env: systemctl.env,
+      },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("error INSTALL_K3S_UNAVAILABLE");
+    expect(result.stderr).toContain("--kubeconfig");
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it("a failing preflight (the registry's port taken) stops it before anything is written", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen({ host: "127.0.0.1", port: 0 }, resolve));
+    try {
+      const { port } = taken.address() as { port: number };
+      const result = await runCli(
+        [
+          ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
+          ...["--host-root", hostRoot, "--registry-listen", `127.0.0.1:${port}`],
+        ],
+        { env: systemctl.env },
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("error PREFLIGHT_FAILED");
+      expect(result.stderr).toContain(`port:registry (127.0.0.1:${port} is in use by another program)`);
+      expect(existsSync(dataDir)).toBe(false);
+      expect(await readdir(hostRoot)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   it("a cluster that does not answer stops the install at its cluster step, the registry already serving", async () => {
     const unreachable = join(fx.root, "unreachable.kubeconfig");
     const caPem = await readFile(apiCaFile, "utf8");
