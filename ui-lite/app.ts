@@ -40,8 +40,7 @@ const SECURITY_HEADERS = {
   "Content-Security-Policy":
     "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "X-Content-Type-Options": "nosniff",
-  // no-referrer would make form posts carry `Origin: null`, which chromium treats as cross-site for
-  // SameSite=Strict cookies: sign-in would never see its form cookie.
+  // Not no-referrer: that makes a form post's Origin `null`, and the console's own posts keep theirs.
   "Referrer-Policy": "same-origin",
   "Cache-Control": "no-store",
   "Strict-Transport-Security": "max-age=31536000",

@@ -20,7 +20,7 @@ nav a[aria-current="page"] { font-weight: 700; color: var(--fg); }
 main { padding: 1rem 1.5rem 3rem; max-width: 80rem; }
 h1 { font-size: 1.5rem; margin: .5rem 0 1rem; }
 h2 { font-size: 1.15rem; margin: 0 0 .5rem; }
-.tiles { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); }
+.tiles { display: grid; gap: 1rem; margin-top: 1rem; grid-template-columns: repeat(auto-fill, minmax(16rem, 1fr)); }
 .tile { border: 1px solid var(--line); border-radius: 6px; padding: 1rem; background: var(--bg); }
 .tile.unavailable { background: var(--panel); color: var(--muted); }
 .table-wrap { overflow-x: auto; }
@@ -46,6 +46,10 @@ button.link { background: none; color: var(--accent); border: none; padding: 0; 
 @media (max-width: 600px) {
   header, main { padding-left: .75rem; padding-right: .75rem; }
   .account { margin-left: 0; }
-  th, td { padding: .3rem .4rem; }
+  table.records, table.records caption, table.records tbody, table.records tr, table.records td { display: block; }
+  table.records thead { position: absolute; left: -9999px; }
+  table.records tr { border: 1px solid var(--line); border-radius: 6px; margin-bottom: .75rem; padding: .25rem 0; }
+  table.records td { border: none; padding: .2rem .6rem; }
+  table.records td::before { content: attr(data-label); display: block; font-size: .85em; color: var(--muted); }
 }
 `;

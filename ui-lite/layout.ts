@@ -76,3 +76,36 @@ export function barePage(title: string, body: SafeHtml): string {
     </main>`,
   );
 }
+
+/**
+ * A table of records: one header row, and each cell labelled with its column so that below 600 px
+ * the rows stack as cards (the stylesheet shows the label) instead of scrolling sideways.
+ */
+export function dataTable(options: {
+  caption: SafeHtml | string;
+  columns: string[];
+  rows: SafeHtml[][];
+}): SafeHtml {
+  const head = options.columns.map((column) => html`<th scope="col">${column}</th>`);
+  const rows = options.rows.map(
+    (cells) =>
+      html`<tr>
+        ${cells.map((cell, i) => html`<td data-label="${options.columns[i]}">${cell}</td>`)}
+      </tr>`,
+  );
+  return html`<div class="table-wrap">
+    <table class="records">
+      <caption>
+        ${options.caption}
+      </caption>
+      <thead>
+        <tr>
+          ${head}
+        </tr>
+      </thead>
+      <tbody>
+        ${rows}
+      </tbody>
+    </table>
+  </div>`;
+}

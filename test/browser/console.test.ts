@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 const PAGES = [
-  { path: "/", title: "Overview", name: "overview", shows: "Certificate edge is ok" },
+  { path: "/", title: "Overview", name: "overview", shows: "expires in" },
   { path: "/bundles", title: "Bundles", name: "bundles", shows: "verified" },
   { path: "/images", title: "Images", name: "images", shows: "1003 tags in 1000 repositories; page 1 of 11" },
   { path: "/images?page=11", title: "Images", name: "images-last-page", shows: "page 11 of 11" },

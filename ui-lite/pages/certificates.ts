@@ -2,6 +2,7 @@ import { listCertificates } from "../../installer/pki/index.js";
 import type { ConsoleContext } from "../context.js";
 import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
+import { dataTable } from "../layout.js";
 import type { ConsoleSession } from "../sessions.js";
 
 export async function renderCertificates(
@@ -28,40 +29,22 @@ export async function renderCertificates(
             <button type="submit" aria-label="Rotate ${certificate.name}">Rotate</button>
           </form>`
         : html`<span class="muted">${isCa ? "airlock pki rotate --ca" : "admins only"}</span>`;
-    return html`<tr>
-      <td>${certificate.name}</td>
-      <td>${certificate.kind}</td>
-      <td>${certificate.subject}</td>
-      <td>
-        ${sans.length === 0 ? html`<span class="muted">none</span>` : sans.map((san) => html`<code>${san}</code> `)}
-      </td>
-      <td>${formatTime(certificate.notAfter, context.timeZone)}</td>
-      <td>${certificate.daysLeft}</td>
-      <td><span class="status-${certificate.status}">${certificate.status}</span></td>
-      <td>${rotate}</td>
-    </tr>`;
+    return [
+      html`${certificate.name}`,
+      html`${certificate.kind}`,
+      html`${certificate.subject}`,
+      sans.length === 0
+        ? html`<span class="muted">none</span>`
+        : html`${sans.map((san) => html`<code>${san}</code> `)}`,
+      formatTime(certificate.notAfter, context.timeZone),
+      html`${certificate.daysLeft}`,
+      html`<span class="status-${certificate.status}">${certificate.status}</span>`,
+      rotate,
+    ];
   });
-  return html`<div class="table-wrap">
-    <table>
-      <caption>
-        The site CA and every certificate under
-        <code>${context.pki.dir}</code>
-      </caption>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Kind</th>
-          <th scope="col">Subject</th>
-          <th scope="col">SANs</th>
-          <th scope="col">Expires</th>
-          <th scope="col">Days left</th>
-          <th scope="col">Status</th>
-          <th scope="col">Action</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${rows}
-      </tbody>
-    </table>
-  </div>`;
+  return dataTable({
+    caption: html`The site CA and every certificate under <code>${context.pki.dir}</code>`,
+    columns: ["Name", "Kind", "Subject", "SANs", "Expires", "Days left", "Status", "Action"],
+    rows,
+  });
 }

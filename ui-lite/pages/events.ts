@@ -2,6 +2,7 @@ import type { EventFilter, EventOutcome, StateEvent } from "../../installer/stat
 import type { ConsoleContext } from "../context.js";
 import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
+import { dataTable } from "../layout.js";
 import { badParameter, queryInteger, queryText } from "../params.js";
 
 export const EVENTS_PER_PAGE = 50;
@@ -74,42 +75,24 @@ export function renderEvents(context: ConsoleContext, query: Record<string, unkn
   if (filter.before !== undefined) listFilter.beforeId = filter.before;
   const found = context.state.events.list(listFilter);
   const events = found.slice(0, EVENTS_PER_PAGE);
-  const rows = events.map(
-    (event) =>
-      html`<tr>
-        <td>${formatTime(event.time, context.timeZone)}</td>
-        <td>${event.actor}</td>
-        <td><code>${event.action}</code></td>
-        <td><code>${event.object}</code></td>
-        <td><span class="status-${event.outcome}">${event.outcome}</span></td>
-        <td><code>${detailText(event)}</code></td>
-      </tr>`,
-  );
+  const rows = events.map((event) => [
+    formatTime(event.time, context.timeZone),
+    html`${event.actor}`,
+    html`<code>${event.action}</code>`,
+    html`<code>${event.object}</code>`,
+    html`<span class="status-${event.outcome}">${event.outcome}</span>`,
+    html`<code>${detailText(event)}</code>`,
+  ]);
   const older = found.length > EVENTS_PER_PAGE ? events.at(-1)!.id : undefined;
   return html`${filterForm(filter)}
     ${
       events.length === 0
         ? html`<p>No events match.</p>`
-        : html`<div class="table-wrap">
-            <table>
-              <caption>
-                Events, newest first${filter.before === undefined ? "" : `, before #${filter.before}`}
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Object</th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Detail</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${rows}
-              </tbody>
-            </table>
-          </div>`
+        : dataTable({
+            caption: `Events, newest first${filter.before === undefined ? "" : `, before #${filter.before}`}`,
+            columns: ["When", "Who", "Action", "Object", "Outcome", "Detail"],
+            rows,
+          })
     }
     <nav class="pager" aria-label="Pages of events">
       ${filter.before === undefined ? "" : pageLink(filter, undefined, "Newest")}

@@ -1,6 +1,7 @@
 import type { ConsoleContext } from "../context.js";
 import { formatBytes, shortDigest } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
+import { dataTable } from "../layout.js";
 import { queryInteger } from "../params.js";
 
 export const TAGS_PER_PAGE = 100;
@@ -26,35 +27,23 @@ export function renderImages(context: ConsoleContext, query: Record<string, unkn
   const shown = tags.slice((pageNumber - 1) * TAGS_PER_PAGE, pageNumber * TAGS_PER_PAGE);
   const rows = shown.map((tag) => {
     const size = sizes.get(tag.digest);
-    return html`<tr>
-      <td>${tag.repository}</td>
-      <td>${tag.tag}</td>
-      <td><code title="${tag.digest}">${shortDigest(tag.digest)}</code></td>
-      <td>
-        ${size === undefined ? html`<span class="muted">pushed, not from a bundle</span>` : formatBytes(size)}
-      </td>
-    </tr>`;
+    return [
+      html`${tag.repository}`,
+      html`${tag.tag}`,
+      html`<code title="${tag.digest}">${shortDigest(tag.digest)}</code>`,
+      size === undefined
+        ? html`<span class="muted">pushed, not from a bundle</span>`
+        : html`${formatBytes(size)}`,
+    ];
   });
   const link = (page: number, label: string, rel: string): SafeHtml =>
     html`<a href="/images?page=${page}" rel="${rel}">${label}</a>`;
-  return html`<div class="table-wrap">
-      <table>
-        <caption>
-          ${tags.length} tags in ${repositories} repositories; page ${pageNumber} of ${pages}
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Repository</th>
-            <th scope="col">Tag</th>
-            <th scope="col">Digest</th>
-            <th scope="col">Size</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${rows}
-        </tbody>
-      </table>
-    </div>
+  const table = dataTable({
+    caption: `${tags.length} tags in ${repositories} repositories; page ${pageNumber} of ${pages}`,
+    columns: ["Repository", "Tag", "Digest", "Size"],
+    rows,
+  });
+  return html`${table}
     <nav class="pager" aria-label="Pages of tags">
       ${pageNumber > 1 ? link(pageNumber - 1, "Previous page", "prev") : ""}
       ${pageNumber < pages ? link(pageNumber + 1, "Next page", "next") : ""}

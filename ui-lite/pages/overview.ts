@@ -76,8 +76,9 @@ export async function renderOverview(context: ConsoleContext): Promise<SafeHtml>
     ...expiring.map(
       (certificate) =>
         html`<li>
-          Certificate <a href="/certificates">${certificate.name}</a> is ${certificate.status}:
-          ${certificate.daysLeft} days left (until ${formatTime(certificate.notAfter, context.timeZone)}).
+          Certificate <a href="/certificates">${certificate.name}</a>
+          ${certificate.status === "ok" ? "expires" : `is ${certificate.status}, expiring`} in
+          ${certificate.daysLeft} days, on ${formatTime(certificate.notAfter, context.timeZone)}.
         </li>`,
     ),
     ...(disk.alert === undefined ? [] : [disk.alert]),
