@@ -142,6 +142,7 @@ describe("the containerd node", () => {
       tasks: [],
       snapshots: [],
       images: [],
+      leases: [],
       mounts: [],
       cgroups: [],
     });

@@ -36,6 +36,7 @@ export interface NodeLeftovers {
   tasks: string[];
   snapshots: string[];
   images: string[];
+  leases: string[];
   mounts: string[];
   cgroups: string[];
 }
@@ -136,7 +137,7 @@ export class ContainerdNode implements ClusterNode {
     this.pods.delete(pod.metadata.uid!);
   }
 
-  /** Stops every pod at once (no grace), removes their images, the network, cgroups and directory. */
+  /** Stops every pod at once (no grace), removes leases, images, the network, cgroups and directory. */
   async close(): Promise<void> {
     await Promise.all(
       [...this.pods.keys()].map((uid) =>
@@ -147,8 +148,13 @@ export class ContainerdNode implements ClusterNode {
       ),
     );
     this.pods.clear();
-    for (const image of await this.list(["images", "ls", "-q"]))
+    // A pull cut at its bound can leave its lease (and what it holds) behind: leases go first.
+    for (const lease of await this.list(["leases", "ls", "-q"])) {
+      await this.ctr.attempt(["leases", "rm", "--sync", lease]);
+    }
+    for (const image of await this.list(["images", "ls", "-q"])) {
       await this.ctr.attempt(["images", "rm", "--sync", image]);
+    }
     await this.network.close();
     for (const cgroup of await this.cgroups()) await rmdir(cgroup).catch(() => undefined);
     await rm(this.options.dir, { recursive: true, force: true });
@@ -194,6 +200,7 @@ export class ContainerdNode implements ClusterNode {
       tasks: (await this.list(["tasks", "ls"])).slice(1),
       snapshots: (await this.list(["snapshots", "ls"])).slice(1),
       images: await this.list(["images", "ls", "-q"]),
+      leases: await this.list(["leases", "ls", "-q"]),
       mounts,
       cgroups: await this.cgroups(),
     };
