@@ -272,4 +272,69 @@ describe("stalled clients", () => {
     expect(slowLine.durationMs as number).toBeGreaterThan(2 * STALLED_CLIENT_TIMEOUT_MS);
     expect(slow.received()).toBeGreaterThan(slowBytes);
   });
+
+  it("cuts an upload whose client stopped sending, keeping the session, and takes a slow chunk whole", async () => {
+    lines.length = 0;
+    const logger = createCliLogger({
+      format: "json",
+      color: false,
+      debug: false,
+      write: (l) => lines.push(l),
+    });
+    const server = await serve({
+      listen: "127.0.0.1:0",
+      allowPush: true,
+      logger,
+      stalledClientTimeoutMs: STALLED_CLIENT_TIMEOUT_MS,
+    });
+    const start = async (): Promise<string> => {
+      const started = await fetch(`${server.url}/v2/${REPOSITORY}/blobs/uploads/`, { method: "POST" });
+      expect(started.status).toBe(202);
+      return started.headers.get("location")!;
+    };
+    const patch = (
+      location: string,
+      length: number,
+    ): { socket: Socket; answer: () => string; closed: Promise<void> } => {
+      const { port } = new URL(server.url);
+      const socket = connect(Number(port), "127.0.0.1");
+      const socketClosed = closed(socket);
+      let answer = "";
+      socket.setEncoding("latin1").on("data", (chunk: string) => (answer += chunk));
+      socket.write(
+        `PATCH ${location} HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n`,
+      );
+      return { socket, answer: () => answer, closed: socketClosed };
+    };
+    const chunk = seededBytes(64 * 1024);
+
+    // Sends 1 MiB of a 4 MiB chunk, then nothing.
+    const stalledAt = await start();
+    const stalled = patch(stalledAt, 4 * MiB);
+    for (let sent = 0; sent < MiB; sent += chunk.byteLength) stalled.socket.write(chunk);
+    await stalled.closed;
+    expect(stalled.answer()).toBe("");
+    expect(records().find((line) => line.level === "warn")).toMatchObject({
+      msg: "cut a client that stopped sending",
+      method: "PATCH",
+    });
+    const status = await fetch(`${server.url}${stalledAt}`);
+    expect(status.status).toBe(204);
+    const held = Number(/^0-(\d+)$/.exec(status.headers.get("range") ?? "")?.[1]);
+    expect(held).toBeLessThan(MiB);
+
+    // Sends 2 MiB in 64 KiB pieces 30 ms apart: about 1 s, twice the timeout, progressing all along.
+    const slowAt = await start();
+    const slow = patch(slowAt, 2 * MiB);
+    const slowStarted = Date.now();
+    for (let sent = 0; sent < 2 * MiB; sent += chunk.byteLength) {
+      slow.socket.write(chunk);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    await slow.closed;
+    expect(Date.now() - slowStarted).toBeGreaterThan(2 * STALLED_CLIENT_TIMEOUT_MS);
+    expect(slow.answer()).toMatch(/^HTTP\/1\.1 202 /);
+    expect(slow.answer()).toMatch(/\r\nRange: 0-2097151\r\n/);
+  });
 });
