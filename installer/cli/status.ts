@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
 import { readSiteStatus, type SiteStatus } from "../install/index.js";
-import { emit } from "./output.js";
+import { emit, formatBytes } from "./output.js";
 import type { Runner } from "./context.js";
 
 function renderStatus(status: SiteStatus): string {
@@ -27,10 +27,16 @@ function renderStatus(status: SiteStatus): string {
       );
     }
   }
-  if (registry !== null)
+  if (registry !== null) {
+    const repositories =
+      registry.repositories === null ? "" : `, ${registry.repositories.length} repositories`;
     lines.push(
-      `registry     ${registry.url}: ${registry.answering ? "answers" : "DOWN"} (${registry.detail})`,
+      `registry     ${registry.url}: ${registry.answering ? "answers" : "DOWN"} (${registry.detail})${repositories}`,
     );
+  }
+  lines.push(
+    `disk         ${formatBytes(status.disk.freeBytes)} free of ${formatBytes(status.disk.totalBytes)} (data dir)`,
+  );
   for (const certificate of status.certificates) {
     lines.push(
       `certificate  ${certificate.name.padEnd(16)} ${certificate.status}, ${certificate.daysLeft} days left`,

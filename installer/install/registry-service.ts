@@ -55,15 +55,18 @@ export function registryUnit(options: RegistryUnitOptions): string {
   ]);
 }
 
-/** One GET of `/v2/` over TLS with the site CA and the pull account: the HTTP status, or the failure. */
-export function probeRegistry(
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+/** One GET over TLS with the site CA and an account: the status and (small) body, or the failure. */
+export function registryGet(
   address: string,
+  path: string,
   caPem: string,
   account: { username: string; password: string },
-): Promise<number | Error> {
+): Promise<{ status: number; body: string } | Error> {
   return new Promise((resolve) => {
     const req = request(
-      `https://${address}/v2/`,
+      `https://${address}${path}`,
       {
         ca: caPem,
         timeout: 5000,
@@ -72,14 +75,28 @@ export function probeRegistry(
         },
       },
       (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+        let body = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => {
+          if (body.length < MAX_ANSWER_BYTES) body += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("error", (error) => resolve(error));
       },
     );
     req.on("timeout", () => req.destroy(new Error("no answer within 5 s")));
     req.on("error", (error) => resolve(error));
     req.end();
   });
+}
+
+/** `/v2/` with the pull account: the HTTP status, or the failure. */
+export async function probeRegistry(
+  address: string,
+  caPem: string,
+  account: { username: string; password: string },
+): Promise<number | Error> {
+  const answer = await registryGet(address, "/v2/", caPem, account);
+  return answer instanceof Error ? answer : answer.status;
 }
 
 /** Polls until the registry answers 200 to the pull account, or fails naming the last answer. */

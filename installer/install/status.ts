@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, statfs } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { BROKER, NAMESPACE } from "../../manifests/index.js";
 import { AirlockError } from "../../registry/oci/index.js";
@@ -8,10 +8,11 @@ import { listCertificates, openPki } from "../pki/index.js";
 import { CLUSTER_STEP, openState, STATE_FILE, type State, type StateEvent } from "../state/index.js";
 import type { ClusterDetail } from "./cluster-step.js";
 import { localAddress } from "./registry-address.js";
-import { probeRegistry, registryAccessOf, type RegistryDetail } from "./registry-service.js";
+import { probeRegistry, registryAccessOf, registryGet, type RegistryDetail } from "./registry-service.js";
 import { BROKER_REF } from "./steps-plane.js";
 
 const EVENTS_SHOWN = 10;
+const LOW_DISK_BYTES = 1024 ** 3;
 
 export interface PodHealth {
   name: string;
@@ -41,7 +42,15 @@ export interface SiteStatus {
     } | null;
     pods: PodHealth[];
   } | null;
-  registry: { url: string; unit: string; answering: boolean; detail: string } | null;
+  /** Repositories are what the registry's catalog lists (null when it cannot be read). */
+  registry: {
+    url: string;
+    unit: string;
+    answering: boolean;
+    detail: string;
+    repositories: string[] | null;
+  } | null;
+  disk: { freeBytes: number; totalBytes: number };
   certificates: { name: string; status: string; daysLeft: number; notAfter: string }[];
   events: StateEvent[];
 }
@@ -104,14 +113,29 @@ async function planeStatus(
 
 async function registryStatus(detail: RegistryDetail, problems: string[]): Promise<SiteStatus["registry"]> {
   const access = await registryAccessOf(detail).catch(() => undefined);
+  const address = localAddress(detail.listen);
+  const caPem = access === undefined ? "" : await readFile(access.caFile, "utf8");
   const answer =
     access === undefined
       ? new Error("the pull account's password file is gone")
-      : await probeRegistry(localAddress(detail.listen), await readFile(access.caFile, "utf8"), access);
+      : await probeRegistry(address, caPem, access);
   const answering = answer === 200;
   const text = answer instanceof Error ? answer.message : `HTTP ${answer} to /v2/`;
   if (!answering) problems.push(`the registry at ${detail.url} does not answer: ${text}`);
-  return { url: detail.url, unit: detail.unit, answering, detail: text };
+  const catalog = answering ? await registryGet(address, "/v2/_catalog?n=1000", caPem, access!) : undefined;
+  const repositories =
+    catalog === undefined || catalog instanceof Error || catalog.status !== 200
+      ? null
+      : ((JSON.parse(catalog.body) as { repositories?: string[] }).repositories ?? []);
+  return { url: detail.url, unit: detail.unit, answering, detail: text, repositories };
+}
+
+/** Free and total bytes of the data dir's file system, which holds the store. */
+async function diskOf(dataDir: string, problems: string[]): Promise<SiteStatus["disk"]> {
+  const stats = await statfs(dataDir);
+  const disk = { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
+  if (disk.freeBytes < LOW_DISK_BYTES) problems.push(`the data dir's file system has under 1 GiB free`);
+  return disk;
 }
 
 function stepDetail(state: State, installId: number, name: string): Record<string, unknown> | undefined {
@@ -167,6 +191,7 @@ export async function readSiteStatus(options: {
         `certificate ${certificate.name} is ${certificate.status} (${certificate.daysLeft} days left)`,
       );
     }
+    const disk = await diskOf(dataDir, problems);
     return {
       healthy: problems.length === 0,
       problems,
@@ -184,6 +209,7 @@ export async function readSiteStatus(options: {
       install: latest === undefined ? null : { id: latest.id, state: latest.state },
       plane,
       registry: registryHealth,
+      disk,
       certificates,
       events: state.events.list({ newestFirst: true, limit: EVENTS_SHOWN }),
     };

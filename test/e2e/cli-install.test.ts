@@ -337,6 +337,18 @@ describe("airlock install into an existing cluster", () => {
       ["msgbroker-1", true, 0],
     ]);
     expect(status.registry).toMatchObject({ url: `https://${listen}`, answering: true });
+    expect(status.registry?.repositories).toEqual(
+      expect.arrayContaining(["hubble/msgbroker", "hubble/console", "hubble/agent"]),
+    );
+    expect(status.disk.freeBytes).toBeGreaterThan(0);
+    expect(status.disk.totalBytes).toBeGreaterThanOrEqual(status.disk.freeBytes);
+    const text = await runCli(["--data-dir", dataDir, "status"]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^healthy: /);
+    expect(text.stdout).toMatch(/^msgbroker +2\/2 ready, revision \S+$/m);
+    expect(text.stdout).toMatch(
+      /^registry +https:\/\/\S+: answers \(HTTP 200 to \/v2\/\), \d+ repositories$/m,
+    );
     expect(status.certificates.map((certificate) => certificate.name)).toEqual(
       expect.arrayContaining(["registry", "msgbroker-peer", "msgbroker-server"]),
     );
