@@ -11,15 +11,10 @@ import {
   parseReference,
   type Digest,
 } from "../registry/oci/index.js";
-import type { Store, StoredBundle, ManifestRecord, BlobIngest } from "../registry/store/index.js";
-import {
-  walkBundle,
-  type BundleHead,
-  type VerifyOptions,
-  type VerifyResult,
-  type EntrySink,
-} from "./verify.js";
-import { BLOB_DIR, LAYOUT_ENTRIES, type BundleMetadata } from "./format.js";
+import type { Store, ManifestRecord, CommittedBlob } from "../registry/store/index.js";
+import { openBundle, type BundleWalk, type VerifyOptions, type VerifyResult } from "./verify.js";
+import type { BundleHead } from "./head.js";
+import { BLOB_DIR, LAYOUT_ENTRIES, type BundleFile, type BundleMetadata } from "./format.js";
 
 export interface ImportResult extends VerifyResult {
   /** False when the bundle was already imported: nothing was written. */
@@ -106,12 +101,14 @@ async function manifestClosure(
  */
 class CommitQueue {
   private readonly pending = new Set<Promise<void>>();
+  private readonly committed: CommittedBlob[] = [];
   private failure: { error: unknown } | undefined;
 
   constructor(private readonly limit: number) {}
 
-  async add(commit: Promise<void>): Promise<void> {
+  async add(commit: Promise<CommittedBlob>): Promise<void> {
     const tracked: Promise<void> = commit
+      .then((blob) => void this.committed.push(blob))
       .catch((error: unknown) => {
         this.failure ??= { error };
       })
@@ -121,10 +118,11 @@ class CommitQueue {
     this.throwIfFailed();
   }
 
-  /** Waits for every commit; rethrows the first failure. */
-  async drain(): Promise<void> {
+  /** Waits for every commit; returns what they committed, or rethrows the first failure. */
+  async drain(): Promise<CommittedBlob[]> {
     await Promise.all(this.pending);
     this.throwIfFailed();
+    return this.committed;
   }
 
   /** Waits for every commit, ignoring failures: for cleanup after an error. */
@@ -143,12 +141,113 @@ class CommitQueue {
  */
 const COMMITS_IN_FLIGHT = 3;
 
+/** What an import wrote: blobs it created and blobs the store already had. */
+interface Stored {
+  blobsWritten: number;
+  bytesWritten: number;
+  blobsPresent: number;
+}
+
+function isLayoutEntry(file: BundleFile): boolean {
+  return LAYOUT_ENTRIES.includes(file.path as (typeof LAYOUT_ENTRIES)[number]);
+}
+
+/**
+ * Streams every entry of the bundle into the store: each is written to an ingest file while it is
+ * hashed, and committed (behind the stream) only once its digest checked; blobs already present and
+ * the bundle's own layout files are verified, not written. Returns when every commit has settled.
+ */
+async function storeEntries(store: Store, walk: BundleWalk): Promise<Stored> {
+  let blobsPresent = 0;
+  const commits = new CommitQueue(COMMITS_IN_FLIGHT);
+  try {
+    for await (const entry of walk.entries()) {
+      const { file } = entry;
+      // The bundle's own layout files describe the bundle, not the store: verified, not kept.
+      if (isLayoutEntry(file)) {
+        await entry.verify();
+        continue;
+      }
+      const digest = blobDigestOf(file.path) ?? (`sha256:${file.sha256}` as Digest);
+      if ((await store.blobs.stat(digest)) !== undefined) {
+        await entry.verify();
+        blobsPresent++;
+        continue;
+      }
+      const ingest = await store.blobs.ingest();
+      try {
+        await entry.writeTo(ingest);
+      } catch (error) {
+        await ingest.abort();
+        throw error;
+      }
+      await commits.add(ingest.commit({ digest, size: file.size }));
+    }
+    const created = (await commits.drain()).filter((blob) => blob.created);
+    const bytesWritten = created.reduce((sum, blob) => sum + blob.size, 0);
+    return { blobsWritten: created.length, bytesWritten, blobsPresent };
+  } catch (error) {
+    // The blobs it already stored stay, referenced by no row: `registry serve` takes no lock, so a push
+    // or mount may have counted one of them present meanwhile. A re-run reuses them; gc collects the
+    // rest once they are older than its grace.
+    await commits.settle();
+    throw error;
+  }
+}
+
+/** The bundle's rows, in one transaction: its images, files and the manifests of its images. */
+async function recordBundle(store: Store, head: BundleHead, verified: VerifyResult): Promise<number> {
+  const { metadata } = head;
+  await store.blobs.put([head.metadataBytes], { digest: head.digest });
+  const manifests: ManifestRecord[] = [];
+  for (const image of metadata.images) {
+    const ref = parseReference(image.ref, `airlock.json images ${image.ref}`);
+    manifests.push(...(await manifestClosure(store, ref.repository, image.digest, image.mediaType)));
+    // Recorded with their subject and artifactType, which is what the referrers API lists.
+    for (const referrer of image.referrers ?? []) {
+      manifests.push(...(await manifestClosure(store, ref.repository, referrer.digest, referrer.mediaType)));
+    }
+  }
+  const { bundle } = await store.recordBundle({
+    digest: head.digest,
+    name: metadata.name,
+    version: metadata.version,
+    upgradeFrom: metadata.upgradeFrom,
+    baseDigest: metadata.base?.digest,
+    created: metadata.created,
+    signature: verified.signature.status,
+    totalBytes: verified.bytes,
+    images: metadata.images.map((image) => {
+      const ref = parseReference(image.ref);
+      return {
+        ref: image.ref,
+        repository: ref.repository,
+        tag: ref.tag ?? "latest",
+        digest: image.digest,
+        mediaType: image.mediaType,
+        size: image.size,
+        kind: image.kind,
+      };
+    }),
+    files: metadata.files
+      .filter((file) => blobDigestOf(file.path) === undefined && !isLayoutEntry(file))
+      .map((file) => ({
+        path: file.path,
+        digest: `sha256:${file.sha256}` as Digest,
+        size: file.size,
+        mode: file.mode,
+      })),
+    manifests,
+  });
+  return bundle.id;
+}
+
 /**
  * Imports a bundle into the store in one streaming pass: each entry is written to an ingest file
  * while it is hashed and made visible only when its digest checks; blobs already present are
  * hashed but not rewritten. The bundle's rows appear in one transaction at the end, so an import
  * that fails or is killed leaves nothing visible, and a re-run completes it. A failed import never
- * deletes a blob: what it wrote is left to gc and its grace period (see the catch below).
+ * deletes a blob: what it wrote is left to gc and its grace period (see storeEntries).
  */
 export async function importBundle(
   store: Store,
@@ -157,129 +256,28 @@ export async function importBundle(
 ): Promise<ImportResult> {
   return store.withLock("bundle import", async () => {
     await store.blobs.removeStaleIngests();
-    let blobsWritten = 0;
-    let bytesWritten = 0;
-    let blobsPresent = 0;
-    let existing: StoredBundle | undefined;
-    let head: BundleHead | undefined;
-    const commits = new CommitQueue(COMMITS_IN_FLIGHT);
+    const walk = await openBundle(paths, options);
     try {
-      const verified = await walkBundle(paths, options, {
-        onHead: async (bundleHead, signature) => {
-          head = bundleHead;
-          existing = store.findBundle(bundleHead.digest);
-          if (existing !== undefined) {
-            // The same airlock.json signed, imported unsigned earlier: record the stronger proof.
-            if (signature.status === "verified" && existing.signature !== "verified") {
-              store.setBundleSignature(existing.digest, "verified");
-            }
-            return false;
-          }
-          await checkDeltaBase(store, bundleHead.metadata, bundleHead.input.label);
-          await checkStoreSpace(store, bundleHead.metadata, bundleHead.input.label);
-          return true;
-        },
-        openSink: async (file) => {
-          // The bundle's own layout files describe the bundle, not the store: verified, not kept.
-          if (LAYOUT_ENTRIES.includes(file.path as (typeof LAYOUT_ENTRIES)[number])) return undefined;
-          const digest = blobDigestOf(file.path) ?? (`sha256:${file.sha256}` as Digest);
-          if ((await store.blobs.stat(digest)) !== undefined) {
-            blobsPresent++;
-            return undefined;
-          }
-          const ingest: BlobIngest = await store.blobs.ingest();
-          const sink: EntrySink = {
-            write: (chunk) => ingest.write(chunk),
-            digest: () => ingest.digest(),
-            commit: () =>
-              commits.add(
-                ingest.commit({ digest, size: file.size }).then((committed) => {
-                  if (committed.created) {
-                    blobsWritten++;
-                    bytesWritten += committed.size;
-                  }
-                }),
-              ),
-            abort: () => ingest.abort(),
-          };
-          return sink;
-        },
-      });
+      const { head, signature } = walk;
+      const existing = store.findBundle(head.digest);
       if (existing !== undefined) {
+        // The same airlock.json signed, imported unsigned earlier: record the stronger proof.
+        if (signature.status === "verified" && existing.signature !== "verified") {
+          store.setBundleSignature(existing.digest, "verified");
+        }
         // A run killed after its rows committed may not have rewritten the layout's index.json.
         await store.writeLayoutIndex();
-        return {
-          ...verified,
-          imported: false,
-          bundleId: existing.id,
-          blobsWritten: 0,
-          bytesWritten: 0,
-          blobsPresent: 0,
-        };
+        const nothing = { blobsWritten: 0, bytesWritten: 0, blobsPresent: 0 };
+        return { ...walk.result(), ...nothing, imported: false, bundleId: existing.id };
       }
-      await commits.drain();
-      const metadata = head!.metadata;
-      await store.blobs.put([head!.metadataBytes], { digest: head!.digest });
-      const manifests: ManifestRecord[] = [];
-      for (const image of metadata.images) {
-        const ref = parseReference(image.ref, `airlock.json images ${image.ref}`);
-        manifests.push(...(await manifestClosure(store, ref.repository, image.digest, image.mediaType)));
-        // Recorded with their subject and artifactType, which is what the referrers API lists.
-        for (const referrer of image.referrers ?? []) {
-          manifests.push(
-            ...(await manifestClosure(store, ref.repository, referrer.digest, referrer.mediaType)),
-          );
-        }
-      }
-      const { bundle } = await store.recordBundle({
-        digest: head!.digest,
-        name: metadata.name,
-        version: metadata.version,
-        upgradeFrom: metadata.upgradeFrom,
-        baseDigest: metadata.base?.digest,
-        created: metadata.created,
-        signature: verified.signature.status,
-        totalBytes: verified.bytes,
-        images: metadata.images.map((image) => {
-          const ref = parseReference(image.ref);
-          return {
-            ref: image.ref,
-            repository: ref.repository,
-            tag: ref.tag ?? "latest",
-            digest: image.digest,
-            mediaType: image.mediaType,
-            size: image.size,
-            kind: image.kind,
-          };
-        }),
-        files: metadata.files
-          .filter(
-            (file) =>
-              blobDigestOf(file.path) === undefined &&
-              !LAYOUT_ENTRIES.includes(file.path as (typeof LAYOUT_ENTRIES)[number]),
-          )
-          .map((file) => ({
-            path: file.path,
-            digest: `sha256:${file.sha256}` as Digest,
-            size: file.size,
-            mode: file.mode,
-          })),
-        manifests,
-      });
-      return {
-        ...verified,
-        imported: true,
-        bundleId: bundle.id,
-        blobsWritten,
-        bytesWritten,
-        blobsPresent,
-      };
-    } catch (error) {
-      // The blobs it already stored stay, referenced by no row: `registry serve` takes no lock, so a push
-      // or mount may have counted one of them present meanwhile. A re-run reuses them; gc collects the
-      // rest once they are older than its grace.
-      await commits.settle();
-      throw error;
+      await checkDeltaBase(store, head.metadata, head.input.label);
+      await checkStoreSpace(store, head.metadata, head.input.label);
+      const stored = await storeEntries(store, walk);
+      const verified = walk.result();
+      const bundleId = await recordBundle(store, head, verified);
+      return { ...verified, ...stored, imported: true, bundleId };
+    } finally {
+      await walk.close();
     }
   });
 }

@@ -1,13 +1,14 @@
 export { buildBundle } from "./build.js";
 export type { BuildOptions, BuildResult, SiteInventory } from "./build.js";
-export { verifyBundle, walkBundle, readBundleHead, checkSignature, checkEntryName } from "./verify.js";
+export { verifyBundle, openBundle, readBundleHead, checkSignature, checkEntryName } from "./verify.js";
 export type {
   VerifyOptions,
   VerifyResult,
   BundleHead,
   SignatureReport,
-  EntrySink,
-  WalkHooks,
+  BundleWalk,
+  VerifiedEntry,
+  HashingWriter,
 } from "./verify.js";
 export { importBundle } from "./import.js";
 export type { ImportResult } from "./import.js";

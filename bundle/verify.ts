@@ -1,42 +1,21 @@
 import { basename } from "node:path";
-import { AirlockError, Digester, digestOf, sha256Hex, type Digest } from "../registry/oci/index.js";
-import type { OperationOptions, SignatureStatus } from "../registry/store/index.js";
+import { AirlockError, Digester, sha256Hex, type Digest } from "../registry/oci/index.js";
+import type { OperationOptions } from "../registry/store/index.js";
 import { readTar, type TarReadEntry } from "./tar.js";
+import { checkArchiveEnd, checkEntryHeader, checkEntryName, describeEntryType } from "./entry-checks.js";
+import { partMatches, readBundleBytes, resolveBundleInput, type BundleInput } from "./parts.js";
 import {
-  checkArchiveEnd,
-  checkEntryHeader,
-  checkEntryName,
-  describeEntryType,
-  metadataInvalid,
-} from "./entry-checks.js";
-import { keyFingerprint, loadPublicKey, verifyBytes } from "./sign.js";
-import { partAt, partMatches, readBundleBytes, resolveBundleInput, type BundleInput } from "./parts.js";
-import {
-  BLOB_DIR,
-  DIRECTORY_MODE,
-  MAX_METADATA_BYTES,
-  METADATA_ENTRY,
-  SIGNATURE_ENTRY,
-  entryMtime,
-  type BundleFile,
-  type BundleMetadata,
-} from "./format.js";
+  checkSignature,
+  locate,
+  readHead,
+  type BundleHead,
+  type SignatureReport,
+  type TarEntries,
+} from "./head.js";
+import { BLOB_DIR, DIRECTORY_MODE, entryMtime, type BundleFile } from "./format.js";
 
 export { checkEntryName } from "./entry-checks.js";
-
-export interface BundleHead {
-  input: BundleInput;
-  metadata: BundleMetadata;
-  metadataBytes: Uint8Array;
-  /** Digest of airlock.json: the bundle's identity. */
-  digest: Digest;
-  signature: Uint8Array | undefined;
-}
-
-export interface SignatureReport {
-  status: SignatureStatus;
-  keyFingerprint?: string;
-}
+export { checkSignature, readBundleHead, type BundleHead, type SignatureReport } from "./head.js";
 
 export interface VerifyOptions extends OperationOptions {
   /** Public key that must have signed the bundle; without one a signature is reported as unchecked. */
@@ -52,32 +31,43 @@ export interface VerifyResult {
   entries: number;
   bytes: number;
   parts: number;
-  /** True when a hook ended the walk after the head (e.g. the bundle was already imported). */
+  /** True when the reader stopped after the head (e.g. the bundle was already imported). */
   stoppedEarly: boolean;
 }
 
-/** Where an entry's verified bytes go (the store, for import); committed only after its digest checks. */
-export interface EntrySink {
+/** Where an entry's body can be streamed: something that hashes what it writes (a store ingest). */
+export interface HashingWriter {
   write(chunk: Uint8Array): Promise<void>;
-  /** The digest of what was written: a sink hashes as it writes, so the walk does not hash twice. */
+  /** The digest of what was written, which the walk holds to airlock.json. */
   digest(): Digest;
-  commit(): Promise<void>;
-  abort(): Promise<void>;
 }
 
-export interface WalkHooks {
-  /** After the head and signature check; return false to stop without reading further. */
-  onHead?(head: BundleHead, signature: SignatureReport): Promise<boolean>;
-  openSink?(file: BundleFile): Promise<EntrySink | undefined>;
+/**
+ * An entry whose name, type, listing, size and tar header have checked; its body has not yet. Its
+ * body is read once, by `verify` or `writeTo`, each of which returns only when it matched its sha256.
+ * An entry left unread is verified by the walk before it yields the next one.
+ */
+export interface VerifiedEntry {
+  file: BundleFile;
+  verify(): Promise<void>;
+  /** Streams the body into `writer` (no second hash: the writer's digest is checked). */
+  writeTo(writer: HashingWriter): Promise<void>;
 }
 
-async function readEntryBytes(entry: TarReadEntry, max: number, where: string): Promise<Uint8Array> {
-  if (entry.typeflag !== "0") throw metadataInvalid(`${entry.name} is not a regular file`, where);
-  if (entry.size > max) throw metadataInvalid(`${entry.name} is ${entry.size} bytes, over ${max}`, where);
-  const chunks: Uint8Array[] = [];
-  // Copied: the reader reuses its buffers once the next chunk is asked for.
-  for await (const chunk of entry.body) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
+/** A bundle being read: its head (signature checked), then its entries in archive order. */
+export interface BundleWalk {
+  head: BundleHead;
+  signature: SignatureReport;
+  /**
+   * Every entry after the head. Iteration ends only when the whole archive checked: nothing after its
+   * end, nothing listed missing. Entries are yielded once each; the chunks they pass are valid until
+   * the one after next is read (see readChunks).
+   */
+  entries(): AsyncGenerator<VerifiedEntry, void>;
+  /** What was verified: every entry once `entries()` ended, or only the head (stoppedEarly). */
+  result(): VerifyResult;
+  /** Closes the bundle's files; a walk stopped after its head reads nothing more. */
+  close(): Promise<void>;
 }
 
 /** Names the damaged part when a split bundle's entry does not match; undefined for single files. */
@@ -92,80 +82,6 @@ async function damagedPart(input: BundleInput, start: number, end: number): Prom
   if (spanned.length === 1) return basename(spanned[0]!.path);
   for (const part of spanned) if (!(await partMatches(part))) return basename(part.path);
   return spanned.map((part) => basename(part.path)).join(", ");
-}
-
-/** airlock.json and its signature: build writes them as plain 0644 files. */
-const HEAD_ENTRY = { type: "file", mode: 0o644 } as const;
-
-type TarEntries = AsyncGenerator<TarReadEntry, number | undefined>;
-
-async function readHead(
-  input: BundleInput,
-  entries: TarEntries,
-): Promise<{ head: BundleHead; next: IteratorResult<TarReadEntry, number | undefined> }> {
-  const first = await entries.next();
-  if (first.done === true || first.value.name !== METADATA_ENTRY) {
-    throw new AirlockError("BUNDLE_METADATA_MISSING", "the first entry is not airlock.json", {
-      where: input.label,
-      hint: "this is not an Airlock bundle (or is a later part: name the first part)",
-    });
-  }
-  const metadataBytes = await readEntryBytes(first.value, MAX_METADATA_BYTES, input.label);
-  // zod loads on first use, so commands that never read a bundle do not pay for it.
-  const { parseBundleMetadata } = await import("./metadata.js");
-  const metadata = parseBundleMetadata(metadataBytes, input.label);
-  const mtime = entryMtime(metadata.created);
-  const checkHeadHeader = (entry: TarReadEntry): void =>
-    checkEntryHeader(
-      entry,
-      { ...HEAD_ENTRY, name: entry.name, size: entry.size, mtime },
-      locate(input, entry),
-    );
-  checkHeadHeader(first.value);
-  let next = await entries.next();
-  let signature: Uint8Array | undefined;
-  if (next.done !== true && next.value.name === SIGNATURE_ENTRY) {
-    signature = await readEntryBytes(next.value, 1024, input.label);
-    checkHeadHeader(next.value);
-    next = await entries.next();
-  }
-  return { head: { input, metadata, metadataBytes, digest: digestOf(metadataBytes), signature }, next };
-}
-
-/** Reads only a bundle's first entries: its metadata and signature. Fast whatever the bundle's size. */
-export async function readBundleHead(paths: string[]): Promise<BundleHead> {
-  const input = await resolveBundleInput(paths);
-  const entries = readTar(readBundleBytes(input));
-  try {
-    return (await readHead(input, entries)).head;
-  } finally {
-    await entries.return(undefined);
-  }
-}
-
-export async function checkSignature(
-  head: BundleHead,
-  publicKeyPath: string | undefined,
-): Promise<SignatureReport> {
-  if (publicKeyPath === undefined) return { status: head.signature === undefined ? "unsigned" : "unchecked" };
-  const key = await loadPublicKey(publicKeyPath);
-  if (head.signature === undefined) {
-    throw new AirlockError("BUNDLE_UNSIGNED", "the bundle is not signed, but a key was given", {
-      where: head.input.label,
-      hint: "ask the vendor for a signed bundle; without --key an unsigned bundle is accepted",
-    });
-  }
-  if (!verifyBytes(head.metadataBytes, head.signature, key)) {
-    throw new AirlockError(
-      "BUNDLE_SIGNATURE_INVALID",
-      "the signature does not match airlock.json with this key",
-      {
-        where: head.input.label,
-        hint: "the bundle was signed with another key or was altered: check --key, and the bundle's origin",
-      },
-    );
-  }
-  return { status: "verified", keyFingerprint: keyFingerprint(key) };
 }
 
 /** What the walk checks the entries after the head against. */
@@ -189,11 +105,7 @@ function expectationsOf(head: BundleHead): Expectations {
   return { input: head.input, files, directories, seen: new Set(), mtime: entryMtime(head.metadata.created) };
 }
 
-/** `name`, or `name in part X` for a split bundle: where verify errors point. */
-function locate(input: BundleInput, entry: TarReadEntry): string {
-  const part = partAt(input, entry.offset);
-  return part === undefined ? entry.name : `${entry.name} in part ${part}`;
-}
+const ALTERED = "the bundle was altered after it was built: get it again from the vendor";
 
 /**
  * Checks an entry's name, type, listing, size and header before any of its body is read; returns
@@ -208,7 +120,7 @@ function checkEntry(entry: TarReadEntry, expected: Expectations): BundleFile | u
     if (!expected.directories.has(dir)) {
       throw new AirlockError("BUNDLE_ENTRY_UNKNOWN", `directory ${entry.name} is not part of the bundle`, {
         where,
-        hint: "the bundle was altered after it was built: get it again from the vendor",
+        hint: ALTERED,
       });
     }
     checkEntryHeader(entry, { name: dir, type: "directory", mode: DIRECTORY_MODE, size: 0, mtime }, where);
@@ -218,10 +130,7 @@ function checkEntry(entry: TarReadEntry, expected: Expectations): BundleFile | u
     throw new AirlockError(
       "BUNDLE_ENTRY_UNSAFE",
       `entry ${entry.name} is ${describeEntryType(entry.typeflag)}`,
-      {
-        where,
-        hint: "bundles hold regular files only: this one was tampered with; do not use it",
-      },
+      { where, hint: "bundles hold regular files only: this one was tampered with; do not use it" },
     );
   }
   const file = expected.files.get(entry.name);
@@ -231,7 +140,7 @@ function checkEntry(entry: TarReadEntry, expected: Expectations): BundleFile | u
       file === undefined
         ? `entry ${entry.name} is not listed in airlock.json`
         : `entry ${entry.name} appears twice`,
-      { where, hint: "the bundle was altered after it was built: get it again from the vendor" },
+      { where, hint: ALTERED },
     );
   }
   expected.seen.add(entry.name);
@@ -246,60 +155,18 @@ function checkEntry(entry: TarReadEntry, expected: Expectations): BundleFile | u
   return file;
 }
 
-/** Streams an entry's body into the sink (or a digester), then holds it to its sha256. */
-async function passEntry(
-  entry: TarReadEntry,
-  file: BundleFile,
-  input: BundleInput,
-  options: VerifyOptions,
-  hooks: WalkHooks,
-): Promise<void> {
-  const sink = hooks.openSink === undefined ? undefined : await hooks.openSink(file);
-  try {
-    const digester = sink === undefined ? new Digester() : undefined;
-    let read = 0;
-    for await (const chunk of entry.body) {
-      options.signal?.throwIfAborted();
-      if (sink === undefined) digester!.update(chunk);
-      else await sink.write(chunk);
-      read += chunk.byteLength;
-      options.onProgress?.({
-        phase: "verify",
-        done: entry.dataOffset + read,
-        total: input.size,
-        item: entry.name,
-      });
-    }
-    if (sha256Hex(sink?.digest() ?? digester!.digest()) !== file.sha256) {
-      const part = await damagedPart(input, entry.dataOffset, entry.dataOffset + entry.size);
-      throw new AirlockError(
-        "BUNDLE_ENTRY_CORRUPT",
-        `${entry.name} does not match its sha256 in airlock.json`,
-        {
-          where: part === undefined ? entry.name : `${entry.name} in part ${part}`,
-          hint:
-            part === undefined
-              ? "the bundle is damaged: copy it again"
-              : `part ${part} is damaged: copy that part again`,
-        },
-      );
-    }
-    await sink?.commit();
-  } catch (error) {
-    await sink?.abort();
-    if (error instanceof AirlockError && error.code === "BUNDLE_TRUNCATED") {
-      throw new AirlockError(error.code, `${error.message}, inside ${entry.name}`, {
-        where: locate(input, entry),
-        hint: error.hint,
-      });
-    }
-    throw error;
-  }
-}
+/** Errors already explained, which reach the walk again when it checks an entry the consumer failed. */
+const explained = new WeakSet<AirlockError>();
 
 /** A parse failure of a split bundle named without its parts.json most likely means parts out of order. */
 function explainPartsError(error: unknown, input: BundleInput): unknown {
-  if (!(error instanceof AirlockError) || input.parts.length < 2) return error;
+  if (!(error instanceof AirlockError) || input.parts.length < 2 || explained.has(error)) return error;
+  const explanation = partsExplanation(error, input);
+  explained.add(explanation);
+  return explanation;
+}
+
+function partsExplanation(error: AirlockError, input: BundleInput): AirlockError {
   const partsUnchecked = input.parts.some((part) => part.expected === undefined);
   const parseFailures = [
     "BUNDLE_TRUNCATED",
@@ -323,42 +190,102 @@ function explainPartsError(error: unknown, input: BundleInput): unknown {
   return error;
 }
 
-/**
- * One streaming pass over a bundle: the signature first, then every entry's name, type, size, tar
- * header and digest against airlock.json, and nothing after the end of the archive. Entries are handed
- * to `hooks.openSink` as they pass; a sink is committed only after its entry checks.
- */
-export async function walkBundle(
-  paths: string[],
-  options: VerifyOptions = {},
-  hooks: WalkHooks = {},
-): Promise<VerifyResult> {
-  const input = await resolveBundleInput(paths);
-  const entries = readTar(readBundleBytes(input, options.signal));
-  try {
-    const { head, next: firstBodyEntry } = await readHead(input, entries);
-    const signature = await checkSignature(head, options.publicKey);
-    const result: VerifyResult = {
-      bundle: input.label,
-      name: head.metadata.name,
-      version: head.metadata.version,
-      digest: head.digest,
-      signature,
-      entries: 0,
-      bytes: input.size,
-      parts: input.parts.length,
-      stoppedEarly: false,
-    };
-    if (hooks.onHead !== undefined && !(await hooks.onHead(head, signature)))
-      return { ...result, stoppedEarly: true };
+/** A body that ends early names its entry (and part), then what the parts may explain. */
+function explainBodyError(error: unknown, entry: TarReadEntry, input: BundleInput): unknown {
+  if (error instanceof AirlockError && error.code === "BUNDLE_TRUNCATED") {
+    const named = new AirlockError(error.code, `${error.message}, inside ${entry.name}`, {
+      where: locate(input, entry),
+      hint: error.hint,
+    });
+    return explainPartsError(named, input);
+  }
+  return explainPartsError(error, input);
+}
 
+async function checkDigest(entry: TarReadEntry, file: BundleFile, digest: Digest, input: BundleInput) {
+  if (sha256Hex(digest) === file.sha256) return;
+  const part = await damagedPart(input, entry.dataOffset, entry.dataOffset + entry.size);
+  throw new AirlockError("BUNDLE_ENTRY_CORRUPT", `${entry.name} does not match its sha256 in airlock.json`, {
+    where: part === undefined ? entry.name : `${entry.name} in part ${part}`,
+    hint:
+      part === undefined
+        ? "the bundle is damaged: copy it again"
+        : `part ${part} is damaged: copy that part again`,
+  });
+}
+
+/** An entry whose body is read at most once, into a writer or a digester, and held to its sha256. */
+class EntryBody implements VerifiedEntry {
+  /** Settled once the body was read and checked; rejected with what failed. */
+  private outcome: Promise<void> | undefined;
+
+  constructor(
+    readonly file: BundleFile,
+    private readonly entry: TarReadEntry,
+    private readonly input: BundleInput,
+    private readonly options: VerifyOptions,
+  ) {}
+
+  verify(): Promise<void> {
+    const digester = new Digester();
+    return this.writeTo({
+      write: (chunk) => Promise.resolve(digester.update(chunk)),
+      digest: () => digester.digest(),
+    });
+  }
+
+  writeTo(writer: HashingWriter): Promise<void> {
+    if (this.outcome !== undefined)
+      return Promise.reject(new Error(`${this.file.path}: its body was already read`));
+    this.outcome = this.pass(writer);
+    return this.outcome;
+  }
+
+  /** For the walk: checks an unread body, and fails again with what failed the consumer's read. */
+  finish(): Promise<void> {
+    return this.outcome ?? this.verify();
+  }
+
+  private async pass(writer: HashingWriter): Promise<void> {
+    const { entry, input, options } = this;
+    try {
+      let read = 0;
+      for await (const chunk of entry.body) {
+        options.signal?.throwIfAborted();
+        await writer.write(chunk);
+        read += chunk.byteLength;
+        options.onProgress?.({
+          phase: "verify",
+          done: entry.dataOffset + read,
+          total: input.size,
+          item: entry.name,
+        });
+      }
+      await checkDigest(entry, this.file, writer.digest(), input);
+    } catch (error) {
+      throw explainBodyError(error, entry, input);
+    }
+  }
+}
+
+async function* walkEntries(
+  head: BundleHead,
+  entries: TarEntries,
+  first: IteratorResult<TarReadEntry, number | undefined>,
+  options: VerifyOptions,
+  counted: { entries: number },
+): AsyncGenerator<VerifiedEntry, void> {
+  const { input } = head;
+  try {
     const expected = expectationsOf(head);
-    let current = firstBodyEntry;
+    let current = first;
     for (; current.done !== true; current = await entries.next()) {
       const file = checkEntry(current.value, expected);
       if (file === undefined) continue;
-      await passEntry(current.value, file, input, options, hooks);
-      result.entries++;
+      const body = new EntryBody(file, current.value, input, options);
+      yield body;
+      await body.finish();
+      counted.entries++;
     }
     checkArchiveEnd(current.value!, input);
     const missing = head.metadata.files.find((file) => !expected.seen.has(file.path));
@@ -370,14 +297,61 @@ export async function walkBundle(
       );
     }
     options.onProgress?.({ phase: "verify", done: input.size, total: input.size });
-    return result;
   } catch (error) {
     throw explainPartsError(error, input);
-  } finally {
-    await entries.return(undefined);
   }
 }
 
-export function verifyBundle(paths: string[], options: VerifyOptions = {}): Promise<VerifyResult> {
-  return walkBundle(paths, options);
+/**
+ * Opens a bundle for one streaming pass: reads its head and checks the signature, then
+ * `entries()` holds every entry's name, type, size, tar header and digest to airlock.json.
+ */
+export async function openBundle(paths: string[], options: VerifyOptions = {}): Promise<BundleWalk> {
+  const input = await resolveBundleInput(paths);
+  const tar = readTar(readBundleBytes(input, options.signal));
+  try {
+    const { head, next } = await readHead(input, tar);
+    const signature = await checkSignature(head, options.publicKey);
+    const counted = { entries: 0 };
+    let state: "head" | "walking" | "done" = "head";
+    return {
+      head,
+      signature,
+      async *entries() {
+        if (state !== "head") throw new Error("a bundle's entries are walked once");
+        state = "walking";
+        yield* walkEntries(head, tar, next, options, counted);
+        state = "done";
+      },
+      result: () => ({
+        bundle: input.label,
+        name: head.metadata.name,
+        version: head.metadata.version,
+        digest: head.digest,
+        signature,
+        entries: counted.entries,
+        bytes: input.size,
+        parts: input.parts.length,
+        stoppedEarly: state !== "done",
+      }),
+      close: async () => void (await tar.return(undefined)),
+    };
+  } catch (error) {
+    await tar.return(undefined);
+    throw explainPartsError(error, input);
+  }
+}
+
+/**
+ * One streaming pass over a bundle: the signature first, then every entry's name, type, size, tar
+ * header and digest against airlock.json, and nothing after the end of the archive.
+ */
+export async function verifyBundle(paths: string[], options: VerifyOptions = {}): Promise<VerifyResult> {
+  const walk = await openBundle(paths, options);
+  try {
+    for await (const entry of walk.entries()) await entry.verify();
+    return walk.result();
+  } finally {
+    await walk.close();
+  }
 }

@@ -1,6 +1,6 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { walkBundle, type EntrySink, type VerifyResult } from "../../bundle/index.js";
+import { openBundle, type HashingWriter, type VerifyResult } from "../../bundle/index.js";
 import { AirlockError, Digester } from "../../registry/oci/index.js";
 import type { OperationOptions } from "../../registry/store/index.js";
 
@@ -26,34 +26,42 @@ export async function extractK3sFiles(
   dir: string,
   options: OperationOptions & { publicKey?: string | undefined },
 ): Promise<K3sBundleFiles> {
-  const extracted = new Map<string, string>();
-  const verified = await walkBundle(paths, options, {
-    onHead: (head) => {
-      if (!head.metadata.files.some((file) => file.path === BUNDLE_K3S_BINARY)) {
-        throw new AirlockError("BUNDLE_K3S_MISSING", `the bundle carries no ${BUNDLE_K3S_BINARY}`, {
-          where: head.input.label,
-          hint: "join a node with the bundle the server was installed from: it carries k3s",
-        });
+  const walk = await openBundle(paths, options);
+  try {
+    if (!walk.head.metadata.files.some((file) => file.path === BUNDLE_K3S_BINARY)) {
+      throw new AirlockError("BUNDLE_K3S_MISSING", `the bundle carries no ${BUNDLE_K3S_BINARY}`, {
+        where: walk.head.input.label,
+        hint: "join a node with the bundle the server was installed from: it carries k3s",
+      });
+    }
+    const extracted = new Map<string, string>();
+    for await (const entry of walk.entries()) {
+      const { path } = entry.file;
+      // Entries not extracted are verified by the walk as it moves on.
+      if (path !== BUNDLE_K3S_BINARY && !IMAGES_ARCHIVE.test(path)) continue;
+      const target = join(dir, basename(path));
+      const handle = await open(target, "w", 0o600);
+      try {
+        await entry.writeTo(fileWriter(handle));
+      } finally {
+        await handle.close();
       }
-      return Promise.resolve(true);
-    },
-    openSink: async (file) => {
-      if (file.path !== BUNDLE_K3S_BINARY && !IMAGES_ARCHIVE.test(file.path)) return undefined;
-      const target = join(dir, basename(file.path));
-      return fileSink(await open(target, "w", 0o600), () => extracted.set(file.path, target));
-    },
-  });
-  return {
-    verified,
-    binary: extracted.get(BUNDLE_K3S_BINARY)!,
-    imageArchives: [...extracted]
-      .filter(([path]) => path !== BUNDLE_K3S_BINARY)
-      .map(([path, source]) => ({ name: basename(path), source })),
-  };
+      extracted.set(path, target);
+    }
+    return {
+      verified: walk.result(),
+      binary: extracted.get(BUNDLE_K3S_BINARY)!,
+      imageArchives: [...extracted]
+        .filter(([path]) => path !== BUNDLE_K3S_BINARY)
+        .map(([path, source]) => ({ name: basename(path), source })),
+    };
+  } finally {
+    await walk.close();
+  }
 }
 
-/** Writes an entry's chunks to a file as they pass, hashing them; the file counts once committed. */
-function fileSink(handle: FileHandle, onCommit: () => void): EntrySink {
+/** Writes an entry's chunks to a file as they pass, hashing them. */
+function fileWriter(handle: FileHandle): HashingWriter {
   const digester = new Digester();
   return {
     async write(chunk) {
@@ -62,10 +70,5 @@ function fileSink(handle: FileHandle, onCommit: () => void): EntrySink {
         offset += (await handle.write(chunk, offset)).bytesWritten;
     },
     digest: () => digester.digest(),
-    async commit() {
-      await handle.close();
-      onCommit();
-    },
-    abort: () => handle.close(),
   };
 }
