@@ -1,23 +1,27 @@
 /**
  * Issue 11, point 3, as a user runs the built CLI: `registry serve --log-format json` writes one
  * parseable JSON line per request on stderr and nothing else there; `--log-format text` (the
- * default) writes the text form; a failed command with --log-format json is one JSON error line.
+ * default) writes the text form; a failed command with --log-format json is one JSON error line
+ * (its stack only with --debug), and progress in a pipe is JSON lines too.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runCli, waitFor } from "../helpers/fixtures.js";
+import { CLI, MiB, runCli, sampleBundle, useFixtures, waitFor, type Fixtures } from "../helpers/fixtures.js";
 
 let dataDir: string;
+let fx: Fixtures;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "airlock-cli-logs-"));
+  fx = await useFixtures({ size: MiB });
 });
 
 afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
+  await fx?.cleanup();
 });
 
 interface Served {
@@ -137,5 +141,28 @@ describe("airlock --log-format", () => {
       "error USAGE: say who may pull: --auth htpasswd:FILE, --auth token:FILE, or --anonymous-pull\n" +
         "  hint:  make accounts with `htpasswd -Bc FILE USER`\n",
     );
+  });
+
+  it("json with --debug: the error line carries the stack", async () => {
+    const args = ["--data-dir", dataDir, "registry", "serve", "--insecure-http"];
+    const result = await runCli(["--log-format", "json", "--debug", ...args]);
+    expect(result.code).toBe(2);
+    const record = JSON.parse(result.stderr.trimEnd()) as { code: string; err: { stack: string } };
+    expect(record.code).toBe("USAGE");
+    expect(record.err.stack).toMatch(/^AirlockError: say who may pull.*\n\s+at /);
+  });
+
+  it("json: a long command's progress in a pipe is JSON lines", async () => {
+    const { bundle } = await sampleBundle(fx);
+    const result = await runCli(["--log-format", "json", "bundle", "verify", bundle]);
+    expect(result.code, result.stderr).toBe(0);
+    const records = result.stderr
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((record) => record.msg === "verify" && record.level === "info")).toBe(true);
+    expect(records.at(-1)).toMatchObject({ percent: 100 });
+    expect(records.at(-1)!.done).toBe(records.at(-1)!.total);
   });
 });
