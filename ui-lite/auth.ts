@@ -32,12 +32,18 @@ function field(request: Request, name: string): string {
   return typeof value === "string" ? value : "";
 }
 
-function freshLoginForm(
+/**
+ * The login form with its double-submit token: the one the browser holds already when it has one, so
+ * a second tab or a stray request for /login leaves the form on screen valid.
+ */
+function loginForm(
+  request: Request,
   response: Response,
   status: number,
   options: { error?: string; name?: string } = {},
 ): void {
-  const token = randomToken();
+  const held = readCookie(request, LOGIN_COOKIE);
+  const token = held !== undefined && /^[A-Za-z0-9_-]{43}$/.test(held) ? held : randomToken();
   setCookie(response, LOGIN_COOKIE, token, "/login", 3600);
   response
     .status(status)
@@ -56,7 +62,7 @@ function loginHandler(parts: AuthParts): (request: Request, response: Response) 
   return async (request, response) => {
     const formToken = readCookie(request, LOGIN_COOKIE);
     if (formToken === undefined || !tokensMatch(field(request, "_csrf"), formToken)) {
-      freshLoginForm(response, 403, {
+      loginForm(request, response, 403, {
         error: "The sign-in form expired or did not come from this console. Try again.",
       });
       return;
@@ -78,7 +84,7 @@ function loginHandler(parts: AuthParts): (request: Request, response: Response) 
       });
       response.set("Retry-After", String(Math.ceil((retryAt.getTime() - parts.clock().getTime()) / 1000)));
       const wait = retryText(retryAt, parts.clock());
-      freshLoginForm(response, 429, {
+      loginForm(request, response, 429, {
         name,
         error: locked
           ? `Too many failed sign-ins: locked for ${wait}.`
@@ -103,7 +109,7 @@ function loginHandler(parts: AuthParts): (request: Request, response: Response) 
         detail: { address, locked },
       });
       const lockText = locked ? " Too many failed sign-ins: locked for 15 minutes." : "";
-      freshLoginForm(response, 401, { name, error: `Wrong user name or password.${lockText}` });
+      loginForm(request, response, 401, { name, error: `Wrong user name or password.${lockText}` });
       return;
     }
     parts.throttle.succeed(name);
@@ -190,7 +196,7 @@ export function requireSession(parts: AuthParts) {
 
 /** The login form (the only page without a session), then the session gate, then password and logout. */
 export function authRoutes(router: Router, parts: AuthParts): void {
-  router.get("/login", (_request, response) => freshLoginForm(response, 200));
+  router.get("/login", (request, response) => loginForm(request, response, 200));
   router.post("/login", loginHandler(parts));
   router.use(requireSession(parts));
   router.get("/password", (_request, response) => {

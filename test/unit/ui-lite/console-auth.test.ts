@@ -76,6 +76,28 @@ describe("the console's auth", () => {
     expect((await new ConsoleClient(base).login("alice", adminPassword)).status).toBe(401);
   });
 
+  it("refuses a sign-in without the login form's token, and keeps a form valid when /login is asked for again", async () => {
+    const client = new ConsoleClient(base);
+    const form = await client.get("/login");
+    const token = ConsoleClient.csrfOf(form.body);
+    const forged = await client.request("POST", "/login", {
+      _csrf: "x".repeat(43),
+      name: "alice",
+      password: "p",
+    });
+    expect(forged.status).toBe(403);
+    await client.get("/login");
+    const reply = await client.request("POST", "/login", {
+      _csrf: token,
+      name: "alice",
+      password: NEW_ADMIN_PASSWORD,
+    });
+    expect([reply.status, reply.location]).toEqual([303, "/"]);
+    expect(
+      site.state.events.list({ action: "ui.login", object: "ui/user/alice", outcome: "failed" }),
+    ).toHaveLength(1);
+  });
+
   it("refuses a state change without the session's CSRF token, or with a tampered one, and changes nothing", async () => {
     const client = await signedIn("alice", NEW_ADMIN_PASSWORD);
     const before = (await site.pki.ensureCa()).serialNumber;
