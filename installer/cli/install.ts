@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
 import { runInstall, type InstallResult, type NewAccount, type StepEvent } from "../install/index.js";
 import { DEFAULT_REGISTRY_LISTEN } from "../preflight/index.js";
-import { emit } from "./output.js";
+import { emit, type OutputOptions } from "./output.js";
 import type { Runner } from "./context.js";
 
 interface InstallFlags {
@@ -33,13 +33,38 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-const MARKS = { done: "ok  ", "already-done": "ok  ", failed: "FAIL" } as const;
+const MARKS = { start: "... ", done: "ok  ", "already-done": "ok  ", failed: "FAIL" } as const;
 
 /** One line per finished step, as it finishes: what an operator watching a pipe or a log needs. */
-function stepLine(event: StepEvent): string | undefined {
-  if (event.phase === "start") return undefined;
+function stepLine(event: StepEvent): string {
   const what = event.phase === "failed" ? `${event.error?.code}: ${event.error?.message}` : event.summary;
   return `${MARKS[event.phase]}  ${event.title.padEnd(20)} ${seconds(event.durationMs ?? 0).padStart(8)}  ${what ?? ""}`;
+}
+
+/**
+ * What install writes on stdout as it goes: a line per finished step and each new account. On a
+ * terminal the running step shows as `...` until it ends, then its line replaces it; in a pipe
+ * only finished steps are written.
+ */
+function progressWriter(output: OutputOptions): { step(event: StepEvent): void; line(text: string): void } {
+  const live = output.progress && process.stdout.isTTY;
+  let running: string | undefined;
+  const clear = (): string => (live && running !== undefined ? "\r\u001b[2K" : "");
+  return {
+    step(event) {
+      if (output.json) return;
+      if (event.phase === "start") {
+        running = `${MARKS.start}  ${event.title}`;
+        if (live) process.stdout.write(running);
+        return;
+      }
+      process.stdout.write(`${clear()}${stepLine(event)}\n`);
+      running = undefined;
+    },
+    line(text) {
+      process.stdout.write(`${clear()}${text}\n${live && running !== undefined ? running : ""}`);
+    },
+  };
 }
 
 function accountLine(account: NewAccount): string {
@@ -89,6 +114,7 @@ export function registerInstall(program: Command, run: Runner): void {
       run(command, async (context) => {
         const timeoutMs = parseTimeout(flags.timeout);
         const made: NewAccount[] = [];
+        const progress = progressWriter(context.output);
         const installing = runInstall({
           dataDir: context.dataDir,
           bundle: flags.bundle,
@@ -103,14 +129,11 @@ export function registerInstall(program: Command, run: Runner): void {
           airlockCommand: [process.execPath, resolve(process.argv[1]!)],
           timeoutMs,
           signal: context.signal,
-          onStep: (event) => {
-            const line = context.output.json ? undefined : stepLine(event);
-            if (line !== undefined) process.stdout.write(`${line}\n`);
-          },
+          onStep: (event) => progress.step(event),
           // Shown as soon as made in text; with --json in the result, or on stderr if the install fails.
           onAccountCreated: (account) => {
             if (context.output.json) made.push(account);
-            else process.stdout.write(`${accountLine(account)}\n`);
+            else progress.line(accountLine(account));
           },
         });
         const result = await installing.catch((error: unknown) => {
