@@ -13,6 +13,11 @@ export interface BrokerPaths {
   serverKeyFile: string;
   /** JetStream's store, when jetstream is enabled. */
   storeDir: string;
+  /**
+   * Where the broker writes its PID, so a preStop hook can signal it (`--signal ldm=FILE`). Absent
+   * for brokers run by tests as local processes, which share a directory.
+   */
+  pidFile?: string | undefined;
 }
 
 export const BROKER_CONFIG_DIR = "/etc/nats";
@@ -21,6 +26,18 @@ export const BROKER_CONFIG_KEY = "nats.conf";
 export const BROKER_TLS_DIR = "/etc/nats-tls";
 /** The image's working directory: an emptyDir, or the persistent volume. */
 export const BROKER_DATA_DIR = "/data";
+/** An emptyDir of its own: the root filesystem is read-only, and a PID has no place on the data volume. */
+export const BROKER_RUN_DIR = "/var/run/nats";
+export const BROKER_PID_FILE = `${BROKER_RUN_DIR}/nats.pid`;
+
+/**
+ * Lame-duck mode on a rolling restart: the broker stops taking clients and leaves the cluster's
+ * advertisements at once, waits the grace period, then closes its clients spread over the duration
+ * (nats-server refuses less than 30 s), and exits. SIGTERM is ignored meanwhile, so the pod's grace
+ * period must outlast both.
+ */
+export const LAME_DUCK_GRACE_PERIOD_SECONDS = 10;
+export const LAME_DUCK_DURATION_SECONDS = 30;
 
 /** The files as a broker pod sees them: one projected volume of both certificate Secrets. */
 export const POD_BROKER_PATHS: BrokerPaths = {
@@ -30,6 +47,7 @@ export const POD_BROKER_PATHS: BrokerPaths = {
   serverCertFile: `${BROKER_TLS_DIR}/server.crt`,
   serverKeyFile: `${BROKER_TLS_DIR}/server.key`,
   storeDir: `${BROKER_DATA_DIR}/jetstream`,
+  pidFile: BROKER_PID_FILE,
 };
 
 /**
@@ -109,6 +127,9 @@ export function renderBrokerConfig(input: ValuesInput, paths: BrokerPaths = POD_
     `server_name: $${POD_NAME_ENV}`,
     `port: ${broker.ports.client}`,
     `http_port: ${broker.ports.monitor}`,
+    ...(paths.pidFile === undefined ? [] : [`pid_file: ${quoted(paths.pidFile)}`]),
+    `lame_duck_grace_period: "${LAME_DUCK_GRACE_PERIOD_SECONDS}s"`,
+    `lame_duck_duration: "${LAME_DUCK_DURATION_SECONDS}s"`,
     "",
     ...tlsBlock(paths.serverCertFile, paths.serverKeyFile, paths.caFile, broker.tls.verifyClients),
     "",

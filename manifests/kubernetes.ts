@@ -111,6 +111,7 @@ export interface Container {
   startupProbe: HttpProbe;
   readinessProbe: HttpProbe;
   livenessProbe: HttpProbe;
+  lifecycle: { preStop: { exec: { command: string[] } } };
   volumeMounts: VolumeMount[];
 }
 
@@ -133,6 +134,7 @@ export type Volume =
 export interface PodSpec {
   automountServiceAccountToken: false;
   enableServiceLinks: false;
+  terminationGracePeriodSeconds: number;
   securityContext: {
     runAsNonRoot: true;
     runAsUser: number;

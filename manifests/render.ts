@@ -3,8 +3,12 @@ import {
   BROKER_CONFIG_DIR,
   BROKER_CONFIG_KEY,
   BROKER_DATA_DIR,
+  BROKER_PID_FILE,
+  BROKER_RUN_DIR,
   BROKER_TLS_DIR,
   CLUSTER_ADVERTISE_ENV,
+  LAME_DUCK_DURATION_SECONDS,
+  LAME_DUCK_GRACE_PERIOD_SECONDS,
   POD_BROKER_PATHS,
   POD_NAME_ENV,
   brokerPodHost,
@@ -67,6 +71,8 @@ const PART_OF = "hubble";
 const MANAGED_BY = "airlock";
 const BROKER_COMPONENT = "message-broker";
 const CERTIFICATE_FILE_MODE = 0o440;
+/** Where the msgbroker image (Debian's package) has the binary; the image has no shell. */
+const BROKER_BINARY = "/usr/sbin/nats-server";
 const CONFIG_FILE_MODE = 0o444;
 const HOSTNAME_TOPOLOGY = "kubernetes.io/hostname";
 const ZONE_TOPOLOGY = "topology.kubernetes.io/zone";
@@ -295,6 +301,7 @@ function renderStatefulSet(context: RenderContext, image: string, configDigest: 
         ],
       },
     },
+    { name: "run", emptyDir: {} },
     ...(persistent ? [] : [{ name: "data", emptyDir: {} }]),
   ];
   const nodeSelector = sortedEntries(broker.nodeSelector);
@@ -318,6 +325,8 @@ function renderStatefulSet(context: RenderContext, image: string, configDigest: 
           // The broker never calls the Kubernetes API.
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          // Lame duck's grace and duration, then a margin for the last clients to close.
+          terminationGracePeriodSeconds: LAME_DUCK_GRACE_PERIOD_SECONDS + LAME_DUCK_DURATION_SECONDS + 20,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: BROKER_UID,
@@ -392,9 +401,16 @@ function renderStatefulSet(context: RenderContext, image: string, configDigest: 
                 timeoutSeconds: 5,
                 failureThreshold: 3,
               }),
+              // Lame duck on deletion: clients move to the other brokers before this one exits.
+              lifecycle: {
+                preStop: {
+                  exec: { command: [BROKER_BINARY, "--signal", `ldm=${BROKER_PID_FILE}`] },
+                },
+              },
               volumeMounts: [
                 { name: "config", mountPath: BROKER_CONFIG_DIR, readOnly: true },
                 { name: "tls", mountPath: BROKER_TLS_DIR, readOnly: true },
+                { name: "run", mountPath: BROKER_RUN_DIR },
                 { name: "data", mountPath: BROKER_DATA_DIR },
               ],
             },

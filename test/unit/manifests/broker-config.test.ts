@@ -74,6 +74,9 @@ describe("renderBrokerConfig", () => {
     expect(config).toContain("server_name: $POD_NAME\n");
     expect(config).toContain("port: 4222\n");
     expect(config).toContain("http_port: 8222\n");
+    // nats-server -t above accepted these: a rolling restart's lame duck, and the PID preStop signals.
+    expect(config).toContain(`pid_file: ${JSON.stringify(broker.paths.pidFile)}\n`);
+    expect(config).toContain('lame_duck_grace_period: "10s"\nlame_duck_duration: "30s"\n');
     expect(config).toMatch(
       /^cluster \{\n {2}name: "msgbroker"\n {2}port: 6222\n {2}advertise: \$CLUSTER_ADVERTISE\n/m,
     );

@@ -93,6 +93,7 @@ export async function issueBroker(
       serverCertFile: server.certFile,
       serverKeyFile: server.keyFile,
       storeDir: join(dataDir, "jetstream"),
+      pidFile: join(dataDir, "nats.pid"),
     },
   };
 }

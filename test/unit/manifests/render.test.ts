@@ -325,10 +325,36 @@ describe("render: the objects", () => {
     expect(container!.volumeMounts.map((mount) => mount.mountPath)).toEqual([
       "/etc/nats",
       "/etc/nats-tls",
+      "/var/run/nats",
       "/data",
     ]);
     expect(pod.volumes.find((volume) => volume.name === "data")).toEqual({ name: "data", emptyDir: {} });
     expect(spec.volumeClaimTemplates).toBeUndefined();
+  });
+
+  it("stops a broker in lame-duck mode: preStop signals ldm to the PID the config writes, within a grace period above lame duck's", () => {
+    const objects = renderWith({});
+    const pod = only(objects, "StatefulSet").spec.template.spec;
+    const container = pod.containers[0]!;
+    expect(container.lifecycle.preStop.exec.command).toEqual([
+      "/usr/sbin/nats-server",
+      "--signal",
+      "ldm=/var/run/nats/nats.pid",
+    ]);
+    expect(pod.volumes.find((volume) => volume.name === "run")).toEqual({ name: "run", emptyDir: {} });
+    const config = only(objects, "ConfigMap").data["nats.conf"]!;
+    expect(config).toContain('pid_file: "/var/run/nats/nats.pid"\n');
+    const seconds = (key: string): number => Number(new RegExp(`${key}: "(\\d+)s"`).exec(config)![1]);
+    expect(seconds("lame_duck_duration")).toBeGreaterThanOrEqual(30);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(
+      seconds("lame_duck_grace_period") + seconds("lame_duck_duration"),
+    );
+    // The broker's server_name, which /routez lists, is the pod's name.
+    expect(config).toContain("server_name: $POD_NAME\n");
+    expect(container.env[0]).toEqual({
+      name: "POD_NAME",
+      valueFrom: { fieldRef: { fieldPath: "metadata.name" } },
+    });
   });
 
   it("renders the StatefulSet from non-default values: replicas, partition, resources, claim template, placement", () => {
@@ -350,7 +376,7 @@ describe("render: the objects", () => {
       "node-role.kubernetes.io/plane": "true",
     });
     expect(pod.tolerations).toEqual(CUSTOM_VALUES.msgbroker.tolerations);
-    expect(pod.volumes.map((volume) => volume.name)).toEqual(["config", "tls"]);
+    expect(pod.volumes.map((volume) => volume.name)).toEqual(["config", "tls", "run"]);
     expect(spec.volumeClaimTemplates).toEqual([
       {
         // No version label: claim templates cannot change once the StatefulSet exists.
