@@ -76,6 +76,19 @@ describe("the console in a browser", () => {
     });
   }
 
+  it("moves focus by keyboard with a visible outline, the skip link first", async () => {
+    const { page } = site;
+    await page.goto("/");
+    await page.keyboard.press("Tab");
+    const first = await page.evaluate<{ text: string; outline: string }>(
+      "({ text: document.activeElement.textContent, outline: getComputedStyle(document.activeElement).outlineStyle })",
+    );
+    expect(first).toEqual({ text: "Skip to content", outline: "solid" });
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string>("document.activeElement.textContent")).toBe("Overview");
+    await screenshots(page, "overview-focus");
+  });
+
   it("refuses a state change with a missing or tampered CSRF token with 403", async () => {
     await site.page.goto("/certificates");
     const token = await csrfOfPage();

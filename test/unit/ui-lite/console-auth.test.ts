@@ -159,6 +159,19 @@ describe("the console's auth", () => {
     expect((await client.get("/")).location).toBe("/login");
   });
 
+  it("ends a busy session at the absolute limit of 12 hours", async () => {
+    const client = await signedIn("alice", NEW_ADMIN_PASSWORD);
+    for (let hour = 0; hour < 12; hour++) {
+      expect((await client.get("/")).status, `hour ${hour}`).toBe(200);
+      site.advance(20 * 60_000);
+      expect((await client.get("/")).status).toBe(200);
+      site.advance(20 * 60_000);
+      expect((await client.get("/")).status).toBe(200);
+      site.advance(20 * 60_000);
+    }
+    expect((await client.get("/")).location).toBe("/login");
+  });
+
   it("backs off after 3 failures and locks the account for 15 minutes after 5, then lets the right password in", async () => {
     const client = new ConsoleClient(base);
     const statuses: number[] = [];
