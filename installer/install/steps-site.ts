@@ -45,8 +45,10 @@ export const importStep: StepDefinition<InstallContext> = {
   async run({ dataDir, options, publicKey }) {
     const store = await Store.open(dataDir);
     try {
-      const result = await importBundle(store, options.bundle, { publicKey, signal: options.signal });
+      // Kept first: the signature was checked against it already, and a crash after the import
+      // (which a re-run then skips) must not leave the site without the key to hold later bundles to.
       await keepVendorKey(dataDir, publicKey);
+      const result = await importBundle(store, options.bundle, { publicKey, signal: options.signal });
       return {
         detail: {
           digest: result.digest,
