@@ -47,7 +47,7 @@ export interface BuildOptions extends OperationOptions {
   authFile?: string | undefined;
   /** Registry hosts pulled from over plain HTTP, as `insecureHttp: true` in bundle.yaml would. */
   insecureRegistries?: string[] | undefined;
-  /** Registry blobs pulled at once, fetched ahead of the archive's order (default 4; 1 streams each in turn). */
+  /** Registry blobs pulled at once, fetched ahead of the archive's order (default 1: each streams in turn). */
   concurrency?: number | undefined;
 }
 

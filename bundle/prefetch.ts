@@ -4,8 +4,13 @@ import { AirlockError, errnoCode } from "../registry/oci/index.js";
 import { readChunks, writeFully } from "../registry/store/index.js";
 import type { ByteStream } from "./sources.js";
 
-/** Blobs a build pulls from a registry at once unless told otherwise (`--concurrency`). */
-export const DEFAULT_PULL_CONCURRENCY = 4;
+/**
+ * Blobs a build pulls from a registry at once unless told otherwise (`--concurrency`). One: on a
+ * loopback registry the pull is bound by CPU, and copying blobs through scratch files only adds to it
+ * (bench/mirror's 1 GiB set on a busy 2-core host, 2026-12-03: 4.3–5.6 s one at a time, 6.5–7.9 s with
+ * 2, 10–14.6 s with 4). More pays where each blob waits on a slow or distant registry.
+ */
+export const DEFAULT_PULL_CONCURRENCY = 1;
 
 /** What the prefetcher needs of an archive entry: its body, readable on demand. */
 export interface FetchableEntry {
