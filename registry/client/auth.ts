@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import type { Dispatcher } from "undici";
 import { AirlockError, errnoCode } from "../oci/index.js";
 
 export interface Credentials {
@@ -81,4 +82,90 @@ export function parseCredentials(value: string): Credentials {
     });
   }
   return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+/** One GET without retries (the token service's answer decides), as the transport makes it. */
+export type TokenRequest = (url: string, headers: Record<string, string>) => Promise<Dispatcher.ResponseData>;
+
+/**
+ * The challenge → credentials flow: basic credentials, or a bearer token per scope from the challenge's
+ * realm, fetched once and shared by concurrent requests of that scope (a failed fetch is forgotten).
+ */
+export class RegistryAuth {
+  /** The scheme the registry challenged with, once known: later scopes get credentials up front. */
+  private challenge: Challenge | undefined;
+  private readonly tokens = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly host: string,
+    private readonly credentials: Credentials | undefined,
+    private readonly requestToken: TokenRequest,
+  ) {}
+
+  /** Authorization for a scope, or undefined while the registry has not challenged (or wants none). */
+  authorization(scope: string): Promise<string> | undefined {
+    const challenge = this.challenge;
+    if (challenge === undefined) return undefined;
+    if (challenge.scheme === "basic") {
+      return this.credentials === undefined
+        ? undefined
+        : Promise.resolve(basicAuthorization(this.credentials));
+    }
+    let token = this.tokens.get(scope);
+    if (token === undefined) {
+      token = this.fetchToken(challenge.params, scope);
+      this.tokens.set(scope, token);
+      token.catch(() => this.tokens.delete(scope));
+    }
+    return token;
+  }
+
+  /**
+   * A 401's `WWW-Authenticate`: remembered, and the scope's token dropped so the next attempt asks
+   * afresh. False when the header holds no challenge to answer.
+   */
+  challenged(header: string, scope: string): boolean {
+    const challenge = parseChallenge(header);
+    if (challenge === undefined) return false;
+    this.challenge = challenge;
+    this.tokens.delete(scope);
+    return true;
+  }
+
+  private async fetchToken(params: Record<string, string>, scope: string): Promise<string> {
+    const realm = params.realm;
+    if (realm === undefined) {
+      throw new AirlockError("REGISTRY_PROTOCOL", "the registry's Bearer challenge names no realm", {
+        where: this.host,
+      });
+    }
+    const url = new URL(realm);
+    if (params.service !== undefined) url.searchParams.set("service", params.service);
+    for (const one of scope.split(" ").filter(Boolean)) url.searchParams.append("scope", one);
+    const headers: Record<string, string> =
+      this.credentials === undefined ? {} : { Authorization: basicAuthorization(this.credentials) };
+    const response = await this.requestToken(url.toString(), headers);
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      throw new AirlockError(
+        "REGISTRY_AUTH_FAILED",
+        `the token service refused the credentials (${response.statusCode})`,
+        {
+          where: url.origin + url.pathname,
+          hint:
+            this.credentials === undefined
+              ? "give --creds USER:PASSWORD or --authfile"
+              : "check the user name and password",
+        },
+      );
+    }
+    const body = (await response.body.json()) as { token?: string; access_token?: string };
+    const token = body.token ?? body.access_token;
+    if (token === undefined) {
+      throw new AirlockError("REGISTRY_PROTOCOL", "the token service answered without a token", {
+        where: url.origin,
+      });
+    }
+    return `Bearer ${token}`;
+  }
 }

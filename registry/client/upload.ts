@@ -1,7 +1,7 @@
 import { Readable, Transform } from "node:stream";
 import type { Dispatcher } from "undici";
 import { AirlockError, type Descriptor, type Digest } from "../oci/index.js";
-import type { Scope, SendOptions } from "./client.js";
+import type { Scope, SendOptions } from "./transport.js";
 
 export interface BlobProgress {
   digest: Digest;
