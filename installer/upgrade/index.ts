@@ -17,3 +17,18 @@ export { planDigest, canonicalJson } from "./json-diff.js";
 export type { FieldChange } from "./json-diff.js";
 export { diffValues } from "./values-diff.js";
 export type { ValueChange, ValuesDiff } from "./values-diff.js";
+export { runUpgrade } from "./run.js";
+export { rollbackRelease } from "./rollback.js";
+export type { RollbackOptions, RollbackResult } from "./rollback.js";
+export { SYSTEM_CLOCK, httpGet } from "./run-context.js";
+export { DEFAULT_GATES, DATA_NOT_ROLLED_BACK, GateFailure } from "./run-types.js";
+export type {
+  Clock,
+  DeclaredHttpGate,
+  GateConfig,
+  GateOutcome,
+  HttpProber,
+  RunRecorder,
+  UpgradeOptions,
+  UpgradeResult,
+} from "./run-types.js";

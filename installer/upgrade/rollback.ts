@@ -1,0 +1,107 @@
+import { AirlockError } from "../../registry/oci/index.js";
+import { applyRelease, type ClusterClient, type ClusterObject } from "../cluster/index.js";
+import { planeGates } from "./gates.js";
+import { gateContext, runStep } from "./run-context.js";
+import {
+  applyLabelled,
+  observedRevision,
+  podsOf,
+  releaseOf,
+  statefulSetOf,
+  withPartition,
+} from "./run-statefulset.js";
+import {
+  DATA_NOT_ROLLED_BACK,
+  GateFailure,
+  type DeclaredHttpGate,
+  type Clock,
+  type GateConfig,
+  type GateContext,
+  type HttpProber,
+  type RunRecorder,
+} from "./run-types.js";
+
+const REVISION_LABEL = "controller-revision-hash";
+
+export interface RollbackOptions {
+  recorder: RunRecorder;
+  /** Why: recorded, and said in the result. */
+  reason: string;
+  gates?: Partial<GateConfig> | undefined;
+  declaredGates?: DeclaredHttpGate[] | undefined;
+  probe?: HttpProber | undefined;
+  clock?: Clock | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface RollbackResult {
+  /** The StatefulSet revision every pod is back on. */
+  revision: string;
+  reason: string;
+  notice: string;
+}
+
+/**
+ * Puts the release's recorded objects back: the config first, then the StatefulSet with partition 0
+ * so every pod returns; pods stuck unready on another revision are deleted, since the controller
+ * never replaces a pod that is not Ready. Waits until every pod is on the previous revision, Ready
+ * and clustered, then prunes what the failed release added. Never deletes the plane.
+ */
+export async function rollbackRelease(
+  client: ClusterClient,
+  previous: ClusterObject[],
+  options: RollbackOptions,
+): Promise<RollbackResult> {
+  return rollbackWith(client, previous, gateContext(options), options.reason);
+}
+
+export async function rollbackWith(
+  client: ClusterClient,
+  previous: ClusterObject[],
+  ctx: GateContext,
+  reason: string,
+): Promise<RollbackResult> {
+  const statefulSet = statefulSetOf(previous, "previous");
+  const release = releaseOf(statefulSet);
+  let revision = "";
+  const restore = runStep(ctx, "rollback", async () => {
+    const config = previous.filter((object) => object.kind !== "StatefulSet");
+    await applyRelease(client, config, { release, prune: false, signal: ctx.signal });
+    const applied = await applyLabelled(client, withPartition(statefulSet, 0), release);
+    await ctx.recorder.partitionMoved(statefulSet.metadata.name, 0, ctx.clock.now());
+    revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);
+    for (const pod of await podsOf(client, applied)) {
+      const ready = ((pod.status?.conditions ?? []) as { type: string; status: string }[]).some(
+        (condition) => condition.type === "Ready" && condition.status === "True",
+      );
+      if (pod.metadata.labels?.[REVISION_LABEL] !== revision && !ready) {
+        await client.delete({
+          apiVersion: "v1",
+          kind: "Pod",
+          name: pod.metadata.name,
+          namespace: pod.metadata.namespace,
+        });
+      }
+    }
+    await planeGates(client, ctx, statefulSet, revision, "rollback:");
+    await applyRelease(client, previous, {
+      release,
+      prune: true,
+      timeoutMs: ctx.config.podReadyTimeoutMs,
+      signal: ctx.signal,
+    });
+  });
+  await restore.catch((error: unknown) => {
+    if (!(error instanceof GateFailure)) throw error;
+    throw new AirlockError(
+      "ROLLBACK_FAILED",
+      `the rollback to the previous release did not finish: ${error.message} (it began because ${reason})`,
+      {
+        where: `StatefulSet ${statefulSet.metadata.namespace ?? ""}/${statefulSet.metadata.name}`,
+        hint: `the plane is left as it is, never deleted: look at its pods (kubectl -n ${statefulSet.metadata.namespace ?? "default"} describe pods), then run airlock upgrade rollback again`,
+      },
+    );
+  });
+  await ctx.recorder.rolledBack(reason, ctx.clock.now());
+  return { revision, reason, notice: DATA_NOT_ROLLED_BACK };
+}

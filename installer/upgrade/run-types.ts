@@ -1,0 +1,115 @@
+import type { ClusterObject } from "../cluster/index.js";
+
+/** One gate's verdict, with when it started and ended (ms since the epoch, from the run's clock). */
+export interface GateOutcome {
+  /** `pre:plane`, `ready`, `healthz`, `routez`, `settle`, `http:<name>`, `final:…` */
+  gate: string;
+  /** The pod it judged; absent for gates on the whole plane. */
+  pod?: string | undefined;
+  passed: boolean;
+  detail: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/**
+ * Where a run reports its progress as it goes; the state's upgrade_runs repository implements it so
+ * that every step, gate and partition move is on record before the next one starts.
+ */
+export interface RunRecorder {
+  stepStarted(step: string, at: number): void | Promise<void>;
+  stepFinished(step: string, at: number, outcome: "done" | "failed", detail?: string): void | Promise<void>;
+  gate(outcome: GateOutcome): void | Promise<void>;
+  partitionMoved(statefulSet: string, partition: number, at: number): void | Promise<void>;
+  rolledBack(reason: string, at: number): void | Promise<void>;
+}
+
+/** Time as the run sees it: tests inject one so settle delays and polls do not wait for real. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** A GET answered: the status and the body as text. Rejects when nothing answered. */
+export type HttpProber = (url: string, signal: AbortSignal) => Promise<{ status: number; body: string }>;
+
+/** A probe the bundle declares: GET `url` must answer `status` (200 unless given). */
+export interface DeclaredHttpGate {
+  name: string;
+  url: string;
+  status?: number | undefined;
+}
+
+export interface GateConfig {
+  /** How long a pod may take to be Ready on its revision. Default 5 minutes. */
+  podReadyTimeoutMs: number;
+  /** `/healthz` must answer 200 this many polls in a row. Default 3. */
+  healthyPolls: number;
+  /** Between polls. Default 1 s. */
+  pollIntervalMs: number;
+  /** How long `/healthz` and `/routez` may take to pass once the pod is Ready. Default 60 s. */
+  brokerTimeoutMs: number;
+  /** After a pod's gates pass, before the next pod. Default 10 s. */
+  settleMs: number;
+  /** The new release's certificates must stay valid this many days. Default 30. */
+  certificateMinDays: number;
+}
+
+export const DEFAULT_GATES: GateConfig = {
+  podReadyTimeoutMs: 300_000,
+  healthyPolls: 3,
+  pollIntervalMs: 1_000,
+  brokerTimeoutMs: 60_000,
+  settleMs: 10_000,
+  certificateMinDays: 30,
+};
+
+/** What the gates need besides the cluster. */
+export interface GateContext {
+  config: GateConfig;
+  clock: Clock;
+  probe: HttpProber;
+  recorder: RunRecorder;
+  declared: DeclaredHttpGate[];
+  signal?: AbortSignal | undefined;
+}
+
+export interface UpgradeOptions {
+  /** The deployed release's recorded objects: what a rollback returns to. */
+  previous: ClusterObject[];
+  /** The new release's rendered objects. */
+  next: ClusterObject[];
+  recorder: RunRecorder;
+  /** Whether the registry holds `ref` (a HEAD by digest). */
+  imageAvailable: (ref: string) => Promise<boolean>;
+  /** Disk headroom on the node: a problem, or undefined when there is room. */
+  diskHeadroom?: (() => Promise<string | undefined>) | undefined;
+  /** Replaces the certificate check on the release's Secrets: a problem, or undefined. */
+  certificatesValid?: ((minDays: number) => Promise<string | undefined>) | undefined;
+  gates?: Partial<GateConfig> | undefined;
+  declaredGates?: DeclaredHttpGate[] | undefined;
+  probe?: HttpProber | undefined;
+  clock?: Clock | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Said in every result that touched the plane: a rollback returns objects, not data. */
+export const DATA_NOT_ROLLED_BACK =
+  "data written since the upgrade started (broker state on its volumes) is not rolled back";
+
+export type UpgradeResult =
+  | { outcome: "upgraded"; durationMs: number }
+  | { outcome: "refused"; reason: string; durationMs: number }
+  | { outcome: "rolled-back"; reason: string; notice: string; durationMs: number };
+
+/** A gate that did not pass: its name, the pod, and why. */
+export class GateFailure extends Error {
+  constructor(
+    readonly gate: string,
+    readonly pod: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`${gate} failed${pod === undefined ? "" : ` on ${pod}`}: ${reason}`);
+    this.name = "GateFailure";
+  }
+}

@@ -1,0 +1,95 @@
+import { AirlockError } from "../../registry/oci/index.js";
+import { applyRelease, type ClusterClient } from "../cluster/index.js";
+import { planeGates, podGates } from "./gates.js";
+import { preGates } from "./gates-pre.js";
+import { rollbackWith } from "./rollback.js";
+import { gateContext, runStep } from "./run-context.js";
+import {
+  applyLabelled,
+  observedRevision,
+  podNameOf,
+  releaseOf,
+  replicasOf,
+  statefulSetOf,
+  withPartition,
+} from "./run-statefulset.js";
+import { GateFailure, type GateContext, type UpgradeOptions, type UpgradeResult } from "./run-types.js";
+
+/**
+ * Upgrades the plane from `previous` to `next` one broker at a time. Pre-gates first (nothing
+ * changes if one fails: the result is "refused"); then the release's config objects; then the
+ * StatefulSet with its partition at the replica count, so nothing rolls; then the partition lowered
+ * one ordinal at a time from the highest, each pod gated (Ready on the new revision, /healthz,
+ * /routez, declared probes, settle); then the whole release applied and pruned, and a final gate.
+ * A failed gate or timeout rolls back to `previous` (see rollbackRelease). Other failures (the API
+ * server, an abort) are thrown: the recorder holds how far the run got.
+ */
+export async function runUpgrade(client: ClusterClient, options: UpgradeOptions): Promise<UpgradeResult> {
+  const ctx = gateContext(options);
+  const started = ctx.clock.now();
+  const statefulSet = statefulSetOf(options.next, "next");
+  statefulSetOf(options.previous, "previous");
+  try {
+    await runStep(ctx, "pre-gate", () => preGates(client, ctx, options, statefulSet));
+  } catch (error) {
+    if (!(error instanceof GateFailure)) throw error;
+    return { outcome: "refused", reason: error.message, durationMs: ctx.clock.now() - started };
+  }
+  try {
+    await rollForward(client, ctx, options);
+    return { outcome: "upgraded", durationMs: ctx.clock.now() - started };
+  } catch (error) {
+    const failure = asGateFailure(error);
+    if (failure === undefined || ctx.signal?.aborted === true) throw error;
+    const rolledBack = await rollbackWith(client, options.previous, ctx, failure.message);
+    return {
+      outcome: "rolled-back",
+      reason: rolledBack.reason,
+      notice: rolledBack.notice,
+      durationMs: ctx.clock.now() - started,
+    };
+  }
+}
+
+async function rollForward(client: ClusterClient, ctx: GateContext, options: UpgradeOptions): Promise<void> {
+  const statefulSet = statefulSetOf(options.next, "next");
+  const release = releaseOf(statefulSet);
+  const replicas = replicasOf(statefulSet);
+  const name = statefulSet.metadata.name;
+  await runStep(ctx, "config", async () => {
+    const config = options.next.filter((object) => object.kind !== "StatefulSet");
+    await applyRelease(client, config, { release, prune: false, signal: ctx.signal });
+  });
+  let revision = "";
+  await runStep(ctx, "statefulset", async () => {
+    const applied = await applyLabelled(client, withPartition(statefulSet, replicas), release);
+    await ctx.recorder.partitionMoved(name, replicas, ctx.clock.now());
+    revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);
+  });
+  for (let ordinal = replicas - 1; ordinal >= 0; ordinal--) {
+    const pod = podNameOf(statefulSet, ordinal);
+    await runStep(ctx, `roll ${pod}`, async () => {
+      await applyLabelled(client, withPartition(statefulSet, ordinal), release);
+      await ctx.recorder.partitionMoved(name, ordinal, ctx.clock.now());
+      await podGates(client, ctx, statefulSet, pod, revision);
+    });
+  }
+  await runStep(ctx, "finish", async () => {
+    await applyRelease(client, options.next, {
+      release,
+      prune: true,
+      timeoutMs: ctx.config.podReadyTimeoutMs,
+      signal: ctx.signal,
+    });
+  });
+  await runStep(ctx, "final-gate", () => planeGates(client, ctx, statefulSet, revision, "final:"));
+}
+
+/** A gate's failure, or a rollout that timed out: both mean the new release does not run. */
+function asGateFailure(error: unknown): GateFailure | undefined {
+  if (error instanceof GateFailure) return error;
+  if (error instanceof AirlockError && error.code === "ROLLOUT_TIMEOUT") {
+    return new GateFailure("rollout", undefined, error.message);
+  }
+  return undefined;
+}

@@ -1,0 +1,344 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { applyRelease, MemoryCluster, type ClusterObject } from "../../../installer/cluster/index.js";
+import {
+  DATA_NOT_ROLLED_BACK,
+  rollbackRelease,
+  runUpgrade,
+  type Clock,
+  type GateOutcome,
+  type HttpProber,
+  type RunRecorder,
+} from "../../../installer/upgrade/index.js";
+import { AirlockError } from "../../../registry/oci/index.js";
+import { NAMESPACE, render, type RenderInputs } from "../../../manifests/index.js";
+import { BUNDLE_IMAGES, RELEASE, issueBroker } from "../manifests/plane-fixtures.js";
+
+const REVISION = "controller-revision-hash";
+const TWO = { msgbroker: { replicas: 2 } };
+const GATES = {
+  podReadyTimeoutMs: 2_000,
+  pollIntervalMs: 5,
+  brokerTimeoutMs: 500,
+  healthyPolls: 3,
+  settleMs: 10_000,
+};
+
+let dir: string;
+let inputs: RenderInputs;
+let cluster: MemoryCluster;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "airlock-upgrade-run-"));
+  inputs = {
+    release: RELEASE,
+    version: "4.4.0",
+    certificates: (await issueBroker(dir, { replicas: 2 })).pems,
+  };
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+afterEach(() => cluster.close());
+
+function plane(version: string): ClusterObject[] {
+  return render(TWO, BUNDLE_IMAGES, { ...inputs, version }) as unknown as ClusterObject[];
+}
+
+function imageOf(objects: ClusterObject[]): string {
+  const sts = objects.find((object) => object.kind === "StatefulSet")!;
+  return (sts.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec
+    .containers[0]!.image;
+}
+
+/** Every event a run records, as one line each, in order. */
+class Recorder implements RunRecorder {
+  readonly events: string[] = [];
+  readonly gates: GateOutcome[] = [];
+  stepStarted(step: string): void {
+    this.events.push(`start ${step}`);
+  }
+  stepFinished(step: string, _at: number, outcome: string): void {
+    this.events.push(`${outcome} ${step}`);
+  }
+  gate(outcome: GateOutcome): void {
+    this.gates.push(outcome);
+    this.events.push(
+      `gate ${outcome.gate} ${outcome.pod ?? "plane"} ${outcome.passed ? "passed" : "failed"}`,
+    );
+  }
+  partitionMoved(_name: string, partition: number): void {
+    this.events.push(`partition ${partition}`);
+  }
+  rolledBack(reason: string): void {
+    this.events.push(`rolled back: ${reason}`);
+  }
+}
+
+/** Real time, but a sleep waits at most 5 ms: the settle delay is asked for, not waited. */
+function fastClock(slept: number[]): Clock {
+  return {
+    now: () => Date.now(),
+    sleep: (ms) => {
+      slept.push(ms);
+      return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5)));
+    },
+  };
+}
+
+/**
+ * Brokers as the monitor port would answer for the cluster's pods: /varz names each by its pod,
+ * /routez routes to every other pod that exists; /healthz 503 on pods running `brokenImage`.
+ */
+function brokers(brokenImage?: string): HttpProber {
+  return async (url) => {
+    const { hostname, pathname } = new URL(url);
+    const name = hostname.split(".")[0]!;
+    const pods = await cluster.list("v1", "Pod", { namespace: NAMESPACE });
+    const pod = pods.find((candidate) => candidate.metadata.name === name);
+    if (pod === undefined) throw new Error(`connect ECONNREFUSED ${hostname}`);
+    const image = (pod.spec as { containers: { image: string }[] }).containers[0]!.image;
+    if (pathname === "/healthz") return { status: image === brokenImage ? 503 : 200, body: "{}" };
+    if (pathname === "/varz")
+      return { status: 200, body: JSON.stringify({ server_id: `id-${name}`, server_name: name }) };
+    const routes = pods
+      .filter((other) => other.metadata.name !== name)
+      .map((other) => ({ remote_id: `id-${other.metadata.name}` }));
+    return { status: 200, body: JSON.stringify({ server_id: `id-${name}`, routes }) };
+  };
+}
+
+/** Watches both pods; `minReady` is the fewest Ready at any change after the start. */
+function watchReadiness(): { minReady: () => number; stop: () => void } {
+  const ready = new Map<string, boolean>();
+  let min = Infinity;
+  const stop = new AbortController();
+  for (const name of ["msgbroker-0", "msgbroker-1"]) {
+    void cluster.watch(
+      { apiVersion: "v1", kind: "Pod", name, namespace: NAMESPACE },
+      (pod) => {
+        const conditions = (pod?.status?.conditions ?? []) as { type: string; status: string }[];
+        ready.set(
+          name,
+          conditions.some((c) => c.type === "Ready" && c.status === "True"),
+        );
+        if (ready.size === 2) min = Math.min(min, [...ready.values()].filter(Boolean).length);
+      },
+      stop.signal,
+    );
+  }
+  return { minReady: () => min, stop: () => stop.abort() };
+}
+
+async function pods(): Promise<Map<string, ClusterObject>> {
+  const found = await cluster.list("v1", "Pod", { namespace: NAMESPACE });
+  return new Map(found.map((pod) => [pod.metadata.name, pod]));
+}
+
+async function installed(version: string): Promise<ClusterObject[]> {
+  cluster = new MemoryCluster({ podReadyMs: 20 });
+  const objects = plane(version);
+  await applyRelease(cluster, objects, { release: RELEASE, timeoutMs: 5_000 });
+  return objects;
+}
+
+describe("runUpgrade on MemoryCluster", () => {
+  it("rolls msgbroker-1 then msgbroker-0 through the partition, a gate after each, one pod Ready throughout", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    const before = await pods();
+    const recorder = new Recorder();
+    const slept: number[] = [];
+    const readiness = watchReadiness();
+    const result = await runUpgrade(cluster, {
+      previous,
+      next,
+      recorder,
+      imageAvailable: () => Promise.resolve(true),
+      gates: GATES,
+      probe: brokers(),
+      clock: fastClock(slept),
+    });
+    readiness.stop();
+    expect(result.outcome).toBe("upgraded");
+    const moves = recorder.events.filter((event) => /^(partition|gate (ready|settle) msgbroker)/.test(event));
+    expect(moves).toEqual([
+      "partition 2",
+      "partition 1",
+      "gate ready msgbroker-1 passed",
+      "gate settle msgbroker-1 passed",
+      "partition 0",
+      "gate ready msgbroker-0 passed",
+      "gate settle msgbroker-0 passed",
+    ]);
+    const podGates = recorder.events.filter(
+      (event) => event.includes(" msgbroker-1 ") && !event.includes("final:"),
+    );
+    expect(podGates).toEqual([
+      "gate ready msgbroker-1 passed",
+      "gate healthz msgbroker-1 passed",
+      "gate routez msgbroker-1 passed",
+      "gate settle msgbroker-1 passed",
+    ]);
+    expect(recorder.events.slice(-2)).toEqual(["gate final:routez msgbroker-1 passed", "done final-gate"]);
+    expect(recorder.events.indexOf("done pre-gate")).toBeLessThan(recorder.events.indexOf("start config"));
+    expect(slept.filter((ms) => ms === GATES.settleMs)).toHaveLength(2);
+    expect(readiness.minReady()).toBeGreaterThanOrEqual(1);
+    const after = await pods();
+    for (const name of ["msgbroker-0", "msgbroker-1"]) {
+      expect(after.get(name)!.metadata.uid).not.toBe(before.get(name)!.metadata.uid);
+      expect((after.get(name)!.spec as { containers: { image: string }[] }).containers[0]!.image).toBe(
+        imageOf(next),
+      );
+    }
+    for (const gate of recorder.gates) expect(gate.finishedAt).toBeGreaterThanOrEqual(gate.startedAt);
+  });
+
+  it("rolls back when /healthz fails on the first pod: both pods end on the previous revision, msgbroker-0 never restarted", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    const before = await pods();
+    const recorder = new Recorder();
+    const readiness = watchReadiness();
+    const result = await runUpgrade(cluster, {
+      previous,
+      next,
+      recorder,
+      imageAvailable: () => Promise.resolve(true),
+      gates: GATES,
+      probe: brokers(imageOf(next)),
+      clock: fastClock([]),
+    });
+    readiness.stop();
+    expect(result).toMatchObject({
+      outcome: "rolled-back",
+      reason: "healthz failed on msgbroker-1: not within 0.5 s: /healthz answered 503",
+      notice: DATA_NOT_ROLLED_BACK,
+    });
+    // The run never got past the first pod: the partition went to 0 only in the rollback.
+    const beforeRollback = recorder.events.slice(0, recorder.events.indexOf("start rollback"));
+    expect(beforeRollback.filter((event) => event.startsWith("partition"))).toEqual([
+      "partition 2",
+      "partition 1",
+    ]);
+    expect(recorder.events.filter((event) => event.startsWith("gate ready msgbroker-0"))).toEqual([]);
+    expect(recorder.events.at(-1)).toBe(
+      `rolled back: ${result.outcome === "rolled-back" ? result.reason : ""}`,
+    );
+    expect(recorder.events).toContain("gate rollback:routez msgbroker-1 passed");
+    const after = await pods();
+    const previousRevision = before.get("msgbroker-0")!.metadata.labels![REVISION];
+    for (const name of ["msgbroker-0", "msgbroker-1"]) {
+      expect(after.get(name)!.metadata.labels![REVISION]).toBe(previousRevision);
+      expect((after.get(name)!.spec as { containers: { image: string }[] }).containers[0]!.image).toBe(
+        imageOf(previous),
+      );
+    }
+    expect(after.get("msgbroker-0")!.metadata.uid).toBe(before.get("msgbroker-0")!.metadata.uid);
+    expect(readiness.minReady()).toBeGreaterThanOrEqual(1);
+  });
+
+  it("rolls back when the first new pod never gets Ready (its image never pulls) within the timeout", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    cluster.failImage(imageOf(next), "ImagePullBackOff");
+    const recorder = new Recorder();
+    const result = await runUpgrade(cluster, {
+      previous,
+      next,
+      recorder,
+      imageAvailable: () => Promise.resolve(true),
+      gates: { ...GATES, podReadyTimeoutMs: 300 },
+      probe: brokers(),
+      clock: fastClock([]),
+    });
+    expect(result.outcome).toBe("rolled-back");
+    expect(result.outcome === "rolled-back" && result.reason).toMatch(
+      /^ready failed on msgbroker-1: not within 0.3 s: ImagePullBackOff/,
+    );
+    const after = await pods();
+    for (const pod of after.values()) {
+      expect((pod.spec as { containers: { image: string }[] }).containers[0]!.image).toBe(imageOf(previous));
+    }
+    expect(after.size).toBe(2);
+  });
+
+  it("refuses before changing anything when the registry lacks a new image", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    const sts = { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: NAMESPACE };
+    const generation = (await cluster.get(sts))!.metadata.generation;
+    const requests = cluster.requests.length;
+    const recorder = new Recorder();
+    const result = await runUpgrade(cluster, {
+      previous,
+      next,
+      recorder,
+      imageAvailable: (ref) => Promise.resolve(ref !== imageOf(next)),
+      gates: GATES,
+      probe: brokers(),
+      clock: fastClock([]),
+    });
+    expect(result).toMatchObject({
+      outcome: "refused",
+      reason: `pre:images failed: the registry has no ${imageOf(next)}`,
+    });
+    expect(cluster.requests.slice(requests).filter((request) => !/^(get|list) /.test(request))).toEqual([]);
+    expect((await cluster.get(sts))!.metadata.generation).toBe(generation);
+    expect(recorder.events).toEqual([
+      "start pre-gate",
+      "gate pre:plane plane passed",
+      "gate pre:certificates plane passed",
+      "gate pre:images plane failed",
+      "failed pre-gate",
+    ]);
+  });
+
+  it("rollbackRelease by hand returns an upgraded plane to the previous release", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    await applyRelease(cluster, next, { release: RELEASE, timeoutMs: 5_000 });
+    const recorder = new Recorder();
+    const result = await rollbackRelease(cluster, previous, {
+      recorder,
+      reason: "operator asked",
+      gates: GATES,
+      probe: brokers(),
+      clock: fastClock([]),
+    });
+    expect(result.notice).toBe(DATA_NOT_ROLLED_BACK);
+    for (const pod of (await pods()).values()) {
+      expect(pod.metadata.labels![REVISION]).toBe(result.revision);
+      expect((pod.spec as { containers: { image: string }[] }).containers[0]!.image).toBe(imageOf(previous));
+    }
+    expect(recorder.events.at(-1)).toBe("rolled back: operator asked");
+  });
+
+  it("a rollback whose pods do not come back is ROLLBACK_FAILED, naming why, and leaves the plane in place", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    await applyRelease(cluster, next, { release: RELEASE, timeoutMs: 5_000 });
+    cluster.failImage(imageOf(previous), "ImagePullBackOff");
+    const recorder = new Recorder();
+    const rollback = rollbackRelease(cluster, previous, {
+      recorder,
+      reason: "operator asked",
+      gates: { ...GATES, podReadyTimeoutMs: 300 },
+      probe: brokers(),
+      clock: fastClock([]),
+    });
+    const error = (await rollback.catch((thrown: unknown) => thrown)) as AirlockError;
+    expect(error).toBeInstanceOf(AirlockError);
+    expect(error.code).toBe("ROLLBACK_FAILED");
+    expect(error.message).toMatch(/rollback:ready failed on msgbroker-\d: not within 0.3 s: /);
+    expect(error.message).toContain("(it began because operator asked)");
+    expect(recorder.events).not.toContain("rolled back: operator asked");
+    const sts = { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: NAMESPACE };
+    expect(await cluster.get(sts)).toBeDefined();
+    expect((await pods()).size).toBe(2);
+  });
+});
