@@ -18,8 +18,15 @@ export const STANDIN_SYSTEMCTL = join(HERE, "systemctl.mjs");
 export async function standinBin(dir: string): Promise<string> {
   const bin = join(dir, "standin-bin");
   await mkdir(bin, { recursive: true });
-  await symlink(STANDIN_K3S, join(bin, "k3s"));
-  await symlink(STANDIN_SYSTEMCTL, join(bin, "systemctl"));
+  for (const [target, name] of [
+    [STANDIN_K3S, "k3s"],
+    [STANDIN_SYSTEMCTL, "systemctl"],
+  ]) {
+    // A second call for the same folder finds its links in place.
+    await symlink(target!, join(bin, name!)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw error;
+    });
+  }
   return bin;
 }
 

@@ -2,7 +2,8 @@
 /**
  * A stand-in `systemctl` for tests that install under a temporary host root. Every call is recorded
  * as one JSON line in $STANDIN_LOG; units are read from $STANDIN_HOST_ROOT/etc/systemd/system.
- * `start`/`restart` run the unit's ExecStart for real (its binary prefixed with the host root, its
+ * `start`/`restart` run the unit's ExecStart for real (split as systemd splits it; its binary taken
+ * from under the host root when it is there — k3s — else from the host — node —; its
  * EnvironmentFile loaded), detached, with the PID kept under the host root's /run; `stop` ends it;
  * `is-active` answers from that PID; `enable` and `daemon-reload` are only recorded. ExecStartPre
  * lines (modprobe) are not run: they act on the real kernel.
@@ -61,6 +62,32 @@ function environmentOf(lines) {
   return env;
 }
 
+/** systemd's ExecStart words: split on blanks, double quotes group, backslash escapes inside them. */
+function words(line) {
+  const out = [];
+  let current = "";
+  let quoted = false;
+  let started = false;
+  for (let i = 0; i < line.length; i++) {
+    const char = line[i];
+    if (char === "\\" && quoted) {
+      current += line[++i];
+    } else if (char === '"') {
+      quoted = !quoted;
+      started = true;
+    } else if (/\s/.test(char) && !quoted) {
+      if (started) out.push(current);
+      current = "";
+      started = false;
+    } else {
+      current += char;
+      started = true;
+    }
+  }
+  if (started) out.push(current);
+  return out;
+}
+
 function runningPid(name) {
   if (!existsSync(pidFile(name))) return undefined;
   const pid = Number(readFileSync(pidFile(name), "utf8"));
@@ -82,10 +109,11 @@ function start(name) {
   const lines = unitLines(name);
   const execStart = lines.find(([key]) => key === "ExecStart");
   if (execStart === undefined) fail(1, `${name} has no ExecStart`);
-  const [binary, ...args] = execStart[1].trim().split(/\s+/);
+  const [binary, ...args] = words(execStart[1]);
+  const installed = join(hostRoot, binary);
   mkdirSync(stateDir, { recursive: true });
   const output = openSync(join(stateDir, `${name}.log`), "a");
-  const child = spawn(join(hostRoot, binary), args, {
+  const child = spawn(existsSync(installed) ? installed : binary, args, {
     detached: true,
     stdio: ["ignore", output, output],
     env: { ...process.env, ...environmentOf(lines) },
