@@ -16,6 +16,8 @@ import { renderImages } from "./pages/images.js";
 import { renderOverview } from "./pages/overview.js";
 import { DEFAULT_SESSION_LIMITS, SessionRecords, type SessionLimits } from "./sessions.js";
 import { LoginThrottle } from "./throttle.js";
+import { UPLOAD_SCRIPT } from "./upload-script.js";
+import { uploadRoutes, UploadService } from "./uploads.js";
 import { UserRecords } from "./users.js";
 
 /** pino's shape, as the rest of Airlock logs. */
@@ -139,11 +141,17 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
   app.get("/assets/style.css", (_request, response) => {
     response.type("css").set("Cache-Control", "max-age=3600").send(STYLESHEET);
   });
+  app.get("/assets/upload.js", (_request, response) => {
+    response.type("js").set("Cache-Control", "max-age=3600").send(UPLOAD_SCRIPT);
+  });
   // Browsers ask for an icon unprompted; without this the request would be sent to the login form.
   app.get("/favicon.ico", (_request, response) => {
     response.status(204).end();
   });
-  app.use(formBody);
+  // A chunk's body is the bundle's bytes, streamed to disk: no body parser may read it first.
+  app.use((request, response, next) =>
+    request.method === "PATCH" ? next() : formBody(request, response, next),
+  );
   const router = express.Router();
   authRoutes(router, parts);
   router.get(
@@ -152,8 +160,9 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
   );
   router.get(
     "/bundles",
-    pageRoute(context, "/bundles", "Bundles", (c) => renderBundles(c)),
+    pageRoute(context, "/bundles", "Bundles", (c, _rq, rs) => renderBundles(c, sessionOf(rs))),
   );
+  uploadRoutes(router, new UploadService(context, options.logger));
   router.get(
     "/images",
     pageRoute(context, "/images", "Images", (c, request) => renderImages(c, request.query)),

@@ -42,6 +42,11 @@ button.link { background: none; color: var(--accent); border: none; padding: 0; 
 .error { border-left: 4px solid var(--bad); padding: .5rem 1rem; background: #fdecea; }
 .notice { border-left: 4px solid var(--accent); padding: .5rem 1rem; background: #e8f0fe; }
 .pager { display: flex; gap: 1rem; margin-top: 1rem; }
+.upload { margin-top: 2rem; display: grid; grid-template-columns: minmax(0, 1fr); gap: .5rem; max-width: 40rem; }
+.upload input[type="file"] { max-width: 100%; }
+.drop { border: 2px dashed var(--muted); border-radius: 6px; padding: 1rem; margin-bottom: .75rem; }
+.drop.over { border-color: var(--accent); background: #e8f0fe; }
+progress { width: 100%; height: 1.25rem; }
 .login { max-width: 26rem; margin: 4rem auto; padding: 0 1rem; }
 @media (max-width: 600px) {
   header, main { padding-left: .75rem; padding-right: .75rem; }

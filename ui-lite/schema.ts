@@ -34,6 +34,19 @@ const UI_MIGRATIONS: string[] = [
     locked_until TEXT
   );
   `,
+  `
+  CREATE TABLE ui_uploads (
+    -- random, and the only name the partial file on disk has: the client's file name is shown, never a path
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL CHECK (size > 0),
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('receiving', 'importing', 'done', 'failed')),
+    -- JSON: the import's result, or the refusing error's code, message and hint
+    outcome TEXT
+  );
+  `,
 ];
 
 export const UI_SCHEMA_VERSION = UI_MIGRATIONS.length;

@@ -2,16 +2,34 @@ import type { ConsoleContext } from "../context.js";
 import { formatBytes, formatTime, shortDigest } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import { dataTable } from "../layout.js";
+import type { ConsoleSession } from "../sessions.js";
 
 const SIGNATURE_TEXT = { verified: "verified", unchecked: "not checked", unsigned: "unsigned" } as const;
 
-export function renderBundles(context: ConsoleContext): SafeHtml {
+/** Admins get the resumable upload (`/assets/upload.js`); viewers the list only. */
+function uploadForm(session: ConsoleSession): SafeHtml {
+  if (session.user.role !== "admin") return html``;
+  return html`<section class="upload" aria-labelledby="upload-heading">
+    <h2 id="upload-heading">Upload a bundle</h2>
+    <form id="upload" data-csrf="${session.csrfToken}">
+      <div id="upload-drop" class="drop">
+        <label for="upload-file">Bundle file, or all its parts (.001, .002, …)</label>
+        <input id="upload-file" name="bundle" type="file" multiple />
+        <p class="muted">or drop the files here. A dropped connection resumes where it stopped.</p>
+      </div>
+      <button type="submit">Upload and import</button>
+    </form>
+    <label for="upload-progress">Progress</label>
+    <progress id="upload-progress" max="1" value="0"></progress>
+    <p id="upload-status" role="status" aria-live="polite"></p>
+    <script src="/assets/upload.js" defer></script>
+  </section>`;
+}
+
+function bundleList(context: ConsoleContext): SafeHtml {
   const bundles = context.store.listBundles().reverse();
   if (bundles.length === 0) {
-    return html`<p>
-      No bundle imported yet: <code>airlock bundle import FILE</code> imports one. Upload from this page comes
-      later.
-    </p>`;
+    return html`<p>No bundle imported yet: upload one here, or <code>airlock bundle import FILE</code>.</p>`;
   }
   const rows = bundles.map((bundle) => [
     html`${bundle.name}`,
@@ -28,4 +46,9 @@ export function renderBundles(context: ConsoleContext): SafeHtml {
     columns: ["Name", "Version", "Signature", "Images", "Size", "Imported", "Digest"],
     rows,
   });
+}
+
+export function renderBundles(context: ConsoleContext, session: ConsoleSession): SafeHtml {
+  return html`<div id="bundle-list">${bundleList(context)}</div>
+    ${uploadForm(session)}`;
 }

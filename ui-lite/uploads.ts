@@ -1,0 +1,263 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Request, Response, Router } from "express";
+import { importBundle } from "../bundle/index.js";
+import { VENDOR_KEY_FILE } from "../installer/install/index.js";
+import { AirlockError } from "../registry/oci/index.js";
+import { sessionOf } from "./auth.js";
+import type { ConsoleContext } from "./context.js";
+import type { ConsoleLogger } from "./app.js";
+import { appendBody, parseContentRange } from "./upload-receive.js";
+import { UploadRecords, type UploadOutcome, type UploadSession } from "./upload-records.js";
+
+/** What `GET /uploads/:id/events` sends, one JSON object per `data:` line. */
+export type UploadEvent =
+  | { phase: "upload" | "import"; done: number; total: number }
+  | { phase: "done" | "failed"; outcome: UploadOutcome };
+
+type Listener = (event: UploadEvent) => void;
+
+function statusOf(error: AirlockError): number {
+  if (error.code === "UI_NOT_FOUND") return 404;
+  if (error.code === "UI_UPLOAD_BUSY" || error.code === "UI_UPLOAD_FINISHED") return 409;
+  if (error.code.startsWith("UI_")) return 400;
+  return 500;
+}
+
+/** The upload API answers JSON, errors as `{ error: { code, message, hint } }`. */
+function api(handler: (request: Request, response: Response) => Promise<void>) {
+  return async (request: Request, response: Response): Promise<void> => {
+    try {
+      await handler(request, response);
+    } catch (error) {
+      if (!(error instanceof AirlockError) || statusOf(error) === 500) throw error;
+      if (response.headersSent) return;
+      response.status(statusOf(error)).json({
+        error: { code: error.code, message: error.message, hint: error.hint },
+      });
+    }
+  };
+}
+
+function parseNewUpload(request: Request): { name: string; size: number } {
+  const body = (request.body ?? {}) as Record<string, unknown>;
+  const name = typeof body.name === "string" ? body.name.replace(/[\p{Cc}]/gu, "").trim() : "";
+  const size = typeof body.size === "string" && /^\d{1,16}$/.test(body.size) ? Number(body.size) : 0;
+  if (name === "" || name.length > 255) {
+    throw new AirlockError("UI_BAD_PARAMETER", "name the file being uploaded (1–255 characters)");
+  }
+  if (size <= 0 || !Number.isSafeInteger(size)) {
+    throw new AirlockError("UI_BAD_PARAMETER", "give the upload's size in bytes, above 0");
+  }
+  return { name, size };
+}
+
+/**
+ * Resumable bundle uploads: offset-based sessions (as the registry's), bytes streamed to disk,
+ * then one verified import whose progress and result go out over server-sent events.
+ */
+export class UploadService {
+  readonly records: UploadRecords;
+  /** Sessions with a chunk being received or an import running: one at a time each. */
+  private readonly busy = new Set<string>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  constructor(
+    private readonly context: ConsoleContext,
+    private readonly logger: ConsoleLogger | undefined,
+  ) {
+    this.records = new UploadRecords(context.state.db, context.dataDir, context.clock);
+  }
+
+  private publish(id: string, event: UploadEvent): void {
+    for (const listener of this.listeners.get(id) ?? []) listener(event);
+  }
+
+  private subscribe(id: string, listener: Listener): () => void {
+    const set = this.listeners.get(id) ?? new Set();
+    set.add(listener);
+    this.listeners.set(id, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(id);
+    };
+  }
+
+  async describe(session: UploadSession): Promise<Record<string, unknown>> {
+    const offset = session.state === "receiving" ? await this.records.offsetOf(session.id) : session.size;
+    return {
+      id: session.id,
+      name: session.name,
+      size: session.size,
+      offset,
+      state: session.state,
+      outcome: session.outcome,
+    };
+  }
+
+  async currentEvent(session: UploadSession): Promise<UploadEvent> {
+    if (session.state === "done" || session.state === "failed") {
+      return { phase: session.state, outcome: session.outcome! };
+    }
+    if (session.state === "importing") return { phase: "import", done: 0, total: session.size };
+    return { phase: "upload", done: await this.records.offsetOf(session.id), total: session.size };
+  }
+
+  async create(request: Request, response: Response): Promise<void> {
+    await this.records.expire(this.busy);
+    const { name, size } = parseNewUpload(request);
+    const session = await this.records.create(name, size, sessionOf(response).user.name);
+    response
+      .status(201)
+      .location(`/uploads/${session.id}`)
+      .set("Upload-Offset", "0")
+      .json(await this.describe(session));
+  }
+
+  async status(request: Request, response: Response): Promise<void> {
+    const session = this.records.get(String(request.params.id));
+    const described = await this.describe(session);
+    response.set("Upload-Offset", String(described.offset)).json(described);
+  }
+
+  /** One chunk at the server's offset; the last one starts the import. */
+  async receive(request: Request, response: Response): Promise<void> {
+    const session = this.records.get(String(request.params.id));
+    if (session.state !== "receiving") {
+      throw new AirlockError("UI_UPLOAD_FINISHED", `upload ${session.id} has all its bytes already`, {
+        hint: `GET /uploads/${session.id}/events tells how it ended`,
+      });
+    }
+    if (this.busy.has(session.id)) {
+      throw new AirlockError("UI_UPLOAD_BUSY", `upload ${session.id} is receiving another chunk`, {
+        hint: "send the chunks one after another",
+      });
+    }
+    const range = parseContentRange(request.get("content-range"), session.size);
+    this.busy.add(session.id);
+    try {
+      const offset = await this.records.offsetOf(session.id);
+      if (range.start !== offset) {
+        response
+          .status(416)
+          .set({ "Upload-Offset": String(offset), Range: `bytes=0-${offset - 1}` })
+          .json({
+            offset,
+            error: {
+              code: "UI_UPLOAD_OFFSET",
+              message: `the upload is at byte ${offset}, not ${range.start}`,
+            },
+          });
+        return;
+      }
+      const publish = (received: number): void =>
+        this.publish(session.id, { phase: "upload", done: offset + received, total: session.size });
+      await appendBody(request, this.records.pathOf(session.id), range.end - range.start + 1, publish);
+    } finally {
+      this.busy.delete(session.id);
+    }
+    const offset = await this.records.offsetOf(session.id);
+    response.set("Upload-Offset", String(offset));
+    if (offset < session.size) {
+      response.status(204).end();
+      return;
+    }
+    this.records.setState(session.id, "importing");
+    response.status(202).location(`/uploads/${session.id}/events`).end();
+    this.startImport(session);
+  }
+
+  /** Runs the import unless it runs already (an events request after a restart picks it up again). */
+  startImport(session: UploadSession): void {
+    if (this.busy.has(session.id)) return;
+    this.busy.add(session.id);
+    void this.runImport(session).finally(() => this.busy.delete(session.id));
+  }
+
+  private async runImport(session: UploadSession): Promise<void> {
+    const { store, state, dataDir } = this.context;
+    const keyPath = join(dataDir, VENDOR_KEY_FILE);
+    let outcome: UploadOutcome;
+    try {
+      const result = await importBundle(store, [this.records.pathOf(session.id)], {
+        publicKey: existsSync(keyPath) ? keyPath : undefined,
+        onProgress: (progress) =>
+          this.publish(session.id, {
+            phase: "import",
+            done: progress.done,
+            total: progress.total ?? session.size,
+          }),
+      });
+      const { name, version, digest, imported } = result;
+      outcome = { ok: true, name, version, digest, imported, signature: result.signature.status };
+    } catch (error) {
+      if (!(error instanceof AirlockError)) {
+        this.logger?.error({ err: error, upload: session.id }, "console upload import failed");
+      }
+      outcome =
+        error instanceof AirlockError
+          ? { ok: false, code: error.code, message: error.message, hint: error.hint }
+          : {
+              ok: false,
+              code: "UI_IMPORT_FAILED",
+              message: "the import failed; the console's log has the detail",
+            };
+    }
+    await this.records.removeBytes(session.id);
+    this.records.setState(session.id, outcome.ok ? "done" : "failed", outcome);
+    state.events.append({
+      actor: session.createdBy,
+      action: "bundle.import",
+      object: outcome.ok ? `bundle/${outcome.name}/${outcome.version}` : `upload/${session.id}`,
+      outcome: outcome.ok ? "ok" : "failed",
+      detail: { upload: session.id, file: session.name, ...(outcome.ok ? {} : { code: outcome.code }) },
+    });
+    this.publish(session.id, { phase: outcome.ok ? "done" : "failed", outcome });
+  }
+
+  /** Server-sent events: the current state at once, then every change, closed after the outcome. */
+  async events(request: Request, response: Response): Promise<void> {
+    const session = this.records.get(String(request.params.id));
+    response.status(200).set({ "Content-Type": "text/event-stream", "X-Accel-Buffering": "no" });
+    response.flushHeaders();
+    let ended = false;
+    const send = (event: UploadEvent): void => {
+      if (ended) return;
+      response.write(`data: ${JSON.stringify(event)}\n\n`);
+      if (event.phase === "done" || event.phase === "failed") {
+        ended = true;
+        response.end();
+      }
+    };
+    // Subscribed before the state is read, so nothing between the two is missed.
+    const unsubscribe = this.subscribe(session.id, send);
+    const keepAlive = setInterval(() => response.write(": keep-alive\n\n"), 15_000);
+    response.on("close", () => {
+      ended = true;
+      clearInterval(keepAlive);
+      unsubscribe();
+    });
+    const current = this.records.get(session.id);
+    send(await this.currentEvent(current));
+    if (current.state === "importing") this.startImport(current);
+  }
+}
+
+export function uploadRoutes(router: Router, uploads: UploadService): void {
+  router.post(
+    "/uploads",
+    api((rq, rs) => uploads.create(rq, rs)),
+  );
+  router.get(
+    "/uploads/:id",
+    api((rq, rs) => uploads.status(rq, rs)),
+  );
+  router.patch(
+    "/uploads/:id",
+    api((rq, rs) => uploads.receive(rq, rs)),
+  );
+  router.get(
+    "/uploads/:id/events",
+    api((rq, rs) => uploads.events(rq, rs)),
+  );
+}
