@@ -12,6 +12,7 @@ interface InstallFlags {
   values?: string;
   kubeconfig?: string;
   hostRoot: string;
+  nodeName?: string;
   registryListen: string;
   timeout: string;
 }
@@ -108,6 +109,7 @@ export function registerInstall(program: Command, run: Runner): void {
     .option("--values <values.yaml>", "the operator's values, over the bundle's")
     .option("--kubeconfig <file>", "install into this existing cluster instead of k3s from the bundle")
     .option("--host-root <dir>", "where host files go (the registry's unit, k3s)", "/")
+    .option("--node-name <name>", "the k3s node's name (default: the host name)")
     .option("--registry-listen <host:port>", "where Airlock's registry listens", DEFAULT_REGISTRY_LISTEN)
     .option("--timeout <duration>", "how long the plane may take to roll out", "15m")
     .action(async (flags: InstallFlags, command: Command) =>
@@ -125,6 +127,7 @@ export function registerInstall(program: Command, run: Runner): void {
               ? { kind: "k3s" }
               : { kind: "kubeconfig", kubeconfig: resolve(flags.kubeconfig) },
           hostRoot: flags.hostRoot,
+          nodeName: flags.nodeName,
           registryListen: flags.registryListen,
           airlockCommand: [process.execPath, resolve(process.argv[1]!)],
           timeoutMs,

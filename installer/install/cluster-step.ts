@@ -1,11 +1,11 @@
-import { AirlockError } from "../../registry/oci/index.js";
 import type { ClusterClient } from "../cluster/index.js";
 import { CLUSTER_STEP } from "../state/index.js";
 import type { StepDefinition } from "./machine.js";
+import { k3sClusterSetup } from "./k3s-setup.js";
 import { writeNodeConfig, type NodeConfig } from "./node-config.js";
 import { planeValues } from "./plane-values.js";
 import { registryAccessOf, type RegistryDetail } from "./registry-service.js";
-import type { InstallContext, InstallOptions } from "./types.js";
+import type { InstallContext } from "./types.js";
 
 /** The cluster step's detail: how later steps and `airlock status` reach the cluster. */
 export interface ClusterDetail {
@@ -17,21 +17,6 @@ export interface ClusterDetail {
 /** Asks the API server for something every cluster has: an answer, even "not found", means it serves. */
 export async function checkApiAnswers(client: ClusterClient): Promise<void> {
   await client.get({ apiVersion: "v1", kind: "Namespace", name: "default" });
-}
-
-/** k3s from the bundle needs installer/k3s: refused, before anything is written, until it is wired in. */
-export function refuseUnavailableCluster(options: InstallOptions): void {
-  if (options.cluster.kind === "k3s" && options.clusterSetup === undefined) {
-    throw new AirlockError(
-      "INSTALL_K3S_UNAVAILABLE",
-      "installing k3s from the bundle is not available in this airlock yet",
-      {
-        where: "--host-root",
-        hint: "install into an existing cluster with --kubeconfig FILE (k3s writes one at /etc/rancher/k3s/k3s.yaml)",
-        exitCode: 2,
-      },
-    );
-  }
 }
 
 async function existingCluster(
@@ -55,14 +40,23 @@ async function existingCluster(
 }
 
 async function k3sCluster(context: InstallContext): Promise<{ detail: ClusterDetail; summary: string }> {
-  refuseUnavailableCluster(context.options);
   const registry = context.details.get("registry") as unknown as RegistryDetail;
-  const set = await context.options.clusterSetup!({
+  const access = await registryAccessOf(registry);
+  const { values } = await planeValues(
+    context.dataDir,
+    context.head,
+    context.options.valuesFile,
+    access.endpoint,
+  );
+  const setup = context.options.clusterSetup ?? k3sClusterSetup;
+  const set = await setup({
     host: context.host,
     systemd: context.systemd,
     head: context.head,
     dataDir: context.dataDir,
-    registry: await registryAccessOf(registry),
+    registry: access,
+    imageRegistry: values.registry,
+    nodeName: context.options.nodeName,
     signal: context.options.signal,
   });
   await checkApiAnswers(context.connect(set.kubeconfig));

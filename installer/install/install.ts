@@ -13,7 +13,8 @@ import {
 } from "../preflight/index.js";
 import { openState, STATE_FILE, type State, type WriterLock } from "../state/index.js";
 import { checkBundleKey } from "./bundle-key.js";
-import { clusterStep, refuseUnavailableCluster, type ClusterDetail } from "./cluster-step.js";
+import { k3sEntries } from "../k3s/index.js";
+import { clusterStep, type ClusterDetail } from "./cluster-step.js";
 import { runMachine, type StepDefinition, type StepDetail, type StepReport } from "./machine.js";
 import { readOperatorValues } from "./plane-values.js";
 import { registryStep, type RegistryDetail } from "./registry-service.js";
@@ -134,13 +135,16 @@ function resultOf(
  * same bundle where it stopped, and doing nothing for one that finished.
  */
 export async function runInstall(options: InstallOptions): Promise<InstallResult> {
-  refuseUnavailableCluster(options);
   const dataDir = resolve(options.dataDir);
   const registryListen = options.registryListen ?? DEFAULT_REGISTRY_LISTEN;
   parseListen(registryListen);
   const head = await readBundleHead(options.bundle);
   await readOperatorValues(options.valuesFile);
   const key = await checkBundleKey(head, dataDir, options.publicKey);
+  // k3s from a bundle that carries none is refused before anything is written.
+  if (options.cluster.kind === "k3s" && options.clusterSetup === undefined) {
+    k3sEntries(head.metadata.files, head.input.label);
+  }
   // A site with state takes the lock first, so a second install fails at once, before its preflight.
   let state = existsSync(join(dataDir, STATE_FILE)) ? openState(dataDir, { actor: "cli" }) : undefined;
   let lock: WriterLock | undefined;

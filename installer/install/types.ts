@@ -27,6 +27,10 @@ export type ClusterSetup = (context: {
   head: BundleHead;
   dataDir: string;
   registry: RegistryAccess;
+  /** The registry name the rendered images carry (Airlock's, unless the values name another). */
+  imageRegistry: string;
+  /** The node's name in the cluster; the host name when not given. */
+  nodeName?: string | undefined;
   signal?: AbortSignal | undefined;
 }) => Promise<{ kubeconfig: string; detail: StepDetail; summary: string }>;
 
@@ -47,8 +51,10 @@ export interface InstallOptions {
   airlockCommand: string[];
   /** How long the plane may take to roll out. Default 15 minutes. */
   timeoutMs?: number | undefined;
-  /** k3s from the bundle; without it a `k3s` target is refused before anything is written. */
+  /** How k3s from the bundle is set up; k3sClusterSetup unless a test injects another. */
   clusterSetup?: ClusterSetup | undefined;
+  /** The k3s node's name (`--node-name`); the host name when not given. */
+  nodeName?: string | undefined;
   /** Host tools (systemctl): the real runner unless a test injects one. */
   runner?: CommandRunner | undefined;
   /** The host preflight looks at; the real one unless a test hands a fake. */

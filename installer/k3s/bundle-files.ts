@@ -16,6 +16,21 @@ export interface K3sBundleFiles {
   imageArchives: { name: string; source: string }[];
 }
 
+/** The bundle's k3s binary and image archives among its files; BUNDLE_K3S_MISSING without a binary. */
+export function k3sEntries<File extends { path: string }>(
+  files: readonly File[],
+  where: string,
+): { binary: File; imageArchives: File[] } {
+  const binary = files.find((file) => file.path === BUNDLE_K3S_BINARY);
+  if (binary === undefined) {
+    throw new AirlockError("BUNDLE_K3S_MISSING", `the bundle carries no ${BUNDLE_K3S_BINARY}`, {
+      where,
+      hint: "install k3s from a bundle built with it (files: bin/k3s), or pass --kubeconfig for an existing cluster",
+    });
+  }
+  return { binary, imageArchives: files.filter((file) => IMAGES_ARCHIVE.test(file.path)) };
+}
+
 /**
  * One verifying pass over a bundle (signature with `publicKey`, every entry's digest) that streams
  * its k3s binary and image archives into files in `dir`. A file is kept only once its entry checked,
@@ -28,12 +43,7 @@ export async function extractK3sFiles(
 ): Promise<K3sBundleFiles> {
   const walk = await openBundle(paths, options);
   try {
-    if (!walk.head.metadata.files.some((file) => file.path === BUNDLE_K3S_BINARY)) {
-      throw new AirlockError("BUNDLE_K3S_MISSING", `the bundle carries no ${BUNDLE_K3S_BINARY}`, {
-        where: walk.head.input.label,
-        hint: "join a node with the bundle the server was installed from: it carries k3s",
-      });
-    }
+    k3sEntries(walk.head.metadata.files, walk.head.input.label);
     const extracted = new Map<string, string>();
     for await (const entry of walk.entries()) {
       const { path } = entry.file;
@@ -60,14 +70,19 @@ export async function extractK3sFiles(
   }
 }
 
-/** Writes an entry's chunks to a file as they pass, hashing them. */
+/** Writes an entry's chunks to a file as they pass, in order, hashing them. */
 function fileWriter(handle: FileHandle): HashingWriter {
   const digester = new Digester();
+  let lastWrite: Promise<void> = Promise.resolve();
+  const writeAll = async (chunk: Uint8Array): Promise<void> => {
+    for (let offset = 0; offset < chunk.byteLength;)
+      offset += (await handle.write(chunk, offset)).bytesWritten;
+  };
   return {
-    async write(chunk) {
+    write(chunk) {
       digester.update(chunk);
-      for (let offset = 0; offset < chunk.byteLength;)
-        offset += (await handle.write(chunk, offset)).bytesWritten;
+      lastWrite = lastWrite.then(() => writeAll(chunk));
+      return lastWrite;
     },
     digest: () => digester.digest(),
   };

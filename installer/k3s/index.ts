@@ -27,5 +27,5 @@ export { caHashOf, createJoinToken, decodeJoinToken, encodeJoinToken, verifyServ
 export type { JoinToken, JoinTokenSource } from "./join.js";
 export { agentRegistries, joinNode, serverJoinToken, serverRegistry } from "./node-join.js";
 export type { JoinNodeOptions, JoinNodeResult } from "./node-join.js";
-export { BUNDLE_K3S_BINARY, extractK3sFiles } from "./bundle-files.js";
+export { BUNDLE_K3S_BINARY, extractK3sFiles, k3sEntries } from "./bundle-files.js";
 export type { K3sBundleFiles } from "./bundle-files.js";

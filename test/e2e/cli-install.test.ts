@@ -28,6 +28,7 @@ let fx: Fixtures;
 let bundle: string;
 let publicKey: string;
 let wrongKey: string;
+let signKeyFile: string;
 let cluster: MemoryCluster;
 let api: RunningClusterApiServer;
 let kubeconfig: string;
@@ -53,7 +54,8 @@ beforeAll(async () => {
   ({ publicKey } = await generateKeyPair(join(keys, "vendor.key"), join(keys, "vendor.pub")));
   ({ publicKey: wrongKey } = await generateKeyPair(join(keys, "other.key"), join(keys, "other.pub")));
   bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle, signKey: join(keys, "vendor.key") });
+  signKeyFile = join(keys, "vendor.key");
+  await buildBundle({ specFile: fx.spec, output: bundle, signKey: signKeyFile });
 
   const tls = await selfSignedCertificate(await fx.dir("apiserver"));
   apiCaFile = tls.certFile;
@@ -132,15 +134,15 @@ describe("airlock install into an existing cluster", () => {
     expect(await systemctl.calls()).toEqual([]);
   });
 
-  it("without --kubeconfig (k3s from the bundle, not wired in yet) it refuses at once, writing nothing", async () => {
+  it("without --kubeconfig, a bundle that carries no k3s is refused at once, writing nothing", async () => {
+    const withoutK3s = join(await fx.dir("work"), "mgmt-4.4.0.airlock.tar");
+    await buildBundle({ specFile: fx.spec440, output: withoutK3s, signKey: signKeyFile });
     const result = await runCli(
-      ["--data-dir", dataDir, "install", "--bundle", bundle, "--host-root", hostRoot],
-      {
-        env: systemctl.env,
-      },
+      ["--data-dir", dataDir, "install", "--bundle", withoutK3s, "--host-root", hostRoot],
+      { env: systemctl.env },
     );
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain("error INSTALL_K3S_UNAVAILABLE");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("error BUNDLE_K3S_MISSING");
     expect(result.stderr).toContain("--kubeconfig");
     expect(existsSync(dataDir)).toBe(false);
   });
