@@ -1,13 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { HostRoot } from "../host/index.js";
+import { registriesYaml, K3S_REGISTRY_CA } from "../k3s/index.js";
 import type { RegistryAccess } from "./types.js";
 
 /** Under the data dir: what the operator copies onto each node of an existing cluster. */
 export const NODE_CONFIG_DIR = "node-config";
-/** Where registries.yaml's ca_file points on a k3s node. */
-const K3S_NODE_CA = "/etc/rancher/k3s/airlock-registry-ca.pem";
 const CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d";
 
 export interface NodeConfig {
@@ -23,21 +21,14 @@ function registryNames(access: RegistryAccess, imageRegistry: string): string[] 
 }
 
 /** k3s's registries.yaml: every name the images use goes to Airlock's registry, with the CA and pull account. */
-export function nodeRegistriesYaml(access: RegistryAccess, imageRegistry: string): string {
-  const endpoint = [`https://${access.endpoint}`];
-  const mirrors = Object.fromEntries(
-    registryNames(access, imageRegistry).map((name) => [name, { endpoint }]),
-  );
-  const document = {
-    mirrors,
-    configs: {
-      [access.endpoint]: {
-        auth: { username: access.username, password: access.password },
-        tls: { ca_file: K3S_NODE_CA },
-      },
-    },
-  };
-  return `# Written by airlock install: copy to /etc/rancher/k3s/registries.yaml on each node.\n${stringify(document)}`;
+function nodeRegistriesYaml(access: RegistryAccess, imageRegistry: string): string {
+  return registriesYaml({
+    registry: access.endpoint,
+    mirrorFor: [imageRegistry],
+    caFile: K3S_REGISTRY_CA,
+    username: access.username,
+    password: access.password,
+  });
 }
 
 /** containerd's hosts.toml for one registry name: pulls go to Airlock's registry, trusted by the site CA. */
@@ -77,7 +68,7 @@ export async function writeNodeConfig(
     dir,
     files: written.map(([path]) => path),
     instructions:
-      `on each node: k3s — copy registries.yaml to /etc/rancher/k3s/registries.yaml and airlock-registry-ca.pem to ${K3S_NODE_CA}, then restart k3s; ` +
+      `on each node: k3s — copy registries.yaml to /etc/rancher/k3s/registries.yaml and airlock-registry-ca.pem to ${K3S_REGISTRY_CA}, then restart k3s; ` +
       `plain containerd — copy certs.d/ into ${CONTAINERD_CERTS_DIR}/ (config_path) and give it the pull account in registries.yaml`,
   };
 }
