@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The main job on the built-in sample, as an operator would run it: the vendor builds a signed
 // bundle; the site verifies, inspects and imports it, serves it from Airlock's registry over TLS
-// with the site CA, mirrors it into the site's own registry; then a delta carries the next version.
+// with the site CA, mirrors it into the site's own registry, installs the plane into a cluster and
+// checks its health; then a delta carries the next version.
 import { $, chalk } from "zx";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,8 +24,12 @@ function step(title) {
 }
 
 async function airlock(...args) {
+  return airlockWith(process.env, ...args);
+}
+
+async function airlockWith(env, ...args) {
   console.log(chalk.dim(`$ airlock ${args.join(" ")}`));
-  const result = await $({ nothrow: true })`node ${cli} --no-progress ${args}`;
+  const result = await $({ nothrow: true, env })`node ${cli} --no-progress ${args}`;
   if (result.stdout.trim() !== "") console.log(result.stdout.trimEnd().replace(/^/gm, "  "));
   if (result.exitCode !== 0) {
     process.stderr.write(result.stderr);
@@ -37,6 +42,8 @@ const { fetch } = globalThis;
 
 /** Processes this demo started; each is stopped by its PID at the end. */
 const children = [];
+/** What else it started (the cluster, the stand-in's services): closed at the end. */
+const closers = [];
 
 /** Starts a server in the background and resolves with the first line it prints on stdout. */
 function background(name, command, args) {
@@ -57,6 +64,68 @@ function background(name, command, args) {
     });
     child.once("exit", (code) => reject(new Error(`${name} exited (${code}): ${err}`)));
   });
+}
+
+/** A free loopback port. */
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * The in-memory cluster behind a kube-apiserver's REST surface, over TLS with a throwaway
+ * certificate: what `--kubeconfig` reaches in this demo (no kube-apiserver runs here).
+ */
+async function startDemoCluster(dir) {
+  const { MemoryCluster, serveClusterApi, clusterApiKubeconfig } = await import(
+    join(root, "dist/installer/cluster/index.js")
+  );
+  await mkdir(dir);
+  const [key, cert] = [join(dir, "api.key"), join(dir, "api.crt")];
+  await $`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=apiserver -addext subjectAltName=IP:127.0.0.1 -keyout ${key} -out ${cert}`;
+  const memory = new MemoryCluster();
+  const token = "demo-token";
+  const caPem = await readFile(cert, "utf8");
+  const api = await serveClusterApi(memory, {
+    tls: { cert: caPem, key: await readFile(key, "utf8") },
+    token,
+  });
+  closers.push(async () => {
+    await api.close();
+    memory.close();
+  });
+  const kubeconfig = join(dir, "kubeconfig");
+  await writeFile(kubeconfig, clusterApiKubeconfig(api.url, caPem, token));
+  return { kubeconfig };
+}
+
+/**
+ * The stand-in systemctl the tests use, first in PATH: it runs the registry unit install writes
+ * for real (no systemd here), and its services are stopped by PID at the end.
+ */
+async function standinSystemctl(dir, hostRoot) {
+  const bin = join(dir, "bin");
+  await mkdir(bin, { recursive: true });
+  await symlink(join(root, "test/helpers/standin/systemctl.mjs"), join(bin, "systemctl"));
+  closers.push(async () => {
+    const state = join(hostRoot, "run/systemd/standin");
+    for (const name of (await readdir(state).catch(() => [])).filter((file) => file.endsWith(".pid"))) {
+      const pid = Number(await readFile(join(state, name), "utf8"));
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+  });
+  return {
+    PATH: `${bin}:${process.env.PATH}`,
+    STANDIN_HOST_ROOT: hostRoot,
+    STANDIN_LOG: join(dir, "calls.jsonl"),
+  };
 }
 
 /** Debian's docker-registry on a free loopback port, plain HTTP; resolves with host:port once it answers. */
@@ -167,6 +236,22 @@ try {
   await airlock(...mirrorArgs, "--insecure-http", "--key", pub, "--output-dir", join(work, "mirror"));
   console.log(`  wrote mirror-map.json, registries.yaml and certs.d/ under ${join(work, "mirror")}`);
 
+  step("Site: install the plane into a cluster (here the in-memory one behind an API server)");
+  const cluster = await startDemoCluster(join(work, "cluster"));
+  const installSite = join(work, "site-installed");
+  const hostRoot = join(work, "host");
+  await mkdir(hostRoot);
+  const installArgs = [
+    ...["--data-dir", installSite, "install", "--bundle", bundle45, "--key", pub],
+    ...["--kubeconfig", cluster.kubeconfig, "--host-root", hostRoot],
+    ...["--registry-listen", `127.0.0.1:${await freePort()}`],
+  ];
+  const standin = { ...process.env, ...(await standinSystemctl(join(work, "standin"), hostRoot)) };
+  await airlockWith(standin, ...installArgs);
+  console.log(chalk.dim("  and again, as after a power cut: it finds every step done"));
+  await airlockWith(standin, ...installArgs);
+  await airlockWith(standin, "--data-dir", installSite, "status");
+
   step("Next release: a site on 4.4.0 gets a delta bundle carrying only what it lacks");
   const older = join(work, "site-4.4");
   await airlock(
@@ -203,6 +288,7 @@ try {
     `  full bundle ${(full.size / 2 ** 20).toFixed(1)} MiB, delta ${(small.size / 2 ** 20).toFixed(1)} MiB; stores in ${site} and ${older}`,
   );
 } finally {
+  for (const close of closers.reverse()) await close();
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(
     children.map(
