@@ -1,6 +1,6 @@
 /**
  * The installer's schema, tracked as component `installer` in `schema_migrations`. Append only: a
- * released migration never changes. Upgrade plans, windows and runs come as later migrations (issue 14).
+ * released migration never changes.
  */
 export const INSTALLER_MIGRATIONS: string[] = [
   `
@@ -64,5 +64,47 @@ export const INSTALLER_MIGRATIONS: string[] = [
     command TEXT NOT NULL,
     acquired_at TEXT NOT NULL
   );
+  `,
+  // Upgrade plans, their schedules and runs (issue 14).
+  `
+  CREATE TABLE upgrade_plans (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    from_release_id INTEGER NOT NULL REFERENCES releases(id),
+    from_version TEXT NOT NULL,
+    to_bundle_digest TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    values_given TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    inputs_digest TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+      ('planned', 'scheduled', 'running', 'done', 'rolled-back', 'cancelled', 'stale')),
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE upgrade_schedules (
+    id INTEGER PRIMARY KEY,
+    plan_id INTEGER NOT NULL REFERENCES upgrade_plans(id),
+    windows TEXT NOT NULL,
+    freezes TEXT NOT NULL,
+    at TEXT,
+    now INTEGER NOT NULL DEFAULT 0 CHECK (now IN (0, 1)),
+    hard_deadline INTEGER NOT NULL DEFAULT 0 CHECK (hard_deadline IN (0, 1)),
+    created_at TEXT NOT NULL,
+    cancelled_at TEXT
+  );
+  CREATE UNIQUE INDEX upgrade_schedules_one_active ON upgrade_schedules (plan_id) WHERE cancelled_at IS NULL;
+  CREATE TABLE upgrade_runs (
+    id INTEGER PRIMARY KEY,
+    plan_id INTEGER NOT NULL REFERENCES upgrade_plans(id),
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    state TEXT NOT NULL CHECK (state IN ('running', 'done', 'rolled-back', 'failed', 'interrupted')),
+    current_step TEXT,
+    gates TEXT NOT NULL DEFAULT '[]',
+    rollback_reason TEXT,
+    window_start TEXT,
+    window_end TEXT
+  );
+  CREATE INDEX upgrade_runs_by_plan ON upgrade_runs (plan_id);
   `,
 ];

@@ -5,7 +5,10 @@ import { openStateDb, type StateDb } from "./db.js";
 import { EventLog } from "./events.js";
 import { InstallRecords } from "./installs.js";
 import { acquireWriterLock, currentHolder, type LockHolder, type WriterLock } from "./lock.js";
+import { PlanRecords } from "./plans.js";
 import { ReleaseRecords } from "./releases.js";
+import { RunRecords } from "./runs.js";
+import { ScheduleRecords } from "./schedules.js";
 
 export const STATE_FILE = "airlock.db";
 
@@ -21,6 +24,9 @@ export class State {
   readonly installs: InstallRecords;
   readonly releases: ReleaseRecords;
   readonly events: EventLog;
+  readonly plans: PlanRecords;
+  readonly schedules: ScheduleRecords;
+  readonly runs: RunRecords;
   private readonly locks = new Set<WriterLock>();
 
   constructor(
@@ -31,6 +37,9 @@ export class State {
     this.events = new EventLog(db, clock, actor);
     this.installs = new InstallRecords(db, this.events, clock);
     this.releases = new ReleaseRecords(db, this.events, clock);
+    this.plans = new PlanRecords(db, this.events, clock);
+    this.schedules = new ScheduleRecords(db, this.events, clock);
+    this.runs = new RunRecords(db, this.events, clock);
   }
 
   /** Runs `fn` as one transaction (nested calls become savepoints): all of it is visible, or none. */
