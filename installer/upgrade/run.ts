@@ -41,7 +41,9 @@ export async function runUpgrade(client: ClusterClient, options: UpgradeOptions)
   } catch (error) {
     const failure = asGateFailure(error);
     if (failure === undefined || ctx.signal?.aborted === true) throw error;
-    const rolledBack = await rollbackWith(client, options.previous, ctx, failure.message);
+    // The probes the new bundle declares are not the previous release's to pass.
+    const back = { ...ctx, declared: [] };
+    const rolledBack = await rollbackWith(client, options.previous, back, failure.message);
     return {
       outcome: "rolled-back",
       reason: rolledBack.reason,

@@ -341,4 +341,48 @@ describe("runUpgrade on MemoryCluster", () => {
     expect(await cluster.get(sts)).toBeDefined();
     expect((await pods()).size).toBe(2);
   });
+
+  it("runs the bundle's declared HTTP probe after each pod, and rolls back when it fails", async () => {
+    const previous = await installed("4.4.0");
+    const next = plane("4.5.0");
+    const probe = brokers();
+    const asked: string[] = [];
+    const recorder = new Recorder();
+    const result = await runUpgrade(cluster, {
+      previous,
+      next,
+      recorder,
+      imageAvailable: () => Promise.resolve(true),
+      gates: GATES,
+      declaredGates: [{ name: "console", url: "http://console.hubble-system.svc/ready", status: 204 }],
+      probe: (url, signal) => {
+        if (!url.startsWith("http://console.")) return probe(url, signal);
+        asked.push(url);
+        return Promise.resolve({ status: 500, body: "" });
+      },
+      clock: fastClock([]),
+    });
+    expect(result.outcome === "rolled-back" && result.reason).toBe(
+      "http:console failed on msgbroker-1: not within 0.5 s: http://console.hubble-system.svc/ready answered 500, not 204",
+    );
+    expect(asked.length).toBeGreaterThan(0);
+    expect(recorder.events.filter((event) => event.startsWith("gate settle"))).toEqual([]);
+  });
+
+  it("refuses when a certificate of the new release expires within the configured days", async () => {
+    const previous = await installed("4.4.0");
+    const result = await runUpgrade(cluster, {
+      previous,
+      next: plane("4.5.0"),
+      recorder: new Recorder(),
+      imageAvailable: () => Promise.resolve(true),
+      gates: { ...GATES, certificateMinDays: 100_000 },
+      probe: brokers(),
+      clock: fastClock([]),
+    });
+    expect(result.outcome).toBe("refused");
+    expect(result.outcome === "refused" && result.reason).toMatch(
+      /^pre:certificates failed: msgbroker-peer-tls\/tls.crt \(.*\) expires .*, in \d+ days: fewer than 100000$/,
+    );
+  });
 });
