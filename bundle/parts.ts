@@ -2,7 +2,7 @@ import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "no
 import { basename, dirname, join } from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { AirlockError, errnoCode } from "../registry/oci/index.js";
-import { readChunks, writeFully } from "../registry/store/index.js";
+import { readChunks, readFileRanges, writeFully } from "../registry/store/index.js";
 
 /**
  * A bundle on disk is one tar, or byte-range parts of it (`X.001`, `X.002`, …) that `cat` joins,
@@ -269,12 +269,13 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
 
 /**
  * The bundle's bytes as one stream, in chunks of up to 4 MiB whose buffers are reused: a chunk is
- * valid until the next one is asked for (see readChunks).
+ * valid until the one after next is asked for, across parts too (see readChunks).
  */
-export async function* readBundleBytes(input: BundleInput, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  for (const part of input.parts) {
-    yield* readChunks(part.path, { start: 0 }, signal);
-  }
+export function readBundleBytes(input: BundleInput, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  return readFileRanges(
+    input.parts.map((part) => ({ path: part.path, start: 0 })),
+    signal,
+  );
 }
 
 /** The part holding byte `offset` of the joined bundle, for naming the damaged part. */

@@ -37,6 +37,10 @@ export interface VerifyResult {
 
 /** Where an entry's body can be streamed: something that hashes what it writes (a store ingest). */
 export interface HashingWriter {
+  /**
+   * Hashes the chunk and resolves once it is written. The walk gives the next chunk before awaiting
+   * the previous one: writes must land in the order given, and a chunk stays valid until its write ends.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** The digest of what was written, which the walk holds to airlock.json. */
   digest(): Digest;
@@ -250,9 +254,15 @@ class EntryBody implements VerifiedEntry {
     const { entry, input, options } = this;
     try {
       let read = 0;
+      // The write of the chunk before: awaited only after this chunk is handed over, so the writer
+      // hashes this one while that one is written. Its buffer is reused by the read after next.
+      let previous: Promise<void> = Promise.resolve();
       for await (const chunk of entry.body) {
         options.signal?.throwIfAborted();
-        await writer.write(chunk);
+        const writing = writer.write(chunk);
+        writing.catch(() => undefined);
+        await previous;
+        previous = writing;
         read += chunk.byteLength;
         options.onProgress?.({
           phase: "verify",
@@ -261,6 +271,7 @@ class EntryBody implements VerifiedEntry {
           item: entry.name,
         });
       }
+      await previous;
       await checkDigest(entry, this.file, writer.digest(), input);
     } catch (error) {
       throw explainBodyError(error, entry, input);

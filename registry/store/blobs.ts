@@ -254,9 +254,15 @@ interface IngestIo {
   syncFile: SyncFile;
 }
 
-/** One blob being written. Overlaps hashing of a chunk with the write of the same chunk. */
+/**
+ * One blob being written. A chunk is hashed when it is given and written once the chunks before it
+ * are, so a caller that keeps its chunks alive a step longer overlaps a chunk's hash with the write
+ * of the one before (see write).
+ */
 export class BlobIngest {
   private closed = false;
+  /** The write of the last chunk given; the next one starts when it ends, keeping the file in order. */
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: FsBlobStore,
@@ -275,14 +281,19 @@ export class BlobIngest {
     return this.digester.digest();
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    const written = this.io.writeChunk(this.handle, chunk);
+  /**
+   * Hashes `chunk` now and resolves once it is written. It may be called again before that: the next
+   * chunk is hashed while this one is written, and each must stay unchanged until its own write ends.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    const written = this.lastWrite.then(() => this.io.writeChunk(this.handle, chunk));
     this.digester.update(chunk);
-    try {
-      await written;
-    } catch (error) {
+    // A failed write fails the ones queued behind it; whoever awaits any of them sees the error.
+    this.lastWrite = written;
+    written.catch(() => undefined);
+    return written.catch((error: unknown) => {
       throw wrapWriteError(error, this.tempPath);
-    }
+    });
   }
 
   /**
@@ -295,6 +306,7 @@ export class BlobIngest {
   async commit(expected: ExpectedBlob = {}): Promise<CommittedBlob> {
     const size = this.digester.size;
     try {
+      await this.lastWrite;
       const digest = await this.digestFor(expected.digest);
       if (expected.size !== undefined && expected.size !== size) {
         throw new AirlockError("SIZE_INVALID", `blob is ${size} bytes, expected ${expected.size}`, {
@@ -340,12 +352,14 @@ export class BlobIngest {
   async suspend(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.lastWrite.catch(() => undefined);
     await this.handle.close();
   }
 
   async abort(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      await this.lastWrite.catch(() => undefined);
       await this.handle.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true });

@@ -36,26 +36,54 @@ export interface ChunkRange {
   length?: number;
 }
 
+/** A byte range of one file, for reading several files as one stream. */
+export interface FileRange extends ChunkRange {
+  path: string;
+}
+
 /**
  * A file's bytes as chunks of up to 4 MiB, one read always in flight ahead of the consumer.
- * A chunk is valid until the consumer asks for the next one (its buffer is then reused): consumers
- * hash it or await its write before moving on, and copy anything they keep.
+ * A chunk is valid until the consumer asks for the one after next (its buffer is then reused by a
+ * read): consumers hash it or finish its write by then, and copy anything they keep. That step of
+ * slack lets a writer write one chunk while the next is hashed (bundle import).
  */
-export async function* readChunks(
+export function readChunks(
   path: string,
   range: ChunkRange = { start: 0 },
   signal?: AbortSignal,
 ): AsyncGenerator<Buffer> {
-  const handle = await open(path, "r");
+  return readFileRanges([{ path, ...range }], signal);
+}
+
+/**
+ * Several files' ranges as one stream of chunks, valid as readChunks's are: one ring of buffers
+ * serves every file, so the slack holds across a file boundary too (a split bundle's parts).
+ */
+export async function* readFileRanges(ranges: FileRange[], signal?: AbortSignal): AsyncGenerator<Buffer> {
+  // Three: the chunk the consumer holds, the one before it (its write may still run), the read ahead.
   const buffers = [takeBuffer(), takeBuffer(), takeBuffer()];
+  const ring = { turn: 0 };
+  try {
+    for (const range of ranges) yield* readRange(range, buffers, ring, signal);
+  } finally {
+    for (const buffer of buffers) giveBack(buffer);
+  }
+}
+
+async function* readRange(
+  range: FileRange,
+  buffers: Buffer[],
+  ring: { turn: number },
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Buffer> {
+  const handle = await open(range.path, "r");
   let inFlight: Promise<{ bytesRead: number; requested: number }> | undefined;
   try {
     const end = range.length === undefined ? (await handle.stat()).size : range.start + range.length;
     let position = range.start;
-    let turn = 0;
     const readNext = (): Promise<{ bytesRead: number; requested: number }> | undefined => {
       if (position >= end) return undefined;
-      const buffer = buffers[turn % buffers.length]!;
+      const buffer = buffers[ring.turn % buffers.length]!;
       const requested = Math.min(buffer.byteLength, end - position);
       const at = position;
       position += requested;
@@ -69,8 +97,8 @@ export async function* readChunks(
     while (inFlight !== undefined) {
       signal?.throwIfAborted();
       const { bytesRead, requested } = await inFlight;
-      const buffer = buffers[turn % buffers.length]!;
-      turn++;
+      const buffer = buffers[ring.turn % buffers.length]!;
+      ring.turn++;
       // A short read means the file shrank under us: stop, and let the consumer's size check say so.
       inFlight = bytesRead === requested ? readNext() : undefined;
       if (bytesRead > 0) yield buffer.subarray(0, bytesRead);
@@ -78,6 +106,5 @@ export async function* readChunks(
   } finally {
     await inFlight?.catch(() => undefined);
     await handle.close();
-    for (const buffer of buffers) giveBack(buffer);
   }
 }

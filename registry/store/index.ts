@@ -24,8 +24,24 @@ export type {
   OperationOptions,
   StoreOptions,
   UploadSession,
+  ContentReader,
+  ContentWriter,
+  ContentIngest,
+  ContentStore,
+  ManifestStore,
+  TagStore,
+  BlobLinks,
+  ReferrerRecord,
+  RegistryContent,
 } from "./types.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
-export { readChunks, takeBuffer, giveBack, allocateReadBuffer, STREAM_CHUNK_BYTES } from "./chunks.js";
-export type { ChunkRange } from "./chunks.js";
+export {
+  readChunks,
+  readFileRanges,
+  takeBuffer,
+  giveBack,
+  allocateReadBuffer,
+  STREAM_CHUNK_BYTES,
+} from "./chunks.js";
+export type { ChunkRange, FileRange } from "./chunks.js";
