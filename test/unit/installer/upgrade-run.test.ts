@@ -385,4 +385,32 @@ describe("runUpgrade on MemoryCluster", () => {
       /^pre:certificates failed: msgbroker-peer-tls\/tls.crt \(.*\) expires .*, in \d+ days: fewer than 100000$/,
     );
   });
+
+  it("stops at once when its signal aborts mid-run, without rolling back: the recorder says how far it got", async () => {
+    const previous = await installed("4.4.0");
+    const stop = new AbortController();
+    const recorder = new Recorder();
+    const moved = recorder.partitionMoved.bind(recorder);
+    recorder.partitionMoved = (name, partition) => {
+      moved(name, partition);
+      if (partition === 1) stop.abort(new Error("stopped by the test"));
+    };
+    const run = runUpgrade(cluster, {
+      previous,
+      next: plane("4.5.0"),
+      recorder,
+      imageAvailable: () => Promise.resolve(true),
+      gates: GATES,
+      probe: brokers(),
+      clock: fastClock([]),
+      signal: stop.signal,
+    });
+    await expect(run).rejects.toThrow("stopped by the test");
+    expect(recorder.events.filter((event) => event.startsWith("partition"))).toEqual([
+      "partition 2",
+      "partition 1",
+    ]);
+    expect(recorder.events.at(-1)).toBe("failed roll msgbroker-1");
+    expect(recorder.events.some((event) => event.includes("rollback"))).toBe(false);
+  });
 });
