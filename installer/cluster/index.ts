@@ -21,6 +21,7 @@ export type {
   ClusterNode,
   ContainerState,
   ContainerStatus,
+  NodeReport,
   PodCondition,
   PodContext,
   PodStatus,

@@ -4,6 +4,7 @@ import type { ClusterObject, ObjectRef } from "./client.js";
 
 export const CLUSTER_SCOPED = new Set([
   "Namespace",
+  "Node",
   "ClusterRole",
   "ClusterRoleBinding",
   "CustomResourceDefinition",

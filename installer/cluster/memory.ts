@@ -21,6 +21,7 @@ import {
 } from "./memory-objects.js";
 import { mergeApplied } from "./memory-apply.js";
 import { SimulatedNode } from "./memory-pods.js";
+import { nodeObject, ServiceNamesFeed } from "./memory-services.js";
 import { reconcileStatefulSet, type StatefulSetHost } from "./memory-statefulset.js";
 import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
 
@@ -32,6 +33,8 @@ export interface MemoryClusterOptions {
    * then what it reports, and a deleted pod stays terminating until the node has stopped it.
    */
   node?: ClusterNode;
+  /** The name of the one Node object, registered Ready as a kubelet would; default `airlock-node`. */
+  nodeName?: string;
 }
 
 interface Entry {
@@ -65,12 +68,14 @@ export class MemoryCluster implements ClusterClient {
   private readonly simulated: SimulatedNode;
   private readonly node: ClusterNode | undefined;
   private readonly controllerHost: StatefulSetHost;
+  private readonly serviceNames: ServiceNamesFeed;
   /** Every request, as `verb Kind namespace/name`: tests read what the engine asked for. */
   readonly requests: string[] = [];
 
   constructor(options: MemoryClusterOptions = {}) {
     this.simulated = new SimulatedNode(options.podReadyMs ?? 0);
     this.node = options.node;
+    this.serviceNames = new ServiceNamesFeed(options.node);
     this.controllerHost = {
       get: (ref) => this.objects.get(keyOf(ref))?.object,
       podsOf: (statefulSet) => this.podsOf(statefulSet),
@@ -90,6 +95,8 @@ export class MemoryCluster implements ClusterClient {
         this.store(statefulSet);
       },
     };
+    // Registered by the node's kubelet once it runs: a node double given here is already started.
+    this.store(nodeObject(options.nodeName ?? "airlock-node", this.node?.nodeReport?.()), new Map());
   }
 
   /** Simulated pods with a container image containing `imagePart` stay waiting with `reason`, never ready. */
@@ -275,6 +282,7 @@ export class MemoryCluster implements ClusterClient {
       owners: owners ?? this.objects.get(key)?.owners ?? new Map<string, Set<string>>(),
     });
     this.notify(key, object);
+    if (object.kind === "Pod" || object.kind === "Service") this.serviceNames.update(this.objects.values());
   }
 
   /**
@@ -306,6 +314,7 @@ export class MemoryCluster implements ClusterClient {
     const key = keyOf(refOf(object));
     if (!this.objects.delete(key)) return;
     this.notify(key, undefined);
+    if (object.kind === "Pod" || object.kind === "Service") this.serviceNames.update(this.objects.values());
     if (object.metadata.namespace !== undefined) this.finishNamespace(object.metadata.namespace);
     if (object.kind === "StatefulSet") {
       for (const pod of this.podsOf(object)) this.remove(pod);

@@ -58,6 +58,12 @@ export interface PodContext {
   report(status: PodStatus): void;
 }
 
+/** What a kubelet reports of its node on the Node object. */
+export interface NodeReport {
+  addresses: { type: "InternalIP" | "Hostname"; address: string }[];
+  nodeInfo: Record<string, string>;
+}
+
 export interface ClusterNode {
   /** Starts running the pod (pull, create, start, probe, restart); returns at once. */
   runPod(pod: ClusterObject, context: PodContext): void;
@@ -66,4 +72,11 @@ export interface ClusterNode {
    * removes what it created for it; resolves once it is gone. Never rejects.
    */
   stopPod(pod: ClusterObject, graceSeconds: number): Promise<void>;
+  /**
+   * The cluster's Service names and the pod IPs each resolves to (as CoreDNS would answer), the whole
+   * set each time it changes: the node keeps its pods' name resolution to it.
+   */
+  setServiceNames?(names: ReadonlyMap<string, readonly string[]>): void;
+  /** What its Node object reports (addresses, runtime); without it the node reports its name only. */
+  nodeReport?(): NodeReport;
 }

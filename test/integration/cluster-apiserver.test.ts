@@ -17,6 +17,8 @@ import {
   type ClusterObject,
   type RunningClusterApiServer,
 } from "../../installer/cluster/index.js";
+import { HostRoot } from "../../installer/host/index.js";
+import { K3S_KUBECONFIG, waitForK3sServer } from "../../installer/k3s/index.js";
 import { render } from "../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, VERSION, issueBroker } from "../unit/manifests/plane-fixtures.js";
 import { rejection } from "../helpers/errors.js";
@@ -146,5 +148,26 @@ describe("the in-memory cluster behind an API server", () => {
       timeoutMs: 30_000,
     });
     expect(again.applied.every((object) => object.action === "unchanged")).toBe(true);
+  });
+
+  it("serves the Node a kubelet registers, so waitForK3sServer returns through the facade's kubeconfig", async () => {
+    const node = await client.get({ apiVersion: "v1", kind: "Node", name: "airlock-node" });
+    expect(node?.status?.conditions).toEqual([expect.objectContaining({ type: "Ready", status: "True" })]);
+    const hostRoot = new HostRoot(await mkdtemp(join(dir, "host-")));
+    await hostRoot.writeFile(K3S_KUBECONFIG, await readFile(kubeconfig, "utf8"), 0o600);
+    const connected: string[] = [];
+    const path = await waitForK3sServer({
+      host: hostRoot,
+      nodeName: "airlock-node",
+      timeoutMs: 10_000,
+      connect: (file) => {
+        connected.push(file);
+        return KubeClusterClient.fromKubeconfig(file, { requestTimeoutMs: 5_000 });
+      },
+    });
+    expect(path).toBe(hostRoot.path(K3S_KUBECONFIG));
+    expect(connected).toEqual([path]);
+    const waiting = await rejection(waitForK3sServer({ host: hostRoot, nodeName: "server-1", timeoutMs: 0 }));
+    expect(waiting.message).toContain("node server-1 to register");
   });
 });

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClusterObject } from "../client.js";
-import type { ClusterNode, PodContext } from "../node-api.js";
+import type { ClusterNode, NodeReport, PodContext } from "../node-api.js";
 import { KUBELET_BACKOFF, type BackoffOptions } from "./backoff.js";
 import type { NodeEvent } from "./container-worker.js";
 import { Ctr } from "./ctr.js";
@@ -61,6 +61,8 @@ export class ContainerdNode implements ClusterNode {
     readonly network: PodNetwork,
     private readonly hosts: ClusterHosts,
     private readonly options: ContainerdNodeOptions,
+    /** containerd's version, as a kubelet reports it: `containerd://1.6.20`. */
+    private readonly runtimeVersion: string,
   ) {
     this.ctr = new Ctr(options.containerdSocket, prefix);
     this.registries = parseRegistriesYaml(options.registriesYaml);
@@ -80,10 +82,41 @@ export class ContainerdNode implements ClusterNode {
       prefix,
       ...(options.subnet === undefined ? {} : { subnet: options.subnet }),
     });
-    return new ContainerdNode(prefix, network, createClusterHosts(join(options.dir, "hosts")), {
-      ...options,
+    const version = await new Ctr(options.containerdSocket, prefix).attempt(["version"], 10_000);
+    const server = version instanceof Error ? null : /Server:\s*\n\s*Version:\s*(\S+)/.exec(version.stdout);
+    return new ContainerdNode(
       prefix,
-    });
+      network,
+      createClusterHosts(join(options.dir, "hosts")),
+      { ...options, prefix },
+      `containerd://${server?.[1] ?? "unknown"}`,
+    );
+  }
+
+  /** The Node object's addresses (the bridge's gateway, the node's side of the pod network) and runtime. */
+  nodeReport(): NodeReport {
+    return {
+      addresses: [{ type: "InternalIP", address: this.network.gateway }],
+      nodeInfo: { containerRuntimeVersion: this.runtimeVersion },
+    };
+  }
+
+  setServiceNames(names: ReadonlyMap<string, readonly string[]>): void {
+    this.hosts.setServices(names);
+  }
+
+  /**
+   * The addresses a cluster DNS name (a pod's `<pod>.<headless>.<ns>.svc[.cluster.local]`, a
+   * Service's `<svc>.<ns>.svc[.cluster.local]`) has in the pods' hosts files now, so that a process
+   * on the host reaches what the pods reach by that name; none for a name the cluster does not know.
+   */
+  resolve(name: string): string[] {
+    return this.hosts.resolve(name);
+  }
+
+  /** The hosts file bind-mounted as the pod's /etc/hosts, while the pod runs. */
+  hostsFileOf(namespace: string, pod: string): string | undefined {
+    return this.hosts.pathOf(`${namespace}/${pod}`);
   }
 
   private get runtime(): ContainerRuntime {

@@ -11,11 +11,17 @@ import { parseIpv4 } from "./subnet.js";
 export interface ClusterHosts {
   /** Maps `name` (a pod's FQDN under a headless service, a service name) to `ip`, or removes it; every pod's file follows. */
   set(name: string, ip: string | undefined): void;
+  /** Every Service name and the IPs it resolves to, replacing the last set; every pod's file follows. */
+  setServices(names: ReadonlyMap<string, readonly string[]>): void;
+  /** The addresses `name` resolves to in the pods' files now: a pod name's one, a Service's endpoints. */
+  resolve(name: string): string[];
   /**
    * Writes the pod's file and keeps it current; returns its path. `hostname` is the pod's short name,
    * or its FQDN; a short one is completed by the longest name set for `ip` that starts with it.
    */
   hostsFileFor(podKey: string, hostname: string, ip: string): Promise<string>;
+  /** Where the pod's file is, while it is kept. */
+  pathOf(podKey: string): string | undefined;
   /** Stops keeping the pod's file and deletes it (a bind mount of it keeps its inode). */
   release(podKey: string): Promise<void>;
   /** Resolves once the files reflect every `set` so far; rejects with the first write that failed since the last flush. */
@@ -56,8 +62,17 @@ function fileName(podKey: string): string {
   return `${podKey.replace(/[^A-Za-z0-9._-]/g, "_")}-${hash}.hosts`;
 }
 
-/** The text of one pod's file: localhost, the pod's own line, then every name set, grouped by address. */
-export function renderHostsFile(names: ReadonlyMap<string, string>, hostname: string, ip: string): string {
+/**
+ * The text of one pod's file: localhost, the pod's own line, every name set grouped by address, then
+ * one line per address of each Service name (several lines for one name give several addresses, as
+ * DNS A records do; resolvers that read hosts files return them all).
+ */
+export function renderHostsFile(
+  names: ReadonlyMap<string, string>,
+  hostname: string,
+  ip: string,
+  services: ReadonlyMap<string, readonly string[]> = new Map(),
+): string {
   const byIp = new Map<string, string[]>();
   for (const [name, address] of [...names].sort(([a], [b]) => a.localeCompare(b))) {
     byIp.set(address, [...(byIp.get(address) ?? []), name]);
@@ -74,6 +89,9 @@ export function renderHostsFile(names: ReadonlyMap<string, string>, hostname: st
     ...HEADER,
     `${ip}\t${own.join(" ")}`,
     ...others.map(([address, list]) => `${address}\t${list.join(" ")}`),
+    ...[...services]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .flatMap(([name, addresses]) => addresses.map((address) => `${address}\t${name}`)),
     "",
   ].join("\n");
 }
@@ -84,6 +102,7 @@ export function createClusterHosts(dir: string): ClusterHosts {
 
 class HostsFiles implements ClusterHosts {
   private readonly names = new Map<string, string>();
+  private services = new Map<string, readonly string[]>();
   private readonly pods = new Map<string, PodEntry>();
   /** File writes run one at a time, in order, so that the last state written is the last state set. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -96,6 +115,24 @@ class HostsFiles implements ClusterHosts {
     checkEntry(name, ip, name);
     if (ip === undefined) this.names.delete(name);
     else this.names.set(name, ip);
+    this.rewriteAll();
+  }
+
+  setServices(names: ReadonlyMap<string, readonly string[]>): void {
+    for (const [name, ips] of names) {
+      checkEntry(name, undefined, name);
+      for (const ip of ips) checkEntry(name, ip, name);
+    }
+    this.services = new Map(names);
+    this.rewriteAll();
+  }
+
+  resolve(name: string): string[] {
+    const ip = this.names.get(name);
+    return [...(ip === undefined ? [] : [ip]), ...(this.services.get(name) ?? [])];
+  }
+
+  private rewriteAll(): void {
     // One rewrite of every file covers all the sets made before it starts.
     if (this.rewriteQueued) return;
     this.rewriteQueued = true;
@@ -123,6 +160,10 @@ class HostsFiles implements ClusterHosts {
       throw error;
     }
     return path;
+  }
+
+  pathOf(podKey: string): string | undefined {
+    return this.pods.get(podKey)?.path;
   }
 
   async release(podKey: string): Promise<void> {
@@ -161,7 +202,9 @@ class HostsFiles implements ClusterHosts {
     if (pod === undefined) return;
     try {
       await mkdir(this.dir, { recursive: true });
-      await writeFile(pod.path, renderHostsFile(this.names, pod.hostname, pod.ip), { mode: 0o644 });
+      await writeFile(pod.path, renderHostsFile(this.names, pod.hostname, pod.ip, this.services), {
+        mode: 0o644,
+      });
     } catch (error) {
       throw new AirlockError(
         "NODE_HOSTS_WRITE_FAILED",

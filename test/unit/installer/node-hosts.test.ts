@@ -72,6 +72,38 @@ describe("createClusterHosts", () => {
     expect([(await stat(file0)).ino, (await stat(file1)).ino]).toEqual(inodes);
   });
 
+  it("gives a Service name one line per endpoint, kept current and resolvable as endpoints change", async () => {
+    const hosts = createClusterHosts(dir);
+    hosts.set(FQDN0, "198.18.3.2");
+    const file0 = await hosts.hostsFileFor("hubble-system/msgbroker-0", "msgbroker-0", "198.18.3.2");
+    const CLIENT = "msgbroker.hubble-system.svc.cluster.local";
+    hosts.setServices(
+      new Map([
+        [CLIENT, ["198.18.3.2", "198.18.3.3"]],
+        ["msgbroker.hubble-system.svc", ["198.18.3.2", "198.18.3.3"]],
+      ]),
+    );
+    await hosts.flush();
+    const text = await readFile(file0, "utf8");
+    expect(text).toContain(`198.18.3.2\t${CLIENT}\n198.18.3.3\t${CLIENT}\n`);
+    expect(text).toContain("198.18.3.3\tmsgbroker.hubble-system.svc\n");
+    expect(hosts.resolve(CLIENT)).toEqual(["198.18.3.2", "198.18.3.3"]);
+    expect(hosts.resolve(FQDN0)).toEqual(["198.18.3.2"]);
+    expect(hosts.resolve("nowhere.hubble-system.svc")).toEqual([]);
+    expect(hosts.pathOf("hubble-system/msgbroker-0")).toBe(file0);
+
+    hosts.setServices(new Map([[CLIENT, ["198.18.3.3"]]]));
+    await hosts.flush();
+    const after = await readFile(file0, "utf8");
+    expect(after).not.toContain(`198.18.3.2\t${CLIENT}`);
+    expect(after).toContain(`198.18.3.3\t${CLIENT}\n`);
+    expect(after).not.toContain("msgbroker.hubble-system.svc\n");
+    expect(hosts.resolve(CLIENT)).toEqual(["198.18.3.3"]);
+    expect(() => hosts.setServices(new Map([["Bad Name", []]]))).toThrow(
+      expect.objectContaining({ code: "NODE_HOSTS_INVALID" }),
+    );
+  });
+
   it("release deletes the pod's file and stops writing it", async () => {
     const hosts = createClusterHosts(dir);
     const file = await hosts.hostsFileFor("ns/a", "a", "198.18.0.2");
