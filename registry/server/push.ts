@@ -16,7 +16,7 @@ import {
   type Descriptor,
   type Digest,
 } from "../oci/index.js";
-import type { Store } from "../store/index.js";
+import type { RegistryContent } from "../store/index.js";
 import type { Authenticator } from "./auth.js";
 import { checkDigest, checkName, type Handler } from "./context.js";
 import { RegistryError } from "./errors.js";
@@ -124,7 +124,11 @@ async function denyInUse<T>(action: () => Promise<T>): Promise<T> {
  * mount links one the `from` repository holds (and the caller may pull), a manifest may name only
  * blobs of its own repository, and a blob DELETE unlinks it from that repository alone.
  */
-export function pushHandlers(store: Store, uploads: Uploads, auth: Authenticator | undefined): PushHandlers {
+export function pushHandlers(
+  store: RegistryContent,
+  uploads: Uploads,
+  auth: Authenticator | undefined,
+): PushHandlers {
   /** A mount needs the blob in `from` and pull access there; otherwise the client uploads instead. */
   const mount = async (
     req: IncomingMessage,

@@ -23,6 +23,8 @@ import type {
   GcReport,
   ManifestRecord,
   OperationOptions,
+  ReferrerRecord,
+  RegistryContent,
   SignatureStatus,
   StoreOptions,
   StoredBundle,
@@ -52,7 +54,7 @@ interface BundleRow {
  * A blob is visible only once a row references it, and rows are written in one transaction after
  * every blob they name is on disk.
  */
-export class Store {
+export class Store implements RegistryContent {
   readonly dataDir: string;
   readonly blobs: FsBlobStore;
   readonly db: Db;
@@ -287,10 +289,7 @@ export class Store {
   }
 
   /** Manifests of a repository whose subject is `digest` (the referrers API). */
-  listReferrers(
-    repository: string,
-    digest: Digest,
-  ): (ManifestRecord & { artifactType: string | undefined })[] {
+  listReferrers(repository: string, digest: Digest): ReferrerRecord[] {
     const rows = this.db
       .prepare(
         `SELECT repository, digest, media_type AS mediaType, size, artifact_type AS artifactType, annotations

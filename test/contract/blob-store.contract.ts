@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { digestOf, type Digest } from "../../registry/oci/index.js";
-import type { BlobReader, BlobWriter } from "../../registry/store/index.js";
+import type { ContentReader, ContentWriter } from "../../registry/store/index.js";
 import { rejection } from "../helpers/errors.js";
 
 export interface BlobStoreUnderTest {
-  reader: BlobReader;
-  writer: BlobWriter;
+  reader: ContentReader;
+  writer: ContentWriter;
   cleanup(): Promise<void>;
 }
 
@@ -25,7 +25,7 @@ export async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function listAll(reader: BlobReader): Promise<Digest[]> {
+export async function listAll(reader: ContentReader): Promise<Digest[]> {
   const out: Digest[] = [];
   for await (const digest of reader.list()) out.push(digest);
   return out;
@@ -38,8 +38,8 @@ export async function listAll(reader: BlobReader): Promise<Digest[]> {
 export function describeBlobStoreContract(name: string, make: () => Promise<BlobStoreUnderTest>): void {
   describe(`blob store contract: ${name}`, () => {
     let store: BlobStoreUnderTest;
-    let reader: BlobReader;
-    let writer: BlobWriter;
+    let reader: ContentReader;
+    let writer: ContentWriter;
 
     beforeEach(async () => {
       store = await make();
