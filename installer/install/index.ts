@@ -28,6 +28,7 @@ export type {
 export { REGISTRY_UNIT, registryUnit, probeRegistry } from "./registry-service.js";
 export { ADMIN_USER, PULL_USER } from "./accounts.js";
 export { VENDOR_KEY_FILE } from "./bundle-key.js";
+export { readOperatorValues } from "./plane-values.js";
 export { NODE_CONFIG_DIR } from "./node-config.js";
 export { readSiteStatus } from "./status.js";
 export type { PodHealth, SiteStatus } from "./status.js";

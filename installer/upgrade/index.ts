@@ -17,6 +17,8 @@ export { planDigest, canonicalJson } from "./json-diff.js";
 export type { FieldChange } from "./json-diff.js";
 export { diffValues } from "./values-diff.js";
 export type { ValueChange, ValuesDiff } from "./values-diff.js";
+export { planUpgrade, readPlan, loadPlanForRun, planInputsDigest } from "./plan.js";
+export type { PlanForRun, PlanUpgradeOptions, UpgradePlan } from "./plan.js";
 export { runUpgrade } from "./run.js";
 export { rollbackRelease } from "./rollback.js";
 export type { RollbackOptions, RollbackResult } from "./rollback.js";
