@@ -8,7 +8,7 @@ import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { Agent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startConsole, type ConsoleServer } from "../../ui-lite/index.js";
+import { createConsoleApp, startConsole, type ConsoleServer } from "../../ui-lite/index.js";
 import {
   MiB,
   REPO_ROOT,
@@ -200,6 +200,61 @@ describe("the console's bundle upload", () => {
     expect(await readdir(join(site.dataDir, "console-uploads"))).not.toContain(`${created.id}.partial`);
     const status = JSON.parse((await admin.get(`/uploads/${created.id}`)).body) as { state: string };
     expect(status.state).toBe("failed");
+  });
+
+  it("keeps a session across a console restart: a new app on the same data dir resumes at the offset", async () => {
+    const bytes = await readFile(bundle);
+    const size = bytes.byteLength;
+    const created = JSON.parse((await createUpload(admin, size)).body) as { id: string };
+    const half = Math.floor(size / 2);
+    expect(
+      (await patch(admin, created.id, `bytes 0-${half - 1}/${size}`, bytes.subarray(0, half))).status,
+    ).toBe(204);
+    await served.close();
+    const app = createConsoleApp({
+      dataDir: site.dataDir,
+      store: site.store,
+      state: site.state,
+      pki: site.pki,
+      clock: site.clock,
+    });
+    served = await startConsole({ app, listen: { host: "127.0.0.1", port: 0 }, tls: { pki: site.pki } });
+    admin = await signedIn("dave", "admin");
+    csrf = ConsoleClient.csrfOf((await admin.get("/bundles")).body);
+    const status = JSON.parse((await admin.get(`/uploads/${created.id}`)).body) as {
+      offset: number;
+      name: string;
+    };
+    expect(status).toMatchObject({ offset: half, name: "mgmt.airlock.tar" });
+    const rest = await patch(admin, created.id, `bytes ${half}-${size - 1}/${size}`, bytes.subarray(half));
+    expect(rest.status).toBe(202);
+    // The bundle is there from the earlier test: a finished import of it reports so.
+    expect((await eventsOf(admin, created.id)).at(-1)).toMatchObject({
+      phase: "done",
+      outcome: { ok: true, imported: false, name: "mgmt" },
+    });
+  });
+
+  it("never makes a path of the client's name or an id it did not issue, and drops sessions after a day", async () => {
+    const odd = await admin.request(
+      "POST",
+      "/uploads",
+      { name: "../../etc/passwd", size: "4" },
+      { "x-csrf-token": csrf },
+    );
+    const session = JSON.parse(odd.body) as { id: string; name: string };
+    expect(session.id).toMatch(/^[0-9a-f]{32}$/);
+    expect((await patch(admin, session.id, "bytes 0-1/4", new Uint8Array(2))).status).toBe(204);
+    expect(await readdir(join(site.dataDir, "console-uploads"))).toContain(`${session.id}.partial`);
+    for (const path of ["/uploads/..%2F..%2Fairlock.db", `/uploads/${session.id}x`]) {
+      expect((await admin.get(path)).status, path).toBe(404);
+    }
+    site.advance(25 * 60 * 60 * 1000);
+    admin = await signedIn("erin", "admin");
+    csrf = ConsoleClient.csrfOf((await admin.get("/bundles")).body);
+    expect((await createUpload(admin, 4)).status).toBe(201);
+    expect((await admin.get(`/uploads/${session.id}`)).status).toBe(404);
+    expect(await readdir(join(site.dataDir, "console-uploads"))).not.toContain(`${session.id}.partial`);
   });
 
   it("is driven by curl exactly as the README documents", async () => {

@@ -19,6 +19,8 @@ export interface ConsoleSite {
   pki: Pki;
   users: UserRecords;
   app: ReturnType<typeof createConsoleApp>;
+  /** The console's clock, for a second app on the same data dir. */
+  clock: () => Date;
   /** Moves the console's clock forward. */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -83,6 +85,7 @@ export async function openConsoleSite(options: { tags?: number } = {}): Promise<
     pki,
     users,
     app,
+    clock,
     advance: (ms) => {
       offset += ms;
     },
