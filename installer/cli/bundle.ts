@@ -9,8 +9,8 @@ import {
   verifyBundle,
   type InspectResult,
 } from "../../bundle/index.js";
-import { AirlockError, isRegistryHost } from "../../registry/oci/index.js";
-import { emit, formatBytes, parseSize, progressReporter, writeFileAtomically } from "./output.js";
+import { AirlockError, formatBytes, isRegistryHost } from "../../registry/oci/index.js";
+import { emit, parseSize, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 
 function renderInspect(result: InspectResult): string {

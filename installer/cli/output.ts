@@ -1,5 +1,5 @@
 import { rename, writeFile } from "node:fs/promises";
-import { AirlockError, type Logger } from "../../registry/oci/index.js";
+import { AirlockError, formatBytes, type Logger } from "../../registry/oci/index.js";
 import type { Progress } from "../../registry/store/index.js";
 import type { LogFormat } from "./logging.js";
 
@@ -18,17 +18,6 @@ export interface OutputOptions {
 export async function writeFileAtomically(path: string, text: string): Promise<void> {
   await writeFile(`${path}.partial`, text);
   await rename(`${path}.partial`, path);
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function formatCount(progress: Progress, value: number): string {

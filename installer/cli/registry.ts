@@ -2,7 +2,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { hostname, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { AirlockError, isHostPort, isValidRepository } from "../../registry/oci/index.js";
+import { AirlockError, formatBytes, isHostPort, isValidRepository } from "../../registry/oci/index.js";
 import {
   Authenticator,
   loadHtpasswd,
@@ -21,7 +21,7 @@ import type * as ClientModuleNamespace from "../../registry/client/index.js";
 import type { Credentials } from "../../registry/client/index.js";
 
 type ClientModule = typeof ClientModuleNamespace;
-import { emit, formatBytes, progressReporter, writeFileAtomically } from "./output.js";
+import { emit, progressReporter, writeFileAtomically } from "./output.js";
 import { withStore, type CommandContext, type Runner } from "./context.js";
 import { loadPki } from "./pki.js";
 import { guardProcess } from "./process-guard.js";

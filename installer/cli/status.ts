@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, formatBytes } from "../../registry/oci/index.js";
 import { readSiteStatus, type SiteStatus } from "../install/index.js";
-import { emit, formatBytes } from "./output.js";
+import { emit } from "./output.js";
 import type { Runner } from "./context.js";
 
 function renderStatus(status: SiteStatus): string {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { emit, formatBytes, progressReporter } from "./output.js";
+import { emit, progressReporter } from "./output.js";
 import { withStore, type Runner } from "./context.js";
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, formatBytes } from "../../registry/oci/index.js";
 
 export function registerStore(program: Command, run: Runner): void {
   const store = program.command("store").description("the local content store");

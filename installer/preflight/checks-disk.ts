@@ -1,6 +1,6 @@
 import { dirname, join } from "node:path";
 import { GiB } from "./bundle-facts.js";
-import { formatBytes } from "./format.js";
+import { formatBytes } from "../../registry/oci/index.js";
 import type { HostView } from "./host.js";
 import type { Check, CheckResult, PreflightContext } from "./types.js";
 

@@ -1,5 +1,4 @@
-import { formatPlatform, parsePlatform, platformMatches } from "../../registry/oci/index.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, formatPlatform, parsePlatform, platformMatches } from "../../registry/oci/index.js";
 import type { Check, CheckResult } from "./types.js";
 
 /** Architectures k3s ships for. */

@@ -30,3 +30,4 @@ export { fieldIssuesError, fieldIssuesOf, schemaIssueMessage } from "./field-iss
 export type { FieldIssue, IssueWording, SchemaIssue } from "./field-issues.js";
 export { silentLogger } from "./logger.js";
 export type { Logger, LogFields, LogLevel } from "./logger.js";
+export { formatBytes } from "./bytes.js";
