@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import type { Request } from "express";
-import { AirlockError } from "../registry/oci/index.js";
+import { AirlockError, errnoCode } from "../registry/oci/index.js";
 import { writeFully } from "../registry/store/index.js";
 
 /** Bytes gathered from the socket before one write: the socket hands over 16–64 KiB at a time. */
@@ -28,6 +28,18 @@ export function parseContentRange(header: string | undefined, size: number): Chu
   return { start, end };
 }
 
+function uploadWriteError(error: unknown): AirlockError {
+  const full = ["ENOSPC", "EDQUOT"].includes(errnoCode(error) ?? "");
+  return new AirlockError(
+    full ? "UI_UPLOAD_DISK_FULL" : "UI_UPLOAD_WRITE_FAILED",
+    full ? "the disk holding the data dir is full" : `writing the upload failed: ${(error as Error).message}`,
+    {
+      hint: "free space on the data dir's disk, then resume: the bytes received so far are kept",
+      cause: error,
+    },
+  );
+}
+
 /**
  * Appends the request body to the file as it arrives (for-await holds the socket while a write is
  * pending: backpressure), in writes of WRITE_SIZE, and fsyncs before returning. A body cut short
@@ -49,7 +61,9 @@ export async function appendBody(
     const buffer = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-    await writeFully(handle, buffer);
+    await writeFully(handle, buffer).catch((error: unknown) => {
+      throw uploadWriteError(error);
+    });
     onWritten(received);
   };
   let overlong = false;

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Request, Response, Router } from "express";
 import { importBundle } from "../bundle/index.js";
@@ -7,6 +8,7 @@ import { AirlockError } from "../registry/oci/index.js";
 import { sessionOf } from "./auth.js";
 import type { ConsoleContext } from "./context.js";
 import type { ConsoleLogger } from "./app.js";
+import { formatBytes } from "./format.js";
 import { appendBody, parseContentRange } from "./upload-receive.js";
 import { UploadRecords, type UploadOutcome, type UploadSession } from "./upload-records.js";
 
@@ -20,6 +22,8 @@ type Listener = (event: UploadEvent) => void;
 function statusOf(error: AirlockError): number {
   if (error.code === "UI_NOT_FOUND") return 404;
   if (error.code === "UI_UPLOAD_BUSY" || error.code === "UI_UPLOAD_FINISHED") return 409;
+  if (error.code === "UI_UPLOAD_DISK_FULL") return 507;
+  if (error.code === "UI_UPLOAD_WRITE_FAILED") return 500;
   if (error.code.startsWith("UI_")) return 400;
   return 500;
 }
@@ -106,12 +110,26 @@ export class UploadService {
   async create(request: Request, response: Response): Promise<void> {
     await this.records.expire(this.busy);
     const { name, size } = parseNewUpload(request);
+    await this.checkRoom(size);
     const session = await this.records.create(name, size, sessionOf(response).user.name);
     response
       .status(201)
       .location(`/uploads/${session.id}`)
       .set("Upload-Offset", "0")
       .json(await this.describe(session));
+  }
+
+  /** Refuses an upload the data dir's disk cannot hold, before a byte is sent. */
+  private async checkRoom(size: number): Promise<void> {
+    const disk = await statfs(this.context.dataDir);
+    const free = disk.bavail * disk.bsize;
+    if (size > free) {
+      throw new AirlockError(
+        "UI_UPLOAD_DISK_FULL",
+        `the upload needs ${formatBytes(size)}, the data dir's disk has ${formatBytes(free)} free`,
+        { hint: "free space on that disk (the import needs about as much again), then upload" },
+      );
+    }
   }
 
   async status(request: Request, response: Response): Promise<void> {

@@ -121,7 +121,7 @@ afterAll(async () => {
 });
 
 describe("the console's bundle upload", () => {
-  it("refuses a chunk not at the server's offset with 416 and the offset, and a viewer or a missing CSRF token with 403", async () => {
+  it("refuses a chunk not at the server's offset with 416 and the offset, an upload the disk cannot hold with 507, and a viewer or a missing CSRF token with 403", async () => {
     const created = await createUpload(admin, 10);
     expect(created.status).toBe(201);
     const session = JSON.parse(created.body) as { id: string; offset: number };
@@ -140,6 +140,9 @@ describe("the console's bundle upload", () => {
     expect((await createUpload(viewer, 10, viewerCsrf)).status).toBe(403);
     expect((await createUpload(admin, 10, "forged")).status).toBe(403);
     expect((await admin.request("POST", "/uploads", { name: "x", size: "10" })).status).toBe(403);
+    const tooBig = await createUpload(admin, 2 ** 52);
+    expect(tooBig.status).toBe(507);
+    expect(tooBig.body).toContain("UI_UPLOAD_DISK_FULL");
     expect((await readdir(join(site.dataDir, "console-uploads"))).length).toBe(1);
   });
 
