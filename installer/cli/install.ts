@@ -85,12 +85,8 @@ function renderResult(result: InstallResult): string {
       `installed ${result.bundle.name} ${result.bundle.version} in ${seconds(total)}: release ${result.release?.id}`,
     );
   }
+  // New accounts are not repeated here: their lines were written the moment each was made.
   lines.push(`registry ${result.registry.url} (clients trust ${result.registry.caFile})`);
-  for (const account of result.newAccounts) {
-    lines.push(
-      `new account ${account.username} (${account.role}): password ${account.password}  — shown once, keep it`,
-    );
-  }
   if (result.nodeConfig !== undefined) {
     lines.push(
       `node files in ${result.nodeConfig.dir}: ${result.nodeConfig.files.join(", ")}`,

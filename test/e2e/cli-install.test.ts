@@ -394,3 +394,28 @@ describe("airlock install into an existing cluster", () => {
     expect(result.stderr).toContain("error SITE_UNHEALTHY");
   }, 30_000);
 });
+
+describe("airlock install of a new site that succeeds at once", () => {
+  it("shows each new account's password once, as it is made, and not again in the summary", async () => {
+    const siteHost = await fx.dir("fresh-host");
+    const siteSystemctl = await fakeSystemctl(await fx.dir("fresh-systemctl"), siteHost);
+    try {
+      const result = await runCli(
+        [
+          ...["--data-dir", join(await fx.dir("fresh-data"), "airlock"), "install", "--bundle", bundle],
+          ...["--kubeconfig", kubeconfig, "--host-root", siteHost],
+          ...["--registry-listen", `127.0.0.1:${await freePort()}`, "--timeout", "60s"],
+        ],
+        { env: siteSystemctl.env },
+      );
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^installed mgmt 4\.5\.0 in /m);
+      const accountLines = result.stdout.split("\n").filter((line) => line.startsWith("new account "));
+      expect(accountLines.filter((line) => /^new account admin .*shown once/.test(line))).toHaveLength(1);
+      expect(new Set(accountLines).size).toBe(accountLines.length);
+    } finally {
+      await siteSystemctl.stopAll();
+    }
+  }, 120_000);
+});
