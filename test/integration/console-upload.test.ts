@@ -3,7 +3,7 @@
  * connection resumed, the import with its events, a refused file, the auth gates, and the README's
  * curl commands run as written.
  */
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { Agent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from "undici";
@@ -236,6 +236,24 @@ describe("the console's bundle upload", () => {
       phase: "done",
       outcome: { ok: true, imported: false, name: "mgmt" },
     });
+  });
+
+  it("runs an import a restart cut short again when the events are asked for", async () => {
+    const bytes = await readFile(bundle);
+    const size = bytes.byteLength;
+    const created = JSON.parse((await createUpload(admin, size)).body) as { id: string };
+    const last = size - 1;
+    expect(
+      (await patch(admin, created.id, `bytes 0-${last - 1}/${size}`, bytes.subarray(0, last))).status,
+    ).toBe(204);
+    // What a console killed mid-import leaves: every byte on disk, the row at 'importing', no job.
+    await appendFile(join(site.dataDir, "console-uploads", `${created.id}.partial`), bytes.subarray(last));
+    site.state.db.prepare("UPDATE ui_uploads SET state = 'importing' WHERE id = ?").run(created.id);
+    expect((await eventsOf(admin, created.id)).at(-1)).toMatchObject({
+      phase: "done",
+      outcome: { ok: true },
+    });
+    expect(JSON.parse((await admin.get(`/uploads/${created.id}`)).body)).toMatchObject({ state: "done" });
   });
 
   it("never makes a path of the client's name or an id it did not issue, and drops sessions after a day", async () => {
