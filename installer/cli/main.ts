@@ -13,6 +13,7 @@ import { registerUi } from "./ui.js";
 import { registerNode } from "./node.js";
 import { registerInstall } from "./install.js";
 import { registerStatus } from "./status.js";
+import { registerUpgrade } from "./upgrade.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -62,6 +63,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerNode(program, run);
   registerInstall(program, run);
   registerStatus(program, run);
+  registerUpgrade(program, run);
   return { program, exitCode: () => exitCode };
 }
 

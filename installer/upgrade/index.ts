@@ -34,3 +34,11 @@ export type {
   UpgradeOptions,
   UpgradeResult,
 } from "./run-types.js";
+export {
+  scheduleUpgrade,
+  cancelUpgrade,
+  upcomingWindows,
+  estimatedRunMs,
+  START_MARGIN_MS,
+} from "./plan-schedule.js";
+export type { ScheduleRequest, ScheduledUpgrade, ScheduleView } from "./plan-schedule.js";

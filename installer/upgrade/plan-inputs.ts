@@ -57,7 +57,7 @@ export async function storedIncoming(store: Store, name: string, version: string
     .at(-1);
   if (stored === undefined) {
     throw new AirlockError("BUNDLE_NOT_IMPORTED", `no ${name} ${version} bundle in the store`, {
-      where: `--version ${version}`,
+      where: `--to-version ${version}`,
       hint: "import it with `airlock bundle import FILE`, or pass --bundle FILE to import it while planning",
     });
   }

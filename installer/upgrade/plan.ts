@@ -80,7 +80,9 @@ async function incoming(
     return importIncoming(store, options.dataDir, options.bundle, options.signal);
   }
   if (options.version === undefined) {
-    throw new AirlockError("USAGE", "name the next release: --bundle FILE or --version V", { exitCode: 2 });
+    throw new AirlockError("USAGE", "name the next release: --bundle FILE or --to-version V", {
+      exitCode: 2,
+    });
   }
   return storedIncoming(store, release.bundleName, options.version);
 }
@@ -209,7 +211,7 @@ export function loadPlanForRun(state: State, id: number): PlanForRun {
     throw new AirlockError(
       "PLAN_STALE",
       `plan ${id} was computed for release ${record.fromReleaseId} (${record.fromVersion}), and the installed release has changed since`,
-      { where: `plan/${id}`, hint: `re-plan: airlock upgrade plan --version ${record.toVersion}` },
+      { where: `plan/${id}`, hint: `re-plan: airlock upgrade plan --to-version ${record.toVersion}` },
     );
   }
   const stored = record.plan as unknown as StoredPlan;

@@ -1,0 +1,181 @@
+import type { Command } from "commander";
+import { AirlockError } from "../../registry/oci/index.js";
+import { openState, type State } from "../state/index.js";
+import {
+  cancelUpgrade,
+  planUpgrade,
+  scheduleUpgrade,
+  upcomingWindows,
+  type ScheduleRequest,
+} from "../upgrade/index.js";
+import type { CommandContext, Runner } from "./context.js";
+import { emit } from "./output.js";
+import { historyText, planText, scheduledText, windowsText, type HistoryEntry } from "./upgrade-text.js";
+
+interface PlanFlags {
+  bundle?: string[];
+  toVersion?: string;
+  values?: string;
+  allowDowngrade?: boolean;
+}
+
+interface ScheduleFlags {
+  window: string[];
+  freeze: string[];
+  at?: string;
+  now?: boolean;
+  hardDeadline?: boolean;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function planId(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) {
+    throw new AirlockError("USAGE", `${JSON.stringify(text)} is not a plan id`, {
+      hint: "a plan id is the number `airlock upgrade plan` printed",
+      exitCode: 2,
+    });
+  }
+  return Number(text);
+}
+
+/** Opens the state for a command; with `lock`, as the site's one writer for its duration. */
+async function withState<T>(
+  context: CommandContext,
+  lock: string | undefined,
+  fn: (state: State) => T | Promise<T>,
+): Promise<T> {
+  const state = openState(context.dataDir, { actor: "cli" });
+  try {
+    if (lock !== undefined) state.lock(lock);
+    return await fn(state);
+  } finally {
+    state.close();
+  }
+}
+
+function onlyScheduledPlan(state: State): number {
+  const active = state.schedules.active();
+  if (active.length !== 1) {
+    throw new AirlockError(
+      "USAGE",
+      active.length === 0 ? "no upgrade is scheduled" : `${active.length} plans are scheduled: name one`,
+      { hint: "airlock upgrade cancel PLAN (airlock upgrade windows lists them)", exitCode: 2 },
+    );
+  }
+  return active[0]!.planId;
+}
+
+function registerPlan(upgrade: Command, run: Runner): void {
+  upgrade
+    .command("plan")
+    .description("what upgrading to the next bundle changes, object by object; stored as a plan")
+    .option("--bundle <file...>", "the next bundle (imported, held to the site's vendor key)")
+    // Not --version: the program's own --version (print airlock's) takes that flag everywhere.
+    .option("--to-version <version>", "the next version, already imported")
+    .option("--values <file>", "operator values for this upgrade, over the installed ones")
+    .option("--allow-downgrade", "allow going to an earlier version")
+    .action(async (flags: PlanFlags, command: Command) =>
+      run(command, async (context) => {
+        if ((flags.bundle === undefined) === (flags.toVersion === undefined)) {
+          throw new AirlockError(
+            "USAGE",
+            "name the next release: --bundle FILE or --to-version V, one of them",
+            {
+              exitCode: 2,
+            },
+          );
+        }
+        const plan = await planUpgrade({
+          dataDir: context.dataDir,
+          bundle: flags.bundle,
+          version: flags.toVersion,
+          values: flags.values,
+          allowDowngrade: flags.allowDowngrade,
+          signal: context.signal,
+          logger: context.logger,
+          actor: "cli",
+        });
+        emit(context.output, plan, () => planText(plan));
+      }),
+    );
+}
+
+function registerSchedule(upgrade: Command, run: Runner): void {
+  upgrade
+    .command("schedule <plan>")
+    .description("when a plan may run: in maintenance windows, at a time, or now")
+    .option(
+      "--window <spec>",
+      'DAYS HH:MM-HH:MM ZONE, e.g. "Sat 02:00-04:00 Europe/Berlin" (repeatable)',
+      collect,
+      [],
+    )
+    .option("--freeze <period>", "FROM..TO [ZONE]: no start that would run into it (repeatable)", collect, [])
+    .option("--at <time>", "an ISO date-time with an offset or a zone")
+    .option("--now", "as soon as possible")
+    .option("--hard-deadline", "roll back rather than overrun the window's end")
+    .action(async (plan: string, flags: ScheduleFlags, command: Command) =>
+      run(command, async (context) => {
+        const request: ScheduleRequest = {
+          windows: flags.window,
+          freezes: flags.freeze,
+          at: flags.at,
+          now: flags.now === true,
+          hardDeadline: flags.hardDeadline === true,
+        };
+        const id = planId(plan);
+        const scheduled = await withState(context, "upgrade schedule", (state) =>
+          scheduleUpgrade(state, id, request, new Date()),
+        );
+        emit(context.output, scheduled, () => scheduledText(scheduled));
+      }),
+    );
+}
+
+function registerReaders(upgrade: Command, run: Runner): void {
+  upgrade
+    .command("windows")
+    .description("the next openings of each scheduled upgrade's windows, in UTC and the window's zone")
+    .action(async (_flags: unknown, command: Command) =>
+      run(command, async (context) => {
+        const views = await withState(context, undefined, (state) => upcomingWindows(state, new Date()));
+        emit(context.output, views, () => windowsText(views));
+      }),
+    );
+  upgrade
+    .command("history")
+    .description("each upgrade run: its plan, window, start and end, gates, rollback reason")
+    .action(async (_flags: unknown, command: Command) =>
+      run(command, async (context) => {
+        const entries = await withState(context, undefined, (state) =>
+          state.runs.list().map((run): HistoryEntry => {
+            const plan = state.plans.get(run.planId);
+            return { run, from: plan.fromVersion, to: plan.toVersion };
+          }),
+        );
+        emit(context.output, entries, () => historyText(entries));
+      }),
+    );
+}
+
+export function registerUpgrade(program: Command, run: Runner): void {
+  const upgrade = program.command("upgrade").description("plan, schedule and review upgrades of the plane");
+  registerPlan(upgrade, run);
+  registerSchedule(upgrade, run);
+  registerReaders(upgrade, run);
+  upgrade
+    .command("cancel [plan]")
+    .description("cancel a scheduled upgrade (the only one, when no plan is named)")
+    .action(async (plan: string | undefined, _flags: unknown, command: Command) =>
+      run(command, async (context) => {
+        const result = await withState(context, "upgrade cancel", (state) => {
+          const id = plan === undefined ? onlyScheduledPlan(state) : planId(plan);
+          return { planId: id, schedule: cancelUpgrade(state, id) ?? null };
+        });
+        emit(context.output, result, () => `plan ${result.planId} cancelled`);
+      }),
+    );
+}
