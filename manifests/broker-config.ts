@@ -56,6 +56,7 @@ export const POD_BROKER_PATHS: BrokerPaths = {
  */
 export const POD_NAME_ENV = "POD_NAME";
 export const CLUSTER_ADVERTISE_ENV = "CLUSTER_ADVERTISE";
+export const CLIENT_ADVERTISE_ENV = "CLIENT_ADVERTISE";
 
 /** What each broker process needs in its environment for the rendered config. */
 export interface BrokerEnvironment {
@@ -63,6 +64,8 @@ export interface BrokerEnvironment {
   POD_NAME: string;
   /** `host:port` the broker tells its peers to route to: a name its peer certificate carries. */
   CLUSTER_ADVERTISE: string;
+  /** `host:port` the broker tells clients to reconnect to (INFO `connect_urls`): a name its server certificate carries. */
+  CLIENT_ADVERTISE: string;
 }
 
 /** A broker pod's stable DNS name under the headless Service; `podName` may be `$(POD_NAME)`. */
@@ -89,7 +92,17 @@ export function brokerEnvironment(input: ValuesInput, ordinal: number): BrokerEn
   if (address === undefined) {
     throw new RangeError(`ordinal ${ordinal} is not one of the ${values.msgbroker.replicas} replicas`);
   }
-  return { POD_NAME: `${BROKER}-${ordinal}`, CLUSTER_ADVERTISE: address };
+  const { routeOverrides, ports } = values.msgbroker;
+  // A local process has no stable name: it is reached on its route override's host, at its client port.
+  const clientHost =
+    routeOverrides === undefined
+      ? brokerPodHost(values, `${BROKER}-${ordinal}`)
+      : address.slice(0, address.lastIndexOf(":"));
+  return {
+    POD_NAME: `${BROKER}-${ordinal}`,
+    CLUSTER_ADVERTISE: address,
+    CLIENT_ADVERTISE: `${clientHost}:${ports.client}`,
+  };
 }
 
 function block(name: string, lines: string[]): string[] {
@@ -123,9 +136,11 @@ export function renderBrokerConfig(input: ValuesInput, paths: BrokerPaths = POD_
   const broker = values.msgbroker;
   const lines = [
     "# msgbroker (NATS) configuration, rendered by Airlock from the plane's values.",
-    `# Each broker's environment names it: ${POD_NAME_ENV} and ${CLUSTER_ADVERTISE_ENV} (its route's host:port).`,
+    `# Each broker's environment names it: ${POD_NAME_ENV}, ${CLUSTER_ADVERTISE_ENV} (its route's host:port)`,
+    `# and ${CLIENT_ADVERTISE_ENV} (its client listener's host:port under its stable name).`,
     `server_name: $${POD_NAME_ENV}`,
     `port: ${broker.ports.client}`,
+    `client_advertise: $${CLIENT_ADVERTISE_ENV}`,
     `http_port: ${broker.ports.monitor}`,
     ...(paths.pidFile === undefined ? [] : [`pid_file: ${quoted(paths.pidFile)}`]),
     `lame_duck_grace_period: "${LAME_DUCK_GRACE_PERIOD_SECONDS}s"`,
@@ -138,9 +153,9 @@ export function renderBrokerConfig(input: ValuesInput, paths: BrokerPaths = POD_
       `port: ${broker.ports.cluster}`,
       // Peers dial what a broker advertises when they learn of it; its pod IP is in no certificate.
       `advertise: $${CLUSTER_ADVERTISE_ENV}`,
-      // Clients reach the brokers through the msgbroker Service, the name its certificate carries,
-      // not through pod addresses the brokers would otherwise announce.
-      "no_advertise: true",
+      // Clients learn every broker's client_advertise (its stable name, which the server certificate
+      // carries) in INFO connect_urls, so they follow the cluster as it scales without reconfiguring.
+      "no_advertise: false",
       ...tlsBlock(paths.peerCertFile, paths.peerKeyFile, paths.caFile, true),
       "routes: [",
       ...routeAddresses(values).map((address) => `  ${quoted(`nats-route://${address}`)}`),

@@ -6,6 +6,7 @@ import {
   BROKER_PID_FILE,
   BROKER_RUN_DIR,
   BROKER_TLS_DIR,
+  CLIENT_ADVERTISE_ENV,
   CLUSTER_ADVERTISE_ENV,
   LAME_DUCK_DURATION_SECONDS,
   LAME_DUCK_GRACE_PERIOD_SECONDS,
@@ -364,6 +365,10 @@ function renderStatefulSet(context: RenderContext, image: string, configDigest: 
                 {
                   name: CLUSTER_ADVERTISE_ENV,
                   value: `${brokerPodHost(context.values, `$(${POD_NAME_ENV})`)}:${broker.ports.cluster}`,
+                },
+                {
+                  name: CLIENT_ADVERTISE_ENV,
+                  value: `${brokerPodHost(context.values, `$(${POD_NAME_ENV})`)}:${broker.ports.client}`,
                 },
               ],
               ports: [

@@ -120,7 +120,15 @@ export async function brokerCertificates(
     name: `${service}-server`,
     kind: "server",
     commonName: `${service}.${namespace}.svc`,
-    dnsNames: [service, `${service}.${namespace}`, ...qualified(service), ...extra.dnsNames],
+    // Each pod's stable name too, by wildcard (every ordinal, however far it scales): clients
+    // reconnect to the brokers' client_advertise names, which they learn in INFO connect_urls.
+    dnsNames: [
+      service,
+      `${service}.${namespace}`,
+      ...qualified(service),
+      ...qualified(`*.${headless}`),
+      ...extra.dnsNames,
+    ],
     ipAddresses: extra.ipAddresses,
     validityDays: options.validityDays,
   });

@@ -2,7 +2,8 @@
  * A small NATS client for tests that run real nats-server processes: the text protocol over
  * `node:tls` (INFO in the clear, then the TLS handshake, as nats-server 2.9 expects), CONNECT,
  * SUB/PUB/MSG, PING/PONG, and reconnection through a server list that re-subscribes, as a real
- * client does when the broker it was on dies.
+ * client does when the broker it was on dies; with `discover`, the list grows by the brokers the
+ * cluster announces in INFO `connect_urls`, as real clients' does.
  */
 import { createHash } from "node:crypto";
 import { connect as netConnect, type Socket } from "node:net";
@@ -46,6 +47,10 @@ export interface NatsClientOptions {
   connectTimeoutMs?: number;
   /** How long to keep trying the server list after a connection drops; default 10 s. */
   reconnectTimeMs?: number;
+  /** Adds the servers INFO's `connect_urls` announce (by name, their certificate checked for it) to the list. */
+  discover?: boolean;
+  /** Where a server's name is dialled (the cluster's resolve, for names the host's resolver does not know); the name itself when it gives none. */
+  resolve?: (host: string) => string[];
 }
 
 interface Subscription {
@@ -121,7 +126,9 @@ export function certificateFingerprint(der: Buffer): string {
 }
 
 export class NatsClient {
-  readonly #options: Required<NatsClientOptions>;
+  readonly #options: Required<Omit<NatsClientOptions, "resolve">> & Pick<NatsClientOptions, "resolve">;
+  /** Servers learnt from INFO `connect_urls` that are not among the configured ones. */
+  #discovered: NatsServerAddress[] = [];
   readonly #subs = new Map<number, Subscription>();
   #nextSid = 1;
   #connection: Connection | undefined;
@@ -135,7 +142,7 @@ export class NatsClient {
   reconnects = 0;
 
   private constructor(options: NatsClientOptions) {
-    this.#options = { connectTimeoutMs: 5_000, reconnectTimeMs: 10_000, ...options };
+    this.#options = { connectTimeoutMs: 5_000, reconnectTimeMs: 10_000, discover: false, ...options };
   }
 
   /** Connects to the first server of the list that takes it; rejects with every server's failure. */
@@ -157,6 +164,11 @@ export class NatsClient {
   /** The TLS socket of the current connection (peer certificate, authorization). */
   get socket(): TLSSocket {
     return this.#current().socket;
+  }
+
+  /** The servers it would reconnect to: the configured ones, then those the cluster announced. */
+  get servers(): NatsServerAddress[] {
+    return [...this.#options.servers, ...this.#discovered];
   }
 
   get connected(): boolean {
@@ -231,7 +243,7 @@ export class NatsClient {
 
   /** Tries each server once, starting at `start`; the first that completes the handshake wins. */
   async #connectToList(start: number): Promise<void> {
-    const { servers } = this.#options;
+    const servers = this.servers;
     const failures: string[] = [];
     for (let n = 0; n < servers.length; n++) {
       const server = servers[(start + n) % servers.length]!;
@@ -247,7 +259,10 @@ export class NatsClient {
 
   /** TCP, INFO in the clear, the TLS handshake, CONNECT, re-sent subscriptions, PING → PONG. */
   async #open(server: NatsServerAddress): Promise<void> {
-    const tcp = netConnect({ host: server.host, port: server.port });
+    const tcp = netConnect({
+      host: this.#options.resolve?.(server.host)[0] ?? server.host,
+      port: server.port,
+    });
     let socket: TLSSocket | undefined;
     // A server that stalls anywhere in the handshake: destroying the sockets rejects whichever step waits.
     const timeoutMs = this.#options.connectTimeoutMs;
@@ -274,6 +289,7 @@ export class NatsClient {
         tls.once("close", () => reject(new Error("the connection closed during the TLS handshake")));
       });
       const connection: Connection = { server, socket: tls, info };
+      this.#learn(info);
       this.#buffer = Buffer.alloc(0);
       const ready = new Promise<void>((resolve, reject) => {
         // The server's verdict on the client certificate (TLS 1.3) comes after the client's handshake
@@ -324,7 +340,7 @@ export class NatsClient {
     const error = new Error(`connection to ${connection.server.host}:${connection.server.port} closed`);
     for (const waiter of this.#pongWaiters.splice(0)) waiter.reject(error);
     if (this.#closed) return;
-    const index = this.#options.servers.indexOf(connection.server);
+    const index = this.servers.indexOf(connection.server);
     // Only the current connection's close gets here, so one reconnection runs at a time.
     void this.#reconnect(index + 1);
   }
@@ -346,6 +362,20 @@ export class NatsClient {
       }
     }
     this.#failAll(new Error(`could not reconnect: ${lastError?.message ?? "client closed"}`));
+  }
+
+  /** With `discover`, the announced servers replace those announced before (configured ones stay). */
+  #learn(info: NatsInfo): void {
+    if (!this.#options.discover || info.connect_urls === undefined) return;
+    const known = (host: string, port: number): NatsServerAddress | undefined =>
+      this.servers.find((server) => server.host === host && server.port === port);
+    this.#discovered = info.connect_urls.flatMap((url) => {
+      const colon = url.lastIndexOf(":");
+      const [host, port] = [url.slice(0, colon), Number(url.slice(colon + 1))];
+      if (this.#options.servers.some((server) => server.host === host && server.port === port)) return [];
+      // The same object as before, so that a reconnection finds its place in the list.
+      return [known(host, port) ?? { host, port }];
+    });
   }
 
   #failAll(error: Error): void {
@@ -394,6 +424,7 @@ export class NatsClient {
           break;
         case "INFO":
           connection.info = JSON.parse(line.slice(5)) as NatsInfo;
+          this.#learn(connection.info);
           break;
         default:
           // +OK (verbose is off, so none come) and anything else the tests do not need.

@@ -199,6 +199,8 @@ describe("the site PKI", () => {
         "DNS:msgbroker.hubble-system",
         "DNS:msgbroker.hubble-system.svc",
         "DNS:msgbroker.hubble-system.svc.cluster.local",
+        "DNS:*.msgbroker-headless.hubble-system.svc",
+        "DNS:*.msgbroker-headless.hubble-system.svc.cluster.local",
       ]);
       expect(await opensslSans(client.certFile)).toEqual([]);
       expect(await certText(client.certFile)).toMatch(/Subject: CN = console, O = Airlock/);
@@ -382,6 +384,8 @@ describe("the site PKI", () => {
         "nats.plane",
         "nats.plane.svc",
         "nats.plane.svc.cluster.local",
+        "*.nats-peers.plane.svc",
+        "*.nats-peers.plane.svc.cluster.local",
         "broker.site.example",
       ]);
       expect(server.ipAddresses).toEqual(["127.0.0.1"]);

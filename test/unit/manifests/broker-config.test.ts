@@ -74,6 +74,9 @@ describe("renderBrokerConfig", () => {
     expect(config).toContain("server_name: $POD_NAME\n");
     expect(config).toContain("port: 4222\n");
     expect(config).toContain("http_port: 8222\n");
+    // Clients learn each broker by its stable name (INFO connect_urls), which the server certificate carries.
+    expect(config).toContain("port: 4222\nclient_advertise: $CLIENT_ADVERTISE\n");
+    expect(config).toContain("  no_advertise: false\n");
     // nats-server -t above accepted these: a rolling restart's lame duck, and the PID preStop signals.
     expect(config).toContain(`pid_file: ${JSON.stringify(broker.paths.pidFile)}\n`);
     expect(config).toContain('lame_duck_grace_period: "10s"\nlame_duck_duration: "30s"\n');
@@ -91,6 +94,7 @@ describe("renderBrokerConfig", () => {
     expect(brokerEnvironment({}, 1)).toEqual({
       POD_NAME: "msgbroker-1",
       CLUSTER_ADVERTISE: "msgbroker-1.msgbroker-headless.hubble-system.svc.cluster.local:6222",
+      CLIENT_ADVERTISE: "msgbroker-1.msgbroker-headless.hubble-system.svc.cluster.local:4222",
     });
     const withoutName = await natsCheck(renderBrokerConfig({}, broker.paths), {
       CLUSTER_ADVERTISE: "msgbroker-0.msgbroker-headless.hubble-system.svc.cluster.local:6222",
@@ -132,6 +136,7 @@ describe("renderBrokerConfig", () => {
       expect(brokerEnvironment(values, ordinal)).toEqual({
         POD_NAME: `msgbroker-${ordinal}`,
         CLUSTER_ADVERTISE: routeOverrides[ordinal],
+        CLIENT_ADVERTISE: `127.0.0.1:${14222 + ordinal * 10000}`,
       });
     }
   });

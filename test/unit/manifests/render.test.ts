@@ -321,6 +321,10 @@ describe("render: the objects", () => {
         name: "CLUSTER_ADVERTISE",
         value: "$(POD_NAME).msgbroker-headless.hubble-system.svc.cluster.local:6222",
       },
+      {
+        name: "CLIENT_ADVERTISE",
+        value: "$(POD_NAME).msgbroker-headless.hubble-system.svc.cluster.local:4222",
+      },
     ]);
     expect(container!.volumeMounts.map((mount) => mount.mountPath)).toEqual([
       "/etc/nats",
