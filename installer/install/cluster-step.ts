@@ -5,7 +5,7 @@ import { k3sClusterSetup } from "./k3s-setup.js";
 import { writeNodeConfig, type NodeConfig } from "./node-config.js";
 import { planeValues } from "./plane-values.js";
 import { registryAccessOf, type RegistryDetail } from "./registry-service.js";
-import type { InstallContext } from "./types.js";
+import type { InstallContext, RegistryAccess } from "./types.js";
 
 /** The cluster step's detail: how later steps and `airlock status` reach the cluster. */
 export interface ClusterDetail {
@@ -19,11 +19,13 @@ export async function checkApiAnswers(client: ClusterClient): Promise<void> {
   await client.get({ apiVersion: "v1", kind: "Namespace", name: "default" });
 }
 
-async function existingCluster(
+/**
+ * The registry step's pull account and the registry the plane's images name: what nodes need, for
+ * a cluster install writes (k3s) and for one it is given (the node files).
+ */
+async function nodePullSetup(
   context: InstallContext,
-  kubeconfig: string,
-): Promise<{ detail: ClusterDetail; summary: string }> {
-  await checkApiAnswers(context.connect(kubeconfig));
+): Promise<{ access: RegistryAccess; imageRegistry: string }> {
   const registry = context.details.get("registry") as unknown as RegistryDetail;
   const access = await registryAccessOf(registry);
   const { values } = await planeValues(
@@ -32,7 +34,16 @@ async function existingCluster(
     context.options.valuesFile,
     access.endpoint,
   );
-  const nodeConfig = await writeNodeConfig(context.dataDir, access, values.registry);
+  return { access, imageRegistry: values.registry };
+}
+
+async function existingCluster(
+  context: InstallContext,
+  kubeconfig: string,
+): Promise<{ detail: ClusterDetail; summary: string }> {
+  await checkApiAnswers(context.connect(kubeconfig));
+  const { access, imageRegistry } = await nodePullSetup(context);
+  const nodeConfig = await writeNodeConfig(context.dataDir, access, imageRegistry);
   return {
     detail: { kind: "kubeconfig", kubeconfig, nodeConfig },
     summary: `the cluster answers; nodes pull from ${access.endpoint} with the files in ${nodeConfig.dir}`,
@@ -40,14 +51,7 @@ async function existingCluster(
 }
 
 async function k3sCluster(context: InstallContext): Promise<{ detail: ClusterDetail; summary: string }> {
-  const registry = context.details.get("registry") as unknown as RegistryDetail;
-  const access = await registryAccessOf(registry);
-  const { values } = await planeValues(
-    context.dataDir,
-    context.head,
-    context.options.valuesFile,
-    access.endpoint,
-  );
+  const { access, imageRegistry } = await nodePullSetup(context);
   const setup = context.options.clusterSetup ?? k3sClusterSetup;
   const set = await setup({
     host: context.host,
@@ -55,7 +59,7 @@ async function k3sCluster(context: InstallContext): Promise<{ detail: ClusterDet
     head: context.head,
     dataDir: context.dataDir,
     registry: access,
-    imageRegistry: values.registry,
+    imageRegistry,
     nodeName: context.options.nodeName,
     signal: context.options.signal,
   });
