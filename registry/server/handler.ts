@@ -302,7 +302,8 @@ export function createRegistryHandler(store: Store, options: RegistryHandlerOpti
       req.resume();
       if (cutByClose.has(req)) return;
       // A client that went away (a cut upload) chose to: its request line says aborted, no error.
-      const clientGone = req.socket.destroyed;
+      // The response's socket, not the request's: a body read that stopped early detaches req's.
+      const clientGone = res.socket?.destroyed !== false;
       if (!(error instanceof RegistryError) && !clientGone) logInternalError(logger, req, record, error);
       if (res.headersSent) {
         res.destroy(error instanceof Error ? error : undefined);

@@ -324,13 +324,13 @@ describe("stalled clients", () => {
     const held = Number(/^0-(\d+)$/.exec(status.headers.get("range") ?? "")?.[1]);
     expect(held).toBeLessThan(MiB);
 
-    // Sends 2 MiB in 64 KiB pieces 30 ms apart: about 1 s, twice the timeout, progressing all along.
+    // Sends 2 MiB in 64 KiB pieces 40 ms apart: over 1.2 s, past twice the timeout, progressing all along.
     const slowAt = await start();
     const slow = patch(slowAt, 2 * MiB);
     const slowStarted = Date.now();
     for (let sent = 0; sent < 2 * MiB; sent += chunk.byteLength) {
       slow.socket.write(chunk);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await new Promise((resolve) => setTimeout(resolve, 40));
     }
     await slow.closed;
     expect(Date.now() - slowStarted).toBeGreaterThan(2 * STALLED_CLIENT_TIMEOUT_MS);
