@@ -5,6 +5,7 @@
  */
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer, connect, type Server as NetServer, type Socket } from "node:net";
+import { seededRandom } from "./seeded-random.js";
 
 export interface FaultProxy {
   host: string;
@@ -16,18 +17,6 @@ export interface FaultProxy {
   /** Changes the cap on what each connection forwards from the client; undefined lifts it. */
   throttle(bytesPerSecond: number | undefined): void;
   close(): Promise<void>;
-}
-
-/** mulberry32: small, seedable, good enough to pick faults. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function startFaultProxy(options: {
@@ -42,7 +31,7 @@ export async function startFaultProxy(options: {
   /** Caps what each connection forwards from the client, so a test can act in the middle of a transfer. */
   bytesPerSecond?: number;
 }): Promise<FaultProxy> {
-  const next = random(options.seed);
+  const next = seededRandom(options.seed);
   const [targetHost, targetPort] = options.target.split(":") as [string, string];
   const sockets = new Set<Socket>();
   const stats = { connections: 0, resets: 0, unavailable: 0, bytesUp: 0, open: 0 };

@@ -23,7 +23,8 @@ import {
   withStore,
   waitFor,
 } from "../helpers/fixtures.js";
-import { seededRandom, walkAway, type WalkAway } from "../helpers/reset-client.js";
+import { walkAway, type WalkAway } from "../helpers/reset-client.js";
+import { seededRandom } from "../helpers/seeded-random.js";
 
 const REPOSITORY = "hubble/bulk";
 const LAYER_BYTES = 40 * MiB;
