@@ -24,6 +24,7 @@ const TOKEN = "upgrade-e2e-token";
 let fx: Fixtures;
 let bundle440: string;
 let bundle450: string;
+let otherVendor450: string;
 let cluster: MemoryCluster;
 let api: RunningClusterApiServer;
 let dataDir: string;
@@ -51,6 +52,9 @@ beforeAll(async () => {
   const signKey = join(keys, "vendor.key");
   await buildBundle({ specFile: fx.spec440, output: bundle440, signKey });
   await buildBundle({ specFile: fx.spec, output: bundle450, signKey });
+  await generateKeyPair(join(keys, "other.key"), join(keys, "other.pub"));
+  otherVendor450 = join(work, "other-4.5.0.airlock.tar");
+  await buildBundle({ specFile: fx.spec, output: otherVendor450, signKey: join(keys, "other.key") });
 
   const tls = await selfSignedCertificate(await fx.dir("apiserver"));
   const caPem = await readFile(tls.certFile, "utf8");
@@ -95,6 +99,20 @@ describe("airlock upgrade", () => {
     expect(JSON.parse(result.stdout)).toEqual([]);
   });
 
+  it("refuses a bundle not signed by the site's vendor key, storing no plan and importing nothing", async () => {
+    const result = await airlock(["upgrade", "plan", "--bundle", otherVendor450]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("BUNDLE_SIGNATURE_INVALID");
+    const state = openState(dataDir);
+    try {
+      expect(state.plans.list()).toEqual([]);
+    } finally {
+      state.close();
+    }
+    const bundles = JSON.parse((await airlock(["bundle", "ls", "--json"])).stdout) as { version: string }[];
+    expect(bundles.map((bundle) => bundle.version)).toEqual(["4.4.0"]);
+  });
+
   it("plans 4.4.0 → 4.5.0 from the signed bundle: a rolling restart of both brokers", async () => {
     const result = await airlock(["upgrade", "plan", "--bundle", bundle450, "--json"]);
     expect(result.stderr).toContain("upgrade planned plan=");
@@ -132,6 +150,16 @@ describe("airlock upgrade", () => {
 
   it("schedules the plan in a window; windows --json shows its next openings; a second is refused", async () => {
     const window = "Sat 02:00-04:00 Europe/Berlin";
+    const holder = openState(dataDir);
+    const lock = holder.lock("test holding the writer lock");
+    try {
+      const locked = await airlock(["upgrade", "schedule", String(planId), "--window", window]);
+      expect(locked.code).toBe(1);
+      expect(locked.stderr).toContain("LOCK_HELD");
+    } finally {
+      lock.release();
+      holder.close();
+    }
     const result = await airlock(["upgrade", "schedule", String(planId), "--window", window, "--json"]);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
