@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { AirlockError, errnoCode } from "../../../registry/oci/index.js";
 import { parseIpv4 } from "./subnet.js";
@@ -196,15 +197,25 @@ class HostsFiles implements ClusterHosts {
     if (failure !== undefined) throw failure;
   }
 
-  /** Truncates and writes in place: the bind mount in the pod's containers holds this inode, not the path. */
+  /**
+   * Writes in place — the bind mount in the pod's containers holds this inode, not the path — the
+   * new content over the old in one write, then cuts the file to its length: a truncate first would
+   * leave a lookup in between an empty file.
+   */
   private async write(podKey: string): Promise<void> {
     const pod = this.pods.get(podKey);
     if (pod === undefined) return;
     try {
       await mkdir(this.dir, { recursive: true });
-      await writeFile(pod.path, renderHostsFile(this.names, pod.hostname, pod.ip, this.services), {
-        mode: 0o644,
-      });
+      const content = Buffer.from(renderHostsFile(this.names, pod.hostname, pod.ip, this.services));
+      // Read-write and created if missing, but neither truncated nor appending (append ignores offsets).
+      const handle = await open(pod.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      try {
+        await handle.write(content, 0, content.byteLength, 0);
+        await handle.truncate(content.byteLength);
+      } finally {
+        await handle.close();
+      }
     } catch (error) {
       throw new AirlockError(
         "NODE_HOSTS_WRITE_FAILED",
