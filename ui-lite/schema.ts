@@ -1,5 +1,4 @@
-import type { StateDb } from "../installer/state/index.js";
-import { AirlockError } from "../registry/oci/index.js";
+import { migrateComponent, type StateDb } from "../installer/state/index.js";
 
 /** The console's own track in `airlock.db`'s `schema_migrations`, beside the store's and the installer's. */
 export const UI_COMPONENT = "ui";
@@ -51,38 +50,7 @@ const UI_MIGRATIONS: string[] = [
 
 export const UI_SCHEMA_VERSION = UI_MIGRATIONS.length;
 
-function uiVersion(db: StateDb): number {
-  const row = db.prepare("SELECT version FROM schema_migrations WHERE component = ?").get(UI_COMPONENT) as
-    { version: number } | undefined;
-  return row?.version ?? 0;
-}
-
-/**
- * Brings the console's tables forward on the installer's connection (which made `schema_migrations`),
- * one migration per `BEGIN IMMEDIATE` transaction with the version re-read inside it, as the
- * installer's own track does, so two processes opening one data dir apply each migration once.
- */
+/** Brings the console's tables forward on the installer's connection, on the console's own track. */
 export function migrateUi(db: StateDb): void {
-  for (;;) {
-    const applied = db
-      .transaction(() => {
-        const version = uiVersion(db);
-        if (version > UI_MIGRATIONS.length) {
-          throw new AirlockError(
-            "STATE_TOO_NEW",
-            `the console's tables are at schema ${version}, newer than this airlock knows (${UI_SCHEMA_VERSION})`,
-            { hint: "use the airlock version that last wrote this data dir, or a newer one" },
-          );
-        }
-        if (version === UI_MIGRATIONS.length) return false;
-        db.exec(UI_MIGRATIONS[version]!);
-        db.prepare(
-          `INSERT INTO schema_migrations (component, version) VALUES (?, ?)
-           ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
-        ).run(UI_COMPONENT, version + 1);
-        return true;
-      })
-      .immediate();
-    if (!applied) return;
-  }
+  migrateComponent(db, UI_COMPONENT, UI_MIGRATIONS);
 }

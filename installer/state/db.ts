@@ -22,41 +22,52 @@ function configure(db: StateDb): void {
   db.pragma("busy_timeout = 10000");
 }
 
-export function installerVersion(db: StateDb): number {
+/** The schema version a component's tables are at in `airlock.db` (0 before its first migration). */
+export function componentVersion(db: StateDb, component: string): number {
   const table = db
     .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
     .get();
   if (table === undefined) return 0;
-  const row = db.prepare("SELECT version FROM schema_migrations WHERE component = ?").get(COMPONENT) as
+  const row = db.prepare("SELECT version FROM schema_migrations WHERE component = ?").get(component) as
     { version: number } | undefined;
   return row?.version ?? 0;
 }
 
-function tooNew(path: string, version: number): AirlockError {
+export function installerVersion(db: StateDb): number {
+  return componentVersion(db, COMPONENT);
+}
+
+function tooNew(component: string, version: number, known: number, where: string | undefined): AirlockError {
   return new AirlockError(
     "STATE_TOO_NEW",
-    `the installer's state in the database is at schema ${version}, newer than this airlock knows (${INSTALLER_SCHEMA_VERSION})`,
-    { where: path, hint: "use the airlock version that last wrote this data dir, or a newer one" },
+    `the ${component}'s tables in the database are at schema ${version}, newer than this airlock knows (${known})`,
+    { where, hint: "use the airlock version that last wrote this data dir, or a newer one" },
   );
 }
 
 /**
- * Brings the installer's tables forward, one migration per `BEGIN IMMEDIATE` transaction: the version
- * is re-read inside it, so two processes opening a fresh data dir at once apply each migration once.
+ * Brings one component's tables forward (the installer's, the console's), one migration per
+ * `BEGIN IMMEDIATE` transaction: the version is re-read inside it, so two processes opening a fresh
+ * data dir at once apply each migration once.
  */
-function migrate(db: StateDb, path: string): void {
+export function migrateComponent(
+  db: StateDb,
+  component: string,
+  migrations: readonly string[],
+  where?: string,
+): void {
   db.exec(MIGRATIONS_TABLE);
   for (;;) {
     const applied = db
       .transaction(() => {
-        const version = installerVersion(db);
-        if (version > INSTALLER_MIGRATIONS.length) throw tooNew(path, version);
-        if (version === INSTALLER_MIGRATIONS.length) return false;
-        db.exec(INSTALLER_MIGRATIONS[version]!);
+        const version = componentVersion(db, component);
+        if (version > migrations.length) throw tooNew(component, version, migrations.length, where);
+        if (version === migrations.length) return false;
+        db.exec(migrations[version]!);
         db.prepare(
           `INSERT INTO schema_migrations (component, version) VALUES (?, ?)
            ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
-        ).run(COMPONENT, version + 1);
+        ).run(component, version + 1);
         return true;
       })
       .immediate();
@@ -85,7 +96,7 @@ export function openStateDb(path: string): StateDb {
     throw openFailed(path, error);
   }
   try {
-    migrate(db, path);
+    migrateComponent(db, COMPONENT, INSTALLER_MIGRATIONS, path);
   } catch (error) {
     db.close();
     throw error instanceof AirlockError ? error : openFailed(path, error);

@@ -5,7 +5,7 @@
  */
 export { openState, State, STATE_FILE } from "./state.js";
 export type { StateOptions } from "./state.js";
-export { INSTALLER_SCHEMA_VERSION } from "./db.js";
+export { INSTALLER_SCHEMA_VERSION, migrateComponent } from "./db.js";
 export type { StateDb } from "./db.js";
 export { InstallRecords } from "./installs.js";
 export type { Install, InstallState, InstallStep, NewInstall, StepState } from "./installs.js";
