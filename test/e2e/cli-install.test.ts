@@ -19,6 +19,7 @@ import {
 } from "../../installer/cluster/index.js";
 import type { InstallResult, SiteStatus } from "../../installer/install/index.js";
 import { openState } from "../../installer/state/index.js";
+import { freePort } from "../helpers/daemons.js";
 import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
 import { fakeSystemctl, type FakeSystemctl } from "../helpers/systemctl.js";
 
@@ -39,14 +40,6 @@ let listen: string;
 let systemctl: FakeSystemctl;
 /** The admin account's line of the first install's output: its password is shown that once. */
 let firstAdminLine: string | undefined;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 2 * 1024 * 1024 });

@@ -7,7 +7,6 @@
  */
 import { execFile } from "node:child_process";
 import { appendFile, copyFile, chmod, readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +23,7 @@ import {
   k3sPaths,
   registriesYaml,
 } from "../../installer/k3s/index.js";
+import { freePort } from "../helpers/daemons.js";
 import { runCli, runTool, useFixtures, type CliResult, type Fixtures } from "../helpers/fixtures.js";
 import {
   STANDIN_K3S,
@@ -53,17 +53,6 @@ async function hostRootDir(name: string): Promise<string> {
   const root = await fx.dir(name);
   roots.push(root);
   return root;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** The stand-in systemctl as the server's runner: the host root and log are its environment. */

@@ -5,7 +5,6 @@
  * a stale plan refused, and history empty then listing a run written through the state's API.
  */
 import { writeFile, readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, generateKeyPair } from "../../bundle/index.js";
@@ -17,6 +16,7 @@ import {
 } from "../../installer/cluster/index.js";
 import { openState } from "../../installer/state/index.js";
 import { loadPlanForRun } from "../../installer/upgrade/index.js";
+import { freePort } from "../helpers/daemons.js";
 import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
 import { fakeSystemctl, type FakeSystemctl } from "../helpers/systemctl.js";
 
@@ -29,14 +29,6 @@ let cluster: MemoryCluster;
 let api: RunningClusterApiServer;
 let dataDir: string;
 let systemctl: FakeSystemctl;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function airlock(args: string[]): ReturnType<typeof runCli> {
   return runCli(["--data-dir", dataDir, ...args], { env: systemctl.env });

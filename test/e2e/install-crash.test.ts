@@ -5,7 +5,6 @@
  */
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle } from "../../bundle/index.js";
@@ -16,6 +15,7 @@ import {
   type RunningClusterApiServer,
 } from "../../installer/cluster/index.js";
 import { openState } from "../../installer/state/index.js";
+import { freePort } from "../helpers/daemons.js";
 import {
   CLI,
   REPO_ROOT,
@@ -31,14 +31,6 @@ const TOKEN = "install-crash-token";
 let fx: Fixtures;
 let bundle: string;
 let tls: { cert: string; key: string };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 2 * 1024 * 1024 });

@@ -7,7 +7,6 @@
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -30,6 +29,7 @@ import {
   waitForK3sServer,
   type JoinToken,
 } from "../../installer/k3s/index.js";
+import { freePort } from "../helpers/daemons.js";
 import { rejection } from "../helpers/errors.js";
 import {
   STANDIN_K3S,
@@ -47,17 +47,6 @@ let cluster: MemoryCluster;
 let api: RunningClusterApiServer;
 let systemd: Systemd;
 let supervisorUrl: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "airlock-standin-"));
