@@ -4,11 +4,10 @@ import { join } from "node:path";
 import type { Request, Response, Router } from "express";
 import { importBundle } from "../bundle/index.js";
 import { VENDOR_KEY_FILE } from "../installer/install/index.js";
-import { AirlockError } from "../registry/oci/index.js";
+import { AirlockError, formatBytes } from "../registry/oci/index.js";
 import { sessionOf } from "./auth.js";
 import type { ConsoleContext } from "./context.js";
 import type { ConsoleLogger } from "./app.js";
-import { formatBytes } from "./format.js";
 import { appendBody, parseContentRange } from "./upload-receive.js";
 import { UploadRecords, type UploadOutcome, type UploadSession } from "./upload-records.js";
 

@@ -1,5 +1,6 @@
+import { formatBytes } from "../../registry/oci/index.js";
 import type { ConsoleContext } from "../context.js";
-import { formatBytes, shortDigest } from "../format.js";
+import { shortDigest } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import { dataTable } from "../layout.js";
 import { queryInteger } from "../params.js";

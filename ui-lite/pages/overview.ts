@@ -1,7 +1,8 @@
+import { formatBytes } from "../../registry/oci/index.js";
 import { statfs } from "node:fs/promises";
 import { listCertificates } from "../../installer/pki/index.js";
 import type { ConsoleContext } from "../context.js";
-import { formatBytes, formatTime } from "../format.js";
+import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 
 /** Certificates shown as alerts when they expire within this many days. */
