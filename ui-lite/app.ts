@@ -19,6 +19,7 @@ import { LoginThrottle } from "./throttle.js";
 import { UPLOAD_SCRIPT } from "./upload-script.js";
 import { uploadRoutes, UploadService } from "./uploads.js";
 import { UserRecords } from "./users.js";
+import type { ConsoleUpgradeHooks } from "./upgrade-hooks.js";
 
 /** pino's shape, as the rest of Airlock logs. */
 export interface ConsoleLogger {
@@ -36,6 +37,8 @@ export interface ConsoleOptions {
   /** The site's zone, shown beside UTC; the process's zone otherwise. */
   timeZone?: string;
   sessionLimits?: SessionLimits;
+  /** How the console runs and rolls back upgrades: given by `airlock serve`. */
+  upgrades?: ConsoleUpgradeHooks;
 }
 
 const SECURITY_HEADERS = {
@@ -117,6 +120,7 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
     pki: options.pki,
     clock,
     timeZone: options.timeZone ?? siteTimeZone(),
+    upgrades: options.upgrades,
   };
   const users = new UserRecords(options.state, clock);
   const parts: AuthParts = {

@@ -1,6 +1,7 @@
 import type { Pki } from "../installer/pki/index.js";
 import type { State } from "../installer/state/index.js";
 import type { Store } from "../registry/store/index.js";
+import type { ConsoleUpgradeHooks } from "./upgrade-hooks.js";
 
 /** What every page reads: the same library objects the CLI opens. */
 export interface ConsoleContext {
@@ -11,4 +12,6 @@ export interface ConsoleContext {
   clock: () => Date;
   /** The site's zone, shown beside UTC. */
   timeZone: string;
+  /** Supplied by `airlock serve`; absent when the console runs without the site daemon. */
+  upgrades: ConsoleUpgradeHooks | undefined;
 }

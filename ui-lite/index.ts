@@ -5,6 +5,7 @@
  */
 export { createConsoleApp } from "./app.js";
 export type { ConsoleLogger, ConsoleOptions } from "./app.js";
+export type { ConsoleUpgradeHooks } from "./upgrade-hooks.js";
 export { startConsole, consoleCertificate, DEFAULT_CONSOLE_PORT, CONSOLE_CERTIFICATE } from "./serve.js";
 export type { ConsoleServer, ConsoleServerOptions } from "./serve.js";
 export { UserRecords, ROLES, checkRole, checkUserName } from "./users.js";
