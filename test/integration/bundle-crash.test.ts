@@ -1,11 +1,13 @@
 /**
  * An import killed with SIGKILL at any point leaves the store consistent, shows nothing of the
  * bundle, and a re-run completes without rewriting the blobs already there (issue 3, point 8).
- * The built CLI is killed at kill points chosen by polling the store while it writes.
+ * The import is held by the store's write hook in the middle of a chosen blob (test/helpers/
+ * import-held.mjs, the built library in a child process) and SIGKILLed there; the re-run is the CLI's.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFile, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   buildBundle,
@@ -15,7 +17,6 @@ import {
   type BundleMetadata,
 } from "../../bundle/index.js";
 import {
-  CLI,
   MiB,
   blobFiles,
   ingestFiles,
@@ -34,6 +35,7 @@ let metadata: BundleMetadata;
 /** Sizes of what the import writes into the store, in the order the tar carries it. */
 let written: { path: string; size: number }[];
 const children = new Set<ChildProcess>();
+const HELD_IMPORT = fileURLToPath(new URL("../helpers/import-held.mjs", import.meta.url));
 
 async function blobCount(dataDir: string): Promise<number> {
   return (await readdir(join(dataDir, "store", "blobs", "sha256")).catch(() => [] as string[])).length;
@@ -49,47 +51,40 @@ async function midBlob(dataDir: string): Promise<boolean> {
 }
 
 interface KillOutcome {
-  killed: boolean;
   blobsAtKill: number;
   ingestLeftovers: number;
+  /** An ingest file held bytes at the kill: the import was in the middle of a blob. */
+  midBlob: boolean;
 }
 
 /**
- * Starts `airlock bundle import` and SIGKILLs it once `threshold` blobs are in the store and it is
- * writing the next one. `killed` is false when the import finished first (the caller retries).
+ * Imports the bundle in a child process held, by the store's write hook, in the middle of the blob
+ * at `threshold` (0-based, tar order) with every blob before it stored, and SIGKILLs it there.
  */
 async function importAndKill(dataDir: string, threshold: number): Promise<KillOutcome> {
-  const child = spawn(
-    process.execPath,
-    [CLI, "--data-dir", dataDir, "--no-progress", "bundle", "import", bundle],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, [HELD_IMPORT, dataDir, bundle, String(threshold)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
+  let stdout = "";
   let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
   let done = false;
   void exited.then(() => (done = true));
-  await waitFor(
-    async () => done || ((await blobCount(dataDir)) >= threshold && (await midBlob(dataDir))),
-    60_000,
-    `${threshold} blobs in ${dataDir}`,
-  );
-  if (!done) process.kill(child.pid!, "SIGKILL");
+  await waitFor(() => done || stdout.includes("held"), 60_000, `the import held at blob ${threshold}`);
+  expect(done, `the import ended before blob ${threshold}: ${stdout}${stderr}`).toBe(false);
+  process.kill(child.pid!, "SIGKILL");
   const exit = await exited;
   children.delete(child);
-  if (exit.signal !== "SIGKILL") {
-    expect(exit.code, stderr).toBe(0);
-    return { killed: false, blobsAtKill: 0, ingestLeftovers: 0 };
-  }
+  expect(exit.signal).toBe("SIGKILL");
   return {
-    killed: true,
     blobsAtKill: await blobCount(dataDir),
     ingestLeftovers: (await ingestFiles(dataDir)).length,
+    midBlob: await midBlob(dataDir),
   };
 }
 
@@ -143,16 +138,11 @@ describe("SIGKILL during import", () => {
   it("at early, middle and late points: fsck clean, nothing visible; a re-run completes without rewriting blobs", async () => {
     let leftoversSeen = 0;
     for (const point of killPoints()) {
-      let outcome: KillOutcome | undefined;
-      let dataDir = "";
-      for (let attempt = 0; attempt < 3 && outcome?.killed !== true; attempt++) {
-        dataDir = await fx.dir(`crash-${point.name}`);
-        outcome = await importAndKill(dataDir, point.threshold);
-      }
-      expect(outcome?.killed, `the import was never caught at the ${point.name} point`).toBe(true);
-      expect(outcome!.blobsAtKill, point.name).toBeGreaterThanOrEqual(point.threshold);
-      expect(outcome!.blobsAtKill, point.name).toBeLessThan(written.length + 1);
-      leftoversSeen += outcome!.ingestLeftovers;
+      const dataDir = await fx.dir(`crash-${point.name}`);
+      const outcome = await importAndKill(dataDir, point.threshold);
+      expect(outcome.blobsAtKill, point.name).toBe(point.threshold);
+      expect(outcome.midBlob, point.name).toBe(true);
+      leftoversSeen += outcome.ingestLeftovers;
 
       // Consistent, and nothing of the bundle visible.
       await withStore(dataDir, async (store) => {
@@ -171,7 +161,7 @@ describe("SIGKILL during import", () => {
 
       // The re-run finishes the job and keeps every blob the killed run had stored.
       const before = await blobFiles(dataDir);
-      expect(before.size).toBe(outcome!.blobsAtKill);
+      expect(before.size).toBe(outcome.blobsAtKill);
       const rerun = await runCli([
         "--data-dir",
         dataDir,
