@@ -1,28 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  MAX_MANIFEST_BYTES,
-  isDigest,
-  isValidTag,
-  MediaType,
-  silentLogger,
-  type Digest,
-  type Logger,
-} from "../oci/index.js";
+import { silentLogger, type Logger } from "../oci/index.js";
 import type { Store } from "../store/index.js";
-import { RegistryError, sendError, sendInternalError } from "./errors.js";
-import { Uploads } from "./uploads.js";
-import { sendFileRange } from "./send.js";
 import type { Authenticator } from "./auth.js";
-import {
-  checkDigest,
-  checkName,
-  decodeSegment,
-  sendJson,
-  type Handler,
-  type RequestContext,
-} from "./context.js";
+import { decodeSegment, sendJson, type Handler } from "./context.js";
+import { RegistryError, sendError, sendInternalError } from "./errors.js";
+import { listingHandlers } from "./listing.js";
+import { pullHandlers } from "./pull.js";
 import { pushHandlers } from "./push.js";
 import { logInternalError, recordRequest } from "./request-log.js";
+import { Uploads } from "./uploads.js";
 
 export interface RegistryHandlerOptions {
   /** Largest page a client may ask for with `n`; also the default page size. */
@@ -44,158 +30,20 @@ export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => vo
 
 const API_VERSION_HEADER = { "Docker-Distribution-API-Version": "registry/2.0" };
 
-function pageSize(url: URL, max: number): number {
-  const n = url.searchParams.get("n");
-  if (n === null) return max;
-  const value = Number(n);
-  if (!/^\d+$/.test(n) || !Number.isSafeInteger(value))
-    throw new RegistryError("PAGINATION_NUMBER_INVALID", `n=${n} is not a page size`);
-  return Math.min(value, max);
-}
-
-/** RFC 5988 Link to the next page, as the spec asks when a page is full. */
-function nextLink(url: URL, n: number, last: string): string {
-  const next = new URL(url.pathname, "http://registry");
-  next.searchParams.set("n", String(n));
-  next.searchParams.set("last", last);
-  return `<${next.pathname}${next.search}>; rel="next"`;
-}
-
-/** `bytes=start-end` (one range) against a blob of `size`; undefined means the whole blob. */
-function parseRange(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | undefined | "unsatisfiable" {
-  if (header === undefined) return undefined;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (match === null || (match[1] === "" && match[2] === "")) return "unsatisfiable";
-  if (match[1] === "") {
-    const suffix = Number(match[2]);
-    return suffix === 0 ? "unsatisfiable" : { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(match[1]);
-  const end = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1);
-  return start > end || start >= size ? "unsatisfiable" : { start, end };
-}
-
 /**
- * The OCI distribution API over the store: routing, auth and the pull side here (`/v2/`, manifests
- * and blobs by tag or digest, GET and HEAD, Range on blobs, tags and catalog with paging, referrers),
- * the push side in push.ts. A plain `node:http` handler with no body parsing, so blobs stream from
- * their files whatever their size.
+ * The OCI distribution API over the store: the router (`/v2/`, the token endpoint, auth, read-only
+ * refusals, upload requests cut on close), one handler per resource beside it — pull.ts (manifests,
+ * blobs), listing.ts (tags, catalog, referrers), push.ts (uploads, manifest PUT, deletes). A plain
+ * `node:http` handler with no body parsing, so blobs stream from their files whatever their size.
  */
 export function createRegistryHandler(store: Store, options: RegistryHandlerOptions = {}): RegistryHandler {
   const maxPage = options.maxPageSize ?? 1000;
   const logger = options.logger ?? silentLogger;
 
-  const getManifest: Handler = async ({ res, head, name, reference }) => {
-    checkName(name);
-    let digest: Digest | undefined;
-    if (isDigest(reference)) digest = reference;
-    else if (isValidTag(reference)) digest = store.resolveTag(name, reference);
-    else
-      throw new RegistryError(
-        "MANIFEST_INVALID",
-        `invalid reference ${JSON.stringify(reference.slice(0, 200))}`,
-      );
-    const record = digest === undefined ? undefined : store.getManifest(name, digest);
-    if (record === undefined) {
-      throw new RegistryError(
-        store.hasRepository(name) ? "MANIFEST_UNKNOWN" : "NAME_UNKNOWN",
-        `manifest ${reference} is not in ${name}`,
-      );
-    }
-    const bytes = await store.blobs.readSmall(record.digest, MAX_MANIFEST_BYTES);
-    res.writeHead(200, {
-      "Content-Type": record.mediaType,
-      "Content-Length": bytes.byteLength,
-      "Docker-Content-Digest": record.digest,
-      ETag: `"${record.digest}"`,
-    });
-    res.end(head ? undefined : bytes);
-  };
-
-  const getBlob: Handler = async ({ req, res, head, name, reference }) => {
-    checkName(name);
-    const digest = checkDigest(reference);
-    // A blob is served only under the repositories it belongs to, whatever else the store holds.
-    const info = store.hasBlob(name, digest) ? await store.blobs.stat(digest) : undefined;
-    if (info === undefined) throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
-    const range = parseRange(req.headers.range, info.size);
-    if (range === "unsatisfiable") {
-      res.writeHead(416, { "Content-Range": `bytes */${info.size}`, "Content-Length": 0 });
-      res.end();
-      return;
-    }
-    const headers = {
-      "Content-Type": "application/octet-stream",
-      "Docker-Content-Digest": reference,
-      "Accept-Ranges": "bytes",
-      ETag: `"${reference}"`,
-    };
-    if (range === undefined) res.writeHead(200, { ...headers, "Content-Length": info.size });
-    else {
-      res.writeHead(206, {
-        ...headers,
-        "Content-Length": range.end - range.start + 1,
-        "Content-Range": `bytes ${range.start}-${range.end}/${info.size}`,
-      });
-    }
-    if (head || info.size === 0) {
-      res.end();
-      return;
-    }
-    const from = range?.start ?? 0;
-    await sendFileRange(res, store.blobs.path(digest), from, (range?.end ?? info.size - 1) - from + 1);
-  };
-
-  const listTags: Handler = ({ res, head, url, name }) => {
-    checkName(name);
-    if (!store.hasRepository(name))
-      throw new RegistryError("NAME_UNKNOWN", `repository ${name} is not known`);
-    const n = pageSize(url, maxPage);
-    const tags = store.listTagsOf(name, n, url.searchParams.get("last") ?? undefined);
-    const link: Record<string, string> =
-      n > 0 && tags.length === n ? { Link: nextLink(url, n, tags.at(-1)!) } : {};
-    sendJson(res, head, { name, tags }, link);
-    return Promise.resolve();
-  };
-
-  const catalog = ({ res, head, url }: RequestContext): void => {
-    const n = pageSize(url, maxPage);
-    const repositories = store.listRepositories(n, url.searchParams.get("last") ?? undefined);
-    const link: Record<string, string> =
-      n > 0 && repositories.length === n ? { Link: nextLink(url, n, repositories.at(-1)!) } : {};
-    sendJson(res, head, { repositories }, link);
-  };
-
+  const { getManifest, getBlob } = pullHandlers(store);
+  const { listTags, catalog, listReferrers } = listingHandlers(store, maxPage);
   const uploads = new Uploads(store);
   const push = pushHandlers(store, uploads, options.auth);
-
-  /** GET /v2/<name>/referrers/<digest>: an index of the manifests whose subject it is, filterable. */
-  const listReferrers: Handler = ({ res, head, url, name, reference }) => {
-    checkName(name);
-    const subject = checkDigest(reference);
-    const wanted = url.searchParams.get("artifactType");
-    const referrers = store
-      .listReferrers(name, subject)
-      .filter((row) => wanted === null || row.artifactType === wanted)
-      .map((row) => ({
-        mediaType: row.mediaType,
-        digest: row.digest,
-        size: row.size,
-        ...(row.artifactType === undefined ? {} : { artifactType: row.artifactType }),
-        ...(row.annotations === undefined ? {} : { annotations: row.annotations }),
-      }));
-    const body = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: referrers });
-    res.writeHead(200, {
-      "Content-Type": MediaType.OciIndex,
-      "Content-Length": Buffer.byteLength(body),
-      ...(wanted === null ? {} : { "OCI-Filters-Applied": "artifactType" }),
-    });
-    res.end(head ? undefined : body);
-    return Promise.resolve();
-  };
 
   type Method = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
   const WRITES = new Set<string>(["PUT", "POST", "PATCH", "DELETE"]);
