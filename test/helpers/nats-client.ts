@@ -182,13 +182,12 @@ export class NatsClient {
     return sid;
   }
 
-  publish(subject: string, payload: string | Buffer): void {
+  /** PUB, with `replyTo` as the subject an answer goes to (request/reply). Throws when not connected. */
+  publish(subject: string, payload: string | Buffer, replyTo?: string): void {
     const body = Buffer.from(payload);
     const connection = this.#current();
-    this.#write(
-      connection,
-      Buffer.concat([Buffer.from(`PUB ${subject} ${body.length}${CRLF}`), body, Buffer.from(CRLF)]),
-    );
+    const head = `PUB ${subject}${replyTo === undefined ? "" : ` ${replyTo}`} ${body.length}${CRLF}`;
+    this.#write(connection, Buffer.concat([Buffer.from(head), body, Buffer.from(CRLF)]));
   }
 
   /** PING, resolved by the server's PONG: everything sent before it has been processed. */

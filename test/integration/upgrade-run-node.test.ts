@@ -1,11 +1,16 @@
 /**
- * The run engine on the containerd node with real brokers (issue 14, points 4-5): the plane at 4.4.0
- * rolled to 4.5.0 one pod at a time through the partition, every gate against the brokers' own
- * monitor port, lame duck on each stop; then a 4.5.1 whose config the broker rejects, rolled back
- * once its first pod never gets Ready. The test registry holds one msgbroker image, so every version
- * names it: what changes between releases is the pod template (its version label, and for 4.5.1 the
- * config), which is what makes the StatefulSet roll.
+ * The run engine on the containerd node with real brokers, under load (issue 14, points 4-6): the
+ * plane at 4.4.0 rolled to 4.5.0 one pod at a time through the partition, every gate against the
+ * brokers' own monitor port, lame duck on each stop; then a 4.5.1 whose config the broker rejects,
+ * rolled back once its first pod never gets Ready. Through both runs a client sends request/reply
+ * traffic through the client Service's name, answered by a responder on the cluster, and retries as
+ * a client does: every request must be answered, at least one broker Ready at every moment (each
+ * change watched, and sampled on every request), both brokers routed to each other at the end. The
+ * test registry holds one msgbroker image, so every version names it: what changes between releases
+ * is the pod template (its version label, and for 4.5.1 the config), which is what makes the
+ * StatefulSet roll.
  */
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BundleMetadata } from "../../bundle/index.js";
@@ -16,7 +21,11 @@ import {
   type GateOutcome,
   type RunRecorder,
 } from "../../installer/upgrade/index.js";
+import type { ContainerdNode } from "../../installer/cluster/node/index.js";
+import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
 import { render, type BrokerCertificatePems } from "../../manifests/index.js";
+import type { NatsTls } from "../helpers/nats-client.js";
+import { describeTraffic, startTraffic, type TrafficReport } from "../helpers/nats-traffic.js";
 import { isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
 import { BROKER_REPOSITORY } from "../helpers/node-registry.js";
 import { issueBroker } from "../unit/manifests/plane-fixtures.js";
@@ -32,9 +41,17 @@ const GATES = {
   settleMs: 1_000,
 };
 
+const PODS = ["msgbroker-0", "msgbroker-1"] as const;
+/** The client Service's name as a client in the cluster dials it, and a broker pod's stable name. */
+const CLIENT_SERVICE = `msgbroker.${PLANE}.svc.cluster.local`;
+const podHost = (ordinal: number): string =>
+  `msgbroker-${ordinal}.msgbroker-headless.${PLANE}.svc.cluster.local`;
+
 let harness: NodeHarness;
+let node: ContainerdNode;
 let cluster: MemoryCluster;
 let certificates: BrokerCertificatePems;
+let tls: NatsTls;
 
 class Recorder implements RunRecorder {
   readonly events: string[] = [];
@@ -94,22 +111,34 @@ function broken(): ClusterObject[] {
   });
 }
 
-/** Watches both pods; the fewest Ready at any change once both were seen. */
-function watchReadiness(): { minReady: () => number; stop: () => void } {
+/**
+ * The fewest pods Ready at any moment once both were: every change watched, and the pods listed on
+ * every tick of the traffic.
+ */
+function readinessLog(): { sample: () => Promise<void>; minReady: () => number; stop: () => void } {
   const ready = new Map<string, boolean>();
   let min = Infinity;
+  const note = (): void => {
+    if (ready.size === 2) min = Math.min(min, [...ready.values()].filter(Boolean).length);
+  };
   const stop = new AbortController();
-  for (const name of ["msgbroker-0", "msgbroker-1"]) {
+  for (const name of PODS) {
     void cluster.watch(
       { apiVersion: "v1", kind: "Pod", name, namespace: PLANE },
       (pod) => {
         ready.set(name, pod !== undefined && isReady(pod));
-        if (ready.size === 2) min = Math.min(min, [...ready.values()].filter(Boolean).length);
+        note();
       },
       stop.signal,
     );
   }
-  return { minReady: () => min, stop: () => stop.abort() };
+  const sample = async (): Promise<void> => {
+    const pods = await cluster.list("v1", "Pod", { namespace: PLANE });
+    const listed = new Map(pods.map((pod) => [pod.metadata.name, isReady(pod)]));
+    for (const name of PODS) ready.set(name, listed.get(name) ?? false);
+    note();
+  };
+  return { sample, minReady: () => min, stop: () => stop.abort() };
 }
 
 async function revisions(): Promise<Record<string, string | undefined>> {
@@ -117,32 +146,96 @@ async function revisions(): Promise<Record<string, string | undefined>> {
   return Object.fromEntries(pods.map((pod) => [pod.metadata.name, pod.metadata.labels?.[REVISION]]));
 }
 
+async function monitor<T>(pod: string, path: string): Promise<T> {
+  const found = await cluster.get({ apiVersion: "v1", kind: "Pod", name: pod, namespace: PLANE });
+  const response = await fetch(`http://${found?.status?.podIP as string}:8222/${path}`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  return (await response.json()) as T;
+}
+
+/** Each broker's /routez lists a route to the other's server id. */
+async function routedToEachOther(): Promise<boolean> {
+  const [varz0, varz1] = [await monitor<Varz>(PODS[0], "varz"), await monitor<Varz>(PODS[1], "varz")];
+  const [routez0, routez1] = [
+    await monitor<Routez>(PODS[0], "routez"),
+    await monitor<Routez>(PODS[1], "routez"),
+  ];
+  return (
+    (routez0.routes ?? []).some((route) => route.remote_id === varz1.server_id) &&
+    (routez1.routes ?? []).some((route) => route.remote_id === varz0.server_id)
+  );
+}
+
+interface Varz {
+  server_id: string;
+}
+interface Routez {
+  routes: { remote_id: string }[] | null;
+}
+
+/** Request/reply through the client Service's name for as long as `during` runs, readiness sampled on each tick. */
+async function underTraffic<T>(
+  what: string,
+  during: () => Promise<T>,
+): Promise<{ result: T; report: TrafficReport; minReady: number }> {
+  const readiness = readinessLog();
+  const traffic = await startTraffic({
+    service: CLIENT_SERVICE,
+    podHost,
+    replicas: 2,
+    port: 4222,
+    tls,
+    resolve: (name) => node.resolve(name),
+    onTick: readiness.sample,
+  });
+  const outcome = await during().then(
+    (result) => ({ result }),
+    (error: unknown) => ({ error }),
+  );
+  readiness.stop();
+  const report = await traffic.stop();
+  console.log(`${what}: ${describeTraffic(report)}; fewest brokers Ready at once: ${readiness.minReady()}`);
+  if ("error" in outcome) throw outcome.error;
+  return { result: outcome.result, report, minReady: readiness.minReady() };
+}
+
 beforeAll(async () => {
   harness = await startNodeHarness();
-  cluster = await harness.newCluster(await harness.newNode());
-  certificates = (await issueBroker(join(harness.root, "site"), { replicas: 2 })).pems;
+  node = await harness.newNode();
+  cluster = await harness.newCluster(node);
+  const site = join(harness.root, "site");
+  certificates = (await issueBroker(site, { replicas: 2 })).pems;
+  const pki = openPki(site);
+  const issued = await issueClientCertificate(pki, "upgrade-traffic");
+  tls = {
+    ca: await readFile(pki.caFile, "utf8"),
+    cert: await readFile(issued.certFile, "utf8"),
+    key: await readFile(issued.keyFile, "utf8"),
+  };
 }, 120_000);
 
 afterAll(async () => {
   await harness?.close();
 }, 180_000);
 
-describe("runUpgrade with real brokers on the containerd node", () => {
-  it("rolls 4.4.0 to 4.5.0 pod by pod, then rolls a 4.5.1 the broker rejects back to 4.5.0", async () => {
+describe("runUpgrade with real brokers on the containerd node, under request/reply traffic", () => {
+  it("rolls 4.4.0 to 4.5.0 pod by pod, then rolls a 4.5.1 the broker rejects back to 4.5.0, every request answered", async () => {
     const v440 = plane("4.4.0");
     await applyRelease(cluster, v440, { release: RELEASE, timeoutMs: 120_000 });
 
     const v450 = plane("4.5.0");
     const upgrade = new Recorder();
-    const readiness = watchReadiness();
-    const upgraded = await runUpgrade(cluster, {
-      previous: v440,
-      next: v450,
-      recorder: upgrade,
-      imageAvailable: () => Promise.resolve(true),
-      gates: GATES,
-    });
-    expect(upgraded.outcome, upgrade.events.join("\n")).toBe("upgraded");
+    const rolled = await underTraffic("4.4.0 → 4.5.0", () =>
+      runUpgrade(cluster, {
+        previous: v440,
+        next: v450,
+        recorder: upgrade,
+        imageAvailable: () => Promise.resolve(true),
+        gates: GATES,
+      }),
+    );
+    expect(rolled.result.outcome, upgrade.events.join("\n")).toBe("upgraded");
     expect(upgrade.events.filter((event) => event.startsWith("partition"))).toEqual([
       "partition 2",
       "partition 1",
@@ -152,16 +245,25 @@ describe("runUpgrade with real brokers on the containerd node", () => {
     expect(upgrade.events).toContain("gate final:routez msgbroker-0 passed");
     const onNew = await revisions();
     expect(onNew["msgbroker-0"]).toBe(onNew["msgbroker-1"]);
+    expect(await routedToEachOther()).toBe(true);
+    expect(rolled.minReady).toBeGreaterThanOrEqual(1);
+    expect(rolled.report.unanswered).toEqual([]);
+    expect(rolled.report.answered).toBe(rolled.report.sent);
+    // Both brokers went through lame duck, so both clients moved at least once.
+    expect(rolled.report.requesterReconnects).toBeGreaterThanOrEqual(1);
+    expect(rolled.report.responderReconnects).toBeGreaterThanOrEqual(1);
 
     const failing = new Recorder();
-    const result = await runUpgrade(cluster, {
-      previous: v450,
-      next: broken(),
-      recorder: failing,
-      imageAvailable: () => Promise.resolve(true),
-      gates: { ...GATES, podReadyTimeoutMs: 20_000 },
-    });
-    readiness.stop();
+    const back = await underTraffic("4.5.0 → broken 4.5.1, rolled back", () =>
+      runUpgrade(cluster, {
+        previous: v450,
+        next: broken(),
+        recorder: failing,
+        imageAvailable: () => Promise.resolve(true),
+        gates: { ...GATES, podReadyTimeoutMs: 20_000 },
+      }),
+    );
+    const result = back.result;
     expect(result.outcome, failing.events.join("\n")).toBe("rolled-back");
     expect(result.outcome === "rolled-back" && result.reason).toMatch(
       /^ready failed on msgbroker-1: not within 20 s: CrashLoopBackOff .*exit code 1/,
@@ -169,6 +271,9 @@ describe("runUpgrade with real brokers on the containerd node", () => {
     expect(result.outcome === "rolled-back" && result.notice).toBe(DATA_NOT_ROLLED_BACK);
     expect(failing.events).toContain("gate rollback:routez msgbroker-1 passed");
     expect(await revisions()).toEqual(onNew);
-    expect(readiness.minReady()).toBeGreaterThanOrEqual(1);
+    expect(await routedToEachOther()).toBe(true);
+    expect(back.minReady).toBeGreaterThanOrEqual(1);
+    expect(back.report.unanswered).toEqual([]);
+    expect(back.report.answered).toBe(back.report.sent);
   }, 600_000);
 });
