@@ -17,96 +17,20 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout } from "node:timers";
 import { parseArgs } from "node:util";
-import { $ } from "zx";
-import { BENCH_DIR, log, median, REPO, snapshotDist } from "./lib.mjs";
-import { buildMsgbrokerImage } from "../scripts/msgbroker-image.mjs";
+import { BENCH_DIR, log, median, REPO } from "./lib.mjs";
+import { startNodeBench } from "./node-setup.mjs";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
 const runs = Number(values.runs);
-const SITE_REGISTRY = "registry.airlock.local:5443";
 const work = await fs.mkdtemp(path.join(os.tmpdir(), "airlock-bench-node-"));
-let containerd;
-let registry;
-let store;
-let dist;
+const bench = await startNodeBench(work, [{ tag: "4.5.0" }]);
 try {
-  // The dist/ snapshot sits under the repository, so that its imports resolve to node_modules.
-  await fs.mkdir(BENCH_DIR, { recursive: true });
-  const cli = await snapshotDist(await fs.mkdtemp(path.join(BENCH_DIR, "node-dist-")));
-  dist = path.resolve(path.dirname(cli), "..", "..");
-  const load = (module) => import(path.join(dist, module));
-  const { MemoryCluster, applyRelease } = await load("installer/cluster/index.js");
-  const { createContainerdNode } = await load("installer/cluster/node/index.js");
-  const { render } = await load("manifests/index.js");
-  const { brokerCertificates, openPki } = await load("installer/pki/index.js");
-  const { startRegistryServer } = await load("registry/server/index.js");
-  const { Store } = await load("registry/store/index.js");
-  const image = await buildMsgbrokerImage({ out: path.join(work, "layout"), ref: "hubble/msgbroker:4.5.0" });
-  store = await Store.open(path.join(work, "store"));
-  const certDir = path.join(work, "certs");
-  await fs.mkdir(path.join(certDir, "trust"), { recursive: true });
-  const [certFile, keyFile] = [path.join(certDir, "server.crt"), path.join(certDir, "server.key")];
-  await $({
-    quiet: true,
-  })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout ${keyFile} -out ${certFile}`;
-  await fs.copyFile(certFile, path.join(certDir, "trust", "ca.crt"));
-  registry = await startRegistryServer(store, {
-    listen: "127.0.0.1:0",
-    tls: { certFile, keyFile },
-    allowPush: true,
-  });
-  const host = registry.url.replace("https://", "");
-  await $({
-    quiet: true,
-  })`skopeo --insecure-policy copy --quiet --preserve-digests --dest-cert-dir ${path.join(certDir, "trust")} ${`oci:${image.layout}:hubble/msgbroker:4.5.0`} ${`docker://${host}/hubble/msgbroker:4.5.0`}`;
-
-  const socket = path.join(work, "containerd", "containerd.sock");
-  await fs.mkdir(path.join(work, "containerd"), { recursive: true });
-  const config = path.join(work, "containerd", "config.toml");
-  await fs.writeFile(
-    config,
-    `version = 2\nroot = "${path.join(work, "containerd", "root")}"\nstate = "${path.join(work, "containerd", "state")}"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${socket}"\n`,
-  );
-  containerd = $({ quiet: true, nothrow: true })`containerd --config ${config}`;
-  for (
-    let waited = 0;
-    !(await fs.stat(socket).then(
-      () => true,
-      () => false,
-    ));
-    waited += 100
-  ) {
-    if (waited > 20_000) throw new Error("containerd did not create its socket within 20 s");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-
-  const pki = openPki(path.join(work, "site"));
-  const { peer, server } = await brokerCertificates(pki, { replicas: 2 });
-  const read = (file) => fs.readFile(file, "utf8");
-  const certificates = {
-    ca: await read(peer.caFile),
-    peerCert: await read(peer.certFile),
-    peerKey: await read(peer.keyFile),
-    serverCert: await read(server.certFile),
-    serverKey: await read(server.keyFile),
-  };
-  const images = [
-    {
-      ref: "hubble/msgbroker:4.5.0",
-      digest: image.digest,
-      mediaType: image.mediaType,
-      size: 1,
-      totalBytes: 1,
-      blobs: 2,
-      platforms: [image.platform],
-      kind: "image",
-      sourceDigest: image.digest,
-    },
-  ];
+  const { MemoryCluster, applyRelease } = await bench.load("installer/cluster/index.js");
+  const { createContainerdNode } = await bench.load("installer/cluster/node/index.js");
+  const { render } = await bench.load("manifests/index.js");
+  const { certificates, images, registriesYaml, socket } = bench;
   const objects = render({}, images, { release: "mgmt", version: "4.5.0", certificates });
-  const registriesYaml = `mirrors:\n  "${SITE_REGISTRY}":\n    endpoint: ["https://${host}"]\nconfigs:\n  "${host}":\n    tls:\n      ca_file: "${certFile}"\n`;
 
   const rounds = [];
   for (let run = 0; run < runs; run++) {
@@ -155,18 +79,5 @@ try {
   );
   console.log(`results: ${path.relative(REPO, file)}`);
 } finally {
-  await registry?.close();
-  store?.close();
-  if (containerd !== undefined) {
-    containerd.kill("SIGTERM");
-    await containerd;
-  }
-  const mounts = (await fs.readFile("/proc/self/mountinfo", "utf8"))
-    .split("\n")
-    .map((line) => line.split(" ")[4])
-    .filter((point) => point?.startsWith(`${work}/`));
-  for (const point of mounts.sort((a, b) => b.length - a.length))
-    await $({ nothrow: true, quiet: true })`umount -l ${point}`;
-  await fs.rm(work, { recursive: true, force: true });
-  if (dist !== undefined) await fs.rm(path.resolve(dist, ".."), { recursive: true, force: true });
+  await bench.close();
 }
