@@ -1,8 +1,13 @@
 import type { Command } from "commander";
 import { AirlockError, formatBytes } from "../../registry/oci/index.js";
-import { readSiteStatus, type SiteStatus } from "../install/index.js";
+import { readSiteStatus, type PodHealth, type SiteStatus } from "../install/index.js";
 import { emit } from "./output.js";
 import type { Runner } from "./context.js";
+
+function routesText(routes: PodHealth["routes"]): string {
+  if (!routes.reachable) return `routes unknown (${routes.detail})`;
+  return routes.peers.length === 0 ? "routes to none" : `routes to ${routes.peers.join(", ")}`;
+}
 
 function renderStatus(status: SiteStatus): string {
   const lines = [`${status.healthy ? "healthy" : "NOT HEALTHY"}: ${status.dataDir}`];
@@ -23,7 +28,7 @@ function renderStatus(status: SiteStatus): string {
     );
     for (const pod of plane.pods) {
       lines.push(
-        `  ${pod.name.padEnd(14)} ${pod.ready ? "ready" : (pod.waiting ?? pod.phase)}, ${pod.restarts} restarts`,
+        `  ${pod.name.padEnd(14)} ${pod.ready ? "ready" : (pod.waiting ?? pod.phase)}, ${pod.restarts} restarts, ${routesText(pod.routes)}`,
       );
     }
   }

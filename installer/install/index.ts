@@ -32,3 +32,5 @@ export { readOperatorValues } from "./plane-values.js";
 export { NODE_CONFIG_DIR } from "./node-config.js";
 export { readSiteStatus } from "./status.js";
 export type { PodHealth, SiteStatus } from "./status.js";
+export { routesByPod, missingRoutes } from "./broker-routes.js";
+export type { BrokerRoutes, Routez } from "./broker-routes.js";

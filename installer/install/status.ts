@@ -6,6 +6,7 @@ import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, rolledOut, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { listCertificates, openPki } from "../pki/index.js";
 import { CLUSTER_STEP, openState, STATE_FILE, type State, type StateEvent } from "../state/index.js";
+import { missingRoutes, readBrokerRoutes, type BrokerRoutes } from "./broker-routes.js";
 import type { ClusterDetail } from "./cluster-step.js";
 import { localAddress } from "./registry-address.js";
 import { probeRegistry, registryAccessOf, registryGet, type RegistryDetail } from "./registry-service.js";
@@ -21,6 +22,8 @@ export interface PodHealth {
   restarts: number;
   /** Why a container waits (ImagePullBackOff, CrashLoopBackOff), when one does. */
   waiting: string | undefined;
+  /** The broker's cluster routes from its /routez, peers by pod name; unreachable where this host cannot ask it. */
+  routes: BrokerRoutes;
 }
 
 export interface SiteStatus {
@@ -55,7 +58,7 @@ export interface SiteStatus {
   events: StateEvent[];
 }
 
-function podHealth(pod: ClusterObject): PodHealth {
+function podHealth(pod: ClusterObject, routes: BrokerRoutes | undefined): PodHealth {
   const statuses = (pod.status?.containerStatuses ?? []) as {
     ready?: boolean;
     restartCount?: number;
@@ -70,6 +73,7 @@ function podHealth(pod: ClusterObject): PodHealth {
     waiting: statuses
       .map((container) => container.state?.waiting?.reason)
       .find((reason) => reason !== undefined),
+    routes: routes ?? { reachable: false, detail: "not asked" },
   };
 }
 
@@ -83,7 +87,8 @@ async function planeStatus(
     const pods = (await client.list("v1", "Pod", { namespace: NAMESPACE })).filter((pod) =>
       pod.metadata.name.startsWith(`${BROKER}-`),
     );
-    const health = pods.map(podHealth);
+    const routes = await readBrokerRoutes(pods);
+    const health = pods.map((pod) => podHealth(pod, routes.get(pod.metadata.name)));
     if (broker === undefined) problems.push(`StatefulSet ${NAMESPACE}/${BROKER} is not in the cluster`);
     const status = broker?.status ?? {};
     const msgbroker =
@@ -104,6 +109,12 @@ async function planeStatus(
     for (const pod of health.filter((pod) => !pod.ready)) {
       problems.push(`pod ${pod.name} is not ready (${pod.waiting ?? pod.phase})`);
     }
+    problems.push(
+      ...missingRoutes(
+        health.filter((pod) => pod.ready).map((pod) => pod.name),
+        routes,
+      ),
+    );
     return { kubeconfig, reachable: true, msgbroker, pods: health };
   } catch (error) {
     problems.push(`the cluster does not answer: ${(error as Error).message}`);

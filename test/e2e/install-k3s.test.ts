@@ -9,14 +9,11 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, generateKeyPair } from "../../bundle/index.js";
-import {
-  MemoryCluster,
-  serveClusterApi,
-  type RunningClusterApiServer,
-} from "../../installer/cluster/index.js";
+import { MemoryCluster } from "../../installer/cluster/index.js";
 import type { InstallResult } from "../../installer/install/index.js";
 import { freePort } from "../helpers/daemons.js";
-import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import { runCli, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import { serveStandinClusterApi, type StandinClusterApi } from "../helpers/standin/cluster-api.js";
 import {
   STANDIN_K3S,
   standinBin,
@@ -25,13 +22,12 @@ import {
   stopStandinServices,
 } from "../helpers/standin/index.js";
 
-const TOKEN = "install-k3s-token";
 const NODE = "site-1";
 let fx: Fixtures;
 let bundle: string;
 let publicKey: string;
 let cluster: MemoryCluster;
-let api: RunningClusterApiServer;
+let api: StandinClusterApi;
 let hostRoot: string;
 let dataDir: string;
 let listen: string;
@@ -47,23 +43,14 @@ beforeAll(async () => {
   bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
   await buildBundle({ specFile: fx.spec, output: bundle, signKey: join(keys, "vendor.key") });
 
-  const tls = await selfSignedCertificate(await fx.dir("apiserver"));
   cluster = new MemoryCluster({ nodeName: NODE });
-  api = await serveClusterApi(cluster, {
-    tls: { cert: await readFile(tls.certFile, "utf8"), key: await readFile(tls.keyFile, "utf8") },
-    token: TOKEN,
-  });
+  api = await serveStandinClusterApi(cluster, await fx.dir("apiserver"));
   hostRoot = await fx.dir("host");
   dataDir = join(await fx.dir("data"), "airlock");
   listen = `127.0.0.1:${await freePort()}`;
   const standin = await fx.dir("standin");
   log = join(standin, "calls.jsonl");
-  env = standinEnv(await standinBin(standin), hostRoot, log, {
-    STANDIN_K3S_API_URL: api.url,
-    STANDIN_K3S_API_TOKEN: TOKEN,
-    STANDIN_K3S_API_CA_FILE: tls.certFile,
-    STANDIN_K3S_SUPERVISOR_PORT: String(await freePort()),
-  });
+  env = standinEnv(await standinBin(standin), hostRoot, log, api.env);
 }, 120_000);
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClusterObject } from "../client.js";
 import type { ClusterNode, NodeReport, PodContext } from "../node-api.js";
@@ -9,7 +9,8 @@ import { createClusterHosts, type ClusterHosts } from "./hosts.js";
 import { pullImage, type PulledImage } from "./images.js";
 import { createPodNetwork, newRunPrefix, type PodNetwork } from "./network.js";
 import { PodWorker } from "./pod-worker.js";
-import { hostsTomlFiles, parseRegistriesYaml, pullCredentials, type RegistriesConfig } from "./registries.js";
+import { pullCredentials } from "./registries.js";
+import { NodeRegistries } from "./node-registries.js";
 import { ContainerRuntime } from "./runtime.js";
 
 export interface ContainerdNodeOptions {
@@ -17,8 +18,15 @@ export interface ContainerdNodeOptions {
   containerdSocket: string;
   /** The node's own directory (hosts.toml files, pod volumes, claims, rootfs mounts, fifos, runc state); removed at close. */
   dir: string;
-  /** k3s's registries.yaml, as the installer writes it for the site. */
-  registriesYaml: string;
+  /** k3s's registries.yaml, as the installer writes it for the site; or else `registriesFile`. */
+  registriesYaml?: string | undefined;
+  /**
+   * The registries.yaml file itself, read as k3s's agent reads it: before the first pull (it may not
+   * exist when the node starts) and again whenever it changed; with `hostRoot`, it and the files it
+   * names (ca_file, cert_file, key_file) are taken under that root, the `/` of the host the node is.
+   */
+  registriesFile?: string | undefined;
+  hostRoot?: string | undefined;
   /** Names everything the node creates; by default a fresh `al` + 4 hex digits. */
   prefix?: string | undefined;
   subnet?: string | undefined;
@@ -54,7 +62,6 @@ export class ContainerdNode implements ClusterNode {
   private readonly pods = new Map<string, PodWorker>();
   private readonly images = new Map<string, Promise<PulledImage>>();
   private readonly ctr: Ctr;
-  private readonly registries: RegistriesConfig;
 
   private constructor(
     readonly prefix: string,
@@ -63,21 +70,19 @@ export class ContainerdNode implements ClusterNode {
     private readonly options: ContainerdNodeOptions,
     /** containerd's version, as a kubelet reports it: `containerd://1.6.20`. */
     private readonly runtimeVersion: string,
+    private readonly registries: NodeRegistries,
   ) {
     this.ctr = new Ctr(options.containerdSocket, prefix);
-    this.registries = parseRegistriesYaml(options.registriesYaml);
   }
 
   static async create(options: ContainerdNodeOptions): Promise<ContainerdNode> {
     const prefix = options.prefix ?? newRunPrefix();
-    const registries = parseRegistriesYaml(options.registriesYaml);
     for (const sub of ["certs.d", "pods", "claims", "logs", "hosts", "fifo", "runc"]) {
       await mkdir(join(options.dir, sub), { recursive: true });
     }
-    for (const [host, toml] of hostsTomlFiles(registries)) {
-      await mkdir(join(options.dir, "certs.d", host), { recursive: true });
-      await writeFile(join(options.dir, "certs.d", host, "hosts.toml"), toml);
-    }
+    const registries = new NodeRegistries(join(options.dir, "certs.d"), options);
+    // Given as text, it is checked (and its hosts.toml files written) before the node exists.
+    if (options.registriesYaml !== undefined) await registries.current();
     const network = await createPodNetwork({
       prefix,
       ...(options.subnet === undefined ? {} : { subnet: options.subnet }),
@@ -90,6 +95,7 @@ export class ContainerdNode implements ClusterNode {
       createClusterHosts(join(options.dir, "hosts")),
       { ...options, prefix },
       `containerd://${server?.[1] ?? "unknown"}`,
+      registries,
     );
   }
 
@@ -130,11 +136,13 @@ export class ContainerdNode implements ClusterNode {
   private pull(image: string): Promise<PulledImage> {
     let pulling = this.images.get(image);
     if (pulling === undefined) {
-      pulling = pullImage(this.ctr, image, {
-        hostsDir: join(this.options.dir, "certs.d"),
-        credentials: pullCredentials(this.registries, image),
-        timeoutMs: this.options.pullTimeoutMs ?? 60_000,
-      });
+      pulling = this.registries.current().then((registries) =>
+        pullImage(this.ctr, image, {
+          hostsDir: this.registries.hostsDir,
+          credentials: pullCredentials(registries, image),
+          timeoutMs: this.options.pullTimeoutMs ?? 60_000,
+        }),
+      );
       this.images.set(image, pulling);
       pulling.catch(() => this.images.delete(image));
     }

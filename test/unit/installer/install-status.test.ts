@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryCluster, applyRelease, type ClusterObject } from "../../../installer/cluster/index.js";
-import { readSiteStatus } from "../../../installer/install/index.js";
+import { missingRoutes, readSiteStatus, routesByPod } from "../../../installer/install/index.js";
 import { openState } from "../../../installer/state/index.js";
 import { render } from "../../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, VERSION, issueBroker } from "../manifests/plane-fixtures.js";
@@ -76,6 +76,11 @@ describe("airlock status", () => {
       status.certificates.map(() => "ok"),
     );
     expect(status.events[0]).toMatchObject({ action: "install.finish", outcome: "ok" });
+    // Simulated pods have no address: their routes are unknown, which is no problem.
+    expect(status.plane!.pods.map((pod) => pod.routes)).toEqual([
+      { reachable: false, detail: "no pod IP" },
+      { reachable: false, detail: "no pod IP" },
+    ]);
   });
 
   it("names each pod that is not ready and why, and the rollout that did not finish", async () => {
@@ -107,6 +112,43 @@ describe("airlock status", () => {
     } finally {
       failing.close();
     }
+  });
+
+  it("names each broker's route peers by pod, and a ready broker that routes to no other as split", () => {
+    const routes = routesByPod([
+      {
+        pod: "msgbroker-0",
+        ip: "10.0.0.1",
+        routez: { server_id: "A", routes: [{ remote_id: "B", ip: "10.0.0.2" }] },
+      },
+      {
+        pod: "msgbroker-1",
+        ip: "10.0.0.2",
+        routez: {
+          server_id: "B",
+          routes: [
+            { remote_id: "A", ip: "10.0.0.1" },
+            { remote_id: "C", ip: "10.0.0.3" },
+            { remote_id: "A", ip: "10.0.0.1" },
+          ],
+        },
+      },
+      { pod: "msgbroker-2", ip: "10.0.0.3", routez: new Error("connect ECONNREFUSED") },
+      { pod: "msgbroker-3", ip: "10.0.0.4", routez: { server_id: "D", routes: null } },
+    ]);
+    expect(Object.fromEntries(routes)).toEqual({
+      "msgbroker-0": { reachable: true, peers: ["msgbroker-1"] },
+      // C never answered for itself: it is named by the address its route came from.
+      "msgbroker-1": { reachable: true, peers: ["msgbroker-0", "msgbroker-2"] },
+      "msgbroker-2": { reachable: false, detail: "connect ECONNREFUSED" },
+      "msgbroker-3": { reachable: true, peers: [] },
+    });
+    expect(missingRoutes(["msgbroker-0", "msgbroker-1", "msgbroker-2", "msgbroker-3"], routes)).toEqual([
+      "broker msgbroker-0 has no cluster route to msgbroker-3",
+      "broker msgbroker-1 has no cluster route to msgbroker-3",
+      "broker msgbroker-3 has no cluster route to msgbroker-0, msgbroker-1",
+    ]);
+    expect(missingRoutes(["msgbroker-0", "msgbroker-1"], routes)).toEqual([]);
   });
 
   it("refuses a data dir with nothing installed, creating nothing", async () => {

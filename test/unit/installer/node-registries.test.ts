@@ -2,8 +2,12 @@
  * The containerd node's registry configuration: k3s's registries.yaml as containerd hosts.toml files
  * and pull credentials, the way k3s's agent translates it.
  */
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  NodeRegistries,
   hostsTomlFiles,
   parseRegistriesYaml,
   pullCredentials,
@@ -84,5 +88,47 @@ describe("registries.yaml on the containerd node", () => {
     );
     expect(error.code).toBe("NODE_REGISTRIES_INVALID");
     expect(error.message).toContain("mirrors.x");
+  });
+});
+
+describe("a node's registries.yaml file under its host root", () => {
+  it("is read at the first pull, its paths taken under the root, and again once it changed", async () => {
+    const root = await mkdtemp(join(tmpdir(), "airlock-node-registries-"));
+    try {
+      const hostsDir = join(root, "certs.d");
+      const registries = new NodeRegistries(hostsDir, {
+        registriesFile: "/etc/rancher/k3s/registries.yaml",
+        hostRoot: join(root, "host"),
+      });
+      // Not written yet (k3s is not installed): the pull fails, typed, and a later one reads it.
+      const missing = await rejection(registries.current());
+      expect(missing).toMatchObject({ code: "NODE_REGISTRIES_INVALID" });
+      expect(missing.message).toContain(join(root, "host/etc/rancher/k3s/registries.yaml"));
+
+      await mkdir(join(root, "host/etc/rancher/k3s"), { recursive: true });
+      await writeFile(join(root, "host/etc/rancher/k3s/registries.yaml"), YAML);
+      const config = await registries.current();
+      expect(config.configs["127.0.0.1:5443"]?.tls?.ca_file).toBe(join(root, "host/etc/airlock/ca.crt"));
+      expect(pullCredentials(config, "registry.airlock.local:5443/hubble/msgbroker:4.5.0")).toBe(
+        "puller:p:ss",
+      );
+      expect(await readdir(hostsDir)).toEqual(
+        expect.arrayContaining(["registry.airlock.local:5443", "docker.io"]),
+      );
+      expect(await readFile(join(hostsDir, "registry.airlock.local:5443/hosts.toml"), "utf8")).toContain(
+        `ca = [${JSON.stringify(join(root, "host/etc/airlock/ca.crt"))}]`,
+      );
+
+      await writeFile(
+        join(root, "host/etc/rancher/k3s/registries.yaml"),
+        'mirrors:\n  "127.0.0.1:6000":\n    endpoint: ["https://127.0.0.1:6000"]\n',
+      );
+      const changed = await registries.current();
+      expect(Object.keys(changed.mirrors)).toEqual(["127.0.0.1:6000"]);
+      // The hosts.toml files of registries no longer named are gone.
+      expect(await readdir(hostsDir)).toEqual(["127.0.0.1:6000"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
