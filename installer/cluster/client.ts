@@ -48,14 +48,22 @@ export interface ListOptions {
   labelSelector?: string | undefined;
 }
 
+export interface DeleteOptions {
+  /**
+   * What happens to the objects it controls (a StatefulSet's pods): deleted after it (Background,
+   * the default), or left running without an owner (Orphan), for a controller made again to adopt.
+   */
+  propagationPolicy?: "Background" | "Orphan" | "Foreground" | undefined;
+}
+
 export interface ClusterClient {
   /** Server-side apply: creates or updates `object`, returning it as the server stored it. */
   apply(object: ClusterObject, options: ApplyOptions): Promise<ClusterObject>;
   /** The object, or undefined when there is none. */
   get(ref: ObjectRef): Promise<ClusterObject | undefined>;
   list(apiVersion: string, kind: string, options?: ListOptions): Promise<ClusterObject[]>;
-  /** Deletes with background propagation; false when there was nothing to delete. */
-  delete(ref: ObjectRef): Promise<boolean>;
+  /** Deletes (background propagation unless told otherwise); false when there was nothing to delete. */
+  delete(ref: ObjectRef, options?: DeleteOptions): Promise<boolean>;
   /**
    * Calls `onChange` with the object's current state, then on every change (undefined once it is
    * gone), until `signal` aborts; resolves then. Rejects if the watch cannot be kept up.

@@ -29,13 +29,57 @@ const BY_STATUS: Record<number, { code: string; hint: string }> = {
   },
 };
 
+/** A 422 whose message says a field cannot change in place: the object must be deleted and created again. */
+const IMMUTABLE = {
+  code: "CLUSTER_FIELD_IMMUTABLE",
+  hint: "the API server does not change this field in place: the object must be deleted and created again (airlock upgrade plan shows it as recreate, and the run does it)",
+};
+/** How kube-apiserver words such a refusal, for every kind whose fields are fixed at creation. */
+const IMMUTABLE_MESSAGES =
+  /field is immutable|may not change once set|is immutable after creation|updates to statefulset spec for fields other than/;
+
+/** One field error of a 422 Invalid, as the Status's details.causes carry it. */
+export interface InvalidCause {
+  reason: "FieldValueForbidden" | "FieldValueInvalid";
+  field: string;
+  /** Without the field: `Forbidden: …`, `Invalid value: …: …`. */
+  message: string;
+}
+
+/** A 422 Invalid with its field causes, so an API server facade answers the Status a real one would. */
+export class ClusterInvalidError extends AirlockError {
+  constructor(
+    message: string,
+    where: string,
+    readonly group: string,
+    readonly kind: string,
+    readonly objectName: string,
+    readonly causes: InvalidCause[],
+  ) {
+    const known = IMMUTABLE_MESSAGES.test(message) ? IMMUTABLE : BY_STATUS[422]!;
+    super(known.code, message, { where, hint: known.hint });
+    this.name = "ClusterInvalidError";
+  }
+}
+
+/**
+ * kube-apiserver's NewInvalid: `Kind.group "name" is invalid: field: body`, or with several
+ * errors `… is invalid: [field: body, field: body]`.
+ */
+export function invalidError(ref: ObjectRef, causes: InvalidCause[]): ClusterInvalidError {
+  const group = ref.apiVersion.includes("/") ? ref.apiVersion.split("/")[0]! : "";
+  const errors = causes.map((cause) => `${cause.field}: ${cause.message}`);
+  const message = `${ref.kind}${group === "" ? "" : `.${group}`} ${JSON.stringify(ref.name)} is invalid: ${errors.length === 1 ? errors[0]! : `[${errors.join(", ")}]`}`;
+  return new ClusterInvalidError(message, describeRef(ref), group, ref.kind, ref.name, causes);
+}
+
 export function clusterError(
   status: number,
   ref: ObjectRef | string,
   message: string,
   cause?: unknown,
 ): AirlockError {
-  const known = BY_STATUS[status] ?? {
+  const known = (status === 422 && IMMUTABLE_MESSAGES.test(message) ? IMMUTABLE : BY_STATUS[status]) ?? {
     code: "CLUSTER_API_FAILED",
     hint: "the API server failed the request: check its health (kubectl get --raw /readyz)",
   };
@@ -48,6 +92,7 @@ export function clusterError(
 
 /** The HTTP status an API server answers for one of the codes above (500 for any other). */
 export function statusOfClusterError(code: string): number {
+  if (code === IMMUTABLE.code) return 422;
   const found = Object.entries(BY_STATUS).find(([, known]) => known.code === code);
   return found === undefined ? 500 : Number(found[0]);
 }

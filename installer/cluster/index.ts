@@ -8,11 +8,14 @@ export type {
   ApplyOptions,
   ClusterClient,
   ClusterObject,
+  DeleteOptions,
   ListOptions,
   ObjectMetadata,
   ObjectRef,
 } from "./client.js";
 export { KubeClusterClient } from "./kube.js";
+export { ClusterInvalidError } from "./errors.js";
+export type { InvalidCause } from "./errors.js";
 export { MemoryCluster } from "./memory.js";
 export type { MemoryClusterOptions } from "./memory.js";
 export { serveClusterApi, clusterApiKubeconfig } from "./memory-apiserver.js";

@@ -15,6 +15,7 @@ import {
   type ApplyOptions,
   type ClusterClient,
   type ClusterObject,
+  type DeleteOptions,
   type ListOptions,
   type ObjectRef,
 } from "./client.js";
@@ -49,7 +50,7 @@ const NETWORK_ERRORS = /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT
 /**
  * The cluster client on a real kube-apiserver, through @kubernetes/client-node: server-side apply
  * (PATCH with application/apply-patch+yaml, fieldManager, force), reads, label-selected lists,
- * deletes with background propagation, and watches that list first and resume from the list's
+ * deletes (background propagation, or orphan), and watches that list first and resume from the list's
  * resourceVersion. Errors come out as AirlockErrors with the same codes MemoryCluster uses.
  */
 export class KubeClusterClient implements ClusterClient {
@@ -151,7 +152,7 @@ export class KubeClusterClient implements ClusterClient {
     return items;
   }
 
-  async delete(ref: ObjectRef): Promise<boolean> {
+  async delete(ref: ObjectRef, options: DeleteOptions = {}): Promise<boolean> {
     try {
       await this.call(ref, () =>
         this.api.delete(
@@ -164,7 +165,7 @@ export class KubeClusterClient implements ClusterClient {
           undefined,
           undefined,
           undefined,
-          "Background",
+          options.propagationPolicy ?? "Background",
         ),
       );
       return true;

@@ -4,8 +4,8 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
 import { AirlockError } from "../../registry/oci/index.js";
-import type { ClusterClient, ClusterObject, ObjectRef } from "./client.js";
-import { statusOfClusterError } from "./errors.js";
+import type { ClusterClient, ClusterObject, DeleteOptions, ObjectRef } from "./client.js";
+import { ClusterInvalidError, statusOfClusterError } from "./errors.js";
 
 /**
  * The kinds the facade serves: what the plane applies, and what status and the rollout wait read.
@@ -22,6 +22,7 @@ const RESOURCES: { apiVersion: string; kind: string; plural: string; namespaced:
   { apiVersion: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true },
   { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true },
   { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
+  { apiVersion: "apps/v1", kind: "ControllerRevision", plural: "controllerrevisions", namespaced: true },
   { apiVersion: "batch/v1", kind: "Job", plural: "jobs", namespaced: true },
   { apiVersion: "policy/v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", namespaced: true },
   { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true },
@@ -71,8 +72,9 @@ export async function serveClusterApi(
     }
     handle(cluster, req, res).catch((error: unknown) => {
       const status = error instanceof AirlockError ? statusOfClusterError(error.code) : 500;
-      if (!res.headersSent) sendStatus(res, status, reasonOf(status), (error as Error).message);
-      else res.destroy();
+      if (res.headersSent) res.destroy();
+      else if (error instanceof ClusterInvalidError) sendInvalid(res, error);
+      else sendStatus(res, status, reasonOf(status), (error as Error).message);
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -161,7 +163,10 @@ async function handle(cluster: ClusterClient, req: IncomingMessage, res: ServerR
       return;
     case "DELETE": {
       if (target.name === undefined) break;
-      if (!(await cluster.delete(ref(target.name)))) throw notFound(target, target.name);
+      const propagationPolicy = propagationOf(url.searchParams);
+      if (!(await cluster.delete(ref(target.name), { propagationPolicy }))) {
+        throw notFound(target, target.name);
+      }
       sendJson(res, 200, { kind: "Status", apiVersion: "v1", status: "Success", code: 200 });
       return;
     }
@@ -285,6 +290,21 @@ async function watch(
   res.end();
 }
 
+/** DELETE's propagationPolicy (client-node sends it in the query); Background when absent. */
+function propagationOf(query: URLSearchParams): DeleteOptions["propagationPolicy"] {
+  const policy = query.get("propagationPolicy") ?? "Background";
+  if (policy !== "Background" && policy !== "Orphan" && policy !== "Foreground") {
+    throw new AirlockError(
+      "CLUSTER_BAD_REQUEST",
+      `propagationPolicy ${policy} is not one of Background, Orphan, Foreground`,
+      {
+        where: "propagationPolicy",
+      },
+    );
+  }
+  return policy;
+}
+
 function nameSelected(query: URLSearchParams): string | undefined {
   const selector = query.get("fieldSelector");
   if (selector === null || selector === "") return undefined;
@@ -340,6 +360,29 @@ function sendStatus(res: ServerResponse, code: number, reason: string, message: 
     message,
     reason,
     code,
+  });
+}
+
+/** A 422 Invalid as kube-apiserver answers it: the message, and each field's cause in the details. */
+function sendInvalid(res: ServerResponse, error: ClusterInvalidError): void {
+  sendJson(res, 422, {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message: error.message,
+    reason: "Invalid",
+    details: {
+      name: error.objectName,
+      group: error.group,
+      kind: error.kind,
+      causes: error.causes.map((cause) => ({
+        reason: cause.reason,
+        message: cause.message,
+        field: cause.field,
+      })),
+    },
+    code: 422,
   });
 }
 

@@ -118,3 +118,30 @@ export function overlaps(a: Path, b: Path): boolean {
   const [short, long] = a.length < b.length ? [a, b] : [b, a];
   return short.every((key, i) => long[i] === key);
 }
+
+/** What `owner` controls among `objects` (its pods, its revisions), by the ownerReference its controller set. */
+export function dependentsOf(objects: ClusterObject[], owner: ClusterObject): ClusterObject[] {
+  return objects.filter((object) => {
+    const ref = ownerOf(object);
+    return (
+      ref?.kind === owner.kind &&
+      ref.name === owner.metadata.name &&
+      ref.namespace === owner.metadata.namespace
+    );
+  });
+}
+
+/** Pods and revisions in the StatefulSet's namespace that no controller owns and its selector matches. */
+export function orphansOf(objects: ClusterObject[], statefulSet: ClusterObject): ClusterObject[] {
+  const selector = (statefulSet.spec as { selector?: { matchLabels?: Record<string, string> } }).selector;
+  const pairs = Object.entries(selector?.matchLabels ?? {});
+  if (pairs.length === 0) return [];
+  return objects.filter(
+    (object) =>
+      (object.kind === "Pod" || object.kind === "ControllerRevision") &&
+      object.metadata.namespace === statefulSet.metadata.namespace &&
+      object.metadata.deletionTimestamp === undefined &&
+      ownerOf(object) === undefined &&
+      matchesLabels(object, pairs),
+  );
+}

@@ -1,11 +1,17 @@
 import { createHash, randomUUID } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { ClusterObject, ObjectRef } from "./client.js";
 import { isReady, ordinalOf, REVISION_LABEL, revisionOf } from "./memory-objects.js";
 
 /** What the StatefulSet controller needs of the API server it runs in. */
 export interface StatefulSetHost {
   get(ref: ObjectRef): ClusterObject | undefined;
-  podsOf(statefulSet: ClusterObject): ClusterObject[];
+  /** The pods or ControllerRevisions the StatefulSet controls. */
+  owned(statefulSet: ClusterObject, kind: "Pod" | "ControllerRevision"): ClusterObject[];
+  /** Pods and ControllerRevisions its selector matches that no controller owns. */
+  orphansOf(statefulSet: ClusterObject): ClusterObject[];
+  /** Stores an adopted object or a new revision. */
+  write(object: ClusterObject): void;
   /** Stores and starts a new pod. */
   createPod(pod: ClusterObject): void;
   /** Deletes a pod: true when it is gone at once, false while it terminates (a node stops it). */
@@ -42,8 +48,9 @@ export function reconcileStatefulSet(host: StatefulSetHost, ref: ObjectRef): voi
   const spec = statefulSet.spec as StatefulSetSpec;
   const replicas = spec.replicas ?? 1;
   const partition = spec.updateStrategy?.rollingUpdate?.partition ?? 0;
-  const updateRevision = `${ref.name}-${createHash("sha256").update(JSON.stringify(spec.template)).digest("hex").slice(0, 10)}`;
-  const byOrdinal = new Map(host.podsOf(statefulSet).map((pod) => [ordinalOf(pod), pod]));
+  adoptOrphans(host, statefulSet);
+  const updateRevision = updateRevisionOf(host, statefulSet);
+  const byOrdinal = new Map(host.owned(statefulSet, "Pod").map((pod) => [ordinalOf(pod), pod]));
   const parallel = spec.podManagementPolicy === "Parallel";
   const previous = statefulSet.status?.currentRevision as string | undefined;
 
@@ -88,6 +95,62 @@ export function reconcileStatefulSet(host: StatefulSetHost, ref: ObjectRef): voi
   if (JSON.stringify(status) !== JSON.stringify(statefulSet.status)) host.writeStatus(statefulSet, status);
 }
 
+/** The controller's reference on what it owns. */
+function controllerReference(statefulSet: ClusterObject): Record<string, unknown>[] {
+  const { name, uid } = statefulSet.metadata;
+  return [
+    { apiVersion: "apps/v1", kind: "StatefulSet", name, uid, controller: true, blockOwnerDeletion: true },
+  ];
+}
+
+/**
+ * What a StatefulSet made again after an orphaning delete finds: the pods of its own names and the
+ * revisions its selector matches, which no controller owns. It adopts them, as the real controller's
+ * ClaimPods and ClaimRevisions do; a pod of another name stays an orphan.
+ */
+function adoptOrphans(host: StatefulSetHost, statefulSet: ClusterObject): void {
+  const member = new RegExp(`^${statefulSet.metadata.name.replace(/[.]/g, "\\.")}-[0-9]+$`);
+  for (const orphan of host.orphansOf(statefulSet)) {
+    if (orphan.kind === "Pod" && !member.test(orphan.metadata.name)) continue;
+    (orphan.metadata as { ownerReferences?: unknown[] }).ownerReferences = controllerReference(statefulSet);
+    host.write(orphan);
+  }
+}
+
+/**
+ * The revision the template is: one in the StatefulSet's history (its ControllerRevisions, adopted
+ * ones included) holding the same template, else a new ControllerRevision. So pods adopted from a
+ * StatefulSet with the same template are on the update revision already, and others are not.
+ */
+function updateRevisionOf(host: StatefulSetHost, statefulSet: ClusterObject): string {
+  const { template } = statefulSet.spec as StatefulSetSpec;
+  const history = host.owned(statefulSet, "ControllerRevision");
+  const same = history.find((revision) =>
+    isDeepStrictEqual(
+      (revision.data as { spec?: { template?: unknown } } | undefined)?.spec?.template,
+      template,
+    ),
+  );
+  if (same !== undefined) return same.metadata.name;
+  const hash = createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 10);
+  const name = `${statefulSet.metadata.name}-${hash}`;
+  const number = Math.max(0, ...history.map((revision) => Number(revision.revision ?? 0)));
+  host.write({
+    apiVersion: "apps/v1",
+    kind: "ControllerRevision",
+    metadata: {
+      name,
+      namespace: statefulSet.metadata.namespace,
+      labels: { ...(template.metadata?.labels ?? {}), [REVISION_LABEL]: name },
+      uid: randomUUID(),
+      ownerReferences: controllerReference(statefulSet),
+    } as ClusterObject["metadata"],
+    data: { spec: { template: structuredClone(template) } },
+    revision: number + 1,
+  });
+  return name;
+}
+
 /** The pod of `ordinal`, with a volume per claim template naming its claim `<template>-<pod>`. */
 function createPod(
   host: StatefulSetHost,
@@ -126,7 +189,7 @@ function createPod(
         ? {}
         : { annotations: { ...template.metadata.annotations } }),
       uid: randomUUID(),
-      ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name: statefulSet.metadata.name }],
+      ownerReferences: controllerReference(statefulSet),
     } as ClusterObject["metadata"],
     // The headless Service names the pod `<pod>.<serviceName>`, as the real controller's pods are.
     spec: { ...spec, hostname: name, ...subdomainOf(statefulSet) },

@@ -5,16 +5,19 @@ import {
   type ApplyOptions,
   type ClusterClient,
   type ClusterObject,
+  type DeleteOptions,
   type ListOptions,
   type ObjectRef,
 } from "./client.js";
 import { clusterError } from "./errors.js";
+import { admit, refuseImmutableChanges } from "./memory-validation.js";
 import {
-  CLUSTER_SCOPED,
+  dependentsOf,
   finalizersOf,
   keyOf,
   matchesLabels,
   objectOf,
+  orphansOf,
   ownerOf,
   parseLabelSelector,
   specOf,
@@ -36,6 +39,8 @@ export interface MemoryClusterOptions {
   /** The name of the one Node object, registered Ready as a kubelet would; default `airlock-node`. */
   nodeName?: string;
 }
+
+type OwnedMetadata = ClusterObject["metadata"] & { ownerReferences?: unknown[] | undefined };
 
 interface Entry {
   object: ClusterObject;
@@ -78,7 +83,10 @@ export class MemoryCluster implements ClusterClient {
     this.serviceNames = new ServiceNamesFeed(options.node);
     this.controllerHost = {
       get: (ref) => this.objects.get(keyOf(ref))?.object,
-      podsOf: (statefulSet) => this.podsOf(statefulSet),
+      owned: (statefulSet, kind) =>
+        dependentsOf(this.stored(), statefulSet).filter((object) => object.kind === kind),
+      orphansOf: (statefulSet) => orphansOf(this.stored(), statefulSet),
+      write: (object) => this.store(object),
       createPod: (pod) => {
         this.store(pod, new Map());
         this.startPod(pod);
@@ -154,10 +162,17 @@ export class MemoryCluster implements ClusterClient {
     });
   }
 
-  delete(ref: ObjectRef): Promise<boolean> {
+  delete(ref: ObjectRef, options: DeleteOptions = {}): Promise<boolean> {
     return this.request("delete", ref.kind, ref, () => {
       const entry = this.objects.get(keyOf(ref));
       if (entry === undefined) return false;
+      // The garbage collector's part of an orphaning delete: dependents lose their owner and stay.
+      if (options.propagationPolicy === "Orphan") {
+        for (const dependent of dependentsOf(this.stored(), entry.object)) {
+          delete (dependent.metadata as OwnedMetadata).ownerReferences;
+          this.store(dependent);
+        }
+      }
       if (ref.kind === "Namespace") this.terminateNamespace(entry.object);
       else this.remove(entry.object);
       return true;
@@ -206,44 +221,18 @@ export class MemoryCluster implements ClusterClient {
     return run();
   }
 
-  /** What the API server refuses before merging: no namespace (or one on a cluster-scoped kind), a missing or terminating namespace. */
-  private admit(config: ClusterObject, ref: ObjectRef): void {
-    const namespaced = !CLUSTER_SCOPED.has(config.kind);
-    if (namespaced !== (config.metadata.namespace !== undefined)) {
-      throw clusterError(
-        400,
-        ref,
-        namespaced ? "the object has no namespace" : `${config.kind} is cluster-scoped: no namespace`,
-      );
-    }
-    if (namespaced) {
-      const namespace = this.objects.get(
-        keyOf({ apiVersion: "v1", kind: "Namespace", name: config.metadata.namespace! }),
-      );
-      if (namespace === undefined) {
-        throw clusterError(404, ref, `namespaces "${config.metadata.namespace}" not found`);
-      }
-      const creating = !this.objects.has(keyOf(ref));
-      if (creating && namespace.object.metadata.deletionTimestamp !== undefined) {
-        throw clusterError(
-          403,
-          ref,
-          `unable to create new content in namespace ${config.metadata.namespace} because it is being terminated`,
-        );
-      }
-    }
-  }
-
   private applySync(config: ClusterObject, options: ApplyOptions): ClusterObject {
     const ref = refOf(config);
     if (typeof config.metadata?.name !== "string" || config.metadata.name === "") {
       throw clusterError(422, ref, `${config.kind}: metadata.name: Required value`);
     }
-    this.admit(config, ref);
+    admit(config, ref, (at) => this.objects.get(keyOf(at))?.object);
     const key = keyOf(ref);
     const existing = this.objects.get(key);
     const { merged, owners } = mergeApplied(config, existing, options);
     const object = objectOf(merged);
+    // Validated as an update before anything is stored, dry runs too.
+    if (existing !== undefined) refuseImmutableChanges(existing.object, object);
     const changed = existing === undefined || specOf(existing.object) !== specOf(object);
     const previous = existing?.object.metadata;
     object.metadata = {
@@ -316,9 +305,7 @@ export class MemoryCluster implements ClusterClient {
     this.notify(key, undefined);
     if (object.kind === "Pod" || object.kind === "Service") this.serviceNames.update(this.objects.values());
     if (object.metadata.namespace !== undefined) this.finishNamespace(object.metadata.namespace);
-    if (object.kind === "StatefulSet") {
-      for (const pod of this.podsOf(object)) this.remove(pod);
-    }
+    for (const dependent of dependentsOf(this.stored(), object)) this.remove(dependent);
     if (object.kind === "Pod") {
       const owner = ownerOf(object);
       if (owner !== undefined) this.schedule(() => reconcileStatefulSet(this.controllerHost, owner));
@@ -360,11 +347,8 @@ export class MemoryCluster implements ClusterClient {
     this.remove(namespace);
   }
 
-  private podsOf(statefulSet: ClusterObject): ClusterObject[] {
-    return [...this.objects.values()]
-      .map((entry) => entry.object)
-      .filter((object) => object.kind === "Pod" && ownerOf(object)?.name === statefulSet.metadata.name)
-      .filter((pod) => pod.metadata.namespace === statefulSet.metadata.namespace);
+  private stored(): ClusterObject[] {
+    return [...this.objects.values()].map((entry) => entry.object);
   }
 
   /** Starts the pod on the node, or simulates it. */

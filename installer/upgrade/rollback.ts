@@ -1,6 +1,7 @@
 import { AirlockError } from "../../registry/oci/index.js";
-import { applyRelease, type ClusterClient, type ClusterObject } from "../cluster/index.js";
+import { applyRelease, refOf, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { planeGates } from "./gates.js";
+import { clearForRecreate, deleteForRecreate, refusedInPlace } from "./recreate.js";
 import { gateContext, runStep } from "./run-context.js";
 import {
   applyLabelled,
@@ -43,7 +44,10 @@ export interface RollbackResult {
 
 /**
  * Puts the release's recorded objects back: the config first, then the StatefulSet with partition 0
- * so every pod returns; pods stuck unready on another revision are deleted, since the controller
+ * so every pod returns. An object the API server refuses to change back in place (the run recreated
+ * it) is recreated the same way: asked by a dry-run apply, since a rollback starts from wherever the
+ * run stopped; the StatefulSet orphaning its pods, which the restored one adopts and rolls back.
+ * Pods stuck unready on another revision are deleted, since the controller
  * never replaces a pod that is not Ready. Waits until every pod is on the previous revision, Ready
  * and clustered, then prunes what the failed release added. Never deletes the plane.
  */
@@ -66,8 +70,11 @@ export async function rollbackWith(
   let revision = "";
   const restore = runStep(ctx, "rollback", async () => {
     const config = previous.filter((object) => object.kind !== "StatefulSet");
+    await clearForRecreate(client, ctx, config, { probe: true });
     await applyRelease(client, config, { release, prune: false, signal: ctx.signal });
-    const applied = await applyLabelled(client, withPartition(statefulSet, 0), release);
+    const target = withPartition(statefulSet, 0);
+    if (await refusedInPlace(client, target)) await deleteForRecreate(client, ctx, refOf(target), true);
+    const applied = await applyLabelled(client, target, release);
     await ctx.recorder.partitionMoved(statefulSet.metadata.name, 0, ctx.clock.now());
     revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);
     for (const pod of await podsOf(client, applied)) {

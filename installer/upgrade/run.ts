@@ -1,7 +1,8 @@
 import { AirlockError } from "../../registry/oci/index.js";
-import { applyRelease, type ClusterClient } from "../cluster/index.js";
+import { applyRelease, describeRef, refOf, type ClusterClient } from "../cluster/index.js";
 import { planeGates, podGates } from "./gates.js";
 import { preGates } from "./gates-pre.js";
+import { clearForRecreate, deleteForRecreate, plannedRecreates } from "./recreate.js";
 import { rollbackWith } from "./rollback.js";
 import { gateContext, runStep } from "./run-context.js";
 import {
@@ -21,6 +22,9 @@ import { GateFailure, type GateContext, type UpgradeOptions, type UpgradeResult 
  * StatefulSet with its partition at the replica count, so nothing rolls; then the partition lowered
  * one ordinal at a time from the highest, each pod gated (Ready on the new revision, /healthz,
  * /routez, declared probes, settle); then the whole release applied and pruned, and a final gate.
+ * What the plan shows as "recreate" (a change the API server refuses in place) is deleted first:
+ * a config object just before the config is applied, the StatefulSet with orphan propagation just
+ * before it is applied, so its pods run on until the new one adopts them and rolls them as above.
  * A failed gate or timeout rolls back to `previous` (see rollbackRelease). Other failures (the API
  * server, an abort) are thrown: the recorder holds how far the run got.
  */
@@ -58,12 +62,17 @@ async function rollForward(client: ClusterClient, ctx: GateContext, options: Upg
   const release = releaseOf(statefulSet);
   const replicas = replicasOf(statefulSet);
   const name = statefulSet.metadata.name;
+  const recreate = plannedRecreates(options.previous, options.next);
   await runStep(ctx, "config", async () => {
     const config = options.next.filter((object) => object.kind !== "StatefulSet");
+    await clearForRecreate(client, ctx, config, { planned: recreate });
     await applyRelease(client, config, { release, prune: false, signal: ctx.signal });
   });
   let revision = "";
   await runStep(ctx, "statefulset", async () => {
+    if (recreate.has(describeRef(refOf(statefulSet)))) {
+      await deleteForRecreate(client, ctx, refOf(statefulSet), true);
+    }
     const applied = await applyLabelled(client, withPartition(statefulSet, replicas), release);
     await ctx.recorder.partitionMoved(name, replicas, ctx.clock.now());
     revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);

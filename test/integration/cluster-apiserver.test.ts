@@ -4,6 +4,7 @@
  * command does with `--kubeconfig` runs unchanged against the cluster the tests and demo use.
  */
 import { execFileSync } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,6 +111,85 @@ describe("the in-memory cluster behind an API server", () => {
     );
   });
 
+  it("answers a change the server refuses in place as kube-apiserver does: 422 Invalid with its causes, CLUSTER_FIELD_IMMUTABLE through the real client", async () => {
+    await client.apply(namespace, { fieldManager: "airlock" });
+    const immutableMap = (value: string): ClusterObject => ({
+      ...configMap(value),
+      metadata: { name: "frozen", namespace: "facade" },
+      immutable: true,
+    });
+    await client.apply(immutableMap("1"), { fieldManager: "airlock" });
+    const message =
+      'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set';
+    const refused = await rejection(
+      client.apply(immutableMap("2"), { fieldManager: "airlock", force: true }),
+    );
+    expect(refused.code).toBe("CLUSTER_FIELD_IMMUTABLE");
+    expect(refused.message).toBe(`ConfigMap facade/frozen: ${message}`);
+    expect(refused.hint).toMatch(/deleted and created again/);
+    // What is on the wire, read with plain HTTPS as any client would.
+    const response = await fetchWithCa(
+      `${server.url}/api/v1/namespaces/facade/configmaps/frozen?fieldManager=airlock&force=true`,
+      {
+        method: "PATCH",
+        body: JSON.stringify(immutableMap("2")),
+        contentType: "application/apply-patch+yaml",
+      },
+    );
+    expect(response.status).toBe(422);
+    expect(response.body).toEqual({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message,
+      reason: "Invalid",
+      details: {
+        name: "frozen",
+        group: "",
+        kind: "ConfigMap",
+        causes: [
+          {
+            reason: "FieldValueForbidden",
+            message: "Forbidden: field is immutable when `immutable` is set",
+            field: "data",
+          },
+        ],
+      },
+      code: 422,
+    });
+  });
+
+  it("passes a delete's propagationPolicy: an orphaning delete of a StatefulSet leaves its pods", async () => {
+    await client.apply(namespace, { fieldManager: "airlock" });
+    const labels = { app: "orphaned" };
+    const sts: ClusterObject = {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "orphaned", namespace: "facade" },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name: "c", image: "nats:1" }] } },
+      },
+    };
+    await client.apply(sts, { fieldManager: "airlock" });
+    const pod = { apiVersion: "v1", kind: "Pod", name: "orphaned-0", namespace: "facade" };
+    for (let attempt = 0; (await client.get(pod)) === undefined; attempt++) {
+      if (attempt > 200) throw new Error("the StatefulSet made no pod");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(
+      await client.delete(
+        { apiVersion: "apps/v1", kind: "StatefulSet", name: "orphaned", namespace: "facade" },
+        { propagationPolicy: "Orphan" },
+      ),
+    ).toBe(true);
+    const left = await client.get(pod);
+    expect(left?.metadata.uid).toBeDefined();
+    expect((left?.metadata as { ownerReferences?: unknown } | undefined)?.ownerReferences).toBeUndefined();
+  });
+
   it("refuses a request without the kubeconfig's token", async () => {
     const wrong = join(dir, "wrong-token");
     await writeFile(wrong, clusterApiKubeconfig(server.url, caPem, "not-the-token"));
@@ -171,3 +251,29 @@ describe("the in-memory cluster behind an API server", () => {
     expect(waiting.message).toContain("node server-1 to register");
   });
 });
+
+/** One HTTPS request trusting the facade's CA: the status and the JSON body. */
+function fetchWithCa(
+  url: string,
+  options: { method: string; body: string; contentType: string },
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: options.method,
+        ca: caPem,
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": options.contentType },
+        timeout: 10_000,
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("no answer within 10 s")));
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}

@@ -234,7 +234,7 @@ describe("KubeClusterClient", () => {
     ]);
   });
 
-  it("delete asks for background propagation; NotFound is false", async () => {
+  it("delete asks for background propagation unless told to orphan; NotFound is false", async () => {
     const client = KubeClusterClient.fromKubeconfig(kubeconfig);
     answer = (_req, res) => json(res, { kind: "Status", apiVersion: "v1", status: "Success" });
     const ref = { apiVersion: "v1", kind: "Secret", name: "old", namespace: "hubble-system" };
@@ -243,6 +243,13 @@ describe("KubeClusterClient", () => {
       method: "DELETE",
       path: "/api/v1/namespaces/hubble-system/secrets/old",
       query: { propagationPolicy: "Background" },
+    });
+    const sts = { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: "hubble-system" };
+    expect(await client.delete(sts, { propagationPolicy: "Orphan" })).toBe(true);
+    expect(requests.at(-1)).toMatchObject({
+      method: "DELETE",
+      path: "/apis/apps/v1/namespaces/hubble-system/statefulsets/msgbroker",
+      query: { propagationPolicy: "Orphan" },
     });
     answer = (_req, res) => status(res, 404, "NotFound", 'secrets "old" not found');
     expect(await client.delete(ref)).toBe(false);
@@ -366,6 +373,23 @@ describe("KubeClusterClient", () => {
       code: "CLUSTER_FORBIDDEN",
       where: "StatefulSet hubble-system/msgbroker",
       message: expect.stringContaining('User "ops" cannot patch') as unknown,
+    });
+    // A kube-apiserver 1.32 refusing a claim template change; any other 422 stays CLUSTER_INVALID.
+    const forbidden = `StatefulSet.apps "msgbroker" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden`;
+    answer = (_req, res) => status(res, 422, "Invalid", forbidden);
+    await expect(client.apply(statefulSet, { fieldManager: "airlock" })).rejects.toMatchObject({
+      code: "CLUSTER_FIELD_IMMUTABLE",
+      message: `StatefulSet hubble-system/msgbroker: ${forbidden}`,
+    });
+    answer = (_req, res) =>
+      status(
+        res,
+        422,
+        "Invalid",
+        'StatefulSet.apps "msgbroker" is invalid: spec.replicas: Invalid value: -1',
+      );
+    await expect(client.apply(statefulSet, { fieldManager: "airlock" })).rejects.toMatchObject({
+      code: "CLUSTER_INVALID",
     });
 
     const closed = createHttpServer();
