@@ -14,6 +14,7 @@ import { registerNode } from "./node.js";
 import { registerInstall } from "./install.js";
 import { registerStatus } from "./status.js";
 import { registerUpgrade } from "./upgrade.js";
+import { registerServe } from "./serve.js";
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
@@ -64,6 +65,7 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
   registerInstall(program, run);
   registerStatus(program, run);
   registerUpgrade(program, run);
+  registerServe(program, run);
   return { program, exitCode: () => exitCode };
 }
 

@@ -1,14 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
-import { hostname, networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { AirlockError, formatBytes, isHostPort, isValidRepository } from "../../registry/oci/index.js";
-import {
-  Authenticator,
-  loadHtpasswd,
-  startRegistryServer,
-  type RunningRegistry,
-} from "../../registry/server/index.js";
 import {
   MirrorStateFile,
   bundleSource,
@@ -21,144 +14,22 @@ import type * as ClientModuleNamespace from "../../registry/client/index.js";
 import type { Credentials } from "../../registry/client/index.js";
 
 type ClientModule = typeof ClientModuleNamespace;
-import { emit, progressReporter, writeFileAtomically } from "./output.js";
-import { withStore, type CommandContext, type Runner } from "./context.js";
-import { loadPki } from "./pki.js";
-import { guardProcess } from "./process-guard.js";
-import { registerGc } from "./store.js";
 
-interface ServeFlags {
-  listen: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  insecureHttp?: boolean;
-  hostname: string[];
-  auth?: string;
-  pushUser: string[];
-  anonymousPull?: boolean;
-  readOnly?: boolean;
-}
+/** How long pulls in flight may take to finish once SIGTERM came. */
+const DRAIN_MS = 10_000;
 
-interface TlsFiles {
-  certFile: string;
-  keyFile: string;
-  /** The CA clients trust, when the certificate is the site CA's. */
-  caFile?: string;
-}
-
-/** The host's own addresses, for a registry listening on all of them. */
-function hostAddresses(): string[] {
-  const addresses = Object.values(networkInterfaces())
-    .flat()
-    .filter((info) => info !== undefined && !info.internal)
-    .map((info) => info!.address);
-  return [hostname(), ...addresses];
-}
-
-/**
- * Given files, or plain HTTP when asked; otherwise a server certificate from the site CA under
- * `pki/`, issued (or kept, when still valid for these hosts) for the listen address and --hostname.
- */
-async function tlsFiles(flags: ServeFlags, context: CommandContext): Promise<TlsFiles | undefined> {
-  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-    throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
-  }
-  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
-    if (flags.insecureHttp === true) {
-      throw new AirlockError("USAGE", "--insecure-http and --tls-cert exclude each other", { exitCode: 2 });
-    }
-    return { certFile: flags.tlsCert, keyFile: flags.tlsKey };
-  }
-  if (flags.insecureHttp === true) return undefined;
-  const host = flags.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
-  const listenHosts = ["0.0.0.0", "::", ""].includes(host) ? hostAddresses() : [host];
-  const { openPki, registryServerCertificate } = await loadPki();
-  const pki = openPki(context.dataDir, { logger: context.logger });
-  const certificate = await registryServerCertificate(pki, {
-    hosts: [...listenHosts, ...flags.hostname],
+/** Resolves once the command's signal aborts (SIGINT, SIGTERM). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
   });
-  return { certFile: certificate.certFile, keyFile: certificate.keyFile, caFile: certificate.caFile };
 }
-
-/** The accounts of --auth's file, checked against --push-user. */
-async function loadAccounts(flags: ServeFlags, file: string): Promise<Map<string, string>> {
-  const users = await loadHtpasswd(file);
-  const unknown = flags.pushUser.filter((name) => !users.has(name));
-  if (unknown.length > 0) {
-    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${file}`, {
-      exitCode: 2,
-    });
-  }
-  return users;
-}
-
-/** --auth's mode and accounts file; undefined for anonymous pulls only. */
-function authMode(flags: ServeFlags): { mode: "basic" | "token"; file: string } | undefined {
-  if (flags.auth === undefined) {
-    if (flags.anonymousPull !== true) {
-      throw new AirlockError(
-        "USAGE",
-        "say who may pull: --auth htpasswd:FILE, --auth token:FILE, or --anonymous-pull",
-        {
-          hint: "make accounts with `htpasswd -Bc FILE USER`",
-          exitCode: 2,
-        },
-      );
-    }
-    if (flags.pushUser.length > 0) {
-      throw new AirlockError("USAGE", "--push-user needs --auth: pushes are never anonymous", {
-        exitCode: 2,
-      });
-    }
-    return undefined;
-  }
-  const match = /^(htpasswd|token):(.+)$/.exec(flags.auth);
-  if (match === null) {
-    throw new AirlockError(
-      "USAGE",
-      `--auth ${JSON.stringify(flags.auth)} is not htpasswd:FILE or token:FILE`,
-      { exitCode: 2 },
-    );
-  }
-  return { mode: match[1] === "token" ? "token" : "basic", file: match[2]! };
-}
-
-/**
- * On SIGHUP: the certificate and key read again (a PKI-issued one re-issued if it no longer holds,
- * and after `airlock pki rotate`), and the accounts file read again. What fails to load is reported
- * and the old certificate or accounts stay in service.
- */
-function reloadOnHangup(
-  flags: ServeFlags,
-  context: CommandContext,
-  server: RunningRegistry,
-  auth: { authenticator: Authenticator; file: string } | undefined,
-): () => void {
-  const reload = async (): Promise<void> => {
-    const done: string[] = [];
-    try {
-      const tls = await tlsFiles(flags, context);
-      if (tls !== undefined) {
-        await server.reloadTls(tls);
-        done.push(`certificate ${tls.certFile}`);
-      }
-      if (auth !== undefined) {
-        auth.authenticator.replaceAccounts(await loadAccounts(flags, auth.file), new Set(flags.pushUser));
-        done.push(`accounts ${auth.file}`);
-      }
-      context.logger.info({}, `registry: reloaded ${done.length === 0 ? "nothing" : done.join(" and ")}`);
-    } catch (error) {
-      const reason = error instanceof AirlockError ? `${error.code}: ${error.message}` : String(error);
-      context.logger.warn(
-        { err: error },
-        `registry: reload failed, still serving the previous ${done.length > 0 ? "accounts" : "certificate and accounts"}: ${reason}`,
-      );
-    }
-  };
-  const onHangup = (): void => void reload();
-  process.on("SIGHUP", onHangup);
-  return () => process.off("SIGHUP", onHangup);
-}
+import { emit, progressReporter, writeFileAtomically } from "./output.js";
+import { withStore, type Runner } from "./context.js";
+import { guardProcess } from "./process-guard.js";
+import { addRegistryOptions, loadDaemon, registryConfigOf, type RegistryFlags } from "./registry-flags.js";
+import { registerGc } from "./store.js";
 
 interface MirrorFlags {
   to: string;
@@ -223,76 +94,36 @@ function mirrorSummary(result: MirrorResult): string {
 export function registerRegistry(program: Command, run: Runner): void {
   const registry = program.command("registry").description("Airlock's own OCI registry over the store");
 
-  registry
-    .command("serve")
-    .description(
-      "serve every imported image over the OCI distribution API until SIGTERM; SIGHUP reloads the certificate and accounts",
-    )
-    .option("--listen <host:port>", "address to listen on", "127.0.0.1:5443")
-    .option("--tls-cert <cert.pem>", "server certificate (PEM)")
-    .option("--tls-key <key.pem>", "the certificate's private key (PEM)")
-    .option("--insecure-http", "serve plain HTTP (only for a host-local registry)")
-    .option(
-      "--hostname <name>",
-      "another name or address clients reach the registry by, for the certificate (repeatable)",
-      (name: string, all: string[]) => [...all, name],
-      [] as string[],
-    )
-    .option(
-      "--auth <mode:htpasswd>",
-      "htpasswd:FILE (basic auth) or token:FILE (bearer tokens; FILE holds the accounts)",
-    )
-    .option(
-      "--push-user <name>",
-      "an account that may push (repeatable)",
-      (name: string, all: string[]) => [...all, name],
-      [] as string[],
-    )
-    .option("--anonymous-pull", "let clients without credentials pull")
-    .option("--read-only", "refuse every push")
-    .action(async (flags: ServeFlags, command: Command) =>
-      run(command, async (context) => {
-        const mode = authMode(flags);
-        const auth =
-          mode === undefined
-            ? undefined
-            : {
-                file: mode.file,
-                authenticator: new Authenticator({
-                  mode: mode.mode,
-                  users: await loadAccounts(flags, mode.file),
-                  pushUsers: new Set(flags.pushUser),
-                  anonymousPull: flags.anonymousPull === true,
-                }),
-              };
-        const tls = await tlsFiles(flags, context);
-        await withStore(context, async (store) => {
-          const server = await startRegistryServer(store, {
-            listen: flags.listen,
-            tls,
-            auth: auth?.authenticator,
-            allowPush: auth !== undefined && flags.readOnly !== true && flags.pushUser.length > 0,
-            logger: context.logger,
-          });
-          emit(
-            context.output,
-            { url: server.url, ca: tls?.caFile },
-            () =>
-              `serving ${context.dataDir} at ${server.url}` +
-              (tls?.caFile === undefined ? "" : `; clients trust ${tls.caFile}`),
-          );
-          const stopReloading = reloadOnHangup(flags, context, server, auth);
-          const stopGuarding = guardProcess("registry", context.logger);
-          await new Promise<void>((resolve) => {
-            if (context.signal.aborted) resolve();
-            else context.signal.addEventListener("abort", () => resolve(), { once: true });
-          });
-          stopReloading();
-          stopGuarding();
-          await server.close();
-        });
-      }),
-    );
+  addRegistryOptions(
+    registry
+      .command("serve")
+      .description(
+        "serve every imported image over the OCI distribution API until SIGTERM; SIGHUP reloads the certificate and accounts",
+      )
+      .option("--listen <host:port>", "address to listen on", "127.0.0.1:5443"),
+  ).action(async (flags: RegistryFlags & { listen: string }, command: Command) =>
+    run(command, async (context) => {
+      const config = registryConfigOf(flags.listen, flags);
+      const { startSiteRegistry } = await loadDaemon();
+      await withStore(context, async (store) => {
+        const server = await startSiteRegistry(store, context.dataDir, config, context.logger);
+        emit(
+          context.output,
+          { url: server.url, ca: server.caFile },
+          () =>
+            `serving ${context.dataDir} at ${server.url}` +
+            (server.caFile === undefined ? "" : `; clients trust ${server.caFile}`),
+        );
+        const onHangup = (): void => void server.reload();
+        process.on("SIGHUP", onHangup);
+        const stopGuarding = guardProcess("registry", context.logger);
+        await untilAborted(context.signal);
+        process.off("SIGHUP", onHangup);
+        stopGuarding();
+        await server.close(DRAIN_MS);
+      });
+    }),
+  );
 
   registerGc(registry, run);
 

@@ -20,6 +20,6 @@ export type { RunGate, RunState, UpgradeRun } from "./runs.js";
 export { EventLog } from "./events.js";
 export type { EventFilter, EventOutcome, NewEvent, StateEvent } from "./events.js";
 export { processStartTicks, holderAlive } from "./lock.js";
-export type { LockHolder, WriterLock } from "./lock.js";
+export type { LockHolder, LockName, WriterLock } from "./lock.js";
 export { readSiteSummary, CLUSTER_STEP } from "./site.js";
 export type { SiteSummary } from "./site.js";

@@ -2,8 +2,11 @@ import { readFileSync } from "node:fs";
 import { AirlockError, errnoCode } from "../../registry/oci/index.js";
 import type { StateDb } from "./db.js";
 
-/** The one writer lock of a site: install, upgrade and the daemon's runs take it. */
-const WRITER = "writer";
+/**
+ * The locks of a site, rows of one table: `writer`, the one writer (install, upgrade, the daemon's
+ * runs take it while they act), and `daemon`, held by `airlock serve` for as long as it runs.
+ */
+export type LockName = "writer" | "daemon";
 
 export interface LockHolder {
   pid: number;
@@ -49,7 +52,17 @@ export function holderAlive(holder: LockHolder): boolean {
   return ticks === undefined || ticks === holder.startTicks;
 }
 
-export function lockHeldError(holder: LockHolder, where: string): AirlockError {
+export function lockHeldError(holder: LockHolder, where: string, name: LockName = "writer"): AirlockError {
+  if (name === "daemon") {
+    return new AirlockError(
+      "DAEMON_RUNNING",
+      `airlock serve already runs on this data dir: process ${holder.pid} (${holder.command}) since ${holder.acquiredAt}`,
+      {
+        where,
+        hint: `stop process ${holder.pid} first (\`systemctl stop\` its unit), or serve another --data-dir`,
+      },
+    );
+  }
   return new AirlockError(
     "LOCK_HELD",
     `another airlock is changing this site: process ${holder.pid} (${holder.command}) since ${holder.acquiredAt}`,
@@ -64,10 +77,10 @@ interface LockRow {
   acquired_at: string;
 }
 
-function readHolder(db: StateDb): LockHolder | undefined {
+function readHolder(db: StateDb, name: LockName): LockHolder | undefined {
   const row = db
     .prepare("SELECT pid, start_ticks, command, acquired_at FROM writer_lock WHERE name = ?")
-    .get(WRITER) as LockRow | undefined;
+    .get(name) as LockRow | undefined;
   if (row === undefined) return undefined;
   return {
     pid: row.pid,
@@ -77,9 +90,9 @@ function readHolder(db: StateDb): LockHolder | undefined {
   };
 }
 
-/** Who holds the writer lock now, if a live process does. */
-export function currentHolder(db: StateDb): LockHolder | undefined {
-  const holder = readHolder(db);
+/** Who holds the lock now, if a live process does. */
+export function currentHolder(db: StateDb, name: LockName = "writer"): LockHolder | undefined {
+  const holder = readHolder(db, name);
   return holder !== undefined && holderAlive(holder) ? holder : undefined;
 }
 
@@ -89,8 +102,13 @@ export function currentHolder(db: StateDb): LockHolder | undefined {
  * exactly one wins. A holder that died (SIGKILL, power loss) or whose PID now names another process
  * is stale and taken over. The lock goes with `release()`, or when this process exits.
  */
-export function acquireWriterLock(db: StateDb, command: string, clock: () => Date): WriterLock {
-  const where = `${db.name} (writer lock)`;
+export function acquireWriterLock(
+  db: StateDb,
+  command: string,
+  clock: () => Date,
+  name: LockName = "writer",
+): WriterLock {
+  const where = `${db.name} (${name} lock)`;
   const self: LockHolder = {
     pid: process.pid,
     startTicks: processStartTicks(process.pid),
@@ -98,13 +116,13 @@ export function acquireWriterLock(db: StateDb, command: string, clock: () => Dat
     acquiredAt: clock().toISOString(),
   };
   db.transaction(() => {
-    const holder = readHolder(db);
-    if (holder !== undefined && holderAlive(holder)) throw lockHeldError(holder, where);
+    const holder = readHolder(db, name);
+    if (holder !== undefined && holderAlive(holder)) throw lockHeldError(holder, where, name);
     db.prepare(
       `INSERT INTO writer_lock (name, pid, start_ticks, command, acquired_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, start_ticks = excluded.start_ticks,
          command = excluded.command, acquired_at = excluded.acquired_at`,
-    ).run(WRITER, self.pid, self.startTicks ?? null, self.command, self.acquiredAt);
+    ).run(name, self.pid, self.startTicks ?? null, self.command, self.acquiredAt);
   }).immediate();
 
   let held = true;
@@ -112,7 +130,7 @@ export function acquireWriterLock(db: StateDb, command: string, clock: () => Dat
     if (!held) return;
     held = false;
     process.off("exit", release);
-    if (db.open) db.prepare("DELETE FROM writer_lock WHERE name = ? AND pid = ?").run(WRITER, self.pid);
+    if (db.open) db.prepare("DELETE FROM writer_lock WHERE name = ? AND pid = ?").run(name, self.pid);
   };
   process.once("exit", release);
   return { holder: self, release };

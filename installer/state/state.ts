@@ -4,7 +4,7 @@ import { AirlockError, errnoCode } from "../../registry/oci/index.js";
 import { openStateDb, type StateDb } from "./db.js";
 import { EventLog } from "./events.js";
 import { InstallRecords } from "./installs.js";
-import { acquireWriterLock, currentHolder, type LockHolder, type WriterLock } from "./lock.js";
+import { acquireWriterLock, currentHolder, type LockHolder, type LockName, type WriterLock } from "./lock.js";
 import { PlanRecords } from "./plans.js";
 import { ReleaseRecords } from "./releases.js";
 import { RunRecords } from "./runs.js";
@@ -49,7 +49,16 @@ export class State {
 
   /** The site's one writer lock; `LOCK_HELD` naming the holder's PID and command when another has it. */
   lock(command: string): WriterLock {
-    const lock = acquireWriterLock(this.db, command, this.clock);
+    return this.take(command, "writer");
+  }
+
+  /** Held by `airlock serve` while it runs; `DAEMON_RUNNING` naming the running one's PID otherwise. */
+  daemonLock(command: string): WriterLock {
+    return this.take(command, "daemon");
+  }
+
+  private take(command: string, name: LockName): WriterLock {
+    const lock = acquireWriterLock(this.db, command, this.clock, name);
     this.locks.add(lock);
     return {
       holder: lock.holder,
@@ -60,8 +69,8 @@ export class State {
     };
   }
 
-  lockHolder(): LockHolder | undefined {
-    return currentHolder(this.db);
+  lockHolder(name: LockName = "writer"): LockHolder | undefined {
+    return currentHolder(this.db, name);
   }
 
   /** Releases any lock still held, then closes the database. */

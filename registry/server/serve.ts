@@ -36,8 +36,11 @@ export interface RunningRegistry {
    * connections already open keep theirs. Leaves the old pair in place when the new one is unusable.
    */
   reloadTls(tls: { certFile: string; keyFile: string }): Promise<void>;
-  /** Stops accepting, lets in-flight pulls finish, cuts uploads in flight (they stay resumable). */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, lets in-flight pulls finish, cuts uploads in flight (they stay resumable). With
+   * `graceMs`, connections still open after it are cut too (a pull resumes by Range elsewhere).
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 function parseListen(listen: string): { host: string; port: number } {
@@ -165,13 +168,18 @@ export async function startRegistryServer(store: Store, options: ServeOptions): 
       }
       https.setSecureContext(await readTlsPair(tls));
     },
-    close: async () => {
+    close: async (graceMs) => {
       const closed = new Promise<void>((resolve, reject) => {
         server.close((error) => (error === undefined ? resolve() : reject(error)));
       });
-      await handler.close();
-      server.closeIdleConnections();
-      await closed;
+      const cut = graceMs === undefined ? undefined : setTimeout(() => server.closeAllConnections(), graceMs);
+      try {
+        await handler.close();
+        server.closeIdleConnections();
+        await closed;
+      } finally {
+        clearTimeout(cut);
+      }
     },
   };
 }

@@ -1,0 +1,82 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { DEFAULT_REGISTRY_LISTEN, parseListen } from "../preflight/index.js";
+import { emit } from "./output.js";
+import type { Runner } from "./context.js";
+import { guardProcess } from "./process-guard.js";
+import { untilAborted } from "./registry.js";
+import { addRegistryOptions, loadDaemon, registryConfigOf, type RegistryFlags } from "./registry-flags.js";
+
+export const DEFAULT_CONSOLE_LISTEN = "0.0.0.0:8443";
+
+interface ServeFlags extends RegistryFlags {
+  registryListen?: string;
+  consoleListen: string;
+  healthListen?: string;
+}
+
+export function registerServe(program: Command, run: Runner): void {
+  addRegistryOptions(
+    program
+      .command("serve")
+      .description(
+        "the site daemon: the registry, the web console and the upgrade scheduler in one process, with /healthz; SIGHUP reloads accounts, certificates and schedules, SIGTERM stops cleanly",
+      )
+      .option(
+        "--registry-listen <host:port>",
+        `where the registry listens (default: the install's, else ${DEFAULT_REGISTRY_LISTEN})`,
+      )
+      .option("--console-listen <host:port>", "where the web console listens (HTTPS)", DEFAULT_CONSOLE_LISTEN)
+      .option(
+        "--health-listen <host:port>",
+        "where /healthz is answered (plain HTTP; default 127.0.0.1:8442)",
+      ),
+  ).action(async (flags: ServeFlags, command: Command) =>
+    run(command, async (context) => {
+      const { DEFAULT_HEALTH_LISTEN, installedSite, startSiteDaemon } = await loadDaemon();
+      const dataDir = resolve(context.dataDir);
+      const installed = installedSite(dataDir);
+      const registryListen = flags.registryListen ?? installed.registryListen ?? DEFAULT_REGISTRY_LISTEN;
+      parseListen(registryListen);
+      const daemon = await startSiteDaemon({
+        dataDir,
+        registry: registryConfigOf(registryListen, flags, installed),
+        console: {
+          listen: parseListen(flags.consoleListen, "--console-listen"),
+          hostnames: flags.hostname,
+        },
+        healthListen: flags.healthListen ?? DEFAULT_HEALTH_LISTEN,
+        logger: context.logger,
+      });
+      const stopGuarding = guardProcess("serve", context.logger);
+      const onHangup = (): void => {
+        context.logger.info({}, "serve: SIGHUP: reloading accounts, certificates and schedules");
+        void daemon.reload();
+      };
+      process.on("SIGHUP", onHangup);
+      try {
+        emit(
+          context.output,
+          {
+            pid: process.pid,
+            registry: { url: daemon.registryUrl, ca: daemon.registryCaFile },
+            console: { url: daemon.consoleUrl },
+            health: { url: daemon.healthUrl },
+          },
+          () =>
+            [
+              `serving ${dataDir} as process ${process.pid}`,
+              `  registry ${daemon.registryUrl}${daemon.registryCaFile === undefined ? "" : ` (clients trust ${daemon.registryCaFile})`}`,
+              `  console  ${daemon.consoleUrl}`,
+              `  health   ${daemon.healthUrl}`,
+            ].join("\n"),
+        );
+        await untilAborted(context.signal);
+      } finally {
+        process.off("SIGHUP", onHangup);
+        await daemon.stop();
+        stopGuarding();
+      }
+    }),
+  );
+}
