@@ -47,6 +47,13 @@ function renderStatus(status: SiteStatus): string {
       `certificate  ${certificate.name.padEnd(16)} ${certificate.status}, ${certificate.daysLeft} days left`,
     );
   }
+  if (status.upgrade !== null) {
+    const { upgrade } = status;
+    lines.push(
+      `upgrade      run ${upgrade.run} (${upgrade.kind}, plan ${upgrade.plan}) ${upgrade.runningIn === null ? "INTERRUPTED" : `running in process ${upgrade.runningIn}`} at ${upgrade.step ?? "its start"}${upgrade.partition === null ? "" : `, partition ${upgrade.partition}`}`,
+    );
+    if (upgrade.runningIn === null) lines.push(`  next: ${upgrade.next.action}: ${upgrade.next.why}`);
+  }
   if (status.events.length > 0) lines.push("last events:");
   for (const event of status.events) {
     lines.push(`  ${event.time}  ${event.action.padEnd(14)} ${event.object} ${event.outcome}`);

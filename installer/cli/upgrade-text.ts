@@ -1,6 +1,14 @@
 import { formatBytes } from "../../registry/oci/index.js";
-import type { UpgradeRun } from "../state/index.js";
-import type { Disruption, ScheduledUpgrade, ScheduleView, UpgradePlan } from "../upgrade/index.js";
+import type { RunGate, RunStep, UpgradeRun } from "../state/index.js";
+import type {
+  Disruption,
+  ResumeReport,
+  RunProgress,
+  RunReport,
+  ScheduledUpgrade,
+  ScheduleView,
+  UpgradePlan,
+} from "../upgrade/index.js";
 
 function shown(value: unknown): string {
   const text = JSON.stringify(value) ?? "absent";
@@ -78,16 +86,57 @@ export interface HistoryEntry {
   to: string;
 }
 
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function gateLine(gate: RunGate): string {
+  const on = gate.pod === undefined ? "" : ` ${gate.pod}`;
+  return `  ${gate.passed ? "pass" : "FAIL"} ${gate.gate}${on} ${gate.finishedAt - gate.startedAt} ms: ${gate.detail}`;
+}
+
+function stepLine(step: RunStep): string {
+  const took = step.finishedAt === undefined ? "not finished" : seconds(step.finishedAt - step.startedAt);
+  return `  step ${step.step} ${step.outcome ?? "…"} ${took}${step.detail === undefined ? "" : `: ${step.detail}`}`;
+}
+
+/** One line per step, gate, partition move and rollback as a run goes (stderr). */
+export function progressLine(progress: RunProgress): string {
+  switch (progress.kind) {
+    case "step":
+      if (progress.outcome === "started") return `start ${progress.step}`;
+      return `${progress.outcome} ${progress.step} ${seconds(progress.ms ?? 0)}${progress.detail === undefined ? "" : `: ${progress.detail}`}`;
+    case "gate":
+      return gateLine(progress.gate);
+    case "partition":
+      return `  partition ${progress.statefulSet} → ${progress.partition}`;
+    case "rolled-back":
+      return `rolled back: ${progress.reason}`;
+    case "resume":
+      return `run ${progress.run} was interrupted: ${progress.decision.why}`;
+  }
+}
+
+/** How a run ended, and the interrupted run taken up first. */
+export function reportText(report: RunReport, resumed: ResumeReport | null): string {
+  const lines: string[] = [];
+  if (resumed !== null && resumed.run.id !== report.run.id) {
+    lines.push(`run ${resumed.run.id} (interrupted, ${resumed.decision.action}): ${resumed.status}`);
+  }
+  lines.push(`run ${report.run.id}: ${report.status} in ${seconds(report.durationMs)}`);
+  if (report.notice !== undefined) lines.push(`note: ${report.notice}`);
+  return lines.join("\n");
+}
+
 export function historyText(entries: HistoryEntry[]): string {
   if (entries.length === 0) return "no upgrade has run";
   return entries
     .flatMap(({ run, from, to }) => [
-      `run ${run.id}: plan ${run.planId} ${from} → ${to}, ${run.state}, ${run.startedAt} – ${run.endedAt ?? "…"}${run.window === undefined ? "" : `, window ${run.window.start} – ${run.window.end}`}`,
-      ...run.gates.map(
-        (gate) =>
-          `  ${gate.passed ? "pass" : "FAIL"} ${gate.gate}${gate.pod === undefined ? "" : ` ${gate.pod}`} ${gate.finishedAt - gate.startedAt} ms: ${gate.detail}`,
-      ),
+      `run ${run.id}: ${run.kind} plan ${run.planId} ${from} → ${to}, ${run.state}, ${run.startedAt} – ${run.endedAt ?? "…"}${run.window === undefined ? "" : `, window ${run.window.start} – ${run.window.end}`}${run.resumed === 0 ? "" : `, resumed ${run.resumed}×`}`,
+      ...run.steps.map(stepLine),
+      ...run.gates.map(gateLine),
       ...(run.rollbackReason === undefined ? [] : [`  rolled back: ${run.rollbackReason}`]),
+      ...(run.failure === undefined ? [] : [`  failed: ${run.failure}`]),
     ])
     .join("\n");
 }

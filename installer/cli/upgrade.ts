@@ -10,6 +10,7 @@ import {
 } from "../upgrade/index.js";
 import type { CommandContext, Runner } from "./context.js";
 import { emit } from "./output.js";
+import { planId, registerRun } from "./upgrade-run.js";
 import { historyText, planText, scheduledText, windowsText, type HistoryEntry } from "./upgrade-text.js";
 
 interface PlanFlags {
@@ -29,16 +30,6 @@ interface ScheduleFlags {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function planId(text: string): number {
-  if (!/^[1-9]\d*$/.test(text)) {
-    throw new AirlockError("USAGE", `${JSON.stringify(text)} is not a plan id`, {
-      hint: "a plan id is the number `airlock upgrade plan` printed",
-      exitCode: 2,
-    });
-  }
-  return Number(text);
 }
 
 /** Opens the state for a command; with `lock`, as the site's one writer for its duration. */
@@ -153,7 +144,13 @@ function registerReaders(upgrade: Command, run: Runner): void {
         const entries = await withState(context, undefined, (state) =>
           state.runs.list().map((run): HistoryEntry => {
             const plan = state.plans.get(run.planId);
-            return { run, from: plan.fromVersion, to: plan.toVersion };
+            const to =
+              run.toReleaseId === undefined ? plan.toVersion : state.releases.get(run.toReleaseId).version;
+            const from =
+              run.fromReleaseId === undefined
+                ? plan.fromVersion
+                : state.releases.get(run.fromReleaseId).version;
+            return { run, from, to };
           }),
         );
         emit(context.output, entries, () => historyText(entries));
@@ -162,9 +159,12 @@ function registerReaders(upgrade: Command, run: Runner): void {
 }
 
 export function registerUpgrade(program: Command, run: Runner): void {
-  const upgrade = program.command("upgrade").description("plan, schedule and review upgrades of the plane");
+  const upgrade = program
+    .command("upgrade")
+    .description("plan, schedule, run, roll back and review upgrades of the plane");
   registerPlan(upgrade, run);
   registerSchedule(upgrade, run);
+  registerRun(upgrade, run);
   registerReaders(upgrade, run);
   upgrade
     .command("cancel [plan]")

@@ -57,21 +57,25 @@ export function registryUnit(options: RegistryUnitOptions): string {
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
-/** One GET over TLS with the site CA and an account: the status and (small) body, or the failure. */
+/** One GET (or HEAD) over TLS with the site CA and an account: the status and (small) body, or the failure. */
 export function registryGet(
   address: string,
   path: string,
   caPem: string,
   account: { username: string; password: string },
+  method: "GET" | "HEAD" = "GET",
+  accept?: string,
 ): Promise<{ status: number; body: string } | Error> {
   return new Promise((resolve) => {
     const req = request(
       `https://${address}${path}`,
       {
+        method,
         ca: caPem,
         timeout: 5000,
         headers: {
           authorization: `Basic ${Buffer.from(`${account.username}:${account.password}`).toString("base64")}`,
+          ...(accept === undefined ? {} : { accept }),
         },
       },
       (res) => {

@@ -5,11 +5,20 @@ import { BROKER, NAMESPACE } from "../../manifests/index.js";
 import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, rolledOut, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { listCertificates, openPki } from "../pki/index.js";
-import { CLUSTER_STEP, openState, STATE_FILE, type State, type StateEvent } from "../state/index.js";
+import {
+  CLUSTER_STEP,
+  openState,
+  resumeDecision,
+  STATE_FILE,
+  type ResumeDecision,
+  type State,
+  type StateEvent,
+} from "../state/index.js";
 import { missingRoutes, readBrokerRoutes, type BrokerRoutes } from "./broker-routes.js";
 import type { ClusterDetail } from "./cluster-step.js";
 import { localAddress } from "./registry-address.js";
 import { probeRegistry, registryAccessOf, registryGet, type RegistryDetail } from "./registry-service.js";
+import { stepDetail } from "./site-access.js";
 import { BROKER_REF } from "./steps-plane.js";
 
 const EVENTS_SHOWN = 10;
@@ -55,6 +64,18 @@ export interface SiteStatus {
   } | null;
   disk: { freeBytes: number; totalBytes: number };
   certificates: { name: string; status: string; daysLeft: number; notAfter: string }[];
+  /** An upgrade run not finished: in flight (its process holds the writer lock) or interrupted. */
+  upgrade: {
+    run: number;
+    plan: number;
+    kind: string;
+    step: string | null;
+    partition: number | null;
+    /** The live process running it; null when that process is gone and the run was interrupted. */
+    runningIn: number | null;
+    /** What `airlock upgrade run --resume` (or airlock serve on start) will do with it. */
+    next: ResumeDecision;
+  } | null;
   events: StateEvent[];
 }
 
@@ -149,9 +170,26 @@ async function diskOf(dataDir: string, problems: string[]): Promise<SiteStatus["
   return disk;
 }
 
-function stepDetail(state: State, installId: number, name: string): Record<string, unknown> | undefined {
-  const step = state.installs.steps(installId).find((candidate) => candidate.name === name);
-  return step?.state === "done" ? step.detail : undefined;
+function unfinishedUpgrade(state: State, problems: string[]): SiteStatus["upgrade"] {
+  const run = state.runs.unfinished()[0];
+  if (run === undefined) return null;
+  const holder = state.lockHolder();
+  const next = resumeDecision(run);
+  const at = `${run.currentStep ?? "its start"}${run.partition === undefined ? "" : `, partition ${run.partition}`}`;
+  problems.push(
+    holder === undefined
+      ? `upgrade run ${run.id} was interrupted at ${at}: \`airlock upgrade run --resume\` (or airlock serve on start) takes it up: ${next.why}`
+      : `upgrade run ${run.id} is running (process ${holder.pid}, ${holder.command}), at ${at}`,
+  );
+  return {
+    run: run.id,
+    plan: run.planId,
+    kind: run.kind,
+    step: run.currentStep ?? null,
+    partition: run.partition ?? null,
+    runningIn: holder?.pid ?? null,
+    next,
+  };
 }
 
 /**
@@ -203,6 +241,7 @@ export async function readSiteStatus(options: {
       );
     }
     const disk = await diskOf(dataDir, problems);
+    const upgrade = unfinishedUpgrade(state, problems);
     return {
       healthy: problems.length === 0,
       problems,
@@ -222,6 +261,7 @@ export async function readSiteStatus(options: {
       registry: registryHealth,
       disk,
       certificates,
+      upgrade,
       events: state.events.list({ newestFirst: true, limit: EVENTS_SHOWN }),
     };
   } finally {

@@ -107,4 +107,18 @@ export const INSTALLER_MIGRATIONS: string[] = [
   );
   CREATE INDEX upgrade_runs_by_plan ON upgrade_runs (plan_id);
   `,
+  // Runs carried out (issue 14 points 5, 7, 10): what a run is (an upgrade, or a rollback by hand),
+  // the releases it moves between, every step with its times, the StatefulSet partition last applied
+  // (the safe point a resume starts from), how often it was resumed, and why a run failed without a
+  // rollback. A schedule remembers the run it started, so it is not due again.
+  `
+  ALTER TABLE upgrade_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'upgrade' CHECK (kind IN ('upgrade', 'rollback'));
+  ALTER TABLE upgrade_runs ADD COLUMN from_release_id INTEGER REFERENCES releases(id);
+  ALTER TABLE upgrade_runs ADD COLUMN to_release_id INTEGER REFERENCES releases(id);
+  ALTER TABLE upgrade_runs ADD COLUMN steps TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE upgrade_runs ADD COLUMN partition INTEGER;
+  ALTER TABLE upgrade_runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE upgrade_runs ADD COLUMN failure TEXT;
+  ALTER TABLE upgrade_schedules ADD COLUMN run_id INTEGER REFERENCES upgrade_runs(id);
+  `,
 ];

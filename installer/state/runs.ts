@@ -1,63 +1,31 @@
 import { AirlockError } from "../../registry/oci/index.js";
 import type { StateDb } from "./db.js";
 import type { EventLog } from "./events.js";
+import {
+  toRun,
+  type RunGate,
+  type RunKind,
+  type RunRow,
+  type RunState,
+  type RunStep,
+  type UpgradeRun,
+} from "./run-row.js";
 
-export type RunState = "running" | "done" | "rolled-back" | "failed" | "interrupted";
+export { resumeDecision } from "./run-row.js";
+export type { ResumeDecision, RunGate, RunKind, RunState, RunStep, UpgradeRun } from "./run-row.js";
 
-/** One gate's verdict as recorded (the rollout's GateOutcome): times in ms since the epoch. */
-export interface RunGate {
-  gate: string;
-  pod?: string | undefined;
-  passed: boolean;
-  detail: string;
-  startedAt: number;
-  finishedAt: number;
-}
-
-export interface UpgradeRun {
-  id: number;
+export interface NewRun {
   planId: number;
-  startedAt: string;
-  endedAt: string | undefined;
-  state: RunState;
-  currentStep: string | undefined;
-  gates: RunGate[];
-  rollbackReason: string | undefined;
-  /** The window opening the run started in; absent for `--now` and `--at`. */
-  window: { start: string; end: string } | undefined;
+  kind?: RunKind | undefined;
+  fromReleaseId?: number | undefined;
+  toReleaseId?: number | undefined;
+  window?: { start: Date; end: Date } | undefined;
 }
 
-interface RunRow {
-  id: number;
-  plan_id: number;
-  started_at: string;
-  ended_at: string | null;
-  state: RunState;
-  current_step: string | null;
-  gates: string;
-  rollback_reason: string | null;
-  window_start: string | null;
-  window_end: string | null;
-}
-
-function toRun(row: RunRow): UpgradeRun {
-  return {
-    id: row.id,
-    planId: row.plan_id,
-    startedAt: row.started_at,
-    endedAt: row.ended_at ?? undefined,
-    state: row.state,
-    currentStep: row.current_step ?? undefined,
-    gates: JSON.parse(row.gates) as RunGate[],
-    rollbackReason: row.rollback_reason ?? undefined,
-    window:
-      row.window_start === null || row.window_end === null
-        ? undefined
-        : { start: row.window_start, end: row.window_end },
-  };
-}
-
-/** Upgrade runs: created running, moved step by step, finished once; each change with its event. */
+/**
+ * Upgrade runs: created running, moved step by step, finished once; each change one transaction with
+ * its event, so what a run did is on record before it does the next thing.
+ */
 export class RunRecords {
   constructor(
     private readonly db: StateDb,
@@ -65,25 +33,29 @@ export class RunRecords {
     private readonly clock: () => Date,
   ) {}
 
-  create(run: { planId: number; window?: { start: Date; end: Date } | undefined }): UpgradeRun {
+  create(run: NewRun): UpgradeRun {
     return this.db.transaction(() => {
       const { lastInsertRowid } = this.db
         .prepare(
-          `INSERT INTO upgrade_runs (plan_id, started_at, state, window_start, window_end)
-           VALUES (?, ?, 'running', ?, ?)`,
+          `INSERT INTO upgrade_runs (plan_id, kind, from_release_id, to_release_id, started_at, state,
+             window_start, window_end)
+           VALUES (?, ?, ?, ?, ?, 'running', ?, ?)`,
         )
         .run(
           run.planId,
+          run.kind ?? "upgrade",
+          run.fromReleaseId ?? null,
+          run.toReleaseId ?? null,
           this.clock().toISOString(),
           run.window?.start.toISOString() ?? null,
           run.window?.end.toISOString() ?? null,
         );
       const id = Number(lastInsertRowid);
       this.events.append({
-        action: "upgrade.run.start",
+        action: run.kind === "rollback" ? "upgrade.rollback.start" : "upgrade.run.start",
         object: `run/${id}`,
         outcome: "started",
-        detail: { plan: run.planId },
+        detail: { plan: run.planId, from: run.fromReleaseId, to: run.toReleaseId },
       });
       return this.get(id);
     })();
@@ -104,6 +76,14 @@ export class RunRecords {
     return (this.db.prepare("SELECT * FROM upgrade_runs ORDER BY id DESC").all() as RunRow[]).map(toRun);
   }
 
+  /** The runs still marked running, oldest first: with no live writer, each was interrupted. */
+  unfinished(): UpgradeRun[] {
+    const rows = this.db
+      .prepare("SELECT * FROM upgrade_runs WHERE state = 'running' ORDER BY id")
+      .all() as RunRow[];
+    return rows.map(toRun);
+  }
+
   private running(id: number): UpgradeRun {
     const run = this.get(id);
     if (run.state !== "running") {
@@ -115,13 +95,21 @@ export class RunRecords {
     return run;
   }
 
+  private update(id: number, assignments: string, ...values: (string | number | null)[]): void {
+    this.db.prepare(`UPDATE upgrade_runs SET ${assignments} WHERE id = ?`).run(...values, id);
+  }
+
+  /** The release the run deploys, once recorded (it names the run, so it comes after it). */
+  setTarget(id: number, toReleaseId: number): UpgradeRun {
+    this.update(id, "to_release_id = ?", toReleaseId);
+    return this.get(id);
+  }
+
   /** Records the step the run is on, and any gate verdicts reached since the last call. */
   updateStep(id: number, step: string, gates: RunGate[] = []): UpgradeRun {
     return this.db.transaction(() => {
       const run = this.running(id);
-      this.db
-        .prepare("UPDATE upgrade_runs SET current_step = ?, gates = ? WHERE id = ?")
-        .run(step, JSON.stringify([...run.gates, ...gates]), id);
+      this.update(id, "current_step = ?, gates = ?", step, JSON.stringify([...run.gates, ...gates]));
       this.events.append({
         action: "upgrade.run.step",
         object: `run/${id}`,
@@ -135,16 +123,109 @@ export class RunRecords {
     })();
   }
 
-  /** Ends the run: done, rolled back (with why), failed or interrupted. */
-  finish(
-    id: number,
-    end: { state: Exclude<RunState, "running">; rollbackReason?: string | undefined },
-  ): UpgradeRun {
+  stepStarted(id: number, step: string, at: number): void {
+    this.db.transaction(() => {
+      const run = this.running(id);
+      const steps: RunStep[] = [...run.steps, { step, startedAt: at }];
+      this.update(id, "current_step = ?, steps = ?", step, JSON.stringify(steps));
+      this.events.append({
+        action: "upgrade.run.step",
+        object: `run/${id}`,
+        outcome: "started",
+        detail: { step },
+      });
+    })();
+  }
+
+  /** Ends the latest unfinished entry of `step` (steps nest: a recreate inside the StatefulSet's). */
+  stepFinished(id: number, step: string, at: number, outcome: "done" | "failed", detail?: string): void {
+    this.db.transaction(() => {
+      const run = this.running(id);
+      const index = run.steps.findLastIndex((entry) => entry.step === step && entry.finishedAt === undefined);
+      const startedAt = run.steps[index]?.startedAt ?? at;
+      const steps = run.steps.map((entry, position) =>
+        position === index
+          ? { ...entry, finishedAt: at, outcome, ...(detail === undefined ? {} : { detail }) }
+          : entry,
+      );
+      this.update(id, "steps = ?", JSON.stringify(steps));
+      this.events.append({
+        action: "upgrade.run.step",
+        object: `run/${id}`,
+        outcome: outcome === "done" ? "ok" : "failed",
+        detail: { step, ms: at - startedAt, ...(detail === undefined ? {} : { detail }) },
+      });
+    })();
+  }
+
+  gate(id: number, gate: RunGate): void {
+    this.db.transaction(() => {
+      const run = this.running(id);
+      this.update(id, "gates = ?", JSON.stringify([...run.gates, gate]));
+      this.events.append({
+        action: "upgrade.run.gate",
+        object: `run/${id}`,
+        outcome: gate.passed ? "ok" : "failed",
+        detail: { gate: gate.gate, pod: gate.pod, ms: gate.finishedAt - gate.startedAt, detail: gate.detail },
+      });
+    })();
+  }
+
+  partitionMoved(id: number, statefulSet: string, partition: number): void {
+    this.db.transaction(() => {
+      this.running(id);
+      this.update(id, "partition = ?", partition);
+      this.events.append({
+        action: "upgrade.run.partition",
+        object: `run/${id}`,
+        outcome: "ok",
+        detail: { statefulSet, partition },
+      });
+    })();
+  }
+
+  rolledBack(id: number, reason: string): void {
+    this.db.transaction(() => {
+      this.running(id);
+      this.update(id, "rollback_reason = ?", reason);
+      this.events.append({
+        action: "upgrade.run.rollback",
+        object: `run/${id}`,
+        outcome: "ok",
+        detail: { reason },
+      });
+    })();
+  }
+
+  /** A run taken up again after its process died: counted, with what the resume does and why. */
+  resumed(id: number, detail: Record<string, unknown>): UpgradeRun {
     return this.db.transaction(() => {
       this.running(id);
-      this.db
-        .prepare("UPDATE upgrade_runs SET state = ?, ended_at = ?, rollback_reason = ? WHERE id = ?")
-        .run(end.state, this.clock().toISOString(), end.rollbackReason ?? null, id);
+      this.update(id, "resumed = resumed + 1");
+      this.events.append({ action: "upgrade.run.resume", object: `run/${id}`, outcome: "started", detail });
+      return this.get(id);
+    })();
+  }
+
+  /** Ends the run: done, rolled back (with why), failed (with why) or interrupted. */
+  finish(
+    id: number,
+    end: {
+      state: Exclude<RunState, "running">;
+      rollbackReason?: string | undefined;
+      failure?: string | undefined;
+    },
+  ): UpgradeRun {
+    return this.db.transaction(() => {
+      const run = this.running(id);
+      this.update(
+        id,
+        "state = ?, ended_at = ?, rollback_reason = ?, failure = ?",
+        end.state,
+        this.clock().toISOString(),
+        end.rollbackReason ?? run.rollbackReason ?? null,
+        end.failure ?? null,
+      );
       this.events.append({
         action: "upgrade.run.finish",
         object: `run/${id}`,
@@ -152,6 +233,7 @@ export class RunRecords {
         detail: {
           state: end.state,
           ...(end.rollbackReason === undefined ? {} : { reason: end.rollbackReason }),
+          ...(end.failure === undefined ? {} : { failure: end.failure }),
         },
       });
       return this.get(id);

@@ -17,6 +17,8 @@ export interface UpgradeSchedule {
   hardDeadline: boolean;
   createdAt: string;
   cancelledAt: string | undefined;
+  /** The run it started: a schedule starts one run, and is not due once it has. */
+  runId: number | undefined;
 }
 
 export type NewUpgradeSchedule = Pick<
@@ -36,6 +38,7 @@ interface ScheduleRow {
   hard_deadline: number;
   created_at: string;
   cancelled_at: string | null;
+  run_id: number | null;
 }
 
 function toSchedule(row: ScheduleRow): UpgradeSchedule {
@@ -49,6 +52,7 @@ function toSchedule(row: ScheduleRow): UpgradeSchedule {
     hardDeadline: row.hard_deadline === 1,
     createdAt: row.created_at,
     cancelledAt: row.cancelled_at ?? undefined,
+    runId: row.run_id ?? undefined,
   };
 }
 
@@ -125,12 +129,23 @@ export class ScheduleRecords {
     return row === undefined ? undefined : toSchedule(row);
   }
 
-  /** The schedules not cancelled, oldest first. */
+  /** The schedules neither cancelled nor started, oldest first. */
   active(): UpgradeSchedule[] {
     const rows = this.db
-      .prepare("SELECT * FROM upgrade_schedules WHERE cancelled_at IS NULL ORDER BY id")
+      .prepare("SELECT * FROM upgrade_schedules WHERE cancelled_at IS NULL AND run_id IS NULL ORDER BY id")
       .all() as ScheduleRow[];
     return rows.map(toSchedule);
+  }
+
+  /**
+   * Marks the plan's schedule as having started `runId` (undefined when the plan has none); `runId`
+   * undefined gives it back, when a run was dropped before it changed anything.
+   */
+  started(planId: number, runId: number | undefined): UpgradeSchedule | undefined {
+    const active = this.activeFor(planId);
+    if (active === undefined) return undefined;
+    this.db.prepare("UPDATE upgrade_schedules SET run_id = ? WHERE id = ?").run(runId ?? null, active.id);
+    return this.get(active.id);
   }
 
   /** Cancels the plan's active schedule; undefined when it has none. */

@@ -1,6 +1,8 @@
 /**
  * Upgrades: maintenance windows and freezes (when a run may start), the version path a bundle
- * allows, and the plan's diff between the installed release and the next one.
+ * allows, the plan's diff between the installed release and the next one, and carrying runs out:
+ * executePlan (recorded step by step), rollbackLastRelease, resumeInterruptedRun after a crash, and
+ * the scheduler's startDueUpgrade and nextDueAt.
  */
 export { parseWindow } from "./window-spec.js";
 export type { MaintenanceWindow } from "./window-spec.js";
@@ -42,3 +44,12 @@ export {
   START_MARGIN_MS,
 } from "./plan-schedule.js";
 export type { ScheduleRequest, ScheduledUpgrade, ScheduleView } from "./plan-schedule.js";
+export { executePlan, refuseUnfinished } from "./execute.js";
+export type { ExecuteOptions } from "./execute.js";
+export { rollbackLastRelease, MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
+export { resumeInterruptedRun } from "./resume.js";
+export type { ResumeReport } from "./resume.js";
+export { startDueUpgrade, nextDueAt } from "./due.js";
+export { StateRunRecorder } from "./run-deps.js";
+export type { RunProgress, UpgradeDeps } from "./run-deps.js";
+export type { RunReport } from "./run-settle.js";

@@ -91,6 +91,11 @@ export interface UpgradeOptions {
   probe?: HttpProber | undefined;
   clock?: Clock | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Takes up a run whose process died at this StatefulSet partition: no pre-gate, the release applied
+   * again with the partition here, and the pods from this ordinal down gated (again) and rolled.
+   */
+  resumeAt?: number | undefined;
 }
 
 /** Said in every result that touched the plane: a rollback returns objects, not data. */

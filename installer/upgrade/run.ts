@@ -34,7 +34,10 @@ export async function runUpgrade(client: ClusterClient, options: UpgradeOptions)
   const statefulSet = statefulSetOf(options.next, "next");
   statefulSetOf(options.previous, "previous");
   try {
-    await runStep(ctx, "pre-gate", () => preGates(client, ctx, options, statefulSet));
+    // A resumed run finds the plane mid-way by design: the pre-gate judged it before it began.
+    if (options.resumeAt === undefined) {
+      await runStep(ctx, "pre-gate", () => preGates(client, ctx, options, statefulSet));
+    }
   } catch (error) {
     if (!(error instanceof GateFailure)) throw error;
     return { outcome: "refused", reason: error.message, durationMs: ctx.clock.now() - started };
@@ -73,11 +76,12 @@ async function rollForward(client: ClusterClient, ctx: GateContext, options: Upg
     if (recreate.has(describeRef(refOf(statefulSet)))) {
       await deleteForRecreate(client, ctx, refOf(statefulSet), true);
     }
-    const applied = await applyLabelled(client, withPartition(statefulSet, replicas), release);
-    await ctx.recorder.partitionMoved(name, replicas, ctx.clock.now());
+    const first = Math.min(options.resumeAt ?? replicas, replicas);
+    const applied = await applyLabelled(client, withPartition(statefulSet, first), release);
+    await ctx.recorder.partitionMoved(name, first, ctx.clock.now());
     revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);
   });
-  for (let ordinal = replicas - 1; ordinal >= 0; ordinal--) {
+  for (let ordinal = Math.min(options.resumeAt ?? replicas, replicas - 1); ordinal >= 0; ordinal--) {
     const pod = podNameOf(statefulSet, ordinal);
     await runStep(ctx, `roll ${pod}`, async () => {
       await applyLabelled(client, withPartition(statefulSet, ordinal), release);

@@ -87,7 +87,7 @@ export function nextOccurrences(windows: MaintenanceWindow[], from: Date, count:
 }
 
 /** The earliest instant ≥ `startMs` at which `[t, t + needMs)` overlaps no freeze. */
-function pastFreezes(freezes: Freeze[], startMs: number, needMs: number): number {
+export function pastFreezes(freezes: Freeze[], startMs: number, needMs: number): number {
   let at = startMs;
   for (let moved = true; moved;) {
     moved = false;

@@ -100,6 +100,42 @@ describe("airlock status", () => {
     ]);
   });
 
+  it("shows an upgrade run whose process died, and what taking it up will do", async () => {
+    const objects = await installedSite();
+    await applyRelease(cluster, objects, { release: RELEASE, timeoutMs: 10_000 });
+    const state = openState(dataDir, { actor: "test" });
+    try {
+      const plan = state.plans.create({
+        fromReleaseId: 1,
+        fromVersion: VERSION,
+        toBundleDigest: "sha256:bb",
+        toVersion: "4.6.0",
+        valuesGiven: {},
+        plan: {},
+        inputsDigest: "sha256:cc",
+      });
+      const run = state.runs.create({ planId: plan.id, fromReleaseId: 1 });
+      state.runs.stepStarted(run.id, "roll msgbroker-1", 0);
+      state.runs.partitionMoved(run.id, "msgbroker", 1);
+    } finally {
+      state.close();
+    }
+    const status = await readSiteStatus({ dataDir, connect: () => cluster });
+    expect(status.healthy).toBe(false);
+    expect(status.upgrade).toMatchObject({
+      run: 1,
+      step: "roll msgbroker-1",
+      partition: 1,
+      runningIn: null,
+      next: { action: "forward", partition: 1 },
+    });
+    expect(status.problems).toEqual([
+      expect.stringMatching(
+        /^upgrade run 1 was interrupted at roll msgbroker-1, partition 1: `airlock upgrade run --resume`/,
+      ),
+    ]);
+  });
+
   it("says so when the cluster does not answer", async () => {
     await installedSite();
     const failing = new MemoryCluster();

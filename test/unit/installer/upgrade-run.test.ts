@@ -7,7 +7,6 @@ import {
   DATA_NOT_ROLLED_BACK,
   rollbackRelease,
   runUpgrade,
-  type Clock,
   type GateOutcome,
   type HttpProber,
   type RunRecorder,
@@ -15,6 +14,7 @@ import {
 import { AirlockError } from "../../../registry/oci/index.js";
 import { NAMESPACE, render, type RenderInputs } from "../../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, issueBroker } from "../manifests/plane-fixtures.js";
+import { fakeBrokers, fastClock, imageOf } from "./upgrade-fixtures.js";
 
 const REVISION = "controller-revision-hash";
 const TWO = { msgbroker: { replicas: 2 } };
@@ -49,12 +49,6 @@ function plane(version: string): ClusterObject[] {
   return render(TWO, BUNDLE_IMAGES, { ...inputs, version }) as unknown as ClusterObject[];
 }
 
-function imageOf(objects: ClusterObject[]): string {
-  const sts = objects.find((object) => object.kind === "StatefulSet")!;
-  return (sts.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec
-    .containers[0]!.image;
-}
-
 /** Every event a run records, as one line each, in order. */
 class Recorder implements RunRecorder {
   readonly events: string[] = [];
@@ -79,37 +73,9 @@ class Recorder implements RunRecorder {
   }
 }
 
-/** Real time, but a sleep waits at most 5 ms: the settle delay is asked for, not waited. */
-function fastClock(slept: number[]): Clock {
-  return {
-    now: () => Date.now(),
-    sleep: (ms) => {
-      slept.push(ms);
-      return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5)));
-    },
-  };
-}
-
-/**
- * Brokers as the monitor port would answer for the cluster's pods: /varz names each by its pod,
- * /routez routes to every other pod that exists; /healthz 503 on pods running `brokenImage`.
- */
+/** Brokers for this test's cluster; /healthz 503 on pods running `brokenImage`. */
 function brokers(brokenImage?: string): HttpProber {
-  return async (url) => {
-    const { hostname, pathname } = new URL(url);
-    const name = hostname.split(".")[0]!;
-    const pods = await cluster.list("v1", "Pod", { namespace: NAMESPACE });
-    const pod = pods.find((candidate) => candidate.metadata.name === name);
-    if (pod === undefined) throw new Error(`connect ECONNREFUSED ${hostname}`);
-    const image = (pod.spec as { containers: { image: string }[] }).containers[0]!.image;
-    if (pathname === "/healthz") return { status: image === brokenImage ? 503 : 200, body: "{}" };
-    if (pathname === "/varz")
-      return { status: 200, body: JSON.stringify({ server_id: `id-${name}`, server_name: name }) };
-    const routes = pods
-      .filter((other) => other.metadata.name !== name)
-      .map((other) => ({ remote_id: `id-${other.metadata.name}` }));
-    return { status: 200, body: JSON.stringify({ server_id: `id-${name}`, routes }) };
-  };
+  return fakeBrokers(cluster, () => brokenImage);
 }
 
 /** Watches both pods; `minReady` is the fewest Ready at any change after the start. */
