@@ -6,6 +6,7 @@ import type { Store } from "../registry/store/index.js";
 import { STYLESHEET } from "./assets.js";
 import { authRoutes, formBody, sessionOf, type AuthParts } from "./auth.js";
 import type { ConsoleContext } from "./context.js";
+import { httpStatusOf } from "./error-status.js";
 import { siteTimeZone } from "./format.js";
 import { html, type SafeHtml } from "./html.js";
 import { barePage, page } from "./layout.js";
@@ -16,6 +17,9 @@ import { renderImages } from "./pages/images.js";
 import { renderOverview } from "./pages/overview.js";
 import { DEFAULT_SESSION_LIMITS, SessionRecords, type SessionLimits } from "./sessions.js";
 import { LoginThrottle } from "./throttle.js";
+import { DEFAULT_LIVE_LIMITS, type LiveLimits } from "./run-live.js";
+import { TIMELINE_SCRIPT } from "./timeline-script.js";
+import { upgradeRoutes } from "./upgrade-routes.js";
 import { UPLOAD_SCRIPT } from "./upload-script.js";
 import { uploadRoutes, UploadService } from "./uploads.js";
 import { UserRecords } from "./users.js";
@@ -39,6 +43,8 @@ export interface ConsoleOptions {
   sessionLimits?: SessionLimits;
   /** How the console runs and rolls back upgrades: given by `airlock serve`. */
   upgrades?: ConsoleUpgradeHooks;
+  /** The live run timeline's poll interval and bounds; tests shorten them. */
+  liveLimits?: Partial<LiveLimits>;
 }
 
 const SECURITY_HEADERS = {
@@ -64,16 +70,10 @@ function pageRoute(context: ConsoleContext, path: string, title: string, render:
   };
 }
 
-function statusOf(error: AirlockError): number {
-  if (error.code === "UI_BAD_PARAMETER") return 400;
-  if (error.code === "UI_NOT_FOUND") return 404;
-  return 500;
-}
-
 function errorHandler(logger: ConsoleLogger | undefined) {
   return (error: unknown, request: Request, response: Response, _next: NextFunction): void => {
     const known = error instanceof AirlockError;
-    const status = known ? statusOf(error) : 500;
+    const status = known ? httpStatusOf(error) : 500;
     if (status === 500) logger?.error({ err: error, path: request.path }, "console request failed");
     const message = known
       ? `${error.code}: ${error.message}`
@@ -148,6 +148,9 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
   app.get("/assets/upload.js", (_request, response) => {
     response.type("js").set("Cache-Control", "max-age=3600").send(UPLOAD_SCRIPT);
   });
+  app.get("/assets/timeline.js", (_request, response) => {
+    response.type("js").set("Cache-Control", "max-age=3600").send(TIMELINE_SCRIPT);
+  });
   // Browsers ask for an icon unprompted; without this the request would be sent to the login form.
   app.get("/favicon.ico", (_request, response) => {
     response.status(204).end();
@@ -180,6 +183,7 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
     "/events",
     pageRoute(context, "/events", "Events", (c, request) => renderEvents(c, request.query)),
   );
+  upgradeRoutes(router, context, { ...DEFAULT_LIVE_LIMITS, ...options.liveLimits }, options.logger);
   router.use(() => {
     throw new AirlockError("UI_NOT_FOUND", "there is no such page in the console", {
       hint: "the navigation lists the pages",

@@ -48,6 +48,28 @@ button.link { background: none; color: var(--accent); border: none; padding: 0; 
 .drop.over { border-color: var(--accent); background: #e8f0fe; }
 progress { width: 100%; height: 1.25rem; }
 .login { max-width: 26rem; margin: 4rem auto; padding: 0 1rem; }
+form.stack.wide { max-width: 40rem; }
+textarea { font: inherit; padding: .4rem .6rem; border: 1px solid var(--muted); border-radius: 4px; width: 100%; }
+fieldset { border: 1px solid var(--line); border-radius: 4px; padding: .5rem .75rem; }
+label.inline { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
+[aria-invalid="true"] { border-color: var(--bad); border-width: 2px; }
+.field-error { color: var(--bad); margin: 0; }
+.field-error mark { background: #fdecea; color: var(--bad); outline: 1px solid var(--bad); font-weight: 700; }
+button.secondary { background: var(--bg); color: var(--accent); }
+button.danger { background: var(--bad); border-color: var(--bad); }
+.actions { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; }
+main > section { margin-bottom: 1.5rem; }
+section.object { border-top: 1px solid var(--line); padding-top: .5rem; }
+h3 { font-size: 1rem; margin: .5rem 0; }
+dl.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .25rem 1rem; }
+dl.facts dt { font-weight: 600; }
+dl.facts dd { margin: 0; }
+code.value { white-space: pre-wrap; }
+.change-added, .plan-done, .run-done { color: var(--ok); font-weight: 600; }
+.change-removed, .plan-stale, .plan-rolled-back, .run-rolled-back, .run-failed, .run-interrupted { color: var(--bad); font-weight: 600; }
+.change-changed, .plan-scheduled, .plan-running, .run-running, .override { color: var(--warn); font-weight: 600; }
+.timeline-wrap { overflow-x: auto; }
+svg.timeline { max-width: 100%; height: auto; }
 @media (max-width: 600px) {
   header, main { padding-left: .75rem; padding-right: .75rem; }
   .account { margin-left: 0; }

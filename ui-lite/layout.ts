@@ -5,6 +5,7 @@ export const NAV = [
   { href: "/", label: "Overview" },
   { href: "/bundles", label: "Bundles" },
   { href: "/images", label: "Images" },
+  { href: "/upgrades", label: "Upgrades" },
   { href: "/certificates", label: "Certificates" },
   { href: "/events", label: "Events" },
 ] as const;

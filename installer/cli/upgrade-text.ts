@@ -1,31 +1,18 @@
 import { formatBytes } from "../../registry/oci/index.js";
 import type { RunGate, RunStep, UpgradeRun } from "../state/index.js";
-import type {
-  Disruption,
-  ResumeReport,
-  RunProgress,
-  RunReport,
-  ScheduledUpgrade,
-  ScheduleView,
-  UpgradePlan,
+import {
+  disruptionText,
+  type ResumeReport,
+  type RunProgress,
+  type RunReport,
+  type ScheduledUpgrade,
+  type ScheduleView,
+  type UpgradePlan,
 } from "../upgrade/index.js";
 
 function shown(value: unknown): string {
   const text = JSON.stringify(value) ?? "absent";
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-function disruptionText(disruption: Disruption): string {
-  switch (disruption.kind) {
-    case "rolling-restart":
-      return `rolling restart of ${disruption.pods} pods`;
-    case "scale":
-      return `scale ${disruption.from} → ${disruption.to}`;
-    case "recreate":
-      return `recreate (${disruption.fields.join(", ")})`;
-    default:
-      return disruption.kind;
-  }
 }
 
 /** The plan as an operator reads it: path, objects with disruption and fields, values, images. */

@@ -12,7 +12,7 @@ export type { Install, InstallState, InstallStep, NewInstall, StepState } from "
 export { ReleaseRecords } from "./releases.js";
 export type { NewRelease, Release, ReleaseStatus } from "./releases.js";
 export { PlanRecords } from "./plans.js";
-export type { NewUpgradePlan, PlanStatus, UpgradePlanRecord } from "./plans.js";
+export type { NewUpgradePlan, PlanStatus, UpgradePlanRecord, UpgradePlanSummary } from "./plans.js";
 export { ScheduleRecords } from "./schedules.js";
 export type { NewUpgradeSchedule, UpgradeSchedule } from "./schedules.js";
 export { RunRecords } from "./runs.js";

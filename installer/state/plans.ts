@@ -25,6 +25,9 @@ export interface UpgradePlanRecord {
   status: PlanStatus;
 }
 
+/** A plan without its body and values: what a list of plans shows. */
+export type UpgradePlanSummary = Omit<UpgradePlanRecord, "plan" | "valuesGiven">;
+
 export type NewUpgradePlan = Pick<
   UpgradePlanRecord,
   "fromReleaseId" | "fromVersion" | "toBundleDigest" | "toVersion" | "valuesGiven" | "plan" | "inputsDigest"
@@ -113,6 +116,24 @@ export class PlanRecords {
   /** Newest first. */
   list(): UpgradePlanRecord[] {
     return (this.db.prepare("SELECT * FROM upgrade_plans ORDER BY id DESC").all() as PlanRow[]).map(toPlan);
+  }
+
+  /** The newest `limit` plans, newest first, without parsing their bodies (a rendered release each). */
+  summaries(limit: number): UpgradePlanSummary[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at, updated_at, from_release_id, from_version, to_bundle_digest, to_version,
+           inputs_digest, status FROM upgrade_plans ORDER BY id DESC LIMIT ?`,
+      )
+      .all(limit) as Omit<PlanRow, "plan" | "values_given">[];
+    return rows.map((row) => {
+      const {
+        plan: _plan,
+        valuesGiven: _values,
+        ...summary
+      } = toPlan({ ...row, plan: "{}", values_given: "{}" });
+      return summary;
+    });
   }
 
   /** Moves a plan to `status`, recording `action` (`upgrade.schedule`, `upgrade.cancel`…) with it. */

@@ -16,6 +16,20 @@ export type Disruption =
   | { kind: "create" }
   | { kind: "delete" };
 
+/** A disruption as the CLI and the console say it: `rolling restart of 2 pods`, `scale 2 → 3`. */
+export function disruptionText(disruption: Disruption): string {
+  switch (disruption.kind) {
+    case "rolling-restart":
+      return `rolling restart of ${disruption.pods} pods`;
+    case "scale":
+      return `scale ${disruption.from} → ${disruption.to}`;
+    case "recreate":
+      return `recreate (${disruption.fields.join(", ")})`;
+    default:
+      return disruption.kind;
+  }
+}
+
 /** A StatefulSet's spec fields the API server lets an update change; the rest are fixed at creation. */
 const STATEFULSET_MUTABLE = new Set([
   "replicas",

@@ -14,6 +14,7 @@ export { checkUpgradePath } from "./path.js";
 export type { BundleVersion, UpgradePath, UpgradePathOptions } from "./path.js";
 export { diffReleases, CHANGED, UNCHANGED } from "./diff.js";
 export type { ObjectDiff } from "./diff.js";
+export { disruptionText } from "./disruption.js";
 export type { Disruption } from "./disruption.js";
 export { planDigest, canonicalJson } from "./json-diff.js";
 export type { FieldChange } from "./json-diff.js";

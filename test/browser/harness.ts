@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { expect } from "vitest";
 import { startConsole, type ConsoleServer } from "../../ui-lite/index.js";
-import { openConsoleSite, type ConsoleSite } from "../unit/ui-lite/console-site.js";
+import { openConsoleSite, type ConsoleSite, type ConsoleSiteOptions } from "../unit/ui-lite/console-site.js";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
@@ -31,7 +31,7 @@ export function spkiHash(certificatePem: string): string {
   return createHash("sha256").update(spki).digest("base64");
 }
 
-export async function openBrowserSite(options: { tags?: number } = {}): Promise<BrowserSite> {
+export async function openBrowserSite(options: ConsoleSiteOptions = {}): Promise<BrowserSite> {
   const site = await openConsoleSite(options);
   const server = await startConsole({
     app: site.app,

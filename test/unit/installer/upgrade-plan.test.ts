@@ -6,73 +6,19 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, importBundle, readBundleHead } from "../../../bundle/index.js";
 import { openState } from "../../../installer/state/index.js";
 import { loadPlanForRun, planUpgrade, readPlan } from "../../../installer/upgrade/index.js";
-import { parseValues, render } from "../../../manifests/index.js";
-import { Store } from "../../../registry/store/index.js";
 import { rejection, useFixtures, type Fixtures } from "../../helpers/fixtures.js";
+import { deploy440 } from "../../helpers/upgrade-site.js";
 
 let fx: Fixtures;
 let dataDir: string;
 let bundle450: string;
-let bundle440: string;
-
-const CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-const KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
-const PEM = { ca: CERT, peerCert: CERT, peerKey: KEY, serverCert: CERT, serverKey: KEY };
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 1024 * 1024 });
-  const work = await fx.dir("work");
-  bundle440 = join(work, "mgmt-4.4.0.airlock.tar");
-  bundle450 = join(work, "mgmt-4.5.0.airlock.tar");
-  await buildBundle({ specFile: fx.spec440, output: bundle440 });
-  await buildBundle({ specFile: fx.spec, output: bundle450 });
   dataDir = await fx.dir("data");
-  const store = await Store.open(dataDir);
-  const imported = await importBundle(store, [bundle440]);
-  store.close();
-  const pki = await fx.dir("pki");
-  const files = Object.fromEntries(
-    await Promise.all(
-      Object.entries(PEM).map(async ([name, text]) => {
-        await writeFile(join(pki, name), text);
-        return [name, join(pki, name)];
-      }),
-    ),
-  ) as Record<keyof typeof PEM, string>;
-  const { metadata } = await readBundleHead([bundle440]);
-  const given = { msgbroker: { replicas: 2 } };
-  const values = parseValues({ registry: "127.0.0.1:5000", ...given });
-  const state = openState(dataDir);
-  const install = state.installs.start({
-    bundleDigest: imported.digest,
-    bundleName: "mgmt",
-    version: "4.4.0",
-    steps: ["pki"],
-  });
-  state.installs.startStep(install.id, "pki");
-  state.installs.finishStep(install.id, "pki", {
-    caFile: files.ca,
-    broker: {
-      peerCert: files.peerCert,
-      peerKey: files.peerKey,
-      serverCert: files.serverCert,
-      serverKey: files.serverKey,
-    },
-  });
-  const release = state.releases.record({
-    installId: install.id,
-    bundleDigest: imported.digest,
-    bundleName: "mgmt",
-    version: "4.4.0",
-    valuesGiven: given,
-    valuesEffective: values,
-    objects: render(values, metadata.images, { release: "mgmt", version: "4.4.0", certificates: PEM }),
-  });
-  state.releases.deploy(release.id);
-  state.close();
+  ({ bundle450 } = await deploy440(fx, dataDir, { msgbroker: { replicas: 2 } }));
 }, 120_000);
 
 afterAll(async () => {

@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openConsoleSite, type ConsoleSite } from "./console-site.js";
-import { ConsoleClient, listenLocal } from "./http-client.js";
+import { ConsoleClient, listenLocal, signInAs } from "./http-client.js";
 
 let site: ConsoleSite;
 let server: Server;
@@ -12,16 +12,7 @@ beforeAll(async () => {
   site = await openConsoleSite({ tags: 1_000 });
   server = createServer(site.app);
   client = new ConsoleClient(await listenLocal(server));
-  const { password } = await site.users.add("alice", "admin");
-  await client.login("alice", password);
-  const form = await client.get("/password");
-  const next = "a long enough password";
-  await client.request("POST", "/password", {
-    _csrf: ConsoleClient.csrfOf(form.body),
-    current: password,
-    next,
-    again: next,
-  });
+  await signInAs(client, site.users, "alice", "admin");
   for (let i = 0; i < 120; i++) {
     site.state.events.append({
       action: "bundle.import",

@@ -10,7 +10,12 @@ import { openPki, registryServerCertificate, type Pki } from "../../../installer
 import { openState, type State } from "../../../installer/state/index.js";
 import type { Digest } from "../../../registry/oci/index.js";
 import { Store, type ImageRecord } from "../../../registry/store/index.js";
-import { createConsoleApp, UserRecords } from "../../../ui-lite/index.js";
+import {
+  createConsoleApp,
+  UserRecords,
+  type ConsoleOptions,
+  type ConsoleUpgradeHooks,
+} from "../../../ui-lite/index.js";
 
 export interface ConsoleSite {
   dataDir: string;
@@ -58,7 +63,15 @@ export async function seedBundle(store: Store, version: string, imageCount: numb
   });
 }
 
-export async function openConsoleSite(options: { tags?: number } = {}): Promise<ConsoleSite> {
+export interface ConsoleSiteOptions {
+  tags?: number;
+  /** Record the two made-up mgmt bundles and their tags (default); off for a site that imports real ones. */
+  seed?: boolean;
+  upgrades?: ConsoleUpgradeHooks;
+  liveLimits?: ConsoleOptions["liveLimits"];
+}
+
+export async function openConsoleSite(options: ConsoleSiteOptions = {}): Promise<ConsoleSite> {
   const dataDir = await mkdtemp(join(tmpdir(), "airlock-console-"));
   let offset = 0;
   const clock = (): Date => new Date(Date.now() + offset);
@@ -73,11 +86,22 @@ export async function openConsoleSite(options: { tags?: number } = {}): Promise<
     dnsNames: ["edge.site.example"],
     validityDays: 20,
   });
-  await seedBundle(store, "4.4.0", 3);
-  await seedBundle(store, "4.5.0", options.tags ?? 5);
+  if (options.seed !== false) {
+    await seedBundle(store, "4.4.0", 3);
+    await seedBundle(store, "4.5.0", options.tags ?? 5);
+  }
   state.events.append({ action: "install", object: "install/1", outcome: "ok", actor: "cli" });
   const users = new UserRecords(state, clock);
-  const app = createConsoleApp({ dataDir, store, state, pki, clock, timeZone: "Europe/Berlin" });
+  const app = createConsoleApp({
+    dataDir,
+    store,
+    state,
+    pki,
+    clock,
+    timeZone: "Europe/Berlin",
+    upgrades: options.upgrades,
+    liveLimits: options.liveLimits,
+  });
   return {
     dataDir,
     store,

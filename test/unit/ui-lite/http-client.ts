@@ -65,6 +65,25 @@ export class ConsoleClient {
   }
 }
 
+/** A user added with `role`, signed in, their one-time password changed to `password`. */
+export async function signInAs(
+  client: ConsoleClient,
+  users: { add(name: string, role: "admin" | "viewer"): Promise<{ password: string }> },
+  name: string,
+  role: "admin" | "viewer",
+  password = `a long enough password for ${name}`,
+): Promise<void> {
+  const { password: once } = await users.add(name, role);
+  await client.login(name, once);
+  const form = await client.get("/password");
+  await client.request("POST", "/password", {
+    _csrf: ConsoleClient.csrfOf(form.body),
+    current: once,
+    next: password,
+    again: password,
+  });
+}
+
 export async function listenLocal(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
