@@ -35,7 +35,7 @@ export type {
 } from "./spec.js";
 export { defaultAuthFile } from "./registry-source.js";
 export { resolveBundleInput, PARTS_SUFFIX } from "./parts.js";
-export type { PartInfo, PartsManifest, BundleInput } from "./parts.js";
+export type { PartInfo, PartsManifest, BundleInput, ArrivingBundle } from "./parts.js";
 export { readTar, encodeHeader, endOfArchive, paddingFor, indexTarFile } from "./tar.js";
 export type { TarEntry, TarReadEntry } from "./tar.js";
 export * from "./format.js";

@@ -122,8 +122,24 @@ export class BundleWriter {
 export interface BundleInput {
   /** What to call the bundle in messages. */
   label: string;
-  parts: { path: string; size: number; expected?: PartInfo }[];
+  parts: { path: string; size: number; expected?: PartInfo; ready?: (end: number) => Promise<void> }[];
   size: number;
+}
+
+/** A bundle file still being written (a console upload): its final size, and when bytes are there. */
+export interface ArrivingBundle {
+  size: number;
+  /** Resolves once the file's first `end` bytes are written; rejects to give up (the upload stalled). */
+  ready(end: number): Promise<void>;
+}
+
+/** The input of a bundle that is one file still arriving: read as it grows, never past `size`. */
+export function arrivingBundleInput(path: string, arriving: ArrivingBundle): BundleInput {
+  return {
+    label: path,
+    parts: [{ path, size: arriving.size, ready: (end) => arriving.ready(end) }],
+    size: arriving.size,
+  };
 }
 
 function partsManifestPathFor(path: string): string | undefined {
@@ -273,7 +289,7 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
  */
 export function readBundleBytes(input: BundleInput, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   return readFileRanges(
-    input.parts.map((part) => ({ path: part.path, start: 0 })),
+    input.parts.map((part) => ({ path: part.path, start: 0, length: part.size, ready: part.ready })),
     signal,
   );
 }

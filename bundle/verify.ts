@@ -3,7 +3,14 @@ import { AirlockError, Digester, sha256Hex, type Digest } from "../registry/oci/
 import type { OperationOptions } from "../registry/store/index.js";
 import { readTar, type TarReadEntry } from "./tar.js";
 import { checkArchiveEnd, checkEntryHeader, checkEntryName, describeEntryType } from "./entry-checks.js";
-import { partMatches, readBundleBytes, resolveBundleInput, type BundleInput } from "./parts.js";
+import {
+  arrivingBundleInput,
+  partMatches,
+  readBundleBytes,
+  resolveBundleInput,
+  type ArrivingBundle,
+  type BundleInput,
+} from "./parts.js";
 import {
   checkSignature,
   locate,
@@ -20,6 +27,8 @@ export { checkSignature, readBundleHead, type BundleHead, type SignatureReport }
 export interface VerifyOptions extends OperationOptions {
   /** Public key that must have signed the bundle; without one a signature is reported as unchecked. */
   publicKey?: string | undefined;
+  /** The one file named is still being written: read it as it arrives (see ArrivingBundle). */
+  arriving?: ArrivingBundle | undefined;
 }
 
 export interface VerifyResult {
@@ -318,7 +327,10 @@ async function* walkEntries(
  * `entries()` holds every entry's name, type, size, tar header and digest to airlock.json.
  */
 export async function openBundle(paths: string[], options: VerifyOptions = {}): Promise<BundleWalk> {
-  const input = await resolveBundleInput(paths);
+  const input =
+    options.arriving === undefined
+      ? await resolveBundleInput(paths)
+      : arrivingBundleInput(paths[0]!, options.arriving);
   const tar = readTar(readBundleBytes(input, options.signal));
   try {
     const { head, next } = await readHead(input, tar);

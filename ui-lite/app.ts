@@ -5,6 +5,7 @@ import { AirlockError } from "../registry/oci/index.js";
 import type { Store } from "../registry/store/index.js";
 import { STYLESHEET } from "./assets.js";
 import { authRoutes, formBody, sessionOf, type AuthParts } from "./auth.js";
+import { CertificateList } from "./certificate-list.js";
 import type { ConsoleContext } from "./context.js";
 import { httpStatusOf } from "./error-status.js";
 import { siteTimeZone } from "./format.js";
@@ -118,6 +119,7 @@ export function createConsoleApp(options: ConsoleOptions): express.Express {
     store: options.store,
     state: options.state,
     pki: options.pki,
+    certificates: new CertificateList(options.pki, clock),
     clock,
     timeZone: options.timeZone ?? siteTimeZone(),
     upgrades: options.upgrades,

@@ -11,6 +11,13 @@ export interface SessionLimits {
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 30 * 60_000, absoluteMs: 12 * 3_600_000 };
 
+/**
+ * A session's last-seen time is written at most this often: each write is a durable commit (an fsync),
+ * which would otherwise be the costliest part of every page. So a session may end up to this much before
+ * its idle limit, never after it.
+ */
+export const SESSION_TOUCH_MS = 60_000;
+
 export interface ConsoleSession {
   user: ConsoleUser;
   /** The per-session token every state-changing request must carry (form field or header). */
@@ -76,9 +83,11 @@ export class SessionRecords {
       this.close(token);
       return undefined;
     }
-    this.db
-      .prepare("UPDATE ui_sessions SET last_seen_at = ? WHERE token_hash = ?")
-      .run(now.toISOString(), key);
+    if (idle >= SESSION_TOUCH_MS || idle < 0) {
+      this.db
+        .prepare("UPDATE ui_sessions SET last_seen_at = ? WHERE token_hash = ?")
+        .run(now.toISOString(), key);
+    }
     return { user, csrfToken: row.csrf_token, createdAt: row.created_at };
   }
 

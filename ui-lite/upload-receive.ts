@@ -42,9 +42,13 @@ function uploadWriteError(error: unknown): AirlockError {
 
 /**
  * Appends the request body to the file as it arrives (for-await holds the socket while a write is
- * pending: backpressure), in writes of WRITE_SIZE, and fsyncs before returning. A body cut short
- * keeps what arrived, so the next chunk resumes at the file's length; a body longer than its range
- * is refused, its excess never written.
+ * pending: backpressure), in writes of WRITE_SIZE. A body cut short keeps what arrived, so the next
+ * chunk resumes at the file's length; a body longer than its range is refused, its excess never written.
+ *
+ * No fsync per chunk: it made every chunk wait for the disk, and the partial file is only a copy of
+ * bytes the client still holds. After a crash of the host the file's length is what reached the disk
+ * (the offset a client resumes from, which it asks for after any failure), and the import verifies
+ * every byte against airlock.json before anything is recorded; the store fsyncs what it keeps.
  */
 export async function appendBody(
   request: Request,
@@ -86,7 +90,6 @@ export async function appendBody(
       if (!request.readableAborted && !request.destroyed) throw error;
     }
     if (!overlong) await flush();
-    await handle.sync();
   } finally {
     await handle.close();
   }

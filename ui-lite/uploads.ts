@@ -2,12 +2,13 @@ import { existsSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Request, Response, Router } from "express";
-import { importBundle } from "../bundle/index.js";
+import { importBundle, type ArrivingBundle, type ImportResult } from "../bundle/index.js";
 import { VENDOR_KEY_FILE } from "../installer/install/index.js";
 import { AirlockError, formatBytes } from "../registry/oci/index.js";
 import { sessionOf } from "./auth.js";
 import type { ConsoleContext } from "./context.js";
 import type { ConsoleLogger } from "./app.js";
+import { ArrivalGate } from "./upload-follow.js";
 import { appendBody, parseContentRange } from "./upload-receive.js";
 import { UploadRecords, type UploadOutcome, type UploadSession } from "./upload-records.js";
 
@@ -17,6 +18,42 @@ export type UploadEvent =
   | { phase: "done" | "failed"; outcome: UploadOutcome };
 
 type Listener = (event: UploadEvent) => void;
+
+/**
+ * The import of an upload that runs while its bytes arrive, reading the partial file behind the
+ * writes: by the last chunk most of the bundle is verified and stored, instead of all of it being
+ * read again after the upload. It holds the store's writer lock meanwhile.
+ */
+interface Follower {
+  gate: ArrivalGate;
+  /** Its result; undefined when it failed or gave up: the complete upload is then imported as a file. */
+  outcome: Promise<UploadOutcome | undefined>;
+  progress: { done: number; total: number };
+  /** The last chunk arrived: its progress is now the page's import phase. */
+  uploaded: boolean;
+}
+
+/** How long a complete upload's import waits for the store's lock (another import, a follower stalling). */
+export const LOCK_WAIT_MS = 20_000;
+
+/** Runs `importing`, again while the store's lock is held elsewhere, for up to LOCK_WAIT_MS. */
+async function whenUnlocked<T>(importing: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      return await importing();
+    } catch (error) {
+      const locked = error instanceof AirlockError && error.code === "STORE_LOCKED";
+      if (!locked || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+function outcomeOf(result: ImportResult): UploadOutcome {
+  const { name, version, digest, imported } = result;
+  return { ok: true, name, version, digest, imported, signature: result.signature.status };
+}
 
 function statusOf(error: AirlockError): number {
   if (error.code === "UI_NOT_FOUND") return 404;
@@ -64,6 +101,10 @@ export class UploadService {
   /** Sessions with a chunk being received or an import running: one at a time each. */
   private readonly busy = new Set<string>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** At most one follower: it holds the store's writer lock. Other uploads are imported once complete. */
+  private follower: { id: string; follower: Follower } | undefined;
+  /** Uploads whose follower failed other than by stalling: they are imported once complete. */
+  private readonly unfollowed = new Set<string>();
 
   constructor(
     private readonly context: ConsoleContext,
@@ -167,9 +208,12 @@ export class UploadService {
           });
         return;
       }
-      const publish = (received: number): void =>
+      const follower = this.follow(session, offset);
+      const written = (received: number): void => {
+        follower?.gate.advance(offset + received);
         this.publish(session.id, { phase: "upload", done: offset + received, total: session.size });
-      await appendBody(request, this.records.pathOf(session.id), range.end - range.start + 1, publish);
+      };
+      await appendBody(request, this.records.pathOf(session.id), range.end - range.start + 1, written);
     } finally {
       this.busy.delete(session.id);
     }
@@ -191,38 +235,91 @@ export class UploadService {
     void this.runImport(session).finally(() => this.busy.delete(session.id));
   }
 
-  private async runImport(session: UploadSession): Promise<void> {
-    const { store, state, dataDir } = this.context;
-    const keyPath = join(dataDir, VENDOR_KEY_FILE);
-    let outcome: UploadOutcome;
+  /** The import following this upload, started with its first chunk (again after it stalled), if none runs. */
+  private follow(session: UploadSession, written: number): Follower | undefined {
+    if (this.follower !== undefined)
+      return this.follower.id === session.id ? this.follower.follower : undefined;
+    if (this.unfollowed.has(session.id)) return undefined;
+    const gate = new ArrivalGate(written);
+    const follower: Follower = {
+      gate,
+      progress: { done: 0, total: session.size },
+      uploaded: false,
+      outcome: Promise.resolve(undefined),
+    };
+    const slot = { id: session.id, follower };
+    const arriving: ArrivingBundle = { size: session.size, ready: (end) => gate.ready(end) };
+    follower.outcome = this.importUpload(session, arriving, (done, total) => {
+      follower.progress = { done, total };
+      if (follower.uploaded) this.publish(session.id, { phase: "import", done, total });
+    }).then(outcomeOf, (error: unknown) => {
+      // Stalled: the next chunk starts another, which finds the blobs this one stored. Any other
+      // failure (a damaged bundle, the lock held elsewhere) is left to the complete file's import.
+      if (!(error instanceof AirlockError && error.code === "UI_UPLOAD_STALLED"))
+        this.unfollowed.add(session.id);
+      if (this.follower === slot && !follower.uploaded) this.follower = undefined;
+      return undefined;
+    });
+    this.follower = slot;
+    return follower;
+  }
+
+  private importUpload(
+    session: UploadSession,
+    arriving: ArrivingBundle | undefined,
+    onProgress: (done: number, total: number) => void,
+  ): Promise<ImportResult> {
+    const keyPath = join(this.context.dataDir, VENDOR_KEY_FILE);
+    return importBundle(this.context.store, [this.records.pathOf(session.id)], {
+      publicKey: existsSync(keyPath) ? keyPath : undefined,
+      arriving,
+      onProgress: (progress) => onProgress(progress.done, progress.total ?? session.size),
+    });
+  }
+
+  /**
+   * The follower's outcome when it succeeded, else the import of the complete file, once the follower
+   * of another upload ended (or stalled) and the store's lock is free.
+   */
+  private async importOutcome(session: UploadSession): Promise<UploadOutcome> {
+    const running = this.follower;
+    if (running?.id === session.id) {
+      const { follower } = running;
+      follower.uploaded = true;
+      this.publish(session.id, { phase: "import", ...follower.progress });
+      const followed = await follower.outcome;
+      if (this.follower === running) this.follower = undefined;
+      if (followed !== undefined) return followed;
+    } else if (running !== undefined) {
+      await running.follower.outcome;
+    }
     try {
-      const result = await importBundle(store, [this.records.pathOf(session.id)], {
-        publicKey: existsSync(keyPath) ? keyPath : undefined,
-        onProgress: (progress) =>
-          this.publish(session.id, {
-            phase: "import",
-            done: progress.done,
-            total: progress.total ?? session.size,
-          }),
-      });
-      const { name, version, digest, imported } = result;
-      outcome = { ok: true, name, version, digest, imported, signature: result.signature.status };
+      const result = await whenUnlocked(() =>
+        this.importUpload(session, undefined, (done, total) =>
+          this.publish(session.id, { phase: "import", done, total }),
+        ),
+      );
+      return outcomeOf(result);
     } catch (error) {
       if (!(error instanceof AirlockError)) {
         this.logger?.error({ err: error, upload: session.id }, "console upload import failed");
       }
-      outcome =
-        error instanceof AirlockError
-          ? { ok: false, code: error.code, message: error.message, hint: error.hint }
-          : {
-              ok: false,
-              code: "UI_IMPORT_FAILED",
-              message: "the import failed; the console's log has the detail",
-            };
+      return error instanceof AirlockError
+        ? { ok: false, code: error.code, message: error.message, hint: error.hint }
+        : {
+            ok: false,
+            code: "UI_IMPORT_FAILED",
+            message: "the import failed; the console's log has the detail",
+          };
     }
+  }
+
+  private async runImport(session: UploadSession): Promise<void> {
+    const outcome = await this.importOutcome(session);
+    this.unfollowed.delete(session.id);
     await this.records.removeBytes(session.id);
     this.records.setState(session.id, outcome.ok ? "done" : "failed", outcome);
-    state.events.append({
+    this.context.state.events.append({
       actor: session.createdBy,
       action: "bundle.import",
       object: outcome.ok ? `bundle/${outcome.name}/${outcome.version}` : `upload/${session.id}`,

@@ -39,6 +39,11 @@ export interface ChunkRange {
 /** A byte range of one file, for reading several files as one stream. */
 export interface FileRange extends ChunkRange {
   path: string;
+  /**
+   * For a file still being written (a console upload imported as it arrives): resolves once the
+   * file's first `end` bytes are there, and rejects to stop the read. Each read waits for it.
+   */
+  ready?: (end: number) => Promise<void>;
 }
 
 /**
@@ -87,7 +92,12 @@ async function* readRange(
       const requested = Math.min(buffer.byteLength, end - position);
       const at = position;
       position += requested;
-      const read = handle.read(buffer, 0, requested, at).then(({ bytesRead }) => ({ bytesRead, requested }));
+      const waited = range.ready?.(at + requested);
+      const read = (
+        waited === undefined
+          ? handle.read(buffer, 0, requested, at)
+          : waited.then(() => handle.read(buffer, 0, requested, at))
+      ).then(({ bytesRead }) => ({ bytesRead, requested }));
       // Marked handled now: it may fail while the consumer is busy with the previous chunk, and it
       // rejects for the consumer at its next step; unhandled meanwhile, it would end the process.
       read.catch(() => undefined);

@@ -13,6 +13,8 @@ export { Store } from "./store.js";
 export type {
   BundleRecord,
   StoredBundle,
+  BundleSummary,
+  TagCounts,
   ImageRecord,
   FileRecord,
   ManifestRecord,

@@ -13,12 +13,22 @@ import {
   type ParsedManifest,
 } from "../oci/index.js";
 import { FsBlobStore } from "./blobs.js";
+import {
+  countTags,
+  findBundleRow,
+  imageSizes,
+  listBundleRows,
+  listBundleSummaries,
+  tagPage,
+} from "./bundle-rows.js";
 import { checkStore, reachableBlobs, sweepBlobs } from "./collect.js";
 import { openDatabase, type Db } from "./db.js";
 import { annotationsOf, linkedBlobs, RepositoryBlobs } from "./links.js";
 import { acquireLock } from "./lock.js";
 import type {
   BundleRecord,
+  BundleSummary,
+  TagCounts,
   FsckReport,
   GcReport,
   ManifestRecord,
@@ -29,24 +39,9 @@ import type {
   StoreOptions,
   StoredBundle,
   TagRecord,
-  ImageRecord,
-  FileRecord,
   UploadSession,
 } from "./types.js";
 import { UploadSessions } from "./upload-sessions.js";
-
-interface BundleRow {
-  id: number;
-  digest: Digest;
-  name: string;
-  version: string;
-  upgrade_from: string | null;
-  base_digest: Digest | null;
-  created: string;
-  imported_at: string;
-  signature: SignatureStatus;
-  total_bytes: number;
-}
 
 /**
  * The site's content store: an OCI image layout under `<dataDir>/store` for blobs, and SQLite
@@ -129,39 +124,17 @@ export class Store implements RegistryContent {
   }
 
   findBundle(digest: Digest): StoredBundle | undefined {
-    const row = this.db.prepare("SELECT * FROM bundles WHERE digest = ?").get(digest) as
-      BundleRow | undefined;
-    return row === undefined ? undefined : this.bundleFromRow(row);
+    return findBundleRow(this.db, digest);
   }
 
+  /** Every bundle, oldest first, with its images and files. */
   listBundles(): StoredBundle[] {
-    const rows = this.db.prepare("SELECT * FROM bundles ORDER BY imported_at, id").all() as BundleRow[];
-    return rows.map((row) => this.bundleFromRow(row));
+    return listBundleRows(this.db);
   }
 
-  private bundleFromRow(row: BundleRow): StoredBundle {
-    const images = this.db
-      .prepare(
-        "SELECT ref, repository, tag, digest, media_type AS mediaType, size, kind FROM bundle_images WHERE bundle_id = ? ORDER BY ref",
-      )
-      .all(row.id) as ImageRecord[];
-    const files = this.db
-      .prepare("SELECT path, digest, size, mode FROM bundle_files WHERE bundle_id = ? ORDER BY path")
-      .all(row.id) as FileRecord[];
-    return {
-      id: row.id,
-      digest: row.digest,
-      name: row.name,
-      version: row.version,
-      upgradeFrom: row.upgrade_from ?? undefined,
-      baseDigest: row.base_digest ?? undefined,
-      created: row.created,
-      importedAt: row.imported_at,
-      signature: row.signature,
-      totalBytes: row.total_bytes,
-      images,
-      files,
-    };
+  /** Every bundle, oldest first, with its count of images instead of them: what a listing shows. */
+  listBundleSummaries(): BundleSummary[] {
+    return listBundleSummaries(this.db);
   }
 
   /**
@@ -443,6 +416,20 @@ export class Store implements RegistryContent {
     return this.db
       .prepare("SELECT repository, tag, digest FROM tags ORDER BY repository, tag")
       .all() as TagRecord[];
+  }
+
+  countTags(): TagCounts {
+    return countTags(this.db);
+  }
+
+  /** `limit` tags from `offset`, in listTags' order: one page of a listing. */
+  listTagPage(offset: number, limit: number): TagRecord[] {
+    return tagPage(this.db, offset, limit);
+  }
+
+  /** The sizes bundles recorded for these image manifests; a digest no bundle brought is absent. */
+  imageSizes(digests: readonly Digest[]): Map<Digest, number> {
+    return imageSizes(this.db, digests);
   }
 
   /** Keeps `store/index.json` listing every tag, so the store is an OCI layout any OCI tool can read. */

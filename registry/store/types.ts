@@ -59,6 +59,16 @@ export interface StoredBundle extends Omit<BundleRecord, "manifests"> {
   importedAt: string;
 }
 
+/** A bundle as a listing shows it: its row, and how many images it brought instead of them. */
+export interface BundleSummary extends Omit<StoredBundle, "images" | "files"> {
+  imageCount: number;
+}
+
+export interface TagCounts {
+  tags: number;
+  repositories: number;
+}
+
 export interface TagRecord {
   repository: string;
   tag: string;

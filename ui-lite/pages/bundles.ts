@@ -28,7 +28,7 @@ function uploadForm(session: ConsoleSession): SafeHtml {
 }
 
 function bundleList(context: ConsoleContext): SafeHtml {
-  const bundles = context.store.listBundles().reverse();
+  const bundles = context.store.listBundleSummaries().reverse();
   if (bundles.length === 0) {
     return html`<p>No bundle imported yet: upload one here, or <code>airlock bundle import FILE</code>.</p>`;
   }
@@ -36,7 +36,7 @@ function bundleList(context: ConsoleContext): SafeHtml {
     html`${bundle.name}`,
     html`${bundle.version}${bundle.upgradeFrom === undefined ? "" : html` <span class="muted">(upgrades from ${bundle.upgradeFrom})</span>`}`,
     html`<span class="status-${bundle.signature}">${SIGNATURE_TEXT[bundle.signature]}</span>`,
-    html`${bundle.images.length}`,
+    html`${bundle.imageCount}`,
     html`${formatBytes(bundle.totalBytes)}`,
     formatTime(bundle.importedAt, context.timeZone),
     html`<code title="${bundle.digest}">${shortDigest(bundle.digest)}</code

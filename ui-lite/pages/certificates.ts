@@ -1,4 +1,3 @@
-import { listCertificates } from "../../installer/pki/index.js";
 import type { ConsoleContext } from "../context.js";
 import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
@@ -9,7 +8,7 @@ export async function renderCertificates(
   context: ConsoleContext,
   session: ConsoleSession,
 ): Promise<SafeHtml> {
-  const certificates = await listCertificates(context.pki);
+  const certificates = await context.certificates.list();
   if (certificates.length === 0) {
     return html`<p>
       The site PKI holds no certificate yet: <code>airlock install</code> makes the site CA.

@@ -7,25 +7,16 @@ import { queryInteger } from "../params.js";
 
 export const TAGS_PER_PAGE = 100;
 
-/** Image sizes as the bundles that brought them recorded them, by manifest digest. */
-function sizesByDigest(context: ConsoleContext): Map<string, number> {
-  const sizes = new Map<string, number>();
-  for (const bundle of context.store.listBundles()) {
-    for (const image of bundle.images) sizes.set(image.digest, image.size);
-  }
-  return sizes;
-}
-
 export function renderImages(context: ConsoleContext, query: Record<string, unknown>): SafeHtml {
-  const tags = context.store.listTags();
-  const pages = Math.max(1, Math.ceil(tags.length / TAGS_PER_PAGE));
+  const { tags, repositories } = context.store.countTags();
+  const pages = Math.max(1, Math.ceil(tags / TAGS_PER_PAGE));
   const pageNumber = Math.min(queryInteger(query, "page", 1), pages);
-  if (tags.length === 0) {
+  if (tags === 0) {
     return html`<p>The registry holds no tags yet: importing a bundle adds its images.</p>`;
   }
-  const repositories = new Set(tags.map((tag) => tag.repository)).size;
-  const sizes = sizesByDigest(context);
-  const shown = tags.slice((pageNumber - 1) * TAGS_PER_PAGE, pageNumber * TAGS_PER_PAGE);
+  // Only the page's rows are read, and the sizes of their manifests as the bundles recorded them.
+  const shown = context.store.listTagPage((pageNumber - 1) * TAGS_PER_PAGE, TAGS_PER_PAGE);
+  const sizes = context.store.imageSizes(shown.map((tag) => tag.digest));
   const rows = shown.map((tag) => {
     const size = sizes.get(tag.digest);
     return [
@@ -40,7 +31,7 @@ export function renderImages(context: ConsoleContext, query: Record<string, unkn
   const link = (page: number, label: string, rel: string): SafeHtml =>
     html`<a href="/images?page=${page}" rel="${rel}">${label}</a>`;
   const table = dataTable({
-    caption: `${tags.length} tags in ${repositories} repositories; page ${pageNumber} of ${pages}`,
+    caption: `${tags} tags in ${repositories} repositories; page ${pageNumber} of ${pages}`,
     columns: ["Repository", "Tag", "Digest", "Size"],
     rows,
   });

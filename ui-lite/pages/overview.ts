@@ -1,6 +1,5 @@
 import { formatBytes } from "../../registry/oci/index.js";
 import { statfs } from "node:fs/promises";
-import { listCertificates } from "../../installer/pki/index.js";
 import type { ConsoleContext } from "../context.js";
 import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
@@ -67,12 +66,12 @@ const UNAVAILABLE = [
 ];
 
 export async function renderOverview(context: ConsoleContext): Promise<SafeHtml> {
-  const certificates = await listCertificates(context.pki);
+  const certificates = await context.certificates.list();
   const expiring = certificates.filter(
     (certificate) => certificate.daysLeft <= EXPIRY_ALERT_DAYS || certificate.status !== "ok",
   );
   const disk = await diskTile(context.dataDir);
-  const bundles = context.store.listBundles();
+  const bundles = context.store.listBundleSummaries();
   const alerts = [
     ...expiring.map(
       (certificate) =>
