@@ -3,11 +3,14 @@ import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
 
 interface PodSpec {
   containers?: { name: string; image: string }[];
+  restartPolicy?: string;
 }
 
 /**
  * MemoryCluster's pods when it has no node: bookkeeping only. A started pod gets ready after
- * `readyMs`, unless one of its images was made to fail, when it stays waiting with that reason.
+ * `readyMs`, unless one of its images was made to fail, when it stays waiting with that reason. A
+ * pod that runs to its end (restartPolicy Never or OnFailure: a Job's) succeeds after `readyMs`, or
+ * with a failed image, fails: exit code 1, the reason as its message.
  */
 export class SimulatedNode implements ClusterNode {
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -31,7 +34,8 @@ export class SimulatedNode implements ClusterNode {
   }
 
   runPod(pod: ClusterObject, context: PodContext): void {
-    const containers = (pod.spec as PodSpec).containers ?? [];
+    const { containers = [], restartPolicy = "Always" } = pod.spec as PodSpec;
+    if (restartPolicy !== "Always") return this.runToEnd(pod, containers, context);
     const reason = this.failureOf(pod);
     if (reason !== undefined) {
       context.report({
@@ -67,6 +71,36 @@ export class SimulatedNode implements ClusterNode {
         })),
       };
       context.report(status);
+    }, this.readyMs);
+    this.timers.add(timer);
+  }
+
+  private runToEnd(
+    pod: ClusterObject,
+    containers: { name: string; image: string }[],
+    context: PodContext,
+  ): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      const reason = this.failureOf(pod);
+      const finishedAt = new Date().toISOString();
+      const terminated =
+        reason === undefined
+          ? { exitCode: 0, reason: "Completed", finishedAt }
+          : { exitCode: 1, reason: "Error", message: reason, finishedAt };
+      context.report({
+        phase: reason === undefined ? "Succeeded" : "Failed",
+        conditions: [{ type: "Ready", status: "False" }],
+        containerStatuses: containers.map((container) => ({
+          name: container.name,
+          image: container.image,
+          ready: false,
+          started: false,
+          restartCount: 0,
+          state: { terminated },
+          lastState: {},
+        })),
+      });
     }, this.readyMs);
     this.timers.add(timer);
   }

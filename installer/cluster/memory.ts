@@ -23,6 +23,7 @@ import {
   specOf,
 } from "./memory-objects.js";
 import { mergeApplied } from "./memory-apply.js";
+import { admitJob, reconcileJob } from "./memory-jobs.js";
 import { SimulatedNode } from "./memory-pods.js";
 import { nodeObject, ServiceNamesFeed } from "./memory-services.js";
 import { reconcileStatefulSet, type StatefulSetHost } from "./memory-statefulset.js";
@@ -116,7 +117,9 @@ export class MemoryCluster implements ClusterClient {
   healImage(imagePart: string): void {
     this.simulated.healImage(imagePart);
     for (const entry of this.objects.values()) {
-      if (entry.object.kind === "Pod" && this.simulated.failureOf(entry.object) === undefined)
+      const { kind, status } = entry.object;
+      const ended = status?.phase === "Succeeded" || status?.phase === "Failed";
+      if (kind === "Pod" && !ended && this.simulated.failureOf(entry.object) === undefined)
         this.startPod(entry.object);
     }
   }
@@ -227,6 +230,7 @@ export class MemoryCluster implements ClusterClient {
       throw clusterError(422, ref, `${config.kind}: metadata.name: Required value`);
     }
     admit(config, ref, (at) => this.objects.get(keyOf(at))?.object);
+    if (config.kind === "Job") admitJob(config, ref);
     const key = keyOf(ref);
     const existing = this.objects.get(key);
     const { merged, owners } = mergeApplied(config, existing, options);
@@ -258,7 +262,7 @@ export class MemoryCluster implements ClusterClient {
       this.remove(object);
       return stored;
     }
-    if (object.kind === "StatefulSet") this.schedule(() => reconcileStatefulSet(this.controllerHost, ref));
+    if (object.kind === "StatefulSet" || object.kind === "Job") this.schedule(() => this.reconcile(ref));
     return structuredClone(this.objects.get(key)!.object);
   }
 
@@ -308,8 +312,14 @@ export class MemoryCluster implements ClusterClient {
     for (const dependent of dependentsOf(this.stored(), object)) this.remove(dependent);
     if (object.kind === "Pod") {
       const owner = ownerOf(object);
-      if (owner !== undefined) this.schedule(() => reconcileStatefulSet(this.controllerHost, owner));
+      if (owner !== undefined) this.schedule(() => this.reconcile(owner));
     }
+  }
+
+  /** The controller of a StatefulSet or Job takes one pass over it. */
+  private reconcile(ref: ObjectRef): void {
+    if (ref.kind === "Job") reconcileJob(this.controllerHost, ref);
+    else reconcileStatefulSet(this.controllerHost, ref);
   }
 
   private notify(key: string, object: ClusterObject | undefined): void {
@@ -370,7 +380,7 @@ export class MemoryCluster implements ClusterClient {
         current.status = structuredClone(status) as unknown as Record<string, unknown>;
         this.store(current);
         const owner = ownerOf(current);
-        if (owner !== undefined) reconcileStatefulSet(this.controllerHost, owner);
+        if (owner !== undefined) this.reconcile(owner);
       },
     };
   }

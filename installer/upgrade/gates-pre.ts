@@ -1,6 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { refOf, rolledOut, type ClusterClient, type ClusterObject } from "../cluster/index.js";
-import { runGate } from "./gates.js";
+import { runGate } from "./gate-run.js";
 import { podsOf, replicasOf } from "./run-statefulset.js";
 import type { GateContext, UpgradeOptions } from "./run-types.js";
 

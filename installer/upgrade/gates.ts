@@ -1,6 +1,8 @@
 import type { ClusterClient, ClusterObject } from "../cluster/index.js";
 import { monitorUrl, podNameOf, podsOf, replicasOf } from "./run-statefulset.js";
-import { GateFailure, type GateContext } from "./run-types.js";
+import { pollUntil, runGate } from "./gate-run.js";
+import { declaredGates } from "./gates-declared.js";
+import type { GateContext } from "./run-types.js";
 
 /** The label the StatefulSet controller puts on each pod: the revision it was made from. */
 const REVISION_LABEL = "controller-revision-hash";
@@ -10,50 +12,6 @@ interface PodShape {
     conditions?: { type: string; status: string; message?: string }[];
     containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[];
   };
-}
-
-/** Runs one gate, records its outcome with timings, and throws GateFailure when it did not pass. */
-export async function runGate(
-  ctx: GateContext,
-  gate: string,
-  pod: string | undefined,
-  check: () => Promise<string>,
-): Promise<void> {
-  const startedAt = ctx.clock.now();
-  try {
-    const detail = await check();
-    await ctx.recorder.gate({ gate, pod, passed: true, detail, startedAt, finishedAt: ctx.clock.now() });
-  } catch (error) {
-    if (ctx.signal?.aborted === true) throw error;
-    const reason = error instanceof GateFailure ? error.reason : (error as Error).message;
-    await ctx.recorder.gate({
-      gate,
-      pod,
-      passed: false,
-      detail: reason,
-      startedAt,
-      finishedAt: ctx.clock.now(),
-    });
-    throw new GateFailure(gate, pod, reason);
-  }
-}
-
-/** Calls `attempt` every poll interval until it returns a verdict or `timeoutMs` passes; then throws what it last said. */
-async function pollUntil<T>(
-  ctx: GateContext,
-  timeoutMs: number,
-  attempt: () => Promise<{ done: true; value: T } | { done: false; why: string }>,
-): Promise<T> {
-  const deadline = ctx.clock.now() + timeoutMs;
-  for (;;) {
-    ctx.signal?.throwIfAborted();
-    const result = await attempt();
-    if (result.done) return result.value;
-    if (ctx.clock.now() >= deadline) {
-      throw new Error(`not within ${timeoutMs / 1000} s: ${result.why}`);
-    }
-    await ctx.clock.sleep(ctx.config.pollIntervalMs, ctx.signal);
-  }
 }
 
 function isReady(pod: ClusterObject): boolean {
@@ -167,24 +125,6 @@ async function clustered(
   return others.length === 0 ? "no other replica" : `routes to ${others.join(", ")}`;
 }
 
-/** The bundle's declared HTTP probes, each once. */
-async function declaredGates(ctx: GateContext, pod: string | undefined): Promise<void> {
-  for (const declared of ctx.declared) {
-    await runGate(ctx, `http:${declared.name}`, pod, async () => {
-      const expected = declared.status ?? 200;
-      return pollUntil(ctx, ctx.config.brokerTimeoutMs, async () => {
-        const answer = await ctx
-          .probe(declared.url, ctx.signal ?? new AbortController().signal)
-          .catch((error: Error) => error);
-        if (answer instanceof Error) return { done: false, why: answer.message };
-        return answer.status === expected
-          ? { done: true, value: `${declared.url} answered ${expected}` }
-          : { done: false, why: `${declared.url} answered ${answer.status}, not ${expected}` };
-      });
-    });
-  }
-}
-
 /** After a pod moved to `revision`: Ready on it, healthy, clustered, the declared probes, then the settle delay. */
 export async function podGates(
   client: ClusterClient,
@@ -200,7 +140,7 @@ export async function podGates(
   });
   await runGate(ctx, "healthz", name, () => healthy(ctx, statefulSet, pod!));
   await runGate(ctx, "routez", name, () => clustered(client, ctx, statefulSet, pod!));
-  await declaredGates(ctx, name);
+  await declaredGates(client, ctx, statefulSet, name);
   await runGate(ctx, "settle", name, async () => {
     await ctx.clock.sleep(ctx.config.settleMs, ctx.signal);
     return `settled ${ctx.config.settleMs} ms`;
@@ -225,5 +165,5 @@ export async function planeGates(
     await runGate(ctx, `${prefix}healthz`, name, () => healthy(ctx, statefulSet, pod!));
     await runGate(ctx, `${prefix}routez`, name, () => clustered(client, ctx, statefulSet, pod!));
   }
-  await declaredGates(ctx, undefined);
+  await declaredGates(client, ctx, statefulSet, undefined);
 }

@@ -29,7 +29,9 @@ export { SYSTEM_CLOCK, httpGet } from "./run-context.js";
 export { DEFAULT_GATES, DATA_NOT_ROLLED_BACK, GateFailure } from "./run-types.js";
 export type {
   Clock,
+  DeclaredGate,
   DeclaredHttpGate,
+  DeclaredJobGate,
   GateConfig,
   GateOutcome,
   HttpProber,

@@ -1,7 +1,7 @@
 import {
   DEFAULT_GATES,
   type Clock,
-  type DeclaredHttpGate,
+  type DeclaredGate,
   type GateConfig,
   type GateContext,
   type HttpProber,
@@ -40,7 +40,7 @@ export const httpGet: HttpProber = async (url, signal) => {
 export function gateContext(options: {
   recorder: RunRecorder;
   gates?: Partial<GateConfig> | undefined;
-  declaredGates?: DeclaredHttpGate[] | undefined;
+  declaredGates?: DeclaredGate[] | undefined;
   probe?: HttpProber | undefined;
   clock?: Clock | undefined;
   signal?: AbortSignal | undefined;

@@ -2,7 +2,7 @@ import type { ClusterObject } from "../cluster/index.js";
 
 /** One gate's verdict, with when it started and ended (ms since the epoch, from the run's clock). */
 export interface GateOutcome {
-  /** `pre:plane`, `ready`, `healthz`, `routez`, `settle`, `http:<name>`, `final:…` */
+  /** `pre:plane`, `ready`, `healthz`, `routez`, `settle`, `http:<name>`, `job:<name>`, `final:…` */
   gate: string;
   /** The pod it judged; absent for gates on the whole plane. */
   pod?: string | undefined;
@@ -40,6 +40,20 @@ export interface DeclaredHttpGate {
   status?: number | undefined;
 }
 
+/**
+ * A Job the bundle declares: each time the gate runs, a Job made from `job` (a batch/v1 Job; its
+ * name gets a fresh suffix, its namespace defaults to the plane's) must succeed within `timeoutMs`
+ * (the gates' brokerTimeoutMs unless given). A Job that succeeded or ran out of time is deleted;
+ * a failed one is left for its logs.
+ */
+export interface DeclaredJobGate {
+  name: string;
+  job: ClusterObject;
+  timeoutMs?: number | undefined;
+}
+
+export type DeclaredGate = DeclaredHttpGate | DeclaredJobGate;
+
 export interface GateConfig {
   /** How long a pod may take to be Ready on its revision. Default 5 minutes. */
   podReadyTimeoutMs: number;
@@ -70,7 +84,7 @@ export interface GateContext {
   clock: Clock;
   probe: HttpProber;
   recorder: RunRecorder;
-  declared: DeclaredHttpGate[];
+  declared: DeclaredGate[];
   signal?: AbortSignal | undefined;
 }
 
@@ -87,7 +101,7 @@ export interface UpgradeOptions {
   /** Replaces the certificate check on the release's Secrets: a problem, or undefined. */
   certificatesValid?: ((minDays: number) => Promise<string | undefined>) | undefined;
   gates?: Partial<GateConfig> | undefined;
-  declaredGates?: DeclaredHttpGate[] | undefined;
+  declaredGates?: DeclaredGate[] | undefined;
   probe?: HttpProber | undefined;
   clock?: Clock | undefined;
   signal?: AbortSignal | undefined;

@@ -2,7 +2,8 @@
  * The run engine on the containerd node with real brokers, under load (issue 14, points 4-6): the
  * plane at 4.4.0 rolled to 4.5.0 one pod at a time through the partition, every gate against the
  * brokers' own monitor port, lame duck on each stop; then a 4.5.1 whose config the broker rejects,
- * rolled back once its first pod never gets Ready. Through both runs a client sends request/reply
+ * rolled back once its first pod never gets Ready. The upgrade declares a Job gate, whose pods run
+ * for real after each broker and in the final gate. Through both runs a client sends request/reply
  * traffic through the client Service's name, answered by a responder on the cluster, and retries as
  * a client does: every request must be answered, at least one broker Ready at every moment (each
  * change watched, and sampled on every request), both brokers routed to each other at the end. The
@@ -18,6 +19,7 @@ import { applyRelease, type ClusterObject, type MemoryCluster } from "../../inst
 import {
   DATA_NOT_ROLLED_BACK,
   runUpgrade,
+  type DeclaredJobGate,
   type GateOutcome,
   type RunRecorder,
 } from "../../installer/upgrade/index.js";
@@ -141,6 +143,29 @@ function readinessLog(): { sample: () => Promise<void>; minReady: () => number; 
   return { sample, minReady: () => min, stop: () => stop.abort() };
 }
 
+/** A declared gate: a Job running the broker image's `nats-server --version`, which exits 0. */
+function versionJob(): DeclaredJobGate {
+  return {
+    name: "broker-version",
+    timeoutMs: 30_000,
+    job: {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "broker-version" },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000 },
+            containers: [{ name: "version", image: harness.image, args: ["--version"] }],
+          },
+        },
+      },
+    },
+  };
+}
+
 async function revisions(): Promise<Record<string, string | undefined>> {
   const pods = await cluster.list("v1", "Pod", { namespace: PLANE });
   return Object.fromEntries(pods.map((pod) => [pod.metadata.name, pod.metadata.labels?.[REVISION]]));
@@ -233,6 +258,7 @@ describe("runUpgrade with real brokers on the containerd node, under request/rep
         recorder: upgrade,
         imageAvailable: () => Promise.resolve(true),
         gates: GATES,
+        declaredGates: [versionJob()],
       }),
     );
     expect(rolled.result.outcome, upgrade.events.join("\n")).toBe("upgraded");
@@ -243,6 +269,13 @@ describe("runUpgrade with real brokers on the containerd node, under request/rep
     ]);
     expect(upgrade.events).toContain("gate routez msgbroker-1 passed");
     expect(upgrade.events).toContain("gate final:routez msgbroker-0 passed");
+    // The declared Job ran for real after each pod and in the final gate, and was cleared away.
+    expect(upgrade.events.filter((event) => event.startsWith("gate job:"))).toEqual([
+      "gate job:broker-version msgbroker-1 passed",
+      "gate job:broker-version msgbroker-0 passed",
+      "gate job:broker-version plane passed",
+    ]);
+    expect(await cluster.list("batch/v1", "Job", { namespace: PLANE })).toEqual([]);
     const onNew = await revisions();
     expect(onNew["msgbroker-0"]).toBe(onNew["msgbroker-1"]);
     expect(await routedToEachOther()).toBe(true);

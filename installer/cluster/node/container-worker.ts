@@ -47,7 +47,8 @@ const MINIMUM_GRACE_MS = 2_000;
 
 /**
  * One container of a pod through kubelet's life cycle: pull (ErrImagePull, then ImagePullBackOff),
- * create and start, probes, restart with CrashLoopBackOff, and stop (preStop, SIGTERM, grace, SIGKILL).
+ * create and start, probes, restart with CrashLoopBackOff as the pod's restartPolicy asks, and stop
+ * (preStop, SIGTERM, grace, SIGKILL).
  */
 export class ContainerWorker {
   readonly status: ContainerStatus;
@@ -133,6 +134,11 @@ export class ContainerWorker {
         finishedAt: new Date().toISOString(),
       };
       if (this.stopping.signal.aborted) return this.setState({ terminated });
+      // A Job's container: done once it exited (Never) or exited 0 (OnFailure); kubelet restarts it otherwise.
+      const policy = this.ctx.pod.spec.restartPolicy ?? "Always";
+      if (policy === "Never" || (policy === "OnFailure" && exitCode === 0)) {
+        return this.setState({ terminated });
+      }
       if (Date.now() - started > BACKOFF_RESET_MS) crashes = 0;
       const delay = backoffDelay(this.ctx.backoff, crashes++);
       this.status.restartCount++;

@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClusterObject } from "../client.js";
-import type { ContainerStatus, PodCondition, PodContext } from "../node-api.js";
+import type { ContainerStatus, PodCondition, PodContext, PodStatus } from "../node-api.js";
 import { backoffDelay, pause } from "./backoff.js";
 import { ContainerWorker, type ContainerContext } from "./container-worker.js";
 import { ContainerConfigError } from "./env.js";
@@ -151,11 +151,20 @@ export class PodWorker {
     }));
   }
 
+  /** Pending, Running, or once every container has run to its end without restart (a Job's), Succeeded or Failed. */
+  private phase(statuses: ContainerStatus[]): PodStatus["phase"] {
+    const ended = statuses.map((status) => status.state.terminated);
+    if (statuses.length > 0 && !this.stopping.signal.aborted && ended.every((end) => end !== undefined)) {
+      return ended.every((end) => end.exitCode === 0) ? "Succeeded" : "Failed";
+    }
+    const running = statuses.some((s) => s.state.running !== undefined || s.restartCount > 0);
+    return running ? "Running" : "Pending";
+  }
+
   private report(): void {
     const statuses = this.workers.map((worker) => worker.status);
-    const running = statuses.some((s) => s.state.running !== undefined || s.restartCount > 0);
     this.context.report({
-      phase: running ? "Running" : "Pending",
+      phase: this.phase(statuses),
       conditions: [this.readyCondition()],
       containerStatuses: this.workers.length > 0 ? structuredClone(statuses) : this.waitingStatuses(),
       ...(this.address === undefined ? {} : { podIP: this.address.ip }),
