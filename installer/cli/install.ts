@@ -1,9 +1,8 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { AirlockError } from "../../registry/oci/index.js";
 import { runInstall, type InstallResult, type NewAccount, type StepEvent } from "../install/index.js";
 import { DEFAULT_REGISTRY_LISTEN } from "../preflight/index.js";
-import { emit, type OutputOptions } from "./output.js";
+import { emit, parseDuration, seconds, type OutputOptions } from "./output.js";
 import type { Runner } from "./context.js";
 
 interface InstallFlags {
@@ -15,23 +14,6 @@ interface InstallFlags {
   nodeName?: string;
   registryListen: string;
   timeout: string;
-}
-
-const UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-function parseTimeout(text: string): number {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
-  if (match === null || Number(match[1]) === 0) {
-    throw new AirlockError("USAGE", `--timeout ${JSON.stringify(text)} is not a duration`, {
-      hint: "e.g. --timeout 15m (ms, s, m, h)",
-      exitCode: 2,
-    });
-  }
-  return Number(match[1]) * UNITS[match[2] as keyof typeof UNITS];
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 const MARKS = { start: "... ", done: "ok  ", "already-done": "ok  ", failed: "FAIL" } as const;
@@ -110,7 +92,7 @@ export function registerInstall(program: Command, run: Runner): void {
     .option("--timeout <duration>", "how long the plane may take to roll out", "15m")
     .action(async (flags: InstallFlags, command: Command) =>
       run(command, async (context) => {
-        const timeoutMs = parseTimeout(flags.timeout);
+        const timeoutMs = parseDuration(flags.timeout, "--timeout", "15m");
         const made: NewAccount[] = [];
         const progress = progressWriter(context.output);
         const installing = runInstall({

@@ -39,6 +39,25 @@ export function parseSize(text: string, flag: string): number {
   return bytes;
 }
 
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** `90s`, `15m`, `250ms`, `2h`: a duration flag's value in ms; `allowZero` for a grace that may be none. */
+export function parseDuration(text: string, flag: string, example: string, allowZero = false): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (match === null || (!allowZero && Number(match[1]) === 0)) {
+    throw new AirlockError("USAGE", `${flag} ${JSON.stringify(text)} is not a duration`, {
+      hint: `e.g. ${flag} ${example} (ms, s, m, h)`,
+      exitCode: 2,
+    });
+  }
+  return Number(match[1]) * DURATION_UNITS[match[2] as keyof typeof DURATION_UNITS];
+}
+
+/** `12.3 s`. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
 /** Writes a command's result: one JSON document with --json, else the text the command renders. */
 export function emit(options: OutputOptions, result: unknown, text: () => string): void {
   if (options.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { emit, progressReporter } from "./output.js";
+import { emit, parseDuration, progressReporter } from "./output.js";
 import { withStore, type Runner } from "./context.js";
 import { AirlockError, formatBytes } from "../../registry/oci/index.js";
 
@@ -36,17 +36,6 @@ export function registerStore(program: Command, run: Runner): void {
 
 const DEFAULT_GRACE = "10m";
 
-function parseDuration(text: string): number {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
-  if (match === null) {
-    throw new AirlockError("USAGE", `--grace ${JSON.stringify(text)} is not a duration`, {
-      hint: "e.g. --grace 10m (ms, s, m, h)",
-      exitCode: 2,
-    });
-  }
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
-}
-
 /** `store gc` and `registry gc`: one collection, under the store lock, sparing young blobs. */
 export function registerGc(group: Command, run: Runner): void {
   group
@@ -60,7 +49,7 @@ export function registerGc(group: Command, run: Runner): void {
     )
     .action(async (flags: { dryRun?: boolean; grace: string }, command: Command) =>
       run(command, async (context) => {
-        const graceMs = parseDuration(flags.grace);
+        const graceMs = parseDuration(flags.grace, "--grace", "10m", true);
         const report = await withStore(context, (s) =>
           s.gc({ signal: context.signal, dryRun: flags.dryRun === true, graceMs }),
         );

@@ -1,16 +1,20 @@
 import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { AirlockError } from "../../registry/oci/index.js";
-import { openState, type State } from "../state/index.js";
+import { openState, STATE_FILE, type State } from "../state/index.js";
 import {
+  DEFAULT_GATES,
   executePlan,
   resumeInterruptedRun,
   rollbackLastRelease,
   type ResumeReport,
   type RunReport,
+  type GateConfig,
   type UpgradeDeps,
 } from "../upgrade/index.js";
 import type { CommandContext, Runner } from "./context.js";
-import { emit } from "./output.js";
+import { emit, parseDuration } from "./output.js";
 import { progressLine, reportText } from "./upgrade-text.js";
 
 export function planId(text: string): number {
@@ -23,18 +27,31 @@ export function planId(text: string): number {
   return Number(text);
 }
 
-/** The state as the site's one writer, with the run's deps: the install's cluster and registry, lines on stderr. */
+/**
+ * The state as the site's one writer (LOCK_HELD naming the holder's PID otherwise), with the run's
+ * deps: the install's cluster and registry, a line per step and gate on stderr. A data dir with no
+ * state is NOT_INSTALLED, and is left as it was.
+ */
 async function asWriter<T>(
   context: CommandContext,
   command: string,
+  gates: Partial<GateConfig>,
   fn: (deps: UpgradeDeps) => Promise<T>,
 ): Promise<T> {
-  const state: State = openState(context.dataDir, { actor: "cli" });
+  const dataDir = resolve(context.dataDir);
+  if (!existsSync(join(dataDir, STATE_FILE))) {
+    throw new AirlockError("NOT_INSTALLED", `nothing is installed in ${dataDir}`, {
+      where: dataDir,
+      hint: "install with `airlock install --bundle FILE`, or pass the --data-dir of an installed site",
+    });
+  }
+  const state: State = openState(dataDir, { actor: "cli" });
   try {
     state.lock(command);
     const quiet = context.output.json || !context.output.progress;
     return await fn({
       state,
+      gates,
       signal: context.signal,
       onProgress: quiet ? undefined : (progress) => process.stderr.write(`${progressLine(progress)}\n`),
     });
@@ -80,13 +97,34 @@ function finish(
 
 interface RunFlags {
   resume?: boolean;
+  podTimeout: string;
+  settle: string;
 }
+
+function gatesOf(flags: RunFlags): Partial<GateConfig> {
+  return {
+    podReadyTimeoutMs: parseDuration(flags.podTimeout, "--pod-timeout", "5m"),
+    settleMs: parseDuration(flags.settle, "--settle", "10s", true),
+  };
+}
+
+const asFlag = (ms: number): string => `${ms / 1000}s`;
 
 export function registerRun(upgrade: Command, run: Runner): void {
   upgrade
     .command("run [plan]")
     .description("run a plan now, in the foreground: one pod at a time, gated, rolled back if a gate fails")
     .option("--resume", "finish or roll back a run an airlock that died left behind")
+    .option(
+      "--pod-timeout <duration>",
+      "how long each pod may take to be Ready on its revision",
+      asFlag(DEFAULT_GATES.podReadyTimeoutMs),
+    )
+    .option(
+      "--settle <duration>",
+      "the wait after a pod's gates pass, before the next pod",
+      asFlag(DEFAULT_GATES.settleMs),
+    )
     .action(async (plan: string | undefined, flags: RunFlags, command: Command) =>
       run(command, async (context) => {
         const id = plan === undefined ? undefined : planId(plan);
@@ -96,7 +134,7 @@ export function registerRun(upgrade: Command, run: Runner): void {
             exitCode: 2,
           });
         }
-        const result = await asWriter(context, "upgrade run", async (deps) => {
+        const result = await asWriter(context, "upgrade run", gatesOf(flags), async (deps) => {
           const resumed = (await resumeInterruptedRun(deps)) ?? null;
           // The same plan re-run after a crash: the resume finished (or undid) it.
           if (
@@ -114,9 +152,15 @@ export function registerRun(upgrade: Command, run: Runner): void {
   upgrade
     .command("rollback")
     .description("put back the release the deployed one replaced (objects only: data is not rolled back)")
-    .action(async (_flags: unknown, command: Command) =>
+    .option(
+      "--pod-timeout <duration>",
+      "how long each pod may take to be Ready on its revision",
+      asFlag(DEFAULT_GATES.podReadyTimeoutMs),
+    )
+    .option("--settle <duration>", "the wait after a pod's gates pass", asFlag(DEFAULT_GATES.settleMs))
+    .action(async (flags: RunFlags, command: Command) =>
       run(command, async (context) => {
-        const result = await asWriter(context, "upgrade rollback", async (deps) => {
+        const result = await asWriter(context, "upgrade rollback", gatesOf(flags), async (deps) => {
           const resumed = (await resumeInterruptedRun(deps)) ?? null;
           // An interrupted run that went back already did what was asked.
           if (resumed?.outcome === "rolled-back") return { ...resumed, resumed };

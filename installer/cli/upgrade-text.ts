@@ -1,4 +1,5 @@
 import { formatBytes } from "../../registry/oci/index.js";
+import { seconds } from "./output.js";
 import type { RunGate, RunStep, UpgradeRun } from "../state/index.js";
 import {
   disruptionText,
@@ -71,10 +72,6 @@ export interface HistoryEntry {
   run: UpgradeRun;
   from: string;
   to: string;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function gateLine(gate: RunGate): string {

@@ -4,6 +4,7 @@
  * schedule it in a window, `windows --json`, a bad window pointed at, cancel, a downgrade refused,
  * a stale plan refused, and history empty then listing a run written through the state's API.
  */
+import { existsSync } from "node:fs";
 import { writeFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +178,59 @@ describe("airlock upgrade", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`plan ${planId} cancelled\n`);
     expect(JSON.parse((await airlock(["upgrade", "windows", "--json"])).stdout)).toEqual([]);
+  });
+
+  it("upgrade run and rollback refuse bad input with typed errors, changing nothing", async () => {
+    expect((await airlock(["upgrade", "run"])).code).toBe(2);
+    const badFlag = await airlock(["upgrade", "run", String(planId), "--pod-timeout", "soon"]);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain("--pod-timeout");
+    const unknown = await airlock(["upgrade", "run", "999"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("PLAN_NOT_FOUND");
+    const spent = await airlock(["upgrade", "run", String(planId)]);
+    expect(spent.stderr).toContain(`PLAN_NOT_RUNNABLE: plan ${planId} is cancelled`);
+
+    const fresh = JSON.parse(
+      (await airlock(["upgrade", "plan", "--to-version", "4.5.0", "--json"])).stdout,
+    ) as PlanJson;
+    const holder = openState(dataDir);
+    const lock = holder.lock("test holding the writer lock");
+    try {
+      const locked = await airlock(["upgrade", "run", String(fresh.id)]);
+      expect(locked.code).toBe(1);
+      expect(locked.stderr).toContain(
+        `LOCK_HELD: another airlock is changing this site: process ${process.pid}`,
+      );
+      expect((await airlock(["upgrade", "rollback"])).stderr).toContain("LOCK_HELD");
+    } finally {
+      lock.release();
+    }
+    const installed = holder.releases.current()!;
+    holder.releases.deploy(holder.releases.record({ ...installed, version: "4.4.1" }).id);
+    holder.close();
+    const stale = await airlock(["upgrade", "run", String(fresh.id), "--json"]);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain("PLAN_STALE");
+    expect(stale.stderr).toContain("re-plan: airlock upgrade plan --to-version 4.5.0");
+    const rollback = await airlock(["upgrade", "rollback"]);
+    expect(rollback.code).toBe(1);
+    expect(rollback.stderr).toContain("NOTHING_TO_ROLL_BACK");
+    const resume = await airlock(["upgrade", "run", "--resume"]);
+    expect(resume.code).toBe(0);
+    expect(resume.stdout).toBe("no interrupted upgrade run to resume\n");
+    const state = openState(dataDir);
+    try {
+      expect(state.runs.list()).toEqual([]);
+      state.releases.deploy(installed.id, { rollback: true });
+    } finally {
+      state.close();
+    }
+    const empty = join(await fx.dir("empty"), "airlock");
+    const nothing = await runCli(["--data-dir", empty, "upgrade", "run", "1"]);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toContain("NOT_INSTALLED");
+    expect(existsSync(empty)).toBe(false);
   });
 
   it("refuses a downgrade, and a plan made stale by a new installed release", async () => {
