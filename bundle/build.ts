@@ -256,6 +256,7 @@ async function planBundle(
     name: spec.name,
     version: spec.version,
     ...(spec.upgradeFrom === undefined ? {} : { upgradeFrom: spec.upgradeFrom }),
+    ...(spec.upgradeGates.length === 0 ? {} : { upgradeGates: spec.upgradeGates }),
     created: defaultCreated(spec),
     ...(baseInfo === undefined ? {} : { base: { ...baseInfo.base, blobs: omitted } }),
     images: all.map((image) => ({

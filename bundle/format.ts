@@ -101,6 +101,23 @@ export interface BundleTotals {
   blobBytes: number;
 }
 
+/**
+ * A check the vendor asks an upgrade to this bundle to pass after each broker and at the end
+ * (installer/upgrade's declared gates): an HTTP GET that must answer `status` (200 unless given), or
+ * a Kubernetes Job (batch/v1) that must succeed within `timeoutSeconds`.
+ */
+export interface BundleUpgradeGate {
+  name: string;
+  http?: { url: string; status?: number };
+  job?: {
+    apiVersion: "batch/v1";
+    kind: "Job";
+    metadata?: Record<string, unknown>;
+    spec: Record<string, unknown>;
+  };
+  timeoutSeconds?: number;
+}
+
 /** The document stored as `airlock.json`, first entry of every bundle. */
 export interface BundleMetadata {
   schemaVersion: 1;
@@ -108,6 +125,8 @@ export interface BundleMetadata {
   name: string;
   version: string;
   upgradeFrom?: string;
+  /** Declared upgrade gates; absent when the spec declares none. */
+  upgradeGates?: BundleUpgradeGate[];
   created: string;
   base?: BundleBase;
   images: BundleImage[];

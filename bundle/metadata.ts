@@ -60,6 +60,23 @@ const metadataSchema = z
     name: text,
     version: text,
     upgradeFrom: text.optional(),
+    upgradeGates: z
+      .array(
+        z.looseObject({
+          name: text,
+          http: z.object({ url: text, status: z.int().optional() }).optional(),
+          job: z
+            .looseObject({
+              apiVersion: z.literal("batch/v1"),
+              kind: z.literal("Job"),
+              metadata: z.record(z.string(), z.unknown()).optional(),
+              spec: z.record(z.string(), z.unknown()),
+            })
+            .optional(),
+          timeoutSeconds: z.int().positive().optional(),
+        }),
+      )
+      .optional(),
     created: z.iso.datetime().refine((created) => {
       const mtime = entryMtime(created);
       return mtime >= 0 && mtime <= MAX_MTIME;

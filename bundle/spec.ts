@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { valid, validRange } from "semver";
 import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from "yaml";
+import type { BundleUpgradeGate } from "./format.js";
 import { z } from "zod";
 import {
   AirlockError,
@@ -74,6 +75,7 @@ export interface BundleSpec {
   name: string;
   version: string;
   upgradeFrom: string | undefined;
+  upgradeGates: BundleUpgradeGate[];
   /** ISO 8601 in UTC, as `Date.prototype.toISOString` writes it. */
   created: string | undefined;
   images: ImageSpec[];
@@ -118,6 +120,9 @@ const FIELD_HINTS: Record<string, string> = {
     "a name is a relative path under bin/ whose segments are letters, digits and . _ + - (no '..', '.', or empty segments)",
   "files[].sha256": "write the bare lowercase hex that sha256sum prints (64 characters, no sha256: prefix)",
   "files[].mode": "write mode: 0644 (the default) or 0755",
+  "upgradeGates[]":
+    "a gate is name: plus exactly one of http: { url, status } or job: (a batch/v1 Job manifest), and optionally timeoutSeconds:",
+  "upgradeGates[].name": "a gate name is lowercase letters, digits and '-', at most 40 characters",
 };
 const SCHEMA_HINT = "bundle.schema.json describes every field of bundle.yaml";
 
@@ -281,6 +286,37 @@ const packSchema = z.strictObject({
     .meta({ description: "Directory holding pack.yaml, templates and values.yaml." }),
 });
 
+const GATE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
+
+const upgradeGateSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .max(40, { error: "must be at most 40 characters" })
+      .regex(GATE_NAME_PATTERN, { error: "must be lowercase letters, digits and '-'" })
+      .meta({ description: "The gate's name, as the run records it (http:NAME, job:NAME)." }),
+    http: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }),
+        status: z.int().min(100).max(599).optional(),
+      })
+      .optional()
+      .meta({ description: "GET url must answer status (default 200)." }),
+    job: z
+      .looseObject({
+        apiVersion: z.literal("batch/v1"),
+        kind: z.literal("Job"),
+        metadata: z.looseObject({}).optional(),
+        spec: z.looseObject({ template: z.looseObject({}) }),
+      })
+      .optional()
+      .meta({ description: "A Kubernetes Job that must succeed; its namespace defaults to the plane's." }),
+    timeoutSeconds: z.int().positive().optional().meta({ description: "How long the gate may take." }),
+  })
+  .refine((gate) => (gate.http === undefined) !== (gate.job === undefined), {
+    error: "give exactly one of http: and job:",
+  });
+
 // YAML 1.2 reads 0755 as the integer 755 and 0o755 as 493: both spellings mean the octal mode.
 const EXECUTABLE_MODE_SPELLINGS: readonly unknown[] = [0o755, 755, "0755"];
 
@@ -339,6 +375,10 @@ export const bundleSpecSchema = z
       .record(z.string(), registrySchema)
       .default({})
       .meta({ description: "How to reach the registries docker:// sources name, by host[:port]." }),
+    upgradeGates: z
+      .array(upgradeGateSchema)
+      .default([])
+      .meta({ description: "Checks an upgrade to this bundle must pass after each broker and at the end." }),
   })
   .meta({ description: "An Airlock bundle spec: what `airlock bundle build` packs." });
 
@@ -578,6 +618,7 @@ function resolvePaths(parsed: ParsedBundleSpec, specDir: string): BundleSpec {
     name: parsed.name,
     version: parsed.version,
     upgradeFrom: parsed.upgradeFrom,
+    upgradeGates: parsed.upgradeGates,
     created: parsed.created,
     images: parsed.images.map((image) => ({
       ref: image.ref,

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { FIELD_MANAGER, refOf, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { pollUntil, runGate } from "./gate-run.js";
-import type { DeclaredHttpGate, DeclaredJobGate, GateContext } from "./run-types.js";
+import type { BundleUpgradeGate } from "../../bundle/index.js";
+import type { DeclaredGate, DeclaredHttpGate, DeclaredJobGate, GateContext } from "./run-types.js";
 
 /** The label the Job controller puts on a Job's pods. */
 const JOB_NAME_LABEL = "batch.kubernetes.io/job-name";
@@ -21,7 +22,7 @@ interface PodTermination {
 /** GET `url` answers the status it should, within brokerTimeoutMs. */
 function httpGate(ctx: GateContext, declared: DeclaredHttpGate): Promise<string> {
   const expected = declared.status ?? 200;
-  return pollUntil(ctx, ctx.config.brokerTimeoutMs, async () => {
+  return pollUntil(ctx, declared.timeoutMs ?? ctx.config.brokerTimeoutMs, async () => {
     const answer = await ctx
       .probe(declared.url, ctx.signal ?? new AbortController().signal)
       .catch((error: Error) => error);
@@ -97,6 +98,18 @@ async function jobGate(
   }
   await client.delete(refOf(created));
   return `Job ${where} succeeded`;
+}
+
+/** The gates a bundle declares (airlock.json's upgradeGates) as a run takes them. */
+export function declaredGatesOf(gates: BundleUpgradeGate[] | undefined): DeclaredGate[] {
+  return (gates ?? []).map((gate) => {
+    const timeoutMs = gate.timeoutSeconds === undefined ? undefined : gate.timeoutSeconds * 1000;
+    if (gate.job !== undefined) {
+      const metadata = { name: gate.name, ...gate.job.metadata } as ClusterObject["metadata"];
+      return { name: gate.name, job: { ...gate.job, metadata }, timeoutMs };
+    }
+    return { name: gate.name, url: gate.http!.url, status: gate.http!.status, timeoutMs };
+  });
 }
 
 /** The bundle's declared gates in order, each once: HTTP probes and Jobs. */

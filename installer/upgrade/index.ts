@@ -26,6 +26,7 @@ export { runUpgrade } from "./run.js";
 export { rollbackRelease } from "./rollback.js";
 export type { RollbackOptions, RollbackResult } from "./rollback.js";
 export { SYSTEM_CLOCK, httpGet } from "./run-context.js";
+export { declaredGatesOf } from "./gates-declared.js";
 export { DEFAULT_GATES, DATA_NOT_ROLLED_BACK, GateFailure } from "./run-types.js";
 export type {
   Clock,

@@ -38,6 +38,8 @@ export interface DeclaredHttpGate {
   name: string;
   url: string;
   status?: number | undefined;
+  /** How long it may take to answer so; the gates' brokerTimeoutMs unless given. */
+  timeoutMs?: number | undefined;
 }
 
 /**

@@ -75,6 +75,7 @@ describe("parseBundleSpec: valid documents", () => {
       name: "mgmt",
       version: "4.5.0",
       upgradeFrom: ">=4.4.0 <4.5.0",
+      upgradeGates: [],
       created: "2026-11-01T00:00:00.000Z",
       images: [
         {
@@ -136,6 +137,7 @@ describe("parseBundleSpec: valid documents", () => {
       name: "mgmt",
       version: "4.5.0",
       upgradeFrom: undefined,
+      upgradeGates: [],
       created: undefined,
       images: [],
       packs: [],
