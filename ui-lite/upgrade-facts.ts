@@ -45,7 +45,7 @@ export function previousRelease(state: State): Release | undefined {
 export function plannableVersions(context: ConsoleContext, release: Release | undefined): string[] {
   if (release === undefined) return [];
   const versions = context.store
-    .listBundles()
+    .listBundleSummaries()
     .filter((bundle) => bundle.name === release.bundleName && bundle.version !== release.version)
     .map((bundle) => bundle.version)
     .reverse();
