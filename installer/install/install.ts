@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readBundleHead, type BundleHead } from "../../bundle/index.js";
+import { BROKER_REPOSITORY } from "../../manifests/index.js";
 import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, type ClusterClient } from "../cluster/index.js";
 import { HostRoot, Systemd } from "../host/index.js";
@@ -45,6 +46,26 @@ function preflightFailed(report: PreflightReport, dataDir: string): AirlockError
     {
       where: dataDir,
       hint: `${failed[0]?.hint ?? "fix what each check says"}; \`airlock preflight\` shows every check`,
+    },
+  );
+}
+
+/**
+ * A bundle that carries no broker image holds no plane to install: refused before anything is
+ * written, unless the operator's values name the image to run. (Which tag render pins is checked
+ * at render, with the bundle's own values.)
+ */
+function checkBundleCarriesPlane(head: BundleHead, operatorValues: Record<string, unknown>): void {
+  const named = (operatorValues.msgbroker as { image?: unknown } | undefined)?.image !== undefined;
+  const images = head.metadata.images.filter((image) => image.kind === "image");
+  const carried = images.some((image) => image.ref.startsWith(`${BROKER_REPOSITORY}:`));
+  if (named || carried) return;
+  throw new AirlockError(
+    "BUNDLE_PLANE_MISSING",
+    `${head.metadata.name} ${head.metadata.version} carries no ${BROKER_REPOSITORY} image: there is no plane in it to install`,
+    {
+      where: head.input.label,
+      hint: `the bundle holds ${images.map((image) => image.ref).join(", ") || "no images"}; build it with ${BROKER_REPOSITORY}:${head.metadata.version} among bundle.yaml's images`,
     },
   );
 }
@@ -139,7 +160,7 @@ export async function runInstall(options: InstallOptions): Promise<InstallResult
   const registryListen = options.registryListen ?? DEFAULT_REGISTRY_LISTEN;
   parseListen(registryListen);
   const head = await readBundleHead(options.bundle);
-  await readOperatorValues(options.valuesFile);
+  checkBundleCarriesPlane(head, await readOperatorValues(options.valuesFile));
   const key = await checkBundleKey(head, dataDir, options.publicKey);
   // k3s from a bundle that carries none is refused before anything is written.
   if (options.cluster.kind === "k3s" && options.clusterSetup === undefined) {

@@ -5,6 +5,7 @@
 import fsPromises from "node:fs/promises";
 import { writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
+import { clearInterval, setInterval } from "node:timers";
 
 const holdAt = Number(process.env.AIRLOCK_HOLD_INGEST);
 const mark = process.env.AIRLOCK_HOLD_MARK;
@@ -24,7 +25,10 @@ fsPromises.open = async function (path, flags, ...rest) {
     if (!written) {
       written = true;
       writeFileSync(mark, "held\n");
+      // Nothing else may be pending: a timer keeps the process from ending (exit 13) while held.
+      const alive = setInterval(() => undefined, 60_000);
       await released;
+      clearInterval(alive);
     }
     return result;
   };
