@@ -1,5 +1,25 @@
 import type { ClusterObject } from "./client.js";
-import type { ClusterNode, PodContext, PodStatus } from "./node-api.js";
+import type { ClusterNode, ContainerState, ContainerStatus, PodContext, PodStatus } from "./node-api.js";
+
+/** Each container's status in `state`: ready and started exactly when it runs. */
+function statusesOf(
+  containers: { name: string; image: string }[],
+  state: (container: { image: string }) => ContainerState,
+): ContainerStatus[] {
+  return containers.map((container) => {
+    const now = state(container);
+    const running = now.running !== undefined;
+    return {
+      name: container.name,
+      image: container.image,
+      ready: running,
+      started: running,
+      restartCount: 0,
+      state: now,
+      lastState: {},
+    };
+  });
+}
 
 interface PodSpec {
   containers?: { name: string; image: string }[];
@@ -41,14 +61,8 @@ export class SimulatedNode implements ClusterNode {
       context.report({
         phase: "Pending",
         conditions: [{ type: "Ready", status: "False" }],
-        containerStatuses: containers.map((container) => ({
-          name: container.name,
-          image: container.image,
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: { waiting: { reason, message: `${reason}: ${container.image}` } },
-          lastState: {},
+        containerStatuses: statusesOf(containers, (container) => ({
+          waiting: { reason, message: `${reason}: ${container.image}` },
         })),
       });
       return;
@@ -60,15 +74,7 @@ export class SimulatedNode implements ClusterNode {
       const status: PodStatus = {
         phase: "Running",
         conditions: [{ type: "Ready", status: "True" }],
-        containerStatuses: containers.map((container) => ({
-          name: container.name,
-          image: container.image,
-          ready: true,
-          started: true,
-          restartCount: 0,
-          state: { running: { startedAt } },
-          lastState: {},
-        })),
+        containerStatuses: statusesOf(containers, () => ({ running: { startedAt } })),
       };
       context.report(status);
     }, this.readyMs);
@@ -91,15 +97,7 @@ export class SimulatedNode implements ClusterNode {
       context.report({
         phase: reason === undefined ? "Succeeded" : "Failed",
         conditions: [{ type: "Ready", status: "False" }],
-        containerStatuses: containers.map((container) => ({
-          name: container.name,
-          image: container.image,
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: { terminated },
-          lastState: {},
-        })),
+        containerStatuses: statusesOf(containers, () => ({ terminated })),
       });
     }, this.readyMs);
     this.timers.add(timer);

@@ -13,16 +13,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { applyRelease, MemoryCluster, type ClusterObject } from "../../../installer/cluster/index.js";
 import {
   runUpgrade,
-  type Clock,
   type DeclaredJobGate,
   type GateOutcome,
-  type HttpProber,
   type RunRecorder,
 } from "../../../installer/upgrade/index.js";
 import { NAMESPACE, render, type RenderInputs } from "../../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, issueBroker } from "../manifests/plane-fixtures.js";
+import { fakeBrokers, fastClock, REPLICAS, TEST_GATES } from "./upgrade-fixtures.js";
 
-const GATES = { podReadyTimeoutMs: 2_000, pollIntervalMs: 5, brokerTimeoutMs: 2_000, settleMs: 0 };
+const GATES = { ...TEST_GATES, brokerTimeoutMs: 2_000 };
 
 let dir: string;
 let inputs: RenderInputs;
@@ -44,7 +43,7 @@ afterAll(async () => {
 afterEach(() => cluster.close());
 
 function plane(version: string): ClusterObject[] {
-  return render({ msgbroker: { replicas: 2 } }, BUNDLE_IMAGES, {
+  return render(REPLICAS, BUNDLE_IMAGES, {
     ...inputs,
     version,
   }) as unknown as ClusterObject[];
@@ -83,28 +82,6 @@ function recorder(): RunRecorder & { gates: string[]; outcomes: GateOutcome[] } 
   };
 }
 
-/** Every broker healthy and routed to every other pod, as their monitor ports would answer. */
-const brokers: HttpProber = async (url) => {
-  const { hostname, pathname } = new URL(url);
-  const name = hostname.split(".")[0]!;
-  if (pathname === "/varz")
-    return { status: 200, body: JSON.stringify({ server_name: name, server_id: name }) };
-  const pods = await cluster.list("v1", "Pod", {
-    namespace: NAMESPACE,
-    labelSelector: "app.kubernetes.io/name=msgbroker",
-  });
-  const routes = pods
-    .filter((pod) => pod.metadata.name !== name)
-    .map((pod) => ({ remote_id: pod.metadata.name }));
-  return { status: 200, body: JSON.stringify({ routes }) };
-};
-
-/** Real time; sleeps of at most 5 ms. */
-const clock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
-};
-
 async function upgradeWith(
   gate: DeclaredJobGate,
   failingImage?: string,
@@ -124,8 +101,8 @@ async function upgradeWith(
     imageAvailable: () => Promise.resolve(true),
     gates: GATES,
     declaredGates: [gate],
-    probe: brokers,
-    clock,
+    probe: fakeBrokers(cluster),
+    clock: fastClock(),
   });
   return { result, record };
 }
