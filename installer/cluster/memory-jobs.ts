@@ -27,8 +27,8 @@ interface JobCondition {
   message?: string;
 }
 
-/** The label the Job controller puts on its pods, and what a selector for them names. */
-export const JOB_NAME_LABEL = "batch.kubernetes.io/job-name";
+/** The label the Job controller puts on its pods. */
+const JOB_NAME_LABEL = "batch.kubernetes.io/job-name";
 
 /** Kubernetes' default: a Job fails once its pods failed this many times and once more. */
 const DEFAULT_BACKOFF_LIMIT = 6;
@@ -46,7 +46,7 @@ export function admitJob(job: ClusterObject, ref: ObjectRef): void {
 }
 
 /** A Job that has ended: its Complete or Failed condition. */
-export function jobEnded(job: ClusterObject): JobCondition | undefined {
+function jobEnded(job: ClusterObject): JobCondition | undefined {
   return ((job.status?.conditions ?? []) as JobCondition[]).find(
     (condition) => condition.type === "Complete" || condition.type === "Failed",
   );
