@@ -102,7 +102,7 @@ export async function startNodeBench(work, images) {
 }
 
 /** containerd with its root, state and socket under `dir`, stopped by `closers`; its socket path. */
-async function startContainerd(dir, closers) {
+export async function startContainerd(dir, closers) {
   const socket = path.join(dir, "containerd.sock");
   await fs.mkdir(dir, { recursive: true });
   const config = path.join(dir, "config.toml");
