@@ -91,7 +91,6 @@ async function loadBaseBlobs(
       throw new AirlockError("INVENTORY_INVALID", `cannot read the inventory: ${(error as Error).message}`, {
         where: options.baseInventory,
         hint: "export it at the site with `airlock bundle inventory -o inventory.json`",
-        exitCode: 2,
       });
     }
     if (
@@ -102,7 +101,6 @@ async function loadBaseBlobs(
       throw new AirlockError("INVENTORY_INVALID", "not an Airlock inventory with at least one bundle", {
         where: options.baseInventory,
         hint: "export it at the site with `airlock bundle inventory -o inventory.json`",
-        exitCode: 2,
       });
     }
     const { rcompare } = await import("semver");
@@ -139,7 +137,6 @@ async function checkFreeSpace(output: string, bytes: number): Promise<void> {
     throw new AirlockError("OUTPUT_NOT_WRITABLE", `cannot use ${dir}: ${(error as Error).message}`, {
       where: output,
       hint: "the output's directory must exist and be writable",
-      exitCode: 2,
     });
   }
   if (free < bytes) {

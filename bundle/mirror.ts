@@ -5,6 +5,7 @@ import {
   parseManifest,
   type Descriptor,
   type Digest,
+  type ErrorCode,
 } from "../registry/oci/index.js";
 import type { RegistryClient, PushOutcome, UploadCheckpoint } from "../registry/client/index.js";
 import type { OperationOptions } from "../registry/store/index.js";
@@ -65,7 +66,7 @@ export interface MirroredImage {
   status: "copied" | "present" | "missing" | "failed";
   blobs: Record<PushOutcome, number>;
   bytesSent: number;
-  error?: { code: string; message: string; hint?: string | undefined } | undefined;
+  error?: { code: ErrorCode; message: string; hint?: string | undefined } | undefined;
 }
 
 export interface MirrorResult {
@@ -125,7 +126,7 @@ async function walk(source: MirrorSource, roots: Digest[]): Promise<ImageTree> {
   return tree;
 }
 
-function describe(error: unknown): { code: string; message: string; hint?: string | undefined } {
+function describe(error: unknown): { code: ErrorCode; message: string; hint?: string | undefined } {
   return error instanceof AirlockError
     ? { code: error.code, message: error.message, hint: error.hint }
     : { code: "MIRROR_FAILED", message: (error as Error).message };

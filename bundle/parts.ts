@@ -162,7 +162,6 @@ async function sizeOf(path: string, label: string, partOf?: string): Promise<num
             partOf === undefined
               ? "check the path"
               : "copy every part listed in the .parts.json next to the first one",
-          exitCode: partOf === undefined ? 2 : 1,
         },
       );
     }
@@ -207,7 +206,7 @@ function parsePartsManifest(text: string, path: string): PartsManifest {
  * any byte is read.
  */
 export async function resolveBundleInput(paths: string[]): Promise<BundleInput> {
-  if (paths.length === 0) throw new AirlockError("USAGE", "name a bundle file", { exitCode: 2 });
+  if (paths.length === 0) throw new AirlockError("USAGE", "name a bundle file");
   const first = paths[0]!;
   const manifestPath = partsManifestPathFor(first);
   let manifest: PartsManifest | undefined;
@@ -259,7 +258,6 @@ export async function resolveBundleInput(paths: string[]): Promise<BundleInput> 
           {
             where: path,
             hint: `name the parts in order: ${manifest.parts.map((p) => p.name).join(" ")}`,
-            exitCode: 2,
           },
         );
       }

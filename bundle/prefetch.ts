@@ -62,7 +62,6 @@ export class BlobPrefetcher {
           {
             where: options.output,
             hint: "the output's directory must exist and be writable",
-            exitCode: 2,
             cause: error,
           },
         );

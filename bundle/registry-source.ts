@@ -7,6 +7,7 @@ import {
   isManifestMediaType,
   type Descriptor,
   type Digest,
+  type ErrorCode,
 } from "../registry/oci/index.js";
 import type { RegistryClient } from "../registry/client/index.js";
 import type { BlobSource, ImageStore } from "./sources.js";
@@ -35,7 +36,7 @@ export function defaultAuthFile(env: NodeJS.ProcessEnv = process.env): string | 
 }
 
 /** What to change when a registry refuses or cannot be reached, in the build's own terms. */
-const BUILD_HINTS: Record<string, (host: string) => string> = {
+const BUILD_HINTS: Partial<Record<ErrorCode, (host: string) => string>> = {
   REGISTRY_AUTH_FAILED: (host) =>
     `log in with \`skopeo login ${host}\`, or give --authfile (or registries["${host}"].authFile in bundle.yaml) with credentials for ${host}`,
   REGISTRY_DENIED: (host) => `the account may not pull this repository from ${host}: ask for pull rights`,
@@ -105,7 +106,6 @@ async function readCa(path: string, host: string): Promise<Buffer> {
       {
         where: path,
         hint: `fix registries["${host}"].caFile in bundle.yaml (relative paths are relative to bundle.yaml)`,
-        exitCode: 2,
         cause: error,
       },
     );
@@ -189,7 +189,6 @@ class RegistryImageStore implements ImageStore {
     return new AirlockError(error.code, error.message, {
       where: this.where,
       hint: BUILD_HINTS[error.code]?.(this.source.registry) ?? error.hint,
-      exitCode: error.exitCode,
       cause: error,
     });
   }

@@ -48,7 +48,6 @@ export async function generateKeyPair(
         throw new AirlockError("KEY_EXISTS", `refusing to overwrite ${path}`, {
           where: path,
           hint: "choose another --out, or pass --force to replace the key pair",
-          exitCode: 2,
         });
       }
     }
@@ -69,7 +68,6 @@ async function readKeyFile(path: string, kind: "private" | "public"): Promise<st
         errnoCode(error) === "ENOENT"
           ? `check the path; \`airlock keys generate\` makes a key pair`
           : "check the file's permissions",
-      exitCode: 2,
     });
   }
 }
@@ -79,7 +77,6 @@ function checkP256(key: KeyObject, path: string): void {
     throw new AirlockError("KEY_INVALID", "the key is not an ECDSA P-256 key", {
       where: path,
       hint: "bundle keys are ECDSA P-256: make them with `airlock keys generate`",
-      exitCode: 2,
     });
   }
 }
@@ -93,7 +90,6 @@ export async function loadPrivateKey(path: string): Promise<KeyObject> {
     throw new AirlockError("KEY_INVALID", `not a PEM private key: ${(error as Error).message}`, {
       where: path,
       hint: "pass the private key written by `airlock keys generate`",
-      exitCode: 2,
     });
   }
   checkP256(key, path);
@@ -109,7 +105,6 @@ export async function loadPublicKey(path: string): Promise<KeyObject> {
     throw new AirlockError("KEY_INVALID", `not a PEM public key: ${(error as Error).message}`, {
       where: path,
       hint: "pass the public key (pub.pem) that matches the vendor's signing key",
-      exitCode: 2,
     });
   }
   checkP256(key, path);

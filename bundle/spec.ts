@@ -128,7 +128,7 @@ const SCHEMA_HINT = "bundle.schema.json describes every field of bundle.yaml";
 
 /** The failure of a field parser below; `parsedBy` turns its message into an issue at that field. */
 function invalid(message: string): AirlockError {
-  return new AirlockError("SPEC_INVALID", message, { exitCode: 2 });
+  return new AirlockError("SPEC_INVALID", message);
 }
 
 function parseStrictSemver(value: string): string {
@@ -664,7 +664,6 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
     throw new AirlockError("SPEC_INVALID", `YAML syntax: ${syntaxError.message}`, {
       where: `${file}:${line}:${col}`,
       hint: "fix the YAML syntax at that position",
-      exitCode: 2,
     });
   }
   let document: unknown;
@@ -674,7 +673,6 @@ export function parseBundleSpec(text: string, file: string): BundleSpec {
     // yaml refuses documents whose aliases expand beyond its limit (a "billion laughs" document).
     throw new AirlockError("SPEC_INVALID", `YAML: ${(error as Error).message}`, {
       where: file,
-      exitCode: 2,
       cause: error,
     });
   }
@@ -695,7 +693,6 @@ export async function loadBundleSpec(file: string): Promise<BundleSpec> {
       throw new AirlockError("SPEC_NOT_FOUND", `no bundle spec at ${file}`, {
         where: file,
         hint: "pass the path of the bundle's bundle.yaml",
-        exitCode: 2,
         cause: error,
       });
     }

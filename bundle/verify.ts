@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { AirlockError, Digester, sha256Hex, type Digest } from "../registry/oci/index.js";
+import { AirlockError, Digester, sha256Hex, type Digest, type ErrorCode } from "../registry/oci/index.js";
 import type { OperationOptions } from "../registry/store/index.js";
 import { readTar, type TarReadEntry } from "./tar.js";
 import { checkArchiveEnd, checkEntryHeader, checkEntryName, describeEntryType } from "./entry-checks.js";
@@ -181,7 +181,7 @@ function explainPartsError(error: unknown, input: BundleInput): unknown {
 
 function partsExplanation(error: AirlockError, input: BundleInput): AirlockError {
   const partsUnchecked = input.parts.some((part) => part.expected === undefined);
-  const parseFailures = [
+  const parseFailures: ErrorCode[] = [
     "BUNDLE_TRUNCATED",
     "BUNDLE_CORRUPT",
     "BUNDLE_METADATA_MISSING",

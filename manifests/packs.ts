@@ -1,7 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { AirlockError } from "../registry/oci/index.js";
+import { AirlockError, type ErrorCode } from "../registry/oci/index.js";
 import { RELEASE_LABEL } from "./render.js";
 
 /**
@@ -48,8 +48,8 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   return out;
 }
 
-function templateError(code: string, message: string, where: string, hint: string): AirlockError {
-  return new AirlockError(code, message, { where, hint, exitCode: 2 });
+function templateError(code: ErrorCode, message: string, where: string, hint: string): AirlockError {
+  return new AirlockError(code, message, { where, hint });
 }
 
 /** The text of one template with its variables filled in; `where` is `pack/path`. */

@@ -94,7 +94,6 @@ function checkInputs(inputs: RenderInputs): void {
     throw new AirlockError("RELEASE_INVALID", `release name ${JSON.stringify(inputs.release)} is not valid`, {
       where: "release",
       hint: "a release name is at most 63 lowercase letters, digits and '-', starting and ending alphanumeric",
-      exitCode: 2,
     });
   }
   if (!VERSION_PATTERN.test(inputs.version)) {
@@ -104,7 +103,6 @@ function checkInputs(inputs: RenderInputs): void {
       {
         where: "version",
         hint: "the plane's version must be at most 63 letters, digits, '-', '_' and '.' (no '+' build metadata)",
-        exitCode: 2,
       },
     );
   }
@@ -473,7 +471,6 @@ export function render(input: ValuesInput, images: ImageMap, inputs: RenderInput
     throw new AirlockError("VALUES_INVALID", "msgbroker.routeOverrides: only for brokers run by tests", {
       where: "msgbroker.routeOverrides",
       hint: "remove routeOverrides: in a cluster every broker routes to its peers' stable DNS names",
-      exitCode: 2,
     });
   }
   checkInputs(inputs);

@@ -75,7 +75,7 @@ function errorHandler(logger: ConsoleLogger | undefined) {
   return (error: unknown, request: Request, response: Response, _next: NextFunction): void => {
     const known = error instanceof AirlockError;
     const status = known ? httpStatusOf(error) : 500;
-    if (status === 500) logger?.error({ err: error, path: request.path }, "console request failed");
+    if (status >= 500) logger?.error({ err: error, path: request.path }, "console request failed");
     const message = known
       ? `${error.code}: ${error.message}`
       : "The console failed on this request; the log has the detail.";

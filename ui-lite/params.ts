@@ -4,7 +4,6 @@ import { AirlockError } from "../registry/oci/index.js";
 export function badParameter(name: string, value: unknown, expected: string): AirlockError {
   return new AirlockError("UI_BAD_PARAMETER", `${name} ${JSON.stringify(value)} is not ${expected}`, {
     where: name,
-    exitCode: 2,
   });
 }
 

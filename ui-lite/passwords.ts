@@ -57,7 +57,7 @@ export function checkNewPassword(password: string): void {
     throw new AirlockError(
       "UI_PASSWORD_WEAK",
       `the new password has ${password.length} characters; it needs at least ${MIN_PASSWORD_LENGTH}`,
-      { hint: `choose a password of ${MIN_PASSWORD_LENGTH} characters or more`, exitCode: 2 },
+      { hint: `choose a password of ${MIN_PASSWORD_LENGTH} characters or more` },
     );
   }
 }

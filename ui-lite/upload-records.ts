@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { StateDb } from "../installer/state/index.js";
-import { AirlockError } from "../registry/oci/index.js";
+import { AirlockError, type ErrorCode } from "../registry/oci/index.js";
 import { migrateUi } from "./schema.js";
 
 export type UploadState = "receiving" | "importing" | "done" | "failed";
@@ -10,7 +10,7 @@ export type UploadState = "receiving" | "importing" | "done" | "failed";
 /** What the last event of an upload says: the import's result, or why it was refused. */
 export type UploadOutcome =
   | { ok: true; name: string; version: string; digest: string; imported: boolean; signature: string }
-  | { ok: false; code: string; message: string; hint?: string };
+  | { ok: false; code: ErrorCode; message: string; hint?: string };
 
 export interface UploadSession {
   id: string;

@@ -4,10 +4,11 @@ import { join } from "node:path";
 import type { Request, Response, Router } from "express";
 import { importBundle, type ArrivingBundle, type ImportResult } from "../bundle/index.js";
 import { VENDOR_KEY_FILE } from "../installer/install/index.js";
-import { AirlockError, formatBytes } from "../registry/oci/index.js";
+import { AirlockError, formatBytes, type ErrorCode } from "../registry/oci/index.js";
 import { sessionOf } from "./auth.js";
 import type { ConsoleContext } from "./context.js";
 import type { ConsoleLogger } from "./app.js";
+import { httpStatusOf } from "./error-status.js";
 import { ArrivalGate } from "./upload-follow.js";
 import { appendBody, parseContentRange } from "./upload-receive.js";
 import { UploadRecords, type UploadOutcome, type UploadSession } from "./upload-records.js";
@@ -55,24 +56,15 @@ function outcomeOf(result: ImportResult): UploadOutcome {
   return { ok: true, name, version, digest, imported, signature: result.signature.status };
 }
 
-function statusOf(error: AirlockError): number {
-  if (error.code === "UI_NOT_FOUND") return 404;
-  if (error.code === "UI_UPLOAD_BUSY" || error.code === "UI_UPLOAD_FINISHED") return 409;
-  if (error.code === "UI_UPLOAD_DISK_FULL") return 507;
-  if (error.code === "UI_UPLOAD_WRITE_FAILED") return 500;
-  if (error.code.startsWith("UI_")) return 400;
-  return 500;
-}
-
 /** The upload API answers JSON, errors as `{ error: { code, message, hint } }`. */
 function api(handler: (request: Request, response: Response) => Promise<void>) {
   return async (request: Request, response: Response): Promise<void> => {
     try {
       await handler(request, response);
     } catch (error) {
-      if (!(error instanceof AirlockError) || statusOf(error) === 500) throw error;
+      if (!(error instanceof AirlockError) || httpStatusOf(error) === 500) throw error;
       if (response.headersSent) return;
-      response.status(statusOf(error)).json({
+      response.status(httpStatusOf(error)).json({
         error: { code: error.code, message: error.message, hint: error.hint },
       });
     }
@@ -202,7 +194,7 @@ export class UploadService {
           .json({
             offset,
             error: {
-              code: "UI_UPLOAD_OFFSET",
+              code: "UI_UPLOAD_OFFSET" satisfies ErrorCode,
               message: `the upload is at byte ${offset}, not ${range.start}`,
             },
           });

@@ -55,7 +55,6 @@ export function checkUserName(name: string): string {
   if (!USER_NAME.test(name)) {
     throw new AirlockError("USAGE", `${JSON.stringify(name)} is not a user name`, {
       hint: "a lower-case letter, then up to 63 of a-z, 0-9, '.', '_', '-'",
-      exitCode: 2,
     });
   }
   return name;
@@ -65,7 +64,6 @@ export function checkRole(role: string): Role {
   if (!(ROLES as readonly string[]).includes(role)) {
     throw new AirlockError("USAGE", `${JSON.stringify(role)} is not a role`, {
       hint: "--role admin or --role viewer",
-      exitCode: 2,
     });
   }
   return role as Role;
@@ -177,7 +175,6 @@ export class UserRecords {
     if (next === current) {
       throw new AirlockError("UI_PASSWORD_WEAK", "the new password is the current one", {
         hint: "choose a password you have not used here",
-        exitCode: 2,
       });
     }
     await this.storePassword(name, next, false, name, "ui.user.change-password");

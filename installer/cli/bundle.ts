@@ -88,9 +88,7 @@ export function registerBundle(program: Command, run: Runner): void {
         run(command, async (context) => {
           const concurrency = Number(flags.concurrency);
           if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-            throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`, {
-              exitCode: 2,
-            });
+            throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`);
           }
           const progress = await progressReporter(context.output, "build");
           const result = await buildBundle({

@@ -21,7 +21,6 @@ function defaultServerUrl(): string {
       {
         where: "--server",
         hint: "name the URL other nodes reach this server's k3s by: --server https://HOST:6443",
-        exitCode: 2,
       },
     );
   }

@@ -33,7 +33,6 @@ export function parseSize(text: string, flag: string): number {
   if (!Number.isFinite(bytes) || bytes < 1024 * 1024) {
     throw new AirlockError("USAGE", `${flag} ${JSON.stringify(text)} is not a size of at least 1M`, {
       hint: `write e.g. ${flag} 3.9G (binary units: K, M, G, T)`,
-      exitCode: 2,
     });
   }
   return bytes;
@@ -47,7 +46,6 @@ export function parseDuration(text: string, flag: string, example: string, allow
   if (match === null || (!allowZero && Number(match[1]) === 0)) {
     throw new AirlockError("USAGE", `${flag} ${JSON.stringify(text)} is not a duration`, {
       hint: `e.g. ${flag} ${example} (ms, s, m, h)`,
-      exitCode: 2,
     });
   }
   return Number(match[1]) * DURATION_UNITS[match[2] as keyof typeof DURATION_UNITS];

@@ -42,11 +42,11 @@ export function addRegistryOptions(command: Command): Command {
 
 function tlsOf(flags: RegistryFlags, installed: InstalledSite): RegistryTls {
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-    throw new AirlockError("USAGE", "--tls-cert and --tls-key go together", { exitCode: 2 });
+    throw new AirlockError("USAGE", "--tls-cert and --tls-key go together");
   }
   if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
     if (flags.insecureHttp === true) {
-      throw new AirlockError("USAGE", "--insecure-http and --tls-cert exclude each other", { exitCode: 2 });
+      throw new AirlockError("USAGE", "--insecure-http and --tls-cert exclude each other");
     }
     return { kind: "files", certFile: flags.tlsCert, keyFile: flags.tlsKey };
   }
@@ -68,13 +68,11 @@ function authOf(
       throw new AirlockError(
         "USAGE",
         "say who may pull: --auth htpasswd:FILE, --auth token:FILE, or --anonymous-pull",
-        { hint: "make accounts with `htpasswd -Bc FILE USER`", exitCode: 2 },
+        { hint: "make accounts with `htpasswd -Bc FILE USER`" },
       );
     }
     if (flags.pushUser.length > 0) {
-      throw new AirlockError("USAGE", "--push-user needs --auth: pushes are never anonymous", {
-        exitCode: 2,
-      });
+      throw new AirlockError("USAGE", "--push-user needs --auth: pushes are never anonymous");
     }
     return { auth: undefined, pushUsers: [] };
   }
@@ -83,7 +81,6 @@ function authOf(
     throw new AirlockError(
       "USAGE",
       `--auth ${JSON.stringify(flags.auth)} is not htpasswd:FILE or token:FILE`,
-      { exitCode: 2 },
     );
   }
   return {

@@ -55,7 +55,6 @@ function parseTarget(to: string): { host: string; prefix: string } {
   if (!isHostPort(host) || (prefix !== "" && !isValidRepository(prefix))) {
     throw new AirlockError("USAGE", `--to ${JSON.stringify(to)} is not HOST[:PORT][/PREFIX]`, {
       hint: "e.g. --to harbor.site.local/palette (a prefix in lowercase)",
-      exitCode: 2,
     });
   }
   return { host, prefix };
@@ -151,15 +150,11 @@ export function registerRegistry(program: Command, run: Runner): void {
     .action(async (flags: MirrorFlags, command: Command) =>
       run(command, async (context) => {
         if ((flags.bundle === undefined) === (flags.fromStore !== true)) {
-          throw new AirlockError("USAGE", "say what to mirror: --bundle FILE or --from-store", {
-            exitCode: 2,
-          });
+          throw new AirlockError("USAGE", "say what to mirror: --bundle FILE or --from-store");
         }
         const concurrency = Number(flags.concurrency);
         if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-          throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`, {
-            exitCode: 2,
-          });
+          throw new AirlockError("USAGE", `--concurrency ${flags.concurrency} is not 1 to 64`);
         }
         const { host, prefix } = parseTarget(flags.to);
         const { RegistryClient } = await loadClient();

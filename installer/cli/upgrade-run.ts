@@ -21,7 +21,6 @@ export function planId(text: string): number {
   if (!/^[1-9]\d*$/.test(text)) {
     throw new AirlockError("USAGE", `${JSON.stringify(text)} is not a plan id`, {
       hint: "a plan id is the number `airlock upgrade plan` printed",
-      exitCode: 2,
     });
   }
   return Number(text);
@@ -131,7 +130,6 @@ export function registerRun(upgrade: Command, run: Runner): void {
         if (id === undefined && flags.resume !== true) {
           throw new AirlockError("USAGE", "name the plan to run, or --resume", {
             hint: "airlock upgrade run PLAN (the id `airlock upgrade plan` printed), or airlock upgrade run --resume",
-            exitCode: 2,
           });
         }
         const result = await asWriter(context, "upgrade run", gatesOf(flags), async (deps) => {

@@ -53,7 +53,7 @@ function onlyScheduledPlan(state: State): number {
     throw new AirlockError(
       "USAGE",
       active.length === 0 ? "no upgrade is scheduled" : `${active.length} plans are scheduled: name one`,
-      { hint: "airlock upgrade cancel PLAN (airlock upgrade windows lists them)", exitCode: 2 },
+      { hint: "airlock upgrade cancel PLAN (airlock upgrade windows lists them)" },
     );
   }
   return active[0]!.planId;
@@ -74,9 +74,6 @@ function registerPlan(upgrade: Command, run: Runner): void {
           throw new AirlockError(
             "USAGE",
             "name the next release: --bundle FILE or --to-version V, one of them",
-            {
-              exitCode: 2,
-            },
           );
         }
         const plan = await planUpgrade({

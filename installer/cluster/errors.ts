@@ -1,40 +1,42 @@
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, errorCodeInfo, type ErrorCode } from "../../registry/oci/index.js";
 import { describeRef, type ObjectRef } from "./client.js";
 
 /**
  * The API server's answers as Airlock's errors, one table for the real client and the in-memory
- * cluster alike, so that code above the interface sees the same codes from both.
+ * cluster alike, so that code above the interface sees the same codes from both. Each code's status
+ * is its entry's in the error-code table.
  */
-const BY_STATUS: Record<number, { code: string; hint: string }> = {
-  400: { code: "CLUSTER_BAD_REQUEST", hint: "the object is malformed: check the rendered manifests" },
-  401: {
-    code: "CLUSTER_UNAUTHORIZED",
-    hint: "the kubeconfig's credentials were refused: check its user and that they have not expired",
-  },
-  403: {
-    code: "CLUSTER_FORBIDDEN",
-    hint: "the kubeconfig's user lacks the RBAC rights for this: use a cluster-admin kubeconfig",
-  },
-  404: {
-    code: "CLUSTER_NOT_FOUND",
-    hint: "it does not exist (for a namespaced object: its namespace may not)",
-  },
-  409: {
-    code: "CLUSTER_CONFLICT",
-    hint: "another field manager owns these fields: find who changed the object (kubectl get --show-managed-fields)",
-  },
-  422: {
-    code: "CLUSTER_INVALID",
-    hint: "the API server's validation refused the object: check the rendered manifests",
-  },
-};
+const HINTS = {
+  CLUSTER_BAD_REQUEST: "the object is malformed: check the rendered manifests",
+  CLUSTER_UNAUTHORIZED:
+    "the kubeconfig's credentials were refused: check its user and that they have not expired",
+  CLUSTER_FORBIDDEN: "the kubeconfig's user lacks the RBAC rights for this: use a cluster-admin kubeconfig",
+  CLUSTER_NOT_FOUND: "it does not exist (for a namespaced object: its namespace may not)",
+  CLUSTER_CONFLICT:
+    "another field manager owns these fields: find who changed the object (kubectl get --show-managed-fields)",
+  CLUSTER_INVALID: "the API server's validation refused the object: check the rendered manifests",
+  CLUSTER_FIELD_IMMUTABLE:
+    "the API server does not change this field in place: the object must be deleted and created again (airlock upgrade plan shows it as recreate, and the run does it)",
+  CLUSTER_API_FAILED: "the API server failed the request: check its health (kubectl get --raw /readyz)",
+} satisfies Partial<Record<ErrorCode, string>>;
 
-/** A 422 whose message says a field cannot change in place: the object must be deleted and created again. */
-const IMMUTABLE = {
-  code: "CLUSTER_FIELD_IMMUTABLE",
-  hint: "the API server does not change this field in place: the object must be deleted and created again (airlock upgrade plan shows it as recreate, and the run does it)",
-};
-/** How kube-apiserver words such a refusal, for every kind whose fields are fixed at creation. */
+type ClusterErrorCode = keyof typeof HINTS;
+
+/** The code of each status the API server answers; any other is CLUSTER_API_FAILED. */
+const BY_STATUS = new Map<number | undefined, ClusterErrorCode>(
+  (
+    [
+      "CLUSTER_BAD_REQUEST",
+      "CLUSTER_UNAUTHORIZED",
+      "CLUSTER_FORBIDDEN",
+      "CLUSTER_NOT_FOUND",
+      "CLUSTER_CONFLICT",
+      "CLUSTER_INVALID",
+    ] as const
+  ).map((code) => [errorCodeInfo(code).http, code]),
+);
+
+/** How kube-apiserver words a 422 for a field that is fixed at creation, for every kind that has them. */
 const IMMUTABLE_MESSAGES =
   /field is immutable|may not change once set|is immutable after creation|updates to statefulset spec for fields other than/;
 
@@ -56,8 +58,8 @@ export class ClusterInvalidError extends AirlockError {
     readonly objectName: string,
     readonly causes: InvalidCause[],
   ) {
-    const known = IMMUTABLE_MESSAGES.test(message) ? IMMUTABLE : BY_STATUS[422]!;
-    super(known.code, message, { where, hint: known.hint });
+    const code = IMMUTABLE_MESSAGES.test(message) ? "CLUSTER_FIELD_IMMUTABLE" : "CLUSTER_INVALID";
+    super(code, message, { where, hint: HINTS[code] });
     this.name = "ClusterInvalidError";
   }
 }
@@ -79,20 +81,18 @@ export function clusterError(
   message: string,
   cause?: unknown,
 ): AirlockError {
-  const known = (status === 422 && IMMUTABLE_MESSAGES.test(message) ? IMMUTABLE : BY_STATUS[status]) ?? {
-    code: "CLUSTER_API_FAILED",
-    hint: "the API server failed the request: check its health (kubectl get --raw /readyz)",
-  };
-  return new AirlockError(known.code, message, {
+  const code =
+    status === 422 && IMMUTABLE_MESSAGES.test(message)
+      ? "CLUSTER_FIELD_IMMUTABLE"
+      : (BY_STATUS.get(status) ?? "CLUSTER_API_FAILED");
+  return new AirlockError(code, message, {
     where: typeof ref === "string" ? ref : describeRef(ref),
-    hint: known.hint,
+    hint: HINTS[code],
     cause,
   });
 }
 
 /** The HTTP status an API server answers for one of the codes above (500 for any other). */
-export function statusOfClusterError(code: string): number {
-  if (code === IMMUTABLE.code) return 422;
-  const found = Object.entries(BY_STATUS).find(([, known]) => known.code === code);
-  return found === undefined ? 500 : Number(found[0]);
+export function statusOfClusterError(code: ErrorCode): number {
+  return code in HINTS ? (errorCodeInfo(code).http ?? 500) : 500;
 }

@@ -78,7 +78,6 @@ export class KubeClusterClient implements ClusterClient {
         {
           where: path ?? "$KUBECONFIG or ~/.kube/config",
           hint: "pass --kubeconfig with a readable kubeconfig file (k3s writes /etc/rancher/k3s/k3s.yaml)",
-          exitCode: 2,
           cause: error,
         },
       );
@@ -87,7 +86,6 @@ export class KubeClusterClient implements ClusterClient {
       throw new AirlockError("KUBECONFIG_INVALID", "the kubeconfig names no current cluster", {
         where: path ?? "$KUBECONFIG or ~/.kube/config",
         hint: "set current-context in the kubeconfig, or pass one that has it",
-        exitCode: 2,
       });
     }
     return new KubeClusterClient(config, options);

@@ -71,7 +71,6 @@ function parseHealthListen(listen: string): { host: string; port: number } {
   if (match === null || port > 65535) {
     throw new AirlockError("USAGE", `--health-listen ${JSON.stringify(listen)} is not host:port`, {
       hint: `e.g. --health-listen ${DEFAULT_HEALTH_LISTEN}`,
-      exitCode: 2,
     });
   }
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };

@@ -81,9 +81,7 @@ async function loadAccounts(config: RegistryConfig, file: string): Promise<Map<s
   const users = await loadHtpasswd(file);
   const unknown = config.pushUsers.filter((name) => !users.has(name));
   if (unknown.length > 0) {
-    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${file}`, {
-      exitCode: 2,
-    });
+    throw new AirlockError("USAGE", `--push-user ${unknown.join(", ")}: no such account in ${file}`);
   }
   return users;
 }

@@ -1,4 +1,4 @@
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, type ErrorCode } from "../../registry/oci/index.js";
 import type { Install, State } from "../state/index.js";
 
 /** What a step leaves for a re-run and for the steps after it: plain JSON, kept in its step row. */
@@ -31,7 +31,7 @@ export interface StepEvent {
   /** Set once the step ended (done, already-done, failed). */
   durationMs?: number;
   summary?: string;
-  error?: { code: string; message: string };
+  error?: { code: ErrorCode; message: string };
 }
 
 export interface StepReport {
@@ -68,7 +68,7 @@ export interface MachineResult {
   steps: StepReport[];
 }
 
-function errorOf(error: unknown): { code: string; message: string } {
+function errorOf(error: unknown): { code: ErrorCode; message: string } {
   if (error instanceof AirlockError) return { code: error.code, message: error.message };
   if (error instanceof Error && error.name === "AbortError")
     return { code: "INTERRUPTED", message: "interrupted" };

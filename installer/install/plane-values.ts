@@ -35,7 +35,6 @@ function parseYamlValues(text: string, where: string): Plain {
     throw new AirlockError("VALUES_INVALID", `not YAML: ${(error as Error).message}`, {
       where,
       hint: "write the values as a YAML map (see manifests/README.md for the fields)",
-      exitCode: 2,
     });
   }
   if (document === null || document === undefined) return {};
@@ -43,7 +42,6 @@ function parseYamlValues(text: string, where: string): Plain {
     throw new AirlockError("VALUES_INVALID", "the values are not a map of fields", {
       where,
       hint: "write the values as a YAML map, e.g. `msgbroker: { replicas: 3 }`",
-      exitCode: 2,
     });
   }
   return document;
@@ -58,7 +56,6 @@ function checked(layer: Plain, where: string): Plain {
       throw new AirlockError("VALUES_INVALID", `${where}: ${error.message}`, {
         where: `${where}: ${error.where ?? "values"}`,
         hint: error.hint,
-        exitCode: 2,
       });
     }
     throw error;
@@ -77,7 +74,6 @@ export async function readOperatorValues(file: string | undefined): Promise<Plai
       where: file,
       hint:
         errnoCode(error) === "ENOENT" ? "check the path given to --values" : "check the file's permissions",
-      exitCode: 2,
     });
   }
   return checked(parseYamlValues(text, file), file);

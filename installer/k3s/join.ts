@@ -38,7 +38,6 @@ export function decodeJoinToken(text: string): JoinToken {
     new AirlockError("JOIN_TOKEN_INVALID", `the join token is not valid: ${why}`, {
       where: "--token",
       hint: "print a new one on the server with `airlock node join-token` and pass it whole",
-      exitCode: 2,
     });
   if (!trimmed.startsWith(TOKEN_PREFIX)) throw invalid(`it does not start with ${TOKEN_PREFIX}`);
   let data: unknown;

@@ -240,9 +240,7 @@ export async function listCertificates(pki: Pki): Promise<CertificateInfo[]> {
 export async function rotate(pki: Pki, options: RotateOptions = {}): Promise<RotateResult> {
   const asked = [...new Set(options.names ?? [])];
   if (options.ca === true && asked.length > 0) {
-    throw new AirlockError("USAGE", "a new CA re-signs every certificate: leave out --name with --ca", {
-      exitCode: 2,
-    });
+    throw new AirlockError("USAGE", "a new CA re-signs every certificate: leave out --name with --ca");
   }
   // Checked before ensureDir as well, so a data dir without a PKI stays without one.
   if (options.ca !== true && !(await exists(pki.caFile))) throw noCa(pki);
@@ -254,7 +252,6 @@ export async function rotate(pki: Pki, options: RotateOptions = {}): Promise<Rot
       throw new AirlockError("PKI_UNKNOWN_CERTIFICATE", `no certificate named ${unknown.join(", ")}`, {
         where: pki.dir,
         hint: all.length === 0 ? "there are no certificates yet" : `the certificates are: ${all.join(", ")}`,
-        exitCode: 2,
       });
     }
     const leaves: { pair: LoadedPair; request: NormalizedSpec }[] = [];
@@ -519,7 +516,7 @@ function requestOf(pair: LoadedPair): NormalizedSpec {
 }
 
 function specError(name: string, message: string, hint: string): AirlockError {
-  return new AirlockError("PKI_SPEC_INVALID", message, { where: name, hint, exitCode: 2 });
+  return new AirlockError("PKI_SPEC_INVALID", message, { where: name, hint });
 }
 
 function normalizeSpec(spec: CertificateSpec): NormalizedSpec {

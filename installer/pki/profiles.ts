@@ -73,7 +73,6 @@ function countOption(value: number, name: string, min: number): number {
     throw new AirlockError("PKI_SPEC_INVALID", `${name} ${value} is not a whole number of at least ${min}`, {
       where: name,
       hint: `give ${name} as a whole number, ${min} or more`,
-      exitCode: 2,
     });
   }
   return value;

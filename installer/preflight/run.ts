@@ -53,7 +53,6 @@ export function parseListen(listen: string, flag = "--registry-listen"): { host:
   if (match === null || port < 1 || port > 65535) {
     throw new AirlockError("USAGE", `${flag} ${JSON.stringify(listen)} is not host:port`, {
       hint: `e.g. ${flag} ${DEFAULT_REGISTRY_LISTEN}`,
-      exitCode: 2,
     });
   }
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };

@@ -97,7 +97,6 @@ export function parseAt(spec: string, now: Date): Date {
     throw new AirlockError("AT_IN_PAST", `--at ${spec} (${shown}) is not in the future`, {
       where: "--at",
       hint: `it is now ${now.toISOString()}: give a later time, or schedule with --now`,
-      exitCode: 2,
     });
   }
   return new Date(parsed.instantMs);

@@ -127,7 +127,7 @@ export async function incomingDefaults(
   const parsed: unknown = parseYaml(text);
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new AirlockError("VALUES_INVALID", "the bundle's values are not a map of fields", {
+    throw new AirlockError("BUNDLE_VALUES_INVALID", "the bundle's values are not a map of fields", {
       where: `${metadata.name} ${metadata.version}: ${BUNDLE_VALUES_FILE}`,
       hint: "the vendor's bundle is malformed: ask for one whose manifests/values.yaml is a YAML map",
     });

@@ -45,7 +45,6 @@ function exactlyOneWhen(request: ScheduleRequest): void {
   if (given !== 1) {
     throw new AirlockError("USAGE", "say when: --window SPEC (one or more), --at TIME, or --now", {
       hint: 'e.g. airlock upgrade schedule 3 --window "Sat 02:00-04:00 Europe/Berlin"',
-      exitCode: 2,
     });
   }
 }

@@ -80,9 +80,7 @@ async function incoming(
     return importIncoming(store, options.dataDir, options.bundle, options.signal);
   }
   if (options.version === undefined) {
-    throw new AirlockError("USAGE", "name the next release: --bundle FILE or --to-version V", {
-      exitCode: 2,
-    });
+    throw new AirlockError("USAGE", "name the next release: --bundle FILE or --to-version V");
   }
   return storedIncoming(store, release.bundleName, options.version);
 }

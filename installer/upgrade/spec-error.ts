@@ -1,4 +1,4 @@
-import { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError, type ErrorCode } from "../../registry/oci/index.js";
 
 /** A piece of an operator's spec and where it starts in it. */
 export interface Token {
@@ -9,7 +9,7 @@ export interface Token {
 
 /** A usage error (exit 2) that shows the spec with a caret line under the bad token. */
 export function pointedError(
-  code: string,
+  code: ErrorCode,
   what: string,
   spec: string,
   token: Token,
@@ -20,7 +20,6 @@ export function pointedError(
   return new AirlockError(code, `${problem}\n  ${spec}\n  ${caret}`, {
     where: `${what} ${JSON.stringify(spec)}, column ${token.at + 1}`,
     hint,
-    exitCode: 2,
   });
 }
 

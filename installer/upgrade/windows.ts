@@ -159,7 +159,6 @@ export function canStartAt(
     {
       where: windows.map((window) => window.spec).join("; ") || "no windows",
       hint: "give a longer window (--window), shorten or drop a freeze (--freeze), or run it now (--now)",
-      exitCode: 2,
     },
   );
 }

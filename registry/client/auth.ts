@@ -44,7 +44,6 @@ export async function credentialsFromAuthFile(path: string, host: string): Promi
         errnoCode(error) === "ENOENT"
           ? "give the auth.json `skopeo login` or `docker login` wrote, or --creds USER:PASSWORD"
           : undefined,
-      exitCode: 2,
     });
   }
   let auths: Record<string, { auth?: string; username?: string; password?: string }>;
@@ -53,7 +52,6 @@ export async function credentialsFromAuthFile(path: string, host: string): Promi
   } catch (error) {
     throw new AirlockError("AUTH_FILE_INVALID", `${path} is not JSON: ${(error as Error).message}`, {
       where: path,
-      exitCode: 2,
     });
   }
   const entry = auths[host] ?? auths[`https://${host}`] ?? auths[`http://${host}`];
@@ -66,7 +64,6 @@ export async function credentialsFromAuthFile(path: string, host: string): Promi
   if (colon <= 0) {
     throw new AirlockError("AUTH_FILE_INVALID", `the entry for ${host} has no user:password`, {
       where: path,
-      exitCode: 2,
     });
   }
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
@@ -78,7 +75,6 @@ export function parseCredentials(value: string): Credentials {
   if (colon <= 0) {
     throw new AirlockError("USAGE", "credentials are USER:PASSWORD", {
       hint: "or give --authfile with the auth.json of `skopeo login`",
-      exitCode: 2,
     });
   }
   return { username: value.slice(0, colon), password: value.slice(colon + 1) };

@@ -1,4 +1,4 @@
-import { AirlockError } from "../oci/index.js";
+import { AirlockError, type ErrorCode } from "../oci/index.js";
 
 /** Statuses that say "not now" rather than "no": retried with backoff, and REGISTRY_UNAVAILABLE after. */
 export const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -16,6 +16,7 @@ const RETRYABLE_ERRORS = new Set([
 ]);
 const TLS_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|SSL_|TLSV/;
 
+/** Hints by Airlock's code, or by the OCI code of the registry's error body. */
 const HINTS: Record<string, string> = {
   REGISTRY_AUTH_FAILED: "check the credentials (--creds USER:PASSWORD or --authfile)",
   REGISTRY_DENIED: "the account may not do this here: ask for push rights on the repository",
@@ -23,7 +24,7 @@ const HINTS: Record<string, string> = {
   NAME_INVALID: "the target cannot hold this repository name: pick another --to prefix",
   MANIFEST_INVALID: "the target refuses this manifest's media type or content",
   UNSUPPORTED: "the target does not support this operation or media type",
-};
+} satisfies Partial<Record<ErrorCode, string>>;
 
 /** The error's own code, or its cause's (undici wraps socket errors). */
 function errorCode(error: unknown): string {

@@ -1,6 +1,6 @@
 import { Readable, Transform } from "node:stream";
 import type { Dispatcher } from "undici";
-import { AirlockError, type Descriptor, type Digest } from "../oci/index.js";
+import { AirlockError, isAirlockError, type Descriptor, type Digest } from "../oci/index.js";
 import type { Scope, SendOptions } from "./transport.js";
 
 export interface BlobProgress {
@@ -134,8 +134,7 @@ export class BlobUploader {
       const status = await this.uploadStatus(checkpoint.location, `repository:${repository}:pull,push`, what);
       return status.offset <= descriptor.size ? { ...status, resumed: true } : undefined;
     } catch (error) {
-      if (error instanceof AirlockError && ["REGISTRY_UPLOAD_LOST", "REGISTRY_REFUSED"].includes(error.code))
-        return undefined;
+      if (isAirlockError(error, ["REGISTRY_UPLOAD_LOST", "REGISTRY_REFUSED"])) return undefined;
       throw error;
     }
   }

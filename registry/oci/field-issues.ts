@@ -1,3 +1,4 @@
+import type { ErrorCode } from "./error-codes.js";
 import { AirlockError } from "./errors.js";
 
 /**
@@ -109,7 +110,7 @@ export function fieldIssuesOf(
  * `firstInWhereOnly`, the first line leaves out the place `where` already gives.
  */
 export function fieldIssuesError(
-  code: string,
+  code: ErrorCode,
   issues: readonly FieldIssue[],
   options: {
     locate(issue: FieldIssue): { at: string; order: number };
@@ -126,5 +127,5 @@ export function fieldIssuesError(
     options.firstInWhereOnly === true ? options.describe(first.issue) : line(first),
     ...others.map(line),
   ];
-  return new AirlockError(code, lines.join("\n"), { where: first.at, hint: first.issue.hint, exitCode: 2 });
+  return new AirlockError(code, lines.join("\n"), { where: first.at, hint: first.issue.hint });
 }

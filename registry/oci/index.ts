@@ -1,5 +1,8 @@
-export { AirlockError, isAirlockError, errnoCode, OCI_ERROR_CODES } from "./errors.js";
-export type { AirlockErrorDetails, OciErrorCode } from "./errors.js";
+export { AirlockError, isAirlockError, errnoCode } from "./errors.js";
+export type { AirlockErrorDetails } from "./errors.js";
+export { ERROR_CODES, OCI_ERROR_CODES, errorCodeInfo } from "./error-codes.js";
+export { errorCodesMarkdown } from "./error-codes-doc.js";
+export type { ErrorCode, ErrorCodeInfo, OciErrorCode } from "./error-codes.js";
 export { Digester, digestOf, isDigest, parseDigest, sha256Hex } from "./digest.js";
 export type { Digest, DigestAlgorithm } from "./digest.js";
 export { MediaType, EMPTY_JSON, isIndexMediaType, isManifestMediaType } from "./mediatypes.js";

@@ -32,7 +32,6 @@ export async function loadHtpasswd(path: string): Promise<Map<string, string>> {
       {
         where: path,
         hint: "make one with `htpasswd -Bc FILE USER` (bcrypt, as docker-registry uses)",
-        exitCode: 2,
       },
     );
   }
@@ -45,7 +44,6 @@ export async function loadHtpasswd(path: string): Promise<Map<string, string>> {
       throw new AirlockError("HTPASSWD_INVALID", `line ${i + 1} is not user:bcrypt-hash`, {
         where: `${path}:${i + 1}`,
         hint: "only bcrypt entries are accepted: `htpasswd -B`",
-        exitCode: 2,
       });
     }
     users.set(line.slice(0, colon), hash);

@@ -1,5 +1,12 @@
 import type { ServerResponse } from "node:http";
-import { AirlockError, OCI_ERROR_CODES, isAirlockError, type OciErrorCode } from "../oci/index.js";
+import {
+  AirlockError,
+  OCI_ERROR_CODES,
+  errorCodeInfo,
+  isAirlockError,
+  type ErrorCode,
+  type OciErrorCode,
+} from "../oci/index.js";
 
 /** An error the distribution spec defines: its code picks the status from the one table. */
 export class RegistryError extends Error {
@@ -39,9 +46,10 @@ export function sendError(res: ServerResponse, error: RegistryError, head: boole
 
 /**
  * The store's own failures (issue 10), which the spec has no code for: not the client's fault, and the
- * same request may well succeed later, so they are answered 503 with Retry-After under their own code.
+ * same request may well succeed later, so they are answered with their status in the error-code table
+ * (503) and Retry-After, under their own code.
  */
-const STORAGE_FAILURES: Record<string, string> = {
+const STORAGE_FAILURES: Partial<Record<ErrorCode, string>> = {
   STORE_WRITE_FAILED: "the registry could not write to its storage",
   STORE_DISK_FULL: "the registry's storage is full",
 };
@@ -63,12 +71,12 @@ export function commitFailure(error: unknown, digest: string): unknown {
  */
 export function sendInternalError(res: ServerResponse, error: unknown, head: boolean): void {
   const storage = error instanceof AirlockError ? STORAGE_FAILURES[error.code] : undefined;
-  const entry =
+  const entry: { code: ErrorCode; message: string } =
     storage === undefined
       ? { code: "UNKNOWN", message: "internal error" }
       : { code: (error as AirlockError).code, message: `${storage}: retry later` };
   const body = JSON.stringify({ errors: [entry] });
-  res.writeHead(storage === undefined ? 500 : 503, {
+  res.writeHead(errorCodeInfo(entry.code).http ?? 500, {
     "Content-Type": "application/json",
     "Content-Length": Buffer.byteLength(body),
     ...(storage === undefined ? {} : { "Retry-After": STORAGE_RETRY_AFTER_SECONDS }),

@@ -5,6 +5,7 @@ import {
   artifactTypeOf,
   childDescriptors,
   digestOf,
+  isAirlockError,
   isDigest,
   isIndexMediaType,
   isNonDistributable,
@@ -111,7 +112,7 @@ async function denyInUse<T>(action: () => Promise<T>): Promise<T> {
   try {
     return await action();
   } catch (error) {
-    if (error instanceof AirlockError && ["IN_USE_BY_BUNDLE", "BLOB_IN_USE"].includes(error.code)) {
+    if (isAirlockError(error, ["IN_USE_BY_BUNDLE", "BLOB_IN_USE"])) {
       throw new RegistryError("DENIED", error.message, { hint: error.hint });
     }
     throw error;

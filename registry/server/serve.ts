@@ -49,7 +49,6 @@ function parseListen(listen: string): { host: string; port: number } {
   if (match === null || port > 65535) {
     throw new AirlockError("USAGE", `--listen ${JSON.stringify(listen)} is not host:port`, {
       hint: "e.g. --listen 127.0.0.1:5443",
-      exitCode: 2,
     });
   }
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
@@ -65,7 +64,6 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
       {
         where: path,
         hint: "pass a PEM certificate with --tls-cert and its key with --tls-key",
-        exitCode: 2,
       },
     );
   }
@@ -89,7 +87,6 @@ async function readTlsPair(tls: {
       {
         where: tls.certFile,
         hint: "the key must match the certificate, both PEM",
-        exitCode: 2,
       },
     );
   }

@@ -57,7 +57,7 @@ const lines = (text: string): string[] =>
 const MAX_LINES = 20;
 
 function fieldRequired(field: ScheduleField, message: string): AirlockError {
-  return new AirlockError("UI_BAD_PARAMETER", message, { where: field, exitCode: 2 });
+  return new AirlockError("UI_BAD_PARAMETER", message, { where: field });
 }
 
 /** The form as typed, and the request it makes; a field missing is UI_BAD_PARAMETER on that field. */

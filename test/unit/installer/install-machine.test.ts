@@ -32,7 +32,7 @@ function fakeStep(name: string): StepDefinition<FakeWorld> {
     run: (world) => {
       world.runs.set(name, (world.runs.get(name) ?? 0) + 1);
       if (world.failing.has(name)) {
-        return Promise.reject(new AirlockError("FAKE_FAILED", `${name} failed`, { hint: "fix it" }));
+        return Promise.reject(new AirlockError("NODE_COMMAND_FAILED", `${name} failed`, { hint: "fix it" }));
       }
       return Promise.resolve({ detail: { ran: true, step: name }, summary: `${name} ran` });
     },
@@ -90,11 +90,11 @@ describe("the install state machine", () => {
     world.failing.add("registry");
     const events: StepEvent[] = [];
     const error = await rejection(run(events));
-    expect(error.code).toBe("FAKE_FAILED");
+    expect(error.code).toBe("NODE_COMMAND_FAILED");
     expect(events.at(-1)).toMatchObject({
       name: "registry",
       phase: "failed",
-      error: { code: "FAKE_FAILED" },
+      error: { code: "NODE_COMMAND_FAILED" },
     });
     const install = state.installs.latest()!;
     expect(install.state).toBe("failed");
@@ -106,7 +106,7 @@ describe("the install state machine", () => {
       ["apply", "pending"],
     ]);
     expect(state.installs.step(install.id, "registry")).toMatchObject({
-      errorCode: "FAKE_FAILED",
+      errorCode: "NODE_COMMAND_FAILED",
       errorMessage: "registry failed",
     });
 
@@ -187,7 +187,7 @@ describe("the install state machine", () => {
   it("another bundle's unfinished install is not resumed: a new install starts", async () => {
     world.failing.add("pki");
     const first = await rejection(run());
-    expect(first.code).toBe("FAKE_FAILED");
+    expect(first.code).toBe("NODE_COMMAND_FAILED");
     world.failing.clear();
     const other = await run([], { ...IDENTITY, bundleDigest: "sha256:bb" });
     expect(other.started).toBe(true);

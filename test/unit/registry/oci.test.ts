@@ -376,41 +376,40 @@ describe("platforms", () => {
 });
 
 describe("AirlockError", () => {
-  it("carries code, where, hint and exit code, and serialises without undefined fields", () => {
+  it("carries code, where, hint and its code's exit code, and serialises without undefined fields", () => {
     const cause = new Error("root cause");
-    const error = new AirlockError("X_FAILED", "x failed", {
-      where: "here",
-      hint: "do y",
-      cause,
-      exitCode: 2,
-    });
+    const error = new AirlockError("USAGE", "x failed", { where: "here", hint: "do y", cause });
     expect(error).toBeInstanceOf(Error);
     expect(error).toMatchObject({
       name: "AirlockError",
-      code: "X_FAILED",
+      code: "USAGE",
       where: "here",
       hint: "do y",
       exitCode: 2,
     });
     expect(error.cause).toBe(cause);
     expect(JSON.parse(JSON.stringify(error))).toEqual({
-      code: "X_FAILED",
+      code: "USAGE",
       message: "x failed",
       where: "here",
       hint: "do y",
     });
-    const plain = new AirlockError("Y", "y");
+    const plain = new AirlockError("STORE_EMPTY", "y");
     expect(plain.exitCode).toBe(1);
-    expect(plain.toJSON()).toEqual({ code: "Y", message: "y" });
+    expect(plain.toJSON()).toEqual({ code: "STORE_EMPTY", message: "y" });
     expect("cause" in plain).toBe(false);
   });
 
-  it("isAirlockError checks the class and optionally the code; errnoCode reads system codes", () => {
-    const error = new AirlockError("A", "a");
+  it("isAirlockError checks the class and optionally the code or codes; errnoCode reads system codes", () => {
+    const error = new AirlockError("STORE_LOCKED", "a");
     expect(isAirlockError(error)).toBe(true);
-    expect(isAirlockError(error, "A")).toBe(true);
-    expect(isAirlockError(error, "B")).toBe(false);
-    expect(isAirlockError(Object.assign(new Error("a"), { code: "A" }), "A")).toBe(false);
+    expect(isAirlockError(error, "STORE_LOCKED")).toBe(true);
+    expect(isAirlockError(error, "LOCK_HELD")).toBe(false);
+    expect(isAirlockError(error, ["LOCK_HELD", "STORE_LOCKED"])).toBe(true);
+    expect(isAirlockError(error, ["LOCK_HELD", "PKI_LOCKED"])).toBe(false);
+    expect(isAirlockError(Object.assign(new Error("a"), { code: "STORE_LOCKED" }), "STORE_LOCKED")).toBe(
+      false,
+    );
     expect(errnoCode(Object.assign(new Error("full"), { code: "ENOSPC" }))).toBe("ENOSPC");
     expect(errnoCode({ code: 28 })).toBeUndefined();
     expect(errnoCode(null)).toBeUndefined();
