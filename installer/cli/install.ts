@@ -1,9 +1,16 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { runInstall, type InstallResult, type NewAccount, type StepEvent } from "../install/index.js";
-import { DEFAULT_REGISTRY_LISTEN } from "../preflight/index.js";
+import {
+  DEFAULT_CONSOLE_LISTEN,
+  DEFAULT_HEALTH_LISTEN,
+  DEFAULT_REGISTRY_LISTEN,
+  parseListen,
+} from "../preflight/index.js";
+import type { State } from "../state/index.js";
 import { emit, parseDuration, seconds, type OutputOptions } from "./output.js";
 import type { Runner } from "./context.js";
+import { loadUi } from "./ui.js";
 
 interface InstallFlags {
   bundle: string[];
@@ -13,7 +20,33 @@ interface InstallFlags {
   hostRoot: string;
   nodeName?: string;
   registryListen: string;
+  consoleListen: string;
+  healthListen: string;
   timeout: string;
+}
+
+/** The console's first admin, made by the first install. */
+const CONSOLE_ADMIN = "admin";
+
+/** The console's first admin with a one-time password, unless the site has an admin already. */
+async function ensureConsoleAdmin(state: State): Promise<NewAccount | undefined> {
+  const { UserRecords } = await loadUi();
+  const users = new UserRecords(state);
+  if (users.list().some((user) => user.role === "admin")) return undefined;
+  const { password } = await users.add(CONSOLE_ADMIN, "admin", "install");
+  return {
+    service: "console",
+    username: CONSOLE_ADMIN,
+    password,
+    role: "console admin; a one-time password, changed at first sign-in",
+  };
+}
+
+/** The console's address as an operator on this host opens it. */
+function consoleUrl(listen: string): string {
+  const { host, port } = parseListen(listen, "--console-listen");
+  const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  return `https://${shown}:${port}/`;
 }
 
 const MARKS = { start: "... ", done: "ok  ", "already-done": "ok  ", failed: "FAIL" } as const;
@@ -51,10 +84,13 @@ function progressWriter(output: OutputOptions): { step(event: StepEvent): void; 
 }
 
 function accountLine(account: NewAccount): string {
+  if (account.service === "console") {
+    return `new console user ${account.username} (${account.role}): one-time password ${account.password}  — shown once`;
+  }
   return `new account ${account.username} (${account.role}): password ${account.password}  — shown once, keep it`;
 }
 
-function renderResult(result: InstallResult): string {
+function renderResult(result: InstallResult, consoleListen: string): string {
   const lines: string[] = [];
   if (result.outcome === "unchanged") {
     lines.push(
@@ -69,6 +105,7 @@ function renderResult(result: InstallResult): string {
   }
   // New accounts are not repeated here: their lines were written the moment each was made.
   lines.push(`registry ${result.registry.url} (clients trust ${result.registry.caFile})`);
+  lines.push(`console  ${consoleUrl(consoleListen)} (the same CA)`);
   if (result.nodeConfig !== undefined) {
     lines.push(
       `node files in ${result.nodeConfig.dir}: ${result.nodeConfig.files.join(", ")}`,
@@ -89,6 +126,8 @@ export function registerInstall(program: Command, run: Runner): void {
     .option("--host-root <dir>", "where host files go (the registry's unit, k3s)", "/")
     .option("--node-name <name>", "the k3s node's name (default: the host name)")
     .option("--registry-listen <host:port>", "where Airlock's registry listens", DEFAULT_REGISTRY_LISTEN)
+    .option("--console-listen <host:port>", "where the web console listens (HTTPS)", DEFAULT_CONSOLE_LISTEN)
+    .option("--health-listen <host:port>", "where the site daemon answers /healthz", DEFAULT_HEALTH_LISTEN)
     .option("--timeout <duration>", "how long the plane may take to roll out", "15m")
     .action(async (flags: InstallFlags, command: Command) =>
       run(command, async (context) => {
@@ -107,6 +146,9 @@ export function registerInstall(program: Command, run: Runner): void {
           hostRoot: flags.hostRoot,
           nodeName: flags.nodeName,
           registryListen: flags.registryListen,
+          consoleListen: flags.consoleListen,
+          healthListen: flags.healthListen,
+          ensureConsoleAdmin,
           airlockCommand: [process.execPath, resolve(process.argv[1]!)],
           timeoutMs,
           signal: context.signal,
@@ -121,7 +163,7 @@ export function registerInstall(program: Command, run: Runner): void {
           for (const account of made) process.stderr.write(`${accountLine(account)}\n`);
           throw error;
         });
-        emit(context.output, result, () => renderResult(result));
+        emit(context.output, result, () => renderResult(result, flags.consoleListen));
       }),
     );
 }

@@ -1,18 +1,21 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { DEFAULT_REGISTRY_LISTEN, parseListen } from "../preflight/index.js";
+import {
+  DEFAULT_CONSOLE_LISTEN,
+  DEFAULT_HEALTH_LISTEN,
+  DEFAULT_REGISTRY_LISTEN,
+  parseListen,
+} from "../preflight/index.js";
 import { emit } from "./output.js";
 import type { Runner } from "./context.js";
 import { guardProcess } from "./process-guard.js";
 import { untilAborted } from "./registry.js";
 import { addRegistryOptions, loadDaemon, registryConfigOf, type RegistryFlags } from "./registry-flags.js";
 
-export const DEFAULT_CONSOLE_LISTEN = "0.0.0.0:8443";
-
 interface ServeFlags extends RegistryFlags {
   registryListen?: string;
   consoleListen: string;
-  healthListen?: string;
+  healthListen: string;
 }
 
 export function registerServe(program: Command, run: Runner): void {
@@ -29,11 +32,12 @@ export function registerServe(program: Command, run: Runner): void {
       .option("--console-listen <host:port>", "where the web console listens (HTTPS)", DEFAULT_CONSOLE_LISTEN)
       .option(
         "--health-listen <host:port>",
-        "where /healthz is answered (plain HTTP; default 127.0.0.1:8442)",
+        "where /healthz is answered (plain HTTP)",
+        DEFAULT_HEALTH_LISTEN,
       ),
   ).action(async (flags: ServeFlags, command: Command) =>
     run(command, async (context) => {
-      const { DEFAULT_HEALTH_LISTEN, installedSite, startSiteDaemon } = await loadDaemon();
+      const { installedSite, startSiteDaemon } = await loadDaemon();
       const dataDir = resolve(context.dataDir);
       const installed = installedSite(dataDir);
       const registryListen = flags.registryListen ?? installed.registryListen ?? DEFAULT_REGISTRY_LISTEN;
@@ -45,7 +49,7 @@ export function registerServe(program: Command, run: Runner): void {
           listen: parseListen(flags.consoleListen, "--console-listen"),
           hostnames: flags.hostname,
         },
-        healthListen: flags.healthListen ?? DEFAULT_HEALTH_LISTEN,
+        healthListen: flags.healthListen,
         logger: context.logger,
       });
       const stopGuarding = guardProcess("serve", context.logger);

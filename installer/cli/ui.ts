@@ -6,7 +6,7 @@ import type { CommandContext, Runner } from "./context.js";
 import { emit } from "./output.js";
 
 /** Loaded when a ui command runs: express costs every other command's start-up otherwise. */
-const loadUi = (): Promise<typeof UiModule> => import("../../ui-lite/index.js");
+export const loadUi = (): Promise<typeof UiModule> => import("../../ui-lite/index.js");
 
 async function withUsers<T>(
   context: CommandContext,

@@ -2,9 +2,9 @@ import { createServer, type Server } from "node:http";
 import { connect as netConnect, type AddressInfo } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { AirlockError, errnoCode } from "../../registry/oci/index.js";
+import { DEFAULT_HEALTH_LISTEN } from "../preflight/index.js";
 import type { SchedulerStatus } from "./scheduler.js";
 
-export const DEFAULT_HEALTH_LISTEN = "127.0.0.1:8442";
 const PROBE_TIMEOUT_MS = 2_000;
 
 export interface PartHealth {

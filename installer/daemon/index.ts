@@ -8,7 +8,6 @@ export type { DaemonUpgrades, SiteDaemon, SiteDaemonOptions, UpgradeContext } fr
 export { startSiteRegistry } from "./registry.js";
 export type { RegistryConfig, RegistryTls, SiteRegistry } from "./registry.js";
 export type { ConsoleConfig } from "./console.js";
-export { DEFAULT_HEALTH_LISTEN } from "./health.js";
 export type { DaemonHealth, PartHealth } from "./health.js";
 export { Scheduler } from "./scheduler.js";
 export type { SchedulerOptions, SchedulerState, SchedulerStatus, UpgradeActions } from "./scheduler.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { AirlockError, errnoCode } from "../../registry/oci/index.js";
 
@@ -90,6 +90,17 @@ export class HostRoot {
     }
   }
 
+  /** Removes a file; true when there was one. */
+  async removeFile(hostPath: string): Promise<boolean> {
+    try {
+      await unlink(this.path(hostPath));
+      return true;
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return false;
+      throw hostError(error, hostPath, "remove");
+    }
+  }
+
   private async replace(
     hostPath: string,
     mode: number,
@@ -128,7 +139,7 @@ async function sha256OfFile(path: string): Promise<string | undefined> {
   return hash.digest("hex");
 }
 
-function hostError(error: unknown, hostPath: string, verb: "read" | "write"): AirlockError {
+function hostError(error: unknown, hostPath: string, verb: "read" | "write" | "remove"): AirlockError {
   if (error instanceof AirlockError) return error;
   const code = errnoCode(error);
   return new AirlockError("HOST_FILE_FAILED", `cannot ${verb} ${hostPath}: ${(error as Error).message}`, {

@@ -45,6 +45,18 @@ export class Systemd {
     await this.run("systemctl", ["stop", name]);
   }
 
+  /**
+   * Stops, disables and removes a unit Airlock wrote earlier under another name; true when there was
+   * one (the caller then reloads systemd).
+   */
+  async removeUnit(name: string): Promise<boolean> {
+    if (!(await this.host.exists(`${UNIT_DIR}/${name}`))) return false;
+    await this.run("systemctl", ["stop", name]);
+    await this.run("systemctl", ["disable", name]);
+    await this.host.removeFile(`${UNIT_DIR}/${name}`);
+    return true;
+  }
+
   /** `systemctl is-active`: true only for "active" (it exits non-zero for every other state). */
   async isActive(name: string): Promise<boolean> {
     try {

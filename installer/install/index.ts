@@ -25,7 +25,7 @@ export type {
   NewAccount,
   RegistryAccess,
 } from "./types.js";
-export { REGISTRY_UNIT, registryUnit, probeRegistry } from "./registry-service.js";
+export { SITE_UNIT, LEGACY_REGISTRY_UNIT, siteUnit, probeRegistry } from "./registry-service.js";
 export { ADMIN_USER, PULL_USER } from "./accounts.js";
 export { VENDOR_KEY_FILE } from "./bundle-key.js";
 export { readOperatorValues } from "./plane-values.js";

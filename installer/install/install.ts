@@ -4,8 +4,10 @@ import { readBundleHead, type BundleHead } from "../../bundle/index.js";
 import { BROKER_REPOSITORY } from "../../manifests/index.js";
 import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, type ClusterClient } from "../cluster/index.js";
-import { HostRoot, Systemd } from "../host/index.js";
+import { HostRoot, Systemd, UNIT_DIR } from "../host/index.js";
 import {
+  DEFAULT_CONSOLE_LISTEN,
+  DEFAULT_HEALTH_LISTEN,
   DEFAULT_REGISTRY_LISTEN,
   factsOf,
   parseListen,
@@ -18,7 +20,7 @@ import { k3sEntries } from "../k3s/index.js";
 import { clusterStep, type ClusterDetail } from "./cluster-step.js";
 import { runMachine, type StepDefinition, type StepDetail, type StepReport } from "./machine.js";
 import { readOperatorValues } from "./plane-values.js";
-import { registryStep, type RegistryDetail } from "./registry-service.js";
+import { LEGACY_REGISTRY_UNIT, registryStep, type RegistryDetail } from "./registry-service.js";
 import { importStep, pkiStep, preflightStep } from "./steps-site.js";
 import { applyStep, recordStep, releaseName, renderStep, waitStep } from "./steps-plane.js";
 import type { InstallContext, InstallOptions, InstallResult } from "./types.js";
@@ -151,6 +153,30 @@ function resultOf(
 }
 
 /**
+ * A site installed before the site daemon runs its registry as `airlock-registry.service`: a re-run
+ * of its finished install runs the registry step again, which replaces that unit with `airlock
+ * serve`'s, and records the step's new detail. Nothing else is redone.
+ */
+async function replaceLegacyUnit(context: InstallContext, installId: number): Promise<StepReport[]> {
+  if (!(await context.host.exists(`${UNIT_DIR}/${LEGACY_REGISTRY_UNIT}`))) return [];
+  const { state } = context;
+  context.details.set(pkiStep.name, state.installs.step(installId, pkiStep.name).detail);
+  const begun = Date.now();
+  const event = { name: registryStep.name, title: registryStep.title };
+  context.options.onStep?.({ ...event, phase: "start" });
+  const outcome = await registryStep.run(context);
+  state.installs.finishStep(installId, registryStep.name, outcome.detail);
+  const report: StepReport = {
+    ...event,
+    outcome: "done",
+    durationMs: Date.now() - begun,
+    summary: outcome.summary,
+  };
+  context.options.onStep?.({ ...report, phase: "done" });
+  return [report];
+}
+
+/**
  * `airlock install`: checks the bundle's signature and the host before anything is written, then,
  * under the site's writer lock, runs the install's steps — resuming an unfinished install of the
  * same bundle where it stopped, and doing nothing for one that finished.
@@ -158,7 +184,11 @@ function resultOf(
 export async function runInstall(options: InstallOptions): Promise<InstallResult> {
   const dataDir = resolve(options.dataDir);
   const registryListen = options.registryListen ?? DEFAULT_REGISTRY_LISTEN;
+  const consoleListen = options.consoleListen ?? DEFAULT_CONSOLE_LISTEN;
+  const healthListen = options.healthListen ?? DEFAULT_HEALTH_LISTEN;
   parseListen(registryListen);
+  parseListen(consoleListen, "--console-listen");
+  parseListen(healthListen, "--health-listen");
   const head = await readBundleHead(options.bundle);
   checkBundleCarriesPlane(head, await readOperatorValues(options.valuesFile));
   const key = await checkBundleKey(head, dataDir, options.publicKey);
@@ -177,6 +207,8 @@ export async function runInstall(options: InstallOptions): Promise<InstallResult
       bundleFacts: factsOf(head.metadata, head.digest),
       hostRoot: options.hostRoot,
       registryListen,
+      consoleListen,
+      healthListen,
       kubeconfig: options.cluster.kind === "kubeconfig" ? options.cluster.kubeconfig : undefined,
       host: options.hostView,
     });
@@ -184,19 +216,18 @@ export async function runInstall(options: InstallOptions): Promise<InstallResult
     state ??= openState(dataDir, { actor: "cli" });
     lock ??= state.lock("airlock install");
     const { context, setInstallId } = contextOf(
-      { ...options, dataDir, registryListen },
+      { ...options, dataDir, registryListen, consoleListen, healthListen },
       state,
       head,
       preflight,
       key.path,
     );
     if (installedAlready(state, head)) {
-      state.events.append({
-        action: "install.noop",
-        object: `install/${state.installs.latest()!.id}`,
-        outcome: "skipped",
-      });
-      return resultOf(context, "unchanged", state.installs.latest()!.id, []);
+      const latest = state.installs.latest()!.id;
+      setInstallId(latest);
+      const steps = await replaceLegacyUnit(context, latest);
+      state.events.append({ action: "install.noop", object: `install/${latest}`, outcome: "skipped" });
+      return resultOf(context, "unchanged", latest, steps);
     }
     const run = await runMachine({
       state,

@@ -2,13 +2,18 @@ import { readFile } from "node:fs/promises";
 import { request } from "node:https";
 import { AirlockError } from "../../registry/oci/index.js";
 import { renderUnit, UNIT_DIR, type HostRoot, type Systemd } from "../host/index.js";
-import { accountFiles, ensureAccounts, type RegistryAccounts } from "./accounts.js";
+import { DEFAULT_CONSOLE_LISTEN, DEFAULT_HEALTH_LISTEN } from "../preflight/index.js";
+import { ADMIN_USER, accountFiles, ensureAccounts, type RegistryAccounts } from "./accounts.js";
 import type { StepDefinition } from "./machine.js";
 import { localAddress, pullEndpoint } from "./registry-address.js";
 import type { PkiDetail } from "./steps-site.js";
-import type { InstallContext, RegistryAccess } from "./types.js";
+import type { InstallContext, NewAccount, RegistryAccess } from "./types.js";
 
-export const REGISTRY_UNIT = "airlock-registry.service";
+/** The site daemon's unit: `airlock serve`, the registry, the console and the upgrade scheduler. */
+export const SITE_UNIT = "airlock.service";
+/** The unit installs before the site daemon wrote (`airlock registry serve`): replaced by SITE_UNIT. */
+export const LEGACY_REGISTRY_UNIT = "airlock-registry.service";
+
 const ANSWER_TIMEOUT_MS = 30_000;
 const PROBE_INTERVAL_MS = 100;
 
@@ -17,28 +22,37 @@ function unitWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `"${word.replace(/(["\\$])/g, "\\$1")}"`;
 }
 
-export interface RegistryUnitOptions {
+export interface SiteUnitOptions {
   airlockCommand: string[];
   dataDir: string;
   listen: string;
   tls: { certFile: string; keyFile: string };
   htpasswdFile: string;
   pushUser: string;
+  /** Where the console listens, `host:port`. */
+  consoleListen: string;
+  /** Where `/healthz` is answered, `host:port`. */
+  healthListen: string;
 }
 
-/** `airlock-registry.service`: Airlock's registry over the store, TLS from the site CA, accounts from htpasswd. */
-export function registryUnit(options: RegistryUnitOptions): string {
+/**
+ * `airlock.service`: `airlock serve` — Airlock's registry over the store (TLS from the site CA,
+ * accounts from htpasswd), the web console on its own port, the upgrade scheduler, `/healthz`.
+ */
+export function siteUnit(options: SiteUnitOptions): string {
   const command = [
     ...options.airlockCommand,
-    ...["--data-dir", options.dataDir, "--log-format", "json", "registry", "serve"],
-    ...["--listen", options.listen, "--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile],
+    ...["--data-dir", options.dataDir, "--log-format", "json", "serve"],
+    ...["--registry-listen", options.listen],
+    ...["--tls-cert", options.tls.certFile, "--tls-key", options.tls.keyFile],
     ...["--auth", `htpasswd:${options.htpasswdFile}`, "--push-user", options.pushUser],
+    ...["--console-listen", options.consoleListen, "--health-listen", options.healthListen],
   ];
-  return renderUnit("the site's OCI registry", [
+  return renderUnit("the site daemon (registry, console, upgrade scheduler)", [
     [
       "Unit",
       [
-        ["Description", "Airlock registry"],
+        ["Description", "Airlock site daemon: registry, console, upgrade scheduler"],
         ["After", "network-online.target"],
       ],
     ],
@@ -122,8 +136,8 @@ async function waitForRegistry(
     "REGISTRY_NOT_ANSWERING",
     `Airlock's registry at ${address} did not answer /v2/ within ${ANSWER_TIMEOUT_MS / 1000} s: ${last instanceof Error ? last.message : `HTTP ${last}`}`,
     {
-      where: `${REGISTRY_UNIT} (${address})`,
-      hint: `look at the service: \`systemctl status ${REGISTRY_UNIT}\` and \`journalctl -u ${REGISTRY_UNIT}\``,
+      where: `${SITE_UNIT} (${address})`,
+      hint: `look at the service: \`systemctl status ${SITE_UNIT}\` and \`journalctl -u ${SITE_UNIT}\``,
     },
   );
 }
@@ -144,28 +158,44 @@ export async function registryAccessOf(detail: RegistryDetail): Promise<Registry
   return { ...access, password: (await readFile(passwordFile, "utf8")).trim() };
 }
 
-function unitOptions(
-  context: InstallContext,
-  pki: PkiDetail,
-  accounts: RegistryAccounts,
-): RegistryUnitOptions {
+function unitOptions(context: InstallContext, pki: PkiDetail, accounts: RegistryAccounts): SiteUnitOptions {
   return {
     airlockCommand: context.options.airlockCommand,
     dataDir: context.dataDir,
     listen: context.registryListen,
     tls: pki.registry,
     htpasswdFile: accounts.htpasswdFile,
-    pushUser: "admin",
+    pushUser: ADMIN_USER,
+    consoleListen: context.options.consoleListen ?? DEFAULT_CONSOLE_LISTEN,
+    healthListen: context.options.healthListen ?? DEFAULT_HEALTH_LISTEN,
   };
 }
 
+/**
+ * The accounts this run made — the registry's, and the console's admin on a first install — each
+ * told once, the moment it is made.
+ */
+async function announceNewAccounts(
+  context: InstallContext,
+  accounts: RegistryAccounts,
+): Promise<NewAccount[]> {
+  const made: NewAccount[] = accounts.created.map((account) => ({ ...account, service: "registry" }));
+  const consoleAdmin = await context.options.ensureConsoleAdmin?.(context.state);
+  if (consoleAdmin !== undefined) made.push(consoleAdmin);
+  for (const account of made) {
+    context.newAccounts.push(account);
+    context.options.onAccountCreated?.(account);
+  }
+  return made;
+}
+
 async function unitUnchanged(host: HostRoot, content: string): Promise<boolean> {
-  return (await host.readFile(`${UNIT_DIR}/${REGISTRY_UNIT}`)) === content;
+  return (await host.readFile(`${UNIT_DIR}/${SITE_UNIT}`)) === content;
 }
 
 async function startUnit(systemd: Systemd, changed: boolean): Promise<void> {
   if (changed) await systemd.daemonReload();
-  await systemd.enableAndStart(REGISTRY_UNIT, changed);
+  await systemd.enableAndStart(SITE_UNIT, changed);
 }
 
 export const registryStep: StepDefinition<InstallContext> = {
@@ -175,22 +205,21 @@ export const registryStep: StepDefinition<InstallContext> = {
     const access = await registryAccessOf(detail as unknown as RegistryDetail);
     const caPem = await readFile(access.caFile, "utf8");
     return (
-      (await context.systemd.isActive(REGISTRY_UNIT)) &&
+      (await context.systemd.isActive(SITE_UNIT)) &&
       (await probeRegistry(localAddress(context.registryListen), caPem, access)) === 200
     );
   },
   async run(context) {
     const pki = context.details.get("pki") as unknown as PkiDetail;
     const accounts = await ensureAccounts(context.dataDir);
-    for (const account of accounts.created) {
-      context.newAccounts.push(account);
-      context.options.onAccountCreated?.(account);
-    }
-    const unit = registryUnit(unitOptions(context, pki, accounts));
-    const sameUnit = await unitUnchanged(context.host, unit);
-    await context.systemd.installUnit(REGISTRY_UNIT, unit);
-    // New accounts or a new unit: the running registry must read them again.
-    await startUnit(context.systemd, !sameUnit || accounts.created.length > 0);
+    const made = await announceNewAccounts(context, accounts);
+    // A site installed before the daemon runs the registry alone: its unit goes, the daemon's replaces it.
+    const replaced = await context.systemd.removeUnit(LEGACY_REGISTRY_UNIT);
+    const unit = siteUnit(unitOptions(context, pki, accounts));
+    const sameUnit = !replaced && (await unitUnchanged(context.host, unit));
+    await context.systemd.installUnit(SITE_UNIT, unit);
+    // New accounts or a new unit: the running daemon must read them again.
+    await startUnit(context.systemd, !sameUnit || made.length > 0);
     const endpoint = pullEndpoint(context.registryListen);
     const access: RegistryAccess = { endpoint, caFile: pki.caFile, ...accounts.pull };
     await waitForRegistry(
@@ -203,13 +232,13 @@ export const registryStep: StepDefinition<InstallContext> = {
     const detail: RegistryDetail = {
       url: `https://${endpoint}`,
       listen: context.registryListen,
-      unit: REGISTRY_UNIT,
+      unit: SITE_UNIT,
       htpasswdFile: accounts.htpasswdFile,
       access: { ...kept, passwordFile: accountFiles(context.dataDir).pullPasswordFile },
     };
     return {
       detail: { ...detail },
-      summary: `${REGISTRY_UNIT} answers at https://${endpoint}${accounts.created.length > 0 ? `; accounts made: ${accounts.created.map((a) => a.username).join(", ")}` : ""}`,
+      summary: `${SITE_UNIT} answers at https://${endpoint}${made.length > 0 ? `; accounts made: ${made.map((a) => `${a.username} (${a.service})`).join(", ")}` : ""}`,
     };
   },
 };

@@ -47,6 +47,15 @@ export interface InstallOptions {
   hostRoot?: string | undefined;
   /** Where Airlock's registry listens, `host:port`. */
   registryListen?: string | undefined;
+  /** Where the site daemon's console listens, `host:port` (default 0.0.0.0:8443). */
+  consoleListen?: string | undefined;
+  /** Where the site daemon answers `/healthz`, `host:port` (default 127.0.0.1:8442). */
+  healthListen?: string | undefined;
+  /**
+   * Makes the console's first admin with a one-time password when the site has none, and returns
+   * it; undefined when an admin exists (a re-run keeps it). The CLI gives ui-lite's users here.
+   */
+  ensureConsoleAdmin?: ((state: State) => Promise<NewAccount | undefined>) | undefined;
   /** The command line that runs this airlock (`node …/main.js`): the registry unit's ExecStart starts with it. */
   airlockCommand: string[];
   /** How long the plane may take to roll out. Default 15 minutes. */
@@ -71,6 +80,8 @@ export interface InstallOptions {
 }
 
 export interface NewAccount {
+  /** The registry's accounts (htpasswd) or the console's users. */
+  service: "registry" | "console";
   username: string;
   password: string;
   role: string;

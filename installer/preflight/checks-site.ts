@@ -2,9 +2,16 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import type { Check, CheckResult, PortSpec, PreflightContext } from "./types.js";
 
+/** The site daemon's listeners (`airlock serve`), by port name, with the install flag that moves each. */
+const DAEMON_PORTS: Record<string, string> = {
+  registry: "--registry-listen",
+  console: "--console-listen",
+  health: "--health-listen",
+};
+
 /** Ports a site's own earlier install may hold: busy then is expected, not a conflict. */
 function ownedByThisSite(port: PortSpec, { site }: PreflightContext): boolean {
-  return port.name === "registry" ? site.latestInstall !== undefined : site.clusterStepStarted;
+  return port.name in DAEMON_PORTS ? site.latestInstall !== undefined : site.clusterStepStarted;
 }
 
 async function checkPort(port: PortSpec, context: PreflightContext): Promise<CheckResult> {
@@ -27,7 +34,7 @@ async function checkPort(port: PortSpec, context: PreflightContext): Promise<Che
     return {
       ...base,
       status: "warn",
-      detail: `${address} is in use, likely by this site's own ${port.name === "registry" ? "registry" : "k3s"} from an earlier install`,
+      detail: `${address} is in use, likely by this site's own ${port.name in DAEMON_PORTS ? "site daemon" : "k3s"} from an earlier install`,
       hint: `check with \`ss -ltnp 'sport = :${port.port}'\` that it is Airlock's`,
     };
   }
@@ -35,7 +42,7 @@ async function checkPort(port: PortSpec, context: PreflightContext): Promise<Che
     ...base,
     status: "fail",
     detail: `${address} is in use by another program`,
-    hint: `find it with \`ss -ltnp 'sport = :${port.port}'\` and stop it${port.name === "registry" ? ", or choose another --registry-listen" : ""}`,
+    hint: `find it with \`ss -ltnp 'sport = :${port.port}'\` and stop it${port.name in DAEMON_PORTS ? `, or choose another ${DAEMON_PORTS[port.name]}` : ""}`,
   };
 }
 

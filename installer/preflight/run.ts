@@ -10,6 +10,9 @@ import { realHostView, type HostView } from "./host.js";
 import type { BundleFacts, Check, CheckResult, PortSpec, PreflightContext } from "./types.js";
 
 export const DEFAULT_REGISTRY_LISTEN = "127.0.0.1:5443";
+/** The site daemon's (`airlock serve`) console and `/healthz` listeners. */
+export const DEFAULT_CONSOLE_LISTEN = "0.0.0.0:8443";
+export const DEFAULT_HEALTH_LISTEN = "127.0.0.1:8442";
 export const DEFAULT_K3S_API_PORT = 6443;
 export const DEFAULT_KUBELET_PORT = 10250;
 /** No clock reads earlier than the day this check was written: such a host's time was never set. */
@@ -24,6 +27,9 @@ export interface PreflightOptions {
   hostRoot?: string;
   /** Where Airlock's registry will listen, `host:port`. */
   registryListen?: string;
+  /** Where the site daemon's console and `/healthz` will listen: checked when given (install gives them). */
+  consoleListen?: string;
+  healthListen?: string;
   k3sApiPort?: number;
   kubeletPort?: number;
   /** Install into the operator's cluster through this kubeconfig: no k3s checks, its file checked instead. */
@@ -61,6 +67,12 @@ export function parseListen(listen: string, flag = "--registry-listen"): { host:
 function portsOf(options: PreflightOptions): PortSpec[] {
   const registry = parseListen(options.registryListen ?? DEFAULT_REGISTRY_LISTEN);
   const ports: PortSpec[] = [{ name: "registry", ...registry }];
+  if (options.consoleListen !== undefined) {
+    ports.push({ name: "console", ...parseListen(options.consoleListen, "--console-listen") });
+  }
+  if (options.healthListen !== undefined) {
+    ports.push({ name: "health", ...parseListen(options.healthListen, "--health-listen") });
+  }
   if (options.kubeconfig === undefined) {
     // k3s binds its API server and the kubelet on every address.
     ports.push(

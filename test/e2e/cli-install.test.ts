@@ -5,7 +5,8 @@
  * do), `airlock status --json`, a wrong key refused with nothing written, and the writer lock.
  */
 import { existsSync } from "node:fs";
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { get as plainGet } from "node:http";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -19,12 +20,21 @@ import {
 } from "../../installer/cluster/index.js";
 import type { InstallResult, SiteStatus } from "../../installer/install/index.js";
 import { openState } from "../../installer/state/index.js";
-import { freePort } from "../helpers/daemons.js";
-import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
+import { UserRecords } from "../../ui-lite/index.js";
+import { freePort, freePorts, siteDaemonListenArgs } from "../helpers/daemons.js";
+import {
+  runCli,
+  runTool,
+  selfSignedCertificate,
+  useFixtures,
+  waitFor,
+  type Fixtures,
+} from "../helpers/fixtures.js";
 import { fakeSystemctl, type FakeSystemctl } from "../helpers/systemctl.js";
 
 const TOKEN = "install-e2e-token";
-const UNIT = "airlock-registry.service";
+const UNIT = "airlock.service";
+const LEGACY_UNIT = "airlock-registry.service";
 let fx: Fixtures;
 let bundle: string;
 let publicKey: string;
@@ -37,9 +47,15 @@ let apiCaFile: string;
 let hostRoot: string;
 let dataDir: string;
 let listen: string;
+/** The site daemon's console and /healthz ports, and the flags that put them there. */
+let consolePort: number;
+let healthPort: number;
+let daemonListen: string[];
 let systemctl: FakeSystemctl;
 /** The admin account's line of the first install's output: its password is shown that once. */
 let firstAdminLine: string | undefined;
+/** The console admin's one-time password, shown by the first install only. */
+let consolePassword: string | undefined;
 
 beforeAll(async () => {
   fx = await useFixtures({ size: 2 * 1024 * 1024 });
@@ -64,6 +80,11 @@ beforeAll(async () => {
   hostRoot = await fx.dir("host");
   dataDir = join(await fx.dir("data"), "airlock");
   listen = `127.0.0.1:${await freePort()}`;
+  [consolePort, healthPort] = (await freePorts(2)) as [number, number];
+  daemonListen = [
+    ...["--console-listen", `127.0.0.1:${consolePort}`],
+    ...["--health-listen", `127.0.0.1:${healthPort}`],
+  ];
   systemctl = await fakeSystemctl(await fx.dir("systemctl"), hostRoot);
 }, 120_000);
 
@@ -78,7 +99,7 @@ function install(args: string[] = [], kubeconfigFile = kubeconfig): ReturnType<t
   return runCli(
     [
       ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfigFile],
-      ...["--host-root", hostRoot, "--registry-listen", listen, "--timeout", "60s", ...args],
+      ...["--host-root", hostRoot, "--registry-listen", listen, "--timeout", "60s", ...daemonListen, ...args],
     ],
     { env: systemctl.env },
   );
@@ -103,6 +124,30 @@ function get(path: string, caPem: string, user: string, password: string): Promi
     );
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** A GET over TLS with the site CA: the status and body. */
+function httpsText(url: string, caPem: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca: caPem }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** A plain-HTTP GET: the status and body. */
+function httpText(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    plainGet(url, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on("error", reject);
   });
 }
 
@@ -148,7 +193,7 @@ describe("airlock install into an existing cluster", () => {
       const result = await runCli(
         [
           ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
-          ...["--host-root", hostRoot, "--registry-listen", `127.0.0.1:${port}`],
+          ...["--host-root", hostRoot, "--registry-listen", `127.0.0.1:${port}`, ...daemonListen],
         ],
         { env: systemctl.env },
       );
@@ -170,7 +215,7 @@ describe("airlock install into an existing cluster", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("error CLUSTER_UNREACHABLE");
     expect(result.stdout).toMatch(/^FAIL +Cluster +\d+\.\d s {2}CLUSTER_UNREACHABLE: /m);
-    expect(result.stdout).toMatch(/^ok +Registry service +\d+\.\d s {2}airlock-registry.service answers/m);
+    expect(result.stdout).toMatch(/^ok +Registry service +\d+\.\d s {2}airlock\.service answers/m);
     const state = openState(dataDir);
     try {
       expect(state.installs.steps(1).map((step) => [step.name, step.state])).toEqual([
@@ -192,6 +237,11 @@ describe("airlock install into an existing cluster", () => {
     expect(await systemctl.calls()).toEqual(["daemon-reload", `enable ${UNIT}`, `restart ${UNIT}`]);
     firstAdminLine = /^new account admin .*$/m.exec(result.stdout)?.[0];
     expect(firstAdminLine).toBeDefined();
+    // The console's first admin, with a one-time password, shown once like the accounts.
+    const consoleLines = result.stdout.split("\n").filter((line) => line.startsWith("new console user "));
+    expect(consoleLines).toHaveLength(1);
+    consolePassword = /one-time password (\S+)/.exec(consoleLines[0]!)?.[1];
+    expect(consolePassword).toBeDefined();
   }, 120_000);
 
   it("the re-run resumes at the cluster step: applies the plane, waits and records one release", async () => {
@@ -207,6 +257,7 @@ describe("airlock install into an existing cluster", () => {
     }
     // Accounts were made, and shown, by the first run only.
     expect(result.stdout).not.toContain("new account");
+    expect(result.stdout).not.toContain("new console user");
     const admin = /password (\S+)/.exec(firstAdminLine!)?.[1];
     for (const title of [
       "Cluster",
@@ -225,8 +276,11 @@ describe("airlock install into an existing cluster", () => {
 
     // The unit install wrote is the one the stand-in started: its process serves the store over TLS.
     const unit = await readFile(join(hostRoot, "etc/systemd/system", UNIT), "utf8");
-    expect(unit).toContain(`registry serve --listen ${listen} --tls-cert ${dataDir}/pki/registry.crt`);
+    expect(unit).toContain(`serve --registry-listen ${listen} --tls-cert ${dataDir}/pki/registry.crt`);
     expect(unit).toContain(`--auth htpasswd:${dataDir}/registry/htpasswd --push-user admin`);
+    expect(unit).toContain(
+      `--console-listen 127.0.0.1:${consolePort} --health-listen 127.0.0.1:${healthPort}`,
+    );
     // The re-run only asked whether the unit runs: it kept the service the first run started.
     expect(await systemctl.calls()).toEqual([
       "daemon-reload",
@@ -310,12 +364,86 @@ describe("airlock install into an existing cluster", () => {
         hostRoot,
         "--registry-listen",
         listen,
+        ...daemonListen,
       ],
       { env: systemctl.env },
     );
     expect(json.code).toBe(0);
     const parsed = JSON.parse(json.stdout) as InstallResult;
     expect(parsed).toMatchObject({ outcome: "unchanged", release: { id: 1, name: "mgmt" }, newAccounts: [] });
+  }, 60_000);
+
+  it("the unit serves the console over TLS with the site CA and /healthz; the one-time password must be changed", async () => {
+    const caPem = await readFile(join(dataDir, "pki/ca.crt"), "utf8");
+    const login = await httpsText(`https://127.0.0.1:${consolePort}/login`, caPem);
+    expect(login.status).toBe(200);
+    expect(login.body).toContain("<h1>Sign in to Airlock</h1>");
+    const health = await httpText(`http://127.0.0.1:${healthPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body)).toMatchObject({
+      ok: true,
+      pid: await systemctl.pid(UNIT),
+      registry: { state: "up" },
+      console: { state: "up" },
+    });
+    const state = openState(dataDir);
+    try {
+      const users = new UserRecords(state);
+      expect(users.list().map((user) => [user.name, user.role, user.mustChangePassword])).toEqual([
+        ["admin", "admin", true],
+      ]);
+      expect(await users.authenticate("admin", consolePassword!)).toMatchObject({ mustChangePassword: true });
+    } finally {
+      state.close();
+    }
+  }, 30_000);
+
+  it("a re-run on a site whose registry runs as the old airlock-registry.service replaces it with the daemon's unit", async () => {
+    const unitDir = join(hostRoot, "etc/systemd/system");
+    const current = await readFile(join(unitDir, UNIT), "utf8");
+    // What an install before the site daemon left: the registry alone, under the old unit's name.
+    const legacy = current
+      .replace(/ serve --registry-listen /, " registry serve --listen ")
+      .replace(/ --console-listen \S+ --health-listen \S+/, "");
+    expect(await runTool("systemctl", ["stop", UNIT], { env: systemctl.env })).toMatchObject({ code: 0 });
+    await rm(join(unitDir, UNIT));
+    await writeFile(join(unitDir, LEGACY_UNIT), legacy);
+    expect(await runTool("systemctl", ["start", LEGACY_UNIT], { env: systemctl.env })).toMatchObject({
+      code: 0,
+    });
+    const before = (await systemctl.calls()).length;
+    const result = await install();
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ok +Registry service +\d+\.\d s {2}airlock\.service answers/m);
+    expect(result.stdout).toMatch(/^installed, nothing to do: mgmt 4\.5\.0 runs as release 1$/m);
+    expect((await systemctl.calls()).slice(before)).toEqual([
+      `stop ${LEGACY_UNIT}`,
+      `disable ${LEGACY_UNIT}`,
+      "daemon-reload",
+      `enable ${UNIT}`,
+      `restart ${UNIT}`,
+    ]);
+    expect(existsSync(join(unitDir, LEGACY_UNIT))).toBe(false);
+    expect(await systemctl.pid(LEGACY_UNIT)).toBeUndefined();
+    expect(await readFile(join(unitDir, UNIT), "utf8")).toBe(current);
+    // The registry answered before install went on; the daemon's other listeners follow it up.
+    await waitFor(
+      () =>
+        httpText(`http://127.0.0.1:${healthPort}/healthz`).then(
+          (answer) => answer.status === 200,
+          () => false,
+        ),
+      10_000,
+      "the new unit's /healthz",
+    );
+    const state = openState(dataDir);
+    try {
+      expect(state.installs.step(1, "registry").detail).toMatchObject({ unit: UNIT });
+      expect(state.releases.list()).toHaveLength(1);
+    } finally {
+      state.close();
+    }
   }, 60_000);
 
   it("airlock status --json: healthy, with the plane, the registry and the certificates", async () => {
@@ -398,6 +526,7 @@ describe("airlock install of a new site that succeeds at once", () => {
           ...["--data-dir", join(await fx.dir("fresh-data"), "airlock"), "install", "--bundle", bundle],
           ...["--kubeconfig", kubeconfig, "--host-root", siteHost],
           ...["--registry-listen", `127.0.0.1:${await freePort()}`, "--timeout", "60s"],
+          ...(await siteDaemonListenArgs()),
         ],
         { env: siteSystemctl.env },
       );
@@ -407,6 +536,11 @@ describe("airlock install of a new site that succeeds at once", () => {
       const accountLines = result.stdout.split("\n").filter((line) => line.startsWith("new account "));
       expect(accountLines.filter((line) => /^new account admin .*shown once/.test(line))).toHaveLength(1);
       expect(new Set(accountLines).size).toBe(accountLines.length);
+      const consoleLines = result.stdout.split("\n").filter((line) => line.startsWith("new console user "));
+      expect(consoleLines).toHaveLength(1);
+      expect(consoleLines[0]).toMatch(
+        /^new console user admin \(console admin; .*\): one-time password \S+ {2}— shown once$/,
+      );
     } finally {
       await siteSystemctl.stopAll();
     }

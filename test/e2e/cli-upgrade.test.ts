@@ -17,7 +17,7 @@ import {
 } from "../../installer/cluster/index.js";
 import { openState } from "../../installer/state/index.js";
 import { loadPlanForRun } from "../../installer/upgrade/index.js";
-import { freePort } from "../helpers/daemons.js";
+import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import { runCli, selfSignedCertificate, useFixtures, type Fixtures } from "../helpers/fixtures.js";
 import { fakeSystemctl, type FakeSystemctl } from "../helpers/systemctl.js";
 
@@ -64,6 +64,7 @@ beforeAll(async () => {
   const installed = await airlock([
     ...["install", "--bundle", bundle440, "--key", publicKey, "--kubeconfig", kubeconfig],
     ...["--host-root", hostRoot, "--registry-listen", `127.0.0.1:${await freePort()}`, "--timeout", "60s"],
+    ...(await siteDaemonListenArgs()),
   ]);
   expect(installed.stderr).toBe("");
   expect(installed.code).toBe(0);

@@ -20,7 +20,7 @@ import {
 } from "../../installer/cluster/index.js";
 import { listCertificates, openPki } from "../../installer/pki/index.js";
 import { openState, STATE_FILE } from "../../installer/state/index.js";
-import { freePort } from "../helpers/daemons.js";
+import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import {
   CLI,
   REPO_ROOT,
@@ -72,6 +72,7 @@ async function site(): Promise<Site> {
   const args = [
     ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
     ...["--host-root", hostRoot, "--registry-listen", `127.0.0.1:${await freePort()}`, "--timeout", "60s"],
+    ...(await siteDaemonListenArgs()),
   ];
   return {
     args,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, generateKeyPair } from "../../bundle/index.js";
 import { MemoryCluster } from "../../installer/cluster/index.js";
 import type { InstallResult } from "../../installer/install/index.js";
-import { freePort } from "../helpers/daemons.js";
+import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import { runCli, useFixtures, type Fixtures } from "../helpers/fixtures.js";
 import { serveStandinClusterApi, type StandinClusterApi } from "../helpers/standin/cluster-api.js";
 import {
@@ -31,6 +31,7 @@ let api: StandinClusterApi;
 let hostRoot: string;
 let dataDir: string;
 let listen: string;
+let daemonListen: string[];
 let log: string;
 let env: NodeJS.ProcessEnv;
 
@@ -48,6 +49,7 @@ beforeAll(async () => {
   hostRoot = await fx.dir("host");
   dataDir = join(await fx.dir("data"), "airlock");
   listen = `127.0.0.1:${await freePort()}`;
+  daemonListen = await siteDaemonListenArgs();
   const standin = await fx.dir("standin");
   log = join(standin, "calls.jsonl");
   env = standinEnv(await standinBin(standin), hostRoot, log, api.env);
@@ -65,6 +67,7 @@ const install = () =>
     [
       ...["--data-dir", dataDir, "--json", "install", "--bundle", bundle, "--key", publicKey],
       ...["--host-root", hostRoot, "--registry-listen", listen, "--node-name", NODE, "--timeout", "2m"],
+      ...daemonListen,
     ],
     { env },
   );

@@ -63,6 +63,15 @@ export function startDaemon(command: string, args: string[], log?: string): Daem
   };
 }
 
+/**
+ * `--console-listen` and `--health-listen` on free loopback ports, for an install whose site daemon
+ * (`airlock serve`) runs beside other tests' (the defaults, 8443 and 8442, would clash).
+ */
+export async function siteDaemonListenArgs(): Promise<string[]> {
+  const [consolePort, healthPort] = await freePorts(2);
+  return ["--console-listen", `127.0.0.1:${consolePort}`, "--health-listen", `127.0.0.1:${healthPort}`];
+}
+
 /** `count` distinct free TCP ports on 127.0.0.1, found by listening on port 0 (all held until all are known). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];

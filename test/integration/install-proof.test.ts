@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, generateKeyPair } from "../../bundle/index.js";
 import { MemoryCluster, type ClusterObject } from "../../installer/cluster/index.js";
 import { createContainerdNode, type ContainerdNode } from "../../installer/cluster/node/index.js";
-import { REGISTRY_UNIT, type InstallResult, type SiteStatus } from "../../installer/install/index.js";
+import { SITE_UNIT, type InstallResult, type SiteStatus } from "../../installer/install/index.js";
 import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
-import { freePort, startContainerd, type Containerd } from "../helpers/daemons.js";
+import { freePort, siteDaemonListenArgs, startContainerd, type Containerd } from "../helpers/daemons.js";
 import { runCli, useFixtures, waitFor, type Fixtures } from "../helpers/fixtures.js";
 import { NatsClient } from "../helpers/nats-client.js";
 import { isReady } from "../helpers/node-cluster.js";
@@ -107,6 +107,7 @@ describe("the proof: airlock install from the bundle to a healthy plane on conta
       [
         ...["--data-dir", dataDir, "--json", "install", "--bundle", bundle, "--key", publicKey],
         ...["--host-root", hostRoot, "--registry-listen", listen, "--node-name", NODE, "--timeout", "3m"],
+        ...(await siteDaemonListenArgs()),
       ],
       { env },
     );
@@ -127,7 +128,7 @@ describe("the proof: airlock install from the bundle to a healthy plane on conta
     expect(images).toContain(`${listen}/hubble/msgbroker@sha256:`);
 
     // The registry the unit runs served every manifest and blob of the pull to the pull account.
-    const log = await readFile(join(hostRoot, "run/systemd/standin", `${REGISTRY_UNIT}.log`), "utf8");
+    const log = await readFile(join(hostRoot, "run/systemd/standin", `${SITE_UNIT}.log`), "utf8");
     const requests = log
       .split("\n")
       .filter((line) => line.startsWith("{"))

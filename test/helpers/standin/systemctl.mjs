@@ -5,7 +5,7 @@
  * `start`/`restart` run the unit's ExecStart for real (split as systemd splits it; its binary taken
  * from under the host root when it is there — k3s — else from the host — node —; its
  * EnvironmentFile loaded), detached, with the PID kept under the host root's /run; `stop` ends it;
- * `is-active` answers from that PID; `enable` and `daemon-reload` are only recorded. ExecStartPre
+ * `is-active` answers from that PID; `enable`, `disable` and `daemon-reload` are only recorded. ExecStartPre
  * lines (modprobe) are not run: they act on the real kernel.
  */
 import { spawn } from "node:child_process";
@@ -147,6 +147,7 @@ function fail(code, message) {
 switch (verb) {
   case "daemon-reload":
   case "enable":
+  case "disable":
     break;
   case "start":
     start(unit);

@@ -12,7 +12,7 @@ import { parse } from "yaml";
 import { ensureAccounts } from "../../../installer/install/accounts.js";
 import { writeNodeConfig } from "../../../installer/install/node-config.js";
 import { mergeValues, readOperatorValues } from "../../../installer/install/plane-values.js";
-import { registryUnit } from "../../../installer/install/registry-service.js";
+import { siteUnit } from "../../../installer/install/registry-service.js";
 import { loadHtpasswd } from "../../../registry/server/index.js";
 import { expectAirlockError } from "../../helpers/fixtures.js";
 
@@ -57,19 +57,22 @@ describe("registry accounts", () => {
   });
 });
 
-describe("the registry unit", () => {
-  it("runs airlock registry serve with the data dir, listen address, TLS and accounts, quoting what systemd would split", () => {
-    const unit = registryUnit({
+describe("the site daemon's unit", () => {
+  it("runs airlock serve with the data dir, the three listeners, TLS and accounts, quoting what systemd would split", () => {
+    const unit = siteUnit({
       airlockCommand: ["/usr/bin/node", "/opt/air lock/main.js"],
       dataDir: "/var/lib/airlock",
       listen: "0.0.0.0:5443",
       tls: { certFile: "/var/lib/airlock/pki/registry.crt", keyFile: "/var/lib/airlock/pki/registry.key" },
       htpasswdFile: "/var/lib/airlock/registry/htpasswd",
       pushUser: "admin",
+      consoleListen: "0.0.0.0:8443",
+      healthListen: "127.0.0.1:8442",
     });
     expect(unit).toContain(
-      'ExecStart=/usr/bin/node "/opt/air lock/main.js" --data-dir /var/lib/airlock --log-format json registry serve --listen 0.0.0.0:5443 --tls-cert /var/lib/airlock/pki/registry.crt --tls-key /var/lib/airlock/pki/registry.key --auth htpasswd:/var/lib/airlock/registry/htpasswd --push-user admin\n',
+      'ExecStart=/usr/bin/node "/opt/air lock/main.js" --data-dir /var/lib/airlock --log-format json serve --registry-listen 0.0.0.0:5443 --tls-cert /var/lib/airlock/pki/registry.crt --tls-key /var/lib/airlock/pki/registry.key --auth htpasswd:/var/lib/airlock/registry/htpasswd --push-user admin --console-listen 0.0.0.0:8443 --health-listen 127.0.0.1:8442\n',
     );
+    expect(unit).toContain("ExecReload=/bin/kill -HUP $MAINPID");
     expect(unit).toMatch(/^\[Install\]\nWantedBy=multi-user.target$/m);
     expect(unit).toContain("Restart=on-failure");
   });
