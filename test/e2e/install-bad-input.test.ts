@@ -19,7 +19,7 @@ import {
   type RunningClusterApiServer,
 } from "../../installer/cluster/index.js";
 import { openState } from "../../installer/state/index.js";
-import { freePort } from "../helpers/daemons.js";
+import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import {
   CLI,
   REPO_ROOT,
@@ -73,6 +73,7 @@ async function site(options: { dataDir?: string; podReadyMs?: number } = {}): Pr
   const dataDir = options.dataDir ?? join(await fx.dir("data"), "airlock");
   const systemctl = await fakeSystemctl(await fx.dir("systemctl"), hostRoot);
   const listen = `127.0.0.1:${await freePort()}`;
+  const daemonListen = await siteDaemonListenArgs();
   closers.push(async () => {
     await systemctl.stopAll();
     await api.close();
@@ -86,7 +87,16 @@ async function site(options: { dataDir?: string; podReadyMs?: number } = {}): Pr
     systemctl,
     args: (extra = []) => [
       ...["--data-dir", dataDir, "install", "--bundle", bundle, "--kubeconfig", kubeconfig],
-      ...["--host-root", hostRoot, "--registry-listen", listen, "--timeout", "60s", ...extra],
+      ...[
+        "--host-root",
+        hostRoot,
+        "--registry-listen",
+        listen,
+        "--timeout",
+        "60s",
+        ...daemonListen,
+        ...extra,
+      ],
     ],
   };
 }
