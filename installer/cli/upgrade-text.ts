@@ -23,6 +23,7 @@ export function planText(plan: UpgradePlan): string {
     `bundle       ${plan.to.bundleDigest}${plan.to.deltaOf === undefined ? "" : ` (delta of ${plan.to.deltaOf})`}`,
     `import       ${formatBytes(plan.bytesToImport)}; ${formatBytes(plan.freeBytes)} free`,
     `images added ${plan.imagesAdded.length === 0 ? "none" : plan.imagesAdded.join(", ")}`,
+    `k3s          ${plan.k3s === undefined ? "unchanged" : `bin/k3s ${plan.k3s.from?.slice(0, 12) ?? "(none)"} → ${plan.k3s.to.slice(0, 12)} (${formatBytes(plan.k3s.size)}): upgraded first, then the plane`}`,
     "objects:",
   ];
   for (const object of plan.objects) {

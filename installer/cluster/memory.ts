@@ -129,6 +129,24 @@ export class MemoryCluster implements ClusterClient {
     this.failures.push({ verb, kind, status, message });
   }
 
+  /**
+   * What a node's kubelet posts when it (re)starts: its Node's node info (a restarted k3s reports
+   * its new kubeletVersion) and whether it is Ready.
+   */
+  postNodeStatus(name: string, status: { ready: boolean; nodeInfo?: Record<string, string> }): void {
+    const node = this.objects.get(keyOf({ apiVersion: "v1", kind: "Node", name }))?.object;
+    if (node === undefined) throw new RangeError(`there is no Node ${name}`);
+    const current = node.status as { conditions: { type: string; status: string }[]; nodeInfo: object };
+    node.status = {
+      ...current,
+      conditions: current.conditions.map((condition) =>
+        condition.type === "Ready" ? { ...condition, status: status.ready ? "True" : "False" } : condition,
+      ),
+      nodeInfo: { ...current.nodeInfo, ...status.nodeInfo },
+    };
+    this.store(node);
+  }
+
   /** Stops the controllers' timers; the cluster keeps its objects. */
   close(): void {
     for (const timer of this.timers) clearTimeout(timer);

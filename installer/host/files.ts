@@ -81,6 +81,29 @@ export class HostRoot {
     return true;
   }
 
+  /** The sha256 (hex) of a host file's bytes, streamed; undefined when there is none. */
+  async sha256(hostPath: string): Promise<string | undefined> {
+    return sha256OfFile(this.path(hostPath)).catch((error: unknown) => {
+      throw hostError(error, hostPath, "read");
+    });
+  }
+
+  /** Renames one host file over another in one step (then syncs the folder): the target is never half written. */
+  async rename(fromHostPath: string, toHostPath: string): Promise<void> {
+    try {
+      await rename(this.path(fromHostPath), this.path(toHostPath));
+      await syncFolder(dirname(this.path(toHostPath)));
+    } catch (error) {
+      throw hostError(error, toHostPath, "write");
+    }
+  }
+
+  async remove(hostPath: string): Promise<void> {
+    await rm(this.path(hostPath), { force: true }).catch((error: unknown) => {
+      throw hostError(error, hostPath, "write");
+    });
+  }
+
   async readFile(hostPath: string): Promise<string | undefined> {
     try {
       return await readFile(this.path(hostPath), "utf8");
@@ -113,16 +136,21 @@ export class HostRoot {
       await fill(temp);
       await chmod(temp, mode);
       await rename(temp, target);
-      const folder = await open(dirname(target), "r");
-      try {
-        await folder.sync();
-      } finally {
-        await folder.close();
-      }
+      await syncFolder(dirname(target));
     } catch (error) {
       await rm(temp, { force: true });
       throw hostError(error, hostPath, "write");
     }
+  }
+}
+
+/** fsync of a folder, so a rename in it survives a crash. */
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -21,7 +21,7 @@ export type { FieldChange } from "./json-diff.js";
 export { diffValues } from "./values-diff.js";
 export type { ValueChange, ValuesDiff } from "./values-diff.js";
 export { planUpgrade, readPlan, loadPlanForRun, planInputsDigest } from "./plan.js";
-export type { PlanForRun, PlanUpgradeOptions, UpgradePlan } from "./plan.js";
+export type { K3sBinaryChange, PlanForRun, PlanUpgradeOptions, UpgradePlan } from "./plan.js";
 export { runUpgrade } from "./run.js";
 export { rollbackRelease } from "./rollback.js";
 export type { RollbackOptions, RollbackResult } from "./rollback.js";
@@ -37,9 +37,12 @@ export type {
   GateOutcome,
   HttpProber,
   RunRecorder,
+  K3sOutcome,
   UpgradeOptions,
   UpgradeResult,
 } from "./run-types.js";
+export { k3sStepFor } from "./k3s-step.js";
+export type { K3sChange, K3sRestoreOptions, K3sUpgradeOptions } from "./k3s-step.js";
 export {
   scheduleUpgrade,
   cancelUpgrade,

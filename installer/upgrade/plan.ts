@@ -3,6 +3,7 @@ import { parseValues, render } from "../../manifests/index.js";
 import { AirlockError, type Digest, type Logger } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { readOperatorValues } from "../install/index.js";
+import { BUNDLE_K3S_BINARY } from "../k3s/index.js";
 import { openState, type Release, type State, type UpgradePlanRecord } from "../state/index.js";
 import { diffReleases, type ObjectDiff } from "./diff.js";
 import { planDigest, type JsonMap } from "./json-diff.js";
@@ -41,9 +42,35 @@ export interface UpgradePlan {
   objects: ObjectDiff[];
   values: ValueChange[];
   imagesAdded: string[];
+  /**
+   * The new bundle's bin/k3s when it is not the installed bundle's (sha256 hex of each; `from` is
+   * undefined when the installed bundle carried none): the run upgrades k3s first.
+   */
+  k3s: K3sBinaryChange | undefined;
   bytesToImport: number;
   freeBytes: number;
   inputsDigest: Digest;
+}
+
+export interface K3sBinaryChange {
+  from: string | undefined;
+  to: string;
+  size: number;
+}
+
+/** bin/k3s of the installed bundle (its stored files) against the incoming one's (its metadata), by digest. */
+export function k3sChangeOf(
+  installedFiles: readonly { path: string; digest: string }[] | undefined,
+  incomingFiles: readonly { path: string; sha256: string; size: number }[],
+): K3sBinaryChange | undefined {
+  const incomingK3s = incomingFiles.find((file) => file.path === BUNDLE_K3S_BINARY);
+  if (incomingK3s === undefined) return undefined;
+  const installed = installedFiles
+    ?.find((file) => file.path === BUNDLE_K3S_BINARY)
+    ?.digest.replace(/^sha256:/, "");
+  return installed === incomingK3s.sha256
+    ? undefined
+    : { from: installed, to: incomingK3s.sha256, size: incomingK3s.size };
 }
 
 /** The plan's body in the state: what is printed, and the release the run applies. */
@@ -131,6 +158,7 @@ async function computePlan(
     objects: diffReleases(release.objects, objects),
     values: values.changes,
     imagesAdded: imagesAdded(store, release, next),
+    k3s: k3sChangeOf(store.findBundle(release.bundleDigest as Digest)?.files, next.metadata.files),
     bytesToImport: next.bytesToImport,
     freeBytes: disk.bavail * disk.bsize,
     inputsDigest: planInputsDigest(release, next.digest, values.given),

@@ -1,6 +1,7 @@
 import { AirlockError } from "../../registry/oci/index.js";
 import { applyRelease, refOf, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { planeGates } from "./gates.js";
+import { restoreKeptK3s, type K3sRestoreOptions } from "./k3s-step.js";
 import { clearForRecreate, deleteForRecreate, refusedInPlace } from "./recreate.js";
 import { gateContext, runStep } from "./run-context.js";
 import {
@@ -33,6 +34,11 @@ export interface RollbackOptions {
   probe?: HttpProber | undefined;
   clock?: Clock | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * When the release rolled back from came with a k3s upgrade (its run recorded the step `k3s`):
+   * after the plane, the k3s binary that upgrade kept is put back and the node gated on it.
+   */
+  k3s?: K3sRestoreOptions | undefined;
 }
 
 export interface RollbackResult {
@@ -56,7 +62,10 @@ export async function rollbackRelease(
   previous: ClusterObject[],
   options: RollbackOptions,
 ): Promise<RollbackResult> {
-  return rollbackWith(client, previous, gateContext(options), options.reason);
+  const ctx = gateContext(options);
+  const result = await rollbackWith(client, previous, ctx, options.reason);
+  if (options.k3s !== undefined) await restoreKeptK3s(client, ctx, options.k3s);
+  return result;
 }
 
 export async function rollbackWith(

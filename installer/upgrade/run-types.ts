@@ -1,4 +1,5 @@
 import type { ClusterObject } from "../cluster/index.js";
+import type { K3sUpgradeOptions } from "./k3s-step.js";
 
 /** One gate's verdict, with when it started and ended (ms since the epoch, from the run's clock). */
 export interface GateOutcome {
@@ -112,14 +113,26 @@ export interface UpgradeOptions {
    * again with the partition here, and the pods from this ordinal down gated (again) and rolled.
    */
   resumeAt?: number | undefined;
+  /**
+   * The new bundle's k3s, when it carries one (bin/k3s) and this host runs the k3s server Airlock
+   * installed: the run then upgrades k3s first (pre-gate `pre:k3s`, step `k3s`) and restores it on
+   * a rollback. Absent, k3s is not touched.
+   */
+  k3s?: K3sUpgradeOptions | undefined;
 }
 
 /** Said in every result that touched the plane: a rollback returns objects, not data. */
 export const DATA_NOT_ROLLED_BACK =
   "data written since the upgrade started (broker state on its volumes) is not rolled back";
 
+/** k3s as a run left it: the versions it went from and to (`to` is the running one only if upgraded). */
+export interface K3sOutcome {
+  from: string;
+  to: string;
+}
+
 export type UpgradeResult =
-  | { outcome: "upgraded"; durationMs: number }
+  | { outcome: "upgraded"; durationMs: number; k3s?: K3sOutcome | undefined }
   | { outcome: "refused"; reason: string; durationMs: number }
   | { outcome: "rolled-back"; reason: string; notice: string; durationMs: number };
 

@@ -2,7 +2,7 @@ import { AirlockError } from "../../registry/oci/index.js";
 import { applyRelease, describeRef, refOf, type ClusterClient } from "../cluster/index.js";
 import { planeGates, podGates } from "./gates.js";
 import { preGates } from "./gates-pre.js";
-import { clearForRecreate, deleteForRecreate, plannedRecreates } from "./recreate.js";
+import { clearForRecreate, deleteForRecreate, plannedRecreates, refusedInPlace } from "./recreate.js";
 import { rollbackWith } from "./rollback.js";
 import { gateContext, runStep } from "./run-context.js";
 import {
@@ -14,47 +14,69 @@ import {
   statefulSetOf,
   withPartition,
 } from "./run-statefulset.js";
-import { GateFailure, type GateContext, type UpgradeOptions, type UpgradeResult } from "./run-types.js";
+import { checkK3s, rollbackK3s, unstageK3s, upgradeK3s, type K3sChange } from "./k3s-step.js";
+import {
+  DATA_NOT_ROLLED_BACK,
+  GateFailure,
+  type GateContext,
+  type UpgradeOptions,
+  type UpgradeResult,
+} from "./run-types.js";
 
 /**
  * Upgrades the plane from `previous` to `next` one broker at a time. Pre-gates first (nothing
- * changes if one fails: the result is "refused"); then the release's config objects; then the
+ * changes if one fails: the result is "refused"); then, when the new bundle's k3s differs from the
+ * running one (options.k3s), k3s (see k3s-step.ts); then the release's config objects; then the
  * StatefulSet with its partition at the replica count, so nothing rolls; then the partition lowered
  * one ordinal at a time from the highest, each pod gated (Ready on the new revision, /healthz,
  * /routez, declared probes, settle); then the whole release applied and pruned, and a final gate.
  * What the plan shows as "recreate" (a change the API server refuses in place) is deleted first:
  * a config object just before the config is applied, the StatefulSet with orphan propagation just
  * before it is applied, so its pods run on until the new one adopts them and rolls them as above.
- * A failed gate or timeout rolls back to `previous` (see rollbackRelease). Other failures (the API
- * server, an abort) are thrown: the recorder holds how far the run got.
+ * A failed gate or timeout rolls back to `previous` (see rollbackRelease), and k3s to the binary it
+ * replaced. Other failures (the API server, an abort) are thrown: the recorder holds how far the
+ * run got.
  */
 export async function runUpgrade(client: ClusterClient, options: UpgradeOptions): Promise<UpgradeResult> {
   const ctx = gateContext(options);
   const started = ctx.clock.now();
   const statefulSet = statefulSetOf(options.next, "next");
   statefulSetOf(options.previous, "previous");
+  let k3s: K3sChange | undefined;
   try {
-    // A resumed run finds the plane mid-way by design: the pre-gate judged it before it began.
+    // A resumed run finds the plane mid-way by design: the pre-gate judged it before it began (and
+    // k3s, upgraded before the plane, is the bundle's by then).
     if (options.resumeAt === undefined) {
-      await runStep(ctx, "pre-gate", () => preGates(client, ctx, options, statefulSet));
+      await runStep(ctx, "pre-gate", async () => {
+        if (options.k3s !== undefined) k3s = await checkK3s(ctx, options.k3s);
+        await preGates(client, ctx, options, statefulSet);
+      });
     }
   } catch (error) {
+    await unstageK3s(options.k3s);
     if (!(error instanceof GateFailure)) throw error;
     return { outcome: "refused", reason: error.message, durationMs: ctx.clock.now() - started };
   }
+  let planeTouched = false;
   try {
+    if (k3s !== undefined) await upgradeK3s(client, ctx, options.k3s!, k3s);
+    planeTouched = true;
     await rollForward(client, ctx, options);
-    return { outcome: "upgraded", durationMs: ctx.clock.now() - started };
+    const upgraded = k3s === undefined ? {} : { k3s: { from: k3s.from.text, to: k3s.to.text } };
+    return { outcome: "upgraded", durationMs: ctx.clock.now() - started, ...upgraded };
   } catch (error) {
     const failure = asGateFailure(error);
     if (failure === undefined || ctx.signal?.aborted === true) throw error;
     // The probes the new bundle declares are not the previous release's to pass.
     const back = { ...ctx, declared: [] };
-    const rolledBack = await rollbackWith(client, options.previous, back, failure.message);
+    // Undone in the reverse order: the plane (if it was reached), then k3s.
+    if (planeTouched) await rollbackWith(client, options.previous, back, failure.message);
+    if (k3s !== undefined) await rollbackK3s(client, back, options.k3s!, k3s);
+    if (!planeTouched) await ctx.recorder.rolledBack(failure.message, ctx.clock.now());
     return {
       outcome: "rolled-back",
-      reason: rolledBack.reason,
-      notice: rolledBack.notice,
+      reason: failure.message,
+      notice: DATA_NOT_ROLLED_BACK,
       durationMs: ctx.clock.now() - started,
     };
   }
@@ -66,18 +88,21 @@ async function rollForward(client: ClusterClient, ctx: GateContext, options: Upg
   const replicas = replicasOf(statefulSet);
   const name = statefulSet.metadata.name;
   const recreate = plannedRecreates(options.previous, options.next);
+  // A resumed run may have recreated them already: the server says which it still refuses.
+  const resumed = options.resumeAt !== undefined;
   await runStep(ctx, "config", async () => {
     const config = options.next.filter((object) => object.kind !== "StatefulSet");
-    await clearForRecreate(client, ctx, config, { planned: recreate });
+    await clearForRecreate(client, ctx, config, resumed ? { probe: true } : { planned: recreate });
     await applyRelease(client, config, { release, prune: false, signal: ctx.signal });
   });
   let revision = "";
   await runStep(ctx, "statefulset", async () => {
-    if (recreate.has(describeRef(refOf(statefulSet)))) {
+    const first = Math.min(options.resumeAt ?? replicas, replicas);
+    const target = withPartition(statefulSet, first);
+    if (resumed ? await refusedInPlace(client, target) : recreate.has(describeRef(refOf(statefulSet)))) {
       await deleteForRecreate(client, ctx, refOf(statefulSet), true);
     }
-    const first = Math.min(options.resumeAt ?? replicas, replicas);
-    const applied = await applyLabelled(client, withPartition(statefulSet, first), release);
+    const applied = await applyLabelled(client, target, release);
     await ctx.recorder.partitionMoved(name, first, ctx.clock.now());
     revision = await observedRevision(client, applied, ctx.clock, ctx.config.podReadyTimeoutMs, ctx.signal);
   });

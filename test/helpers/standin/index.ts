@@ -4,7 +4,7 @@
  * end of every service the stand-in systemctl started, by PID.
  */
 import { readFileSync } from "node:fs";
-import { mkdir, readdir, readFile, symlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,20 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** The stand-in k3s itself: self-contained, so a test can carry it in a bundle as bin/k3s. */
 export const STANDIN_K3S = join(HERE, "k3s.mjs");
 export const STANDIN_SYSTEMCTL = join(HERE, "systemctl.mjs");
+
+/** The stand-in's own version (its VERSION constant). */
+export const STANDIN_K3S_VERSION = "v1.32.3+k3s1";
+
+/** A copy of the stand-in k3s at `path` (0755) that says it is `version`: another bin/k3s, as a newer bundle carries. */
+export async function standinK3sOfVersion(path: string, version: string): Promise<string> {
+  const source = await readFile(STANDIN_K3S, "utf8");
+  const constant = `const VERSION = ${JSON.stringify(STANDIN_K3S_VERSION)};`;
+  if (!source.includes(constant)) throw new Error(`the stand-in k3s has no ${constant}`);
+  await writeFile(path, source.replace(constant, `const VERSION = ${JSON.stringify(version)};`), {
+    mode: 0o755,
+  });
+  return path;
+}
 
 /** A folder holding `k3s` and `systemctl` (links to the stand-ins), to put first in PATH. */
 export async function standinBin(dir: string): Promise<string> {

@@ -9,7 +9,8 @@
  * `/etc/rancher/k3s/k3s.yaml` naming $STANDIN_K3S_API_URL (with $STANDIN_K3S_API_TOKEN and the CA
  * in $STANDIN_K3S_API_CA_FILE) — the in-memory API server a test runs — or else itself; then serves
  * `/cacerts` over HTTPS on 127.0.0.1:$STANDIN_K3S_SUPERVISOR_PORT (6443 by default, as k3s) until
- * killed. `k3s agent` takes K3S_URL and K3S_TOKEN from its environment, checks the server's
+ * killed. `k3s --version` prints VERSION as k3s does (a test makes a k3s of another version by
+ * copying this file with that constant changed). `k3s agent` takes K3S_URL and K3S_TOKEN from its environment, checks the server's
  * `/cacerts` against the token's CA hash as the real agent does, records both, and stays running.
  */
 import { execFileSync } from "node:child_process";
@@ -18,6 +19,13 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFi
 import { createServer, get } from "node:https";
 import { dirname, join } from "node:path";
 import { setInterval } from "node:timers";
+
+/** This stand-in's k3s version, as `k3s --version` and its server's record say it. */
+const VERSION = "v1.32.3+k3s1";
+if (process.argv[2] === "--version") {
+  process.stdout.write(`k3s version ${VERSION} (0standin)\ngo version go1.23.6\n`);
+  process.exit(0);
+}
 
 const hostRoot = process.env.STANDIN_HOST_ROOT;
 const log = process.env.STANDIN_LOG;
@@ -108,7 +116,9 @@ function server() {
     if (req.url === "/cacerts") res.writeHead(200, { "content-type": "text/plain" }).end(ca.cert);
     else res.writeHead(404).end();
   });
-  supervisor.listen(port, "127.0.0.1", () => record({ supervisor: `https://127.0.0.1:${port}` }));
+  supervisor.listen(port, "127.0.0.1", () =>
+    record({ supervisor: `https://127.0.0.1:${port}`, version: VERSION }),
+  );
   process.once("SIGTERM", () => supervisor.close(() => process.exit(0)));
 }
 

@@ -1,9 +1,39 @@
 /** What the upgrade unit tests share: brokers as the monitor port answers for a MemoryCluster's pods, and a clock that does not wait. */
 import { applyRelease, type ClusterClient, type ClusterObject } from "../../../installer/cluster/index.js";
 import type { Release, State } from "../../../installer/state/index.js";
-import { planInputsDigest, type Clock, type HttpProber } from "../../../installer/upgrade/index.js";
+import {
+  planInputsDigest,
+  type Clock,
+  type GateOutcome,
+  type HttpProber,
+  type RunRecorder,
+} from "../../../installer/upgrade/index.js";
 import { NAMESPACE } from "../../../manifests/index.js";
 import { RELEASE } from "../manifests/plane-fixtures.js";
+
+/** Every event a run records, as one line each, in order. */
+export class EventRecorder implements RunRecorder {
+  readonly events: string[] = [];
+  readonly gates: GateOutcome[] = [];
+  stepStarted(step: string): void {
+    this.events.push(`start ${step}`);
+  }
+  stepFinished(step: string, _at: number, outcome: string): void {
+    this.events.push(`${outcome} ${step}`);
+  }
+  gate(outcome: GateOutcome): void {
+    this.gates.push(outcome);
+    this.events.push(
+      `gate ${outcome.gate} ${outcome.pod ?? "plane"} ${outcome.passed ? "passed" : "failed"}`,
+    );
+  }
+  partitionMoved(_name: string, partition: number): void {
+    this.events.push(`partition ${partition}`);
+  }
+  rolledBack(reason: string): void {
+    this.events.push(`rolled back: ${reason}`);
+  }
+}
 
 /** Real time, but a sleep waits at most 5 ms: the settle delay is asked for, not waited. */
 export function fastClock(slept: number[] = []): Clock {

@@ -9,24 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { applyRelease, MemoryCluster, type ClusterObject } from "../../../installer/cluster/index.js";
-import { diffReleases, runUpgrade, type Clock, type RunRecorder } from "../../../installer/upgrade/index.js";
+import { diffReleases, runUpgrade } from "../../../installer/upgrade/index.js";
 import { NAMESPACE, render, type RenderInputs } from "../../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, issueBroker } from "../manifests/plane-fixtures.js";
+import { EventRecorder, TEST_GATES, fakeBrokers, fastClock, imageOf } from "./upgrade-fixtures.js";
 
 const REVISION = "controller-revision-hash";
 const STS = { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: NAMESPACE };
-const GATES = {
-  podReadyTimeoutMs: 2_000,
-  pollIntervalMs: 5,
-  brokerTimeoutMs: 500,
-  healthyPolls: 2,
-  settleMs: 10,
-};
-const fastClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
-};
-
 let dir: string;
 let inputs: RenderInputs;
 let cluster: MemoryCluster;
@@ -54,46 +43,6 @@ function plane(version: string, persistence: boolean, settings?: string): Cluste
     data: { settings },
   };
   return [...objects, frozen];
-}
-
-class Recorder implements RunRecorder {
-  readonly events: string[] = [];
-  stepStarted(step: string): void {
-    this.events.push(`start ${step}`);
-  }
-  stepFinished(step: string, _at: number, outcome: string): void {
-    this.events.push(`${outcome} ${step}`);
-  }
-  gate(outcome: { gate: string; pod?: string | undefined; passed: boolean }): void {
-    this.events.push(
-      `gate ${outcome.gate} ${outcome.pod ?? "plane"} ${outcome.passed ? "passed" : "failed"}`,
-    );
-  }
-  partitionMoved(_name: string, partition: number): void {
-    this.events.push(`partition ${partition}`);
-  }
-  rolledBack(reason: string): void {
-    this.events.push(`rolled back: ${reason}`);
-  }
-}
-
-/** The monitor port of each pod: healthy and routed to every other pod, unless it runs `broken`. */
-function brokers(broken?: string) {
-  return async (url: string): Promise<{ status: number; body: string }> => {
-    const { hostname, pathname } = new URL(url);
-    const name = hostname.split(".")[0]!;
-    const pods = await cluster.list("v1", "Pod", { namespace: NAMESPACE });
-    const pod = pods.find((candidate) => candidate.metadata.name === name);
-    if (pod === undefined) throw new Error(`connect ECONNREFUSED ${hostname}`);
-    const image = (pod.spec as { containers: { image: string }[] }).containers[0]!.image;
-    if (pathname === "/healthz") return { status: image === broken ? 503 : 200, body: "{}" };
-    if (pathname === "/varz")
-      return { status: 200, body: JSON.stringify({ server_id: `id-${name}`, server_name: name }) };
-    const routes = pods
-      .filter((other) => other !== pod)
-      .map((other) => ({ remote_id: `id-${other.metadata.name}` }));
-    return { status: 200, body: JSON.stringify({ routes }) };
-  };
 }
 
 /** Every pod's uid and Ready, at every change, so a test sees whether one was ever restarted or all down. */
@@ -153,15 +102,15 @@ describe("runUpgrade with changes the API server refuses in place", () => {
     });
     const before = await pods();
     const watching = watchPods();
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
       recorder,
       imageAvailable: () => Promise.resolve(true),
-      gates: GATES,
-      probe: brokers(),
-      clock: fastClock,
+      gates: TEST_GATES,
+      probe: fakeBrokers(cluster),
+      clock: fastClock(),
     });
     watching.stop();
     expect(result.outcome).toBe("upgraded");
@@ -199,20 +148,15 @@ describe("runUpgrade with changes the API server refuses in place", () => {
     await installed(previous);
     const before = await pods();
     const watching = watchPods();
-    const recorder = new Recorder();
-    const nextImage = (
-      next.find((object) => object.kind === "StatefulSet")!.spec as {
-        template: { spec: { containers: { image: string }[] } };
-      }
-    ).template.spec.containers[0]!.image;
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
       recorder,
       imageAvailable: () => Promise.resolve(true),
-      gates: GATES,
-      probe: brokers(nextImage),
-      clock: fastClock,
+      gates: TEST_GATES,
+      probe: fakeBrokers(cluster, () => imageOf(next)),
+      clock: fastClock(),
     });
     watching.stop();
     expect(result).toMatchObject({
@@ -236,15 +180,15 @@ describe("runUpgrade with changes the API server refuses in place", () => {
     const previous = plane("4.4.0", false, "a");
     const next = plane("4.5.0", false, "b");
     await installed(previous);
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
       recorder,
       imageAvailable: () => Promise.resolve(true),
-      gates: GATES,
-      probe: brokers(),
-      clock: fastClock,
+      gates: TEST_GATES,
+      probe: fakeBrokers(cluster),
+      clock: fastClock(),
     });
     expect(result.outcome).toBe("upgraded");
     const config = recorder.events.slice(

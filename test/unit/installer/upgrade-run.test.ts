@@ -7,14 +7,12 @@ import {
   DATA_NOT_ROLLED_BACK,
   rollbackRelease,
   runUpgrade,
-  type GateOutcome,
   type HttpProber,
-  type RunRecorder,
 } from "../../../installer/upgrade/index.js";
 import { AirlockError } from "../../../registry/oci/index.js";
 import { NAMESPACE, render, type RenderInputs } from "../../../manifests/index.js";
 import { BUNDLE_IMAGES, RELEASE, issueBroker } from "../manifests/plane-fixtures.js";
-import { fakeBrokers, fastClock, imageOf } from "./upgrade-fixtures.js";
+import { EventRecorder, fakeBrokers, fastClock, imageOf } from "./upgrade-fixtures.js";
 
 const REVISION = "controller-revision-hash";
 const TWO = { msgbroker: { replicas: 2 } };
@@ -47,30 +45,6 @@ afterEach(() => cluster.close());
 
 function plane(version: string): ClusterObject[] {
   return render(TWO, BUNDLE_IMAGES, { ...inputs, version }) as unknown as ClusterObject[];
-}
-
-/** Every event a run records, as one line each, in order. */
-class Recorder implements RunRecorder {
-  readonly events: string[] = [];
-  readonly gates: GateOutcome[] = [];
-  stepStarted(step: string): void {
-    this.events.push(`start ${step}`);
-  }
-  stepFinished(step: string, _at: number, outcome: string): void {
-    this.events.push(`${outcome} ${step}`);
-  }
-  gate(outcome: GateOutcome): void {
-    this.gates.push(outcome);
-    this.events.push(
-      `gate ${outcome.gate} ${outcome.pod ?? "plane"} ${outcome.passed ? "passed" : "failed"}`,
-    );
-  }
-  partitionMoved(_name: string, partition: number): void {
-    this.events.push(`partition ${partition}`);
-  }
-  rolledBack(reason: string): void {
-    this.events.push(`rolled back: ${reason}`);
-  }
 }
 
 /** Brokers for this test's cluster; /healthz 503 on pods running `brokenImage`. */
@@ -117,7 +91,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const previous = await installed("4.4.0");
     const next = plane("4.5.0");
     const before = await pods();
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const slept: number[] = [];
     const readiness = watchReadiness();
     const result = await runUpgrade(cluster, {
@@ -168,7 +142,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const previous = await installed("4.4.0");
     const next = plane("4.5.0");
     const before = await pods();
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const readiness = watchReadiness();
     const result = await runUpgrade(cluster, {
       previous,
@@ -212,7 +186,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const previous = await installed("4.4.0");
     const next = plane("4.5.0");
     cluster.failImage(imageOf(next), "ImagePullBackOff");
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
@@ -239,7 +213,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const sts = { apiVersion: "apps/v1", kind: "StatefulSet", name: "msgbroker", namespace: NAMESPACE };
     const generation = (await cluster.get(sts))!.metadata.generation;
     const requests = cluster.requests.length;
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
@@ -268,7 +242,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const previous = await installed("4.4.0");
     const next = plane("4.5.0");
     await applyRelease(cluster, next, { release: RELEASE, timeoutMs: 5_000 });
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await rollbackRelease(cluster, previous, {
       recorder,
       reason: "operator asked",
@@ -289,7 +263,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const next = plane("4.5.0");
     await applyRelease(cluster, next, { release: RELEASE, timeoutMs: 5_000 });
     cluster.failImage(imageOf(previous), "ImagePullBackOff");
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const rollback = rollbackRelease(cluster, previous, {
       recorder,
       reason: "operator asked",
@@ -313,7 +287,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const next = plane("4.5.0");
     const probe = brokers();
     const asked: string[] = [];
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const result = await runUpgrade(cluster, {
       previous,
       next,
@@ -340,7 +314,7 @@ describe("runUpgrade on MemoryCluster", () => {
     const result = await runUpgrade(cluster, {
       previous,
       next: plane("4.5.0"),
-      recorder: new Recorder(),
+      recorder: new EventRecorder(),
       imageAvailable: () => Promise.resolve(true),
       gates: { ...GATES, certificateMinDays: 100_000 },
       probe: brokers(),
@@ -355,7 +329,7 @@ describe("runUpgrade on MemoryCluster", () => {
   it("stops at once when its signal aborts mid-run, without rolling back: the recorder says how far it got", async () => {
     const previous = await installed("4.4.0");
     const stop = new AbortController();
-    const recorder = new Recorder();
+    const recorder = new EventRecorder();
     const moved = recorder.partitionMoved.bind(recorder);
     recorder.partitionMoved = (name, partition) => {
       moved(name, partition);
