@@ -1,5 +1,12 @@
-import { AirlockError, Digester, errnoCode, sha256Hex, digestOf } from "../registry/oci/index.js";
-import { readChunks, type OperationOptions } from "../registry/store/index.js";
+import {
+  AirlockError,
+  Digester,
+  errnoCode,
+  sha256Hex,
+  digestOf,
+  type OperationOptions,
+} from "../registry/oci/index.js";
+import { readChunks } from "../registry/store/index.js";
 import type { FileSpec, BundleSpec } from "./spec.js";
 import type { ByteStream } from "./sources.js";
 import { listTree } from "./pack.js";

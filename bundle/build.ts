@@ -10,8 +10,8 @@ import {
   sha256Hex,
   type Digest,
   type Descriptor,
+  type OperationOptions,
 } from "../registry/oci/index.js";
-import type { OperationOptions } from "../registry/store/index.js";
 import type { BundleSpec } from "./spec.js";
 import { resolveImage, type BlobSource, type ResolvedImage, type SourceContext } from "./sources.js";
 import { RegistryConnections } from "./registry-source.js";

@@ -6,9 +6,9 @@ import {
   type Descriptor,
   type Digest,
   type ErrorCode,
+  type OperationOptions,
 } from "../registry/oci/index.js";
 import type { RegistryClient, PushOutcome, UploadCheckpoint } from "../registry/client/index.js";
-import type { OperationOptions } from "../registry/store/index.js";
 
 /** An image (or pack) to mirror: its name at the source and its top manifest. */
 export interface MirrorImage {

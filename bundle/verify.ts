@@ -1,6 +1,12 @@
 import { basename } from "node:path";
-import { AirlockError, Digester, sha256Hex, type Digest, type ErrorCode } from "../registry/oci/index.js";
-import type { OperationOptions } from "../registry/store/index.js";
+import {
+  AirlockError,
+  Digester,
+  sha256Hex,
+  type Digest,
+  type ErrorCode,
+  type OperationOptions,
+} from "../registry/oci/index.js";
 import { readTar, type TarReadEntry } from "./tar.js";
 import { checkArchiveEnd, checkEntryHeader, checkEntryName, describeEntryType } from "./entry-checks.js";
 import {

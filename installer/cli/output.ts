@@ -1,6 +1,5 @@
 import { rename, writeFile } from "node:fs/promises";
-import { AirlockError, formatBytes, type Logger } from "../../registry/oci/index.js";
-import type { Progress } from "../../registry/store/index.js";
+import { AirlockError, formatBytes, type Logger, type Progress } from "../../registry/oci/index.js";
 import type { LogFormat } from "./logging.js";
 
 /** How the operator asked to be spoken to: the global flags, resolved once. */

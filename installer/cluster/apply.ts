@@ -1,6 +1,5 @@
 import { RELEASE_LABEL } from "../../manifests/index.js";
-import { AirlockError } from "../../registry/oci/index.js";
-import type { Progress } from "../../registry/store/index.js";
+import { AirlockError, type Progress } from "../../registry/oci/index.js";
 import { describeRef, refOf, type ClusterClient, type ClusterObject, type ObjectRef } from "./client.js";
 
 export const FIELD_MANAGER = "airlock";

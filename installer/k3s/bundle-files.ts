@@ -1,8 +1,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { openBundle, type HashingWriter, type VerifyResult } from "../../bundle/index.js";
-import { AirlockError, Digester } from "../../registry/oci/index.js";
-import type { OperationOptions } from "../../registry/store/index.js";
+import { AirlockError, Digester, type OperationOptions } from "../../registry/oci/index.js";
 
 /** The bundle entry k3s's binary is carried as. */
 export const BUNDLE_K3S_BINARY = "bin/k3s";

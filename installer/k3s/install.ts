@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { basename } from "node:path";
 import type { HostRoot, Systemd } from "../host/index.js";
-import type { OperationOptions } from "../../registry/store/index.js";
+import type { OperationOptions } from "../../registry/oci/index.js";
 import { k3sConfigYaml, type K3sSettings } from "./config.js";
 import { K3S_BINARY, K3S_CONFIG, K3S_REGISTRIES, K3S_REGISTRY_CA, k3sPaths, type K3sRole } from "./layout.js";
 import { k3sEnvFile, k3sUnit } from "./units.js";

@@ -34,3 +34,4 @@ export type { FieldIssue, IssueWording, SchemaIssue } from "./field-issues.js";
 export { silentLogger } from "./logger.js";
 export type { Logger, LogFields, LogLevel } from "./logger.js";
 export { formatBytes } from "./bytes.js";
+export type { OperationOptions, Progress } from "./progress.js";

@@ -11,7 +11,8 @@ import {
 } from "../oci/index.js";
 import type { BlobInfo, FsBlobStore } from "./blobs.js";
 import type { Db } from "./db.js";
-import type { FsckReport, OperationOptions } from "./types.js";
+import type { OperationOptions } from "../oci/index.js";
+import type { FsckReport } from "./types.js";
 
 /**
  * Every blob a visible row needs: bundle metadata and files, the closure of every manifest, and

@@ -22,8 +22,6 @@ export type {
   SignatureStatus,
   FsckReport,
   GcReport,
-  Progress,
-  OperationOptions,
   StoreOptions,
   UploadSession,
   ContentReader,

@@ -10,6 +10,7 @@ import {
   REF_NAME_ANNOTATION,
   type Digest,
   type Descriptor,
+  type OperationOptions,
   type ParsedManifest,
 } from "../oci/index.js";
 import { FsBlobStore } from "./blobs.js";
@@ -32,7 +33,6 @@ import type {
   FsckReport,
   GcReport,
   ManifestRecord,
-  OperationOptions,
   ReferrerRecord,
   RegistryContent,
   SignatureStatus,

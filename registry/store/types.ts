@@ -75,20 +75,6 @@ export interface TagRecord {
   digest: Digest;
 }
 
-export interface Progress {
-  phase: string;
-  done: number;
-  total: number;
-  /** What done and total count; bytes unless said. */
-  unit?: "bytes" | "items";
-  item?: string;
-}
-
-export interface OperationOptions {
-  signal?: AbortSignal | undefined;
-  onProgress?: ((progress: Progress) => void) | undefined;
-}
-
 export interface FsckReport {
   ok: boolean;
   blobs: number;

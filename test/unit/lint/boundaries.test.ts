@@ -42,10 +42,10 @@ describe("folder boundaries (eslint/boundaries.js through eslint.config.js)", ()
     const messages = await boundaryMessages(
       "registry/oci/planted.ts",
       [
-        'import type { Progress } from "../store/index.js";',
+        'import type { ContentStore } from "../store/index.js";',
         'export type Store = import("../store/index.js").ContentStore;',
         'export const load = () => import("../store/index.js");',
-        "export type P = Progress;",
+        "export type P = ContentStore;",
       ].join("\n"),
     );
     const wrongWay =
@@ -78,10 +78,10 @@ describe("folder boundaries (eslint/boundaries.js through eslint.config.js)", ()
       await boundaryMessages(
         "bundle/planted.ts",
         [
-          'import type { Progress } from "../registry/store/index.js";',
+          'import type { ContentStore } from "../registry/store/index.js";',
           'import { RegistryClient } from "../registry/client/index.js";',
           'import { parseBundleSpec } from "./spec.js";',
-          "export type P = Progress;",
+          "export type P = ContentStore;",
           "export const used = [RegistryClient, parseBundleSpec];",
         ].join("\n"),
       ),
