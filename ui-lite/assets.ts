@@ -57,7 +57,7 @@ label.inline { display: flex; gap: .5rem; align-items: center; font-weight: 400;
 .field-error mark { background: #fdecea; color: var(--bad); outline: 1px solid var(--bad); font-weight: 700; }
 button.secondary { background: var(--bg); color: var(--accent); }
 button.danger { background: var(--bad); border-color: var(--bad); }
-.actions { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; }
+.actions { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; margin-top: 1rem; }
 main > section { margin-bottom: 1.5rem; }
 section.object { border-top: 1px solid var(--line); padding-top: .5rem; }
 h3 { font-size: 1rem; margin: .5rem 0; }

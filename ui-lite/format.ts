@@ -1,3 +1,4 @@
+import { DATA_NOT_ROLLED_BACK } from "../installer/upgrade/index.js";
 import { html, type SafeHtml } from "./html.js";
 
 /** One formatter per zone: building an Intl.DateTimeFormat costs ~0.5 ms, a page shows up to 50 times. */
@@ -44,3 +45,7 @@ export function shortDigest(digest: string): string {
   const [algorithm, hex] = digest.split(":");
   return hex === undefined ? digest : `${algorithm}:${hex.slice(0, 12)}`;
 }
+
+/** What every rolled-back upgrade says, as a sentence: a rollback returns objects, not data. */
+export const DATA_NOT_ROLLED_BACK_SENTENCE =
+  DATA_NOT_ROLLED_BACK.charAt(0).toUpperCase() + DATA_NOT_ROLLED_BACK.slice(1);

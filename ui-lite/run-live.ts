@@ -68,7 +68,7 @@ export class RunLiveStreams {
     const push = (): void => {
       try {
         const run = this.context.state.runs.get(id);
-        const fragment = liveFragment(run, plan).text;
+        const fragment = liveFragment(run, plan, this.context.timeZone).text;
         if (fragment !== last) {
           last = fragment;
           response.write(eventText("timeline", fragment));

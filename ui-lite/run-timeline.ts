@@ -1,4 +1,4 @@
-import type { RunGate, UpgradeRun } from "../installer/state/index.js";
+import type { RunGate, RunStep, UpgradeRun } from "../installer/state/index.js";
 import type { UpgradePlan } from "../installer/upgrade/index.js";
 import { html, type SafeHtml } from "./html.js";
 
@@ -15,6 +15,8 @@ export interface TimelineGate {
 export interface TimelineStep {
   name: string;
   status: StepStatus;
+  /** How long it took, once finished. */
+  durationMs: number | undefined;
   gates: TimelineGate[];
 }
 
@@ -22,7 +24,7 @@ export interface TimelineStep {
 const POD_GATES = ["ready", "healthz", "routez", "settle"];
 const ROLLBACK = "rollback";
 
-/** The pods the rollout rolls, highest ordinal first: from the plan's StatefulSet, and any the run names. */
+/** The pods the rollout rolls, highest ordinal first: from the plan's StatefulSet, and any the run rolled. */
 function rolledPods(plan: UpgradePlan, run: UpgradeRun): string[] {
   const pods = new Set<string>();
   const workload = plan.objects.find((object) => object.ref.kind === "StatefulSet");
@@ -34,52 +36,61 @@ function rolledPods(plan: UpgradePlan, run: UpgradeRun): string[] {
         ? disruption.to
         : 0;
   for (let ordinal = 0; ordinal < replicas; ordinal++) pods.add(`${workload!.ref.name}-${ordinal}`);
-  for (const gate of run.gates) if (gate.pod !== undefined && !gate.gate.includes(":")) pods.add(gate.pod);
-  if (run.currentStep?.startsWith("roll ") === true) pods.add(run.currentStep.slice(5));
+  for (const step of run.steps) if (step.step.startsWith("roll ")) pods.add(step.step.slice(5));
   const ordinal = (pod: string): number => Number(/-(\d+)$/.exec(pod)?.[1] ?? -1);
   return [...pods].sort((a, b) => ordinal(b) - ordinal(a));
 }
 
-/** The step a recorded gate belongs to: by its prefix, else by its pod, else the step then current. */
-function stepOfGate(gate: RunGate, current: string | undefined): string {
-  if (gate.gate.startsWith("pre:")) return "pre-gate";
-  if (gate.gate.startsWith("final:")) return "final-gate";
-  if (gate.gate.startsWith("rollback:")) return ROLLBACK;
-  if (gate.pod !== undefined) return `roll ${gate.pod}`;
-  return current ?? "pre-gate";
+/**
+ * The steps in the order they run: the rollout's (or a rollback's) expected steps, each step the run
+ * recorded that is not among them placed after the one recorded before it, and a rollback last.
+ */
+function stepNames(run: UpgradeRun, plan: UpgradePlan): string[] {
+  const names =
+    run.kind === "rollback"
+      ? [ROLLBACK]
+      : [
+          "pre-gate",
+          "config",
+          "statefulset",
+          ...rolledPods(plan, run).map((pod) => `roll ${pod}`),
+          "finish",
+          "final-gate",
+        ];
+  let cursor = -1;
+  for (const { step } of run.steps) {
+    if (step === ROLLBACK && run.kind !== "rollback") continue;
+    const at = names.indexOf(step);
+    if (at === -1) names.splice(++cursor, 0, step);
+    else cursor = Math.max(cursor, at);
+  }
+  if (run.kind !== "rollback" && run.steps.some(({ step }) => step === ROLLBACK)) names.push(ROLLBACK);
+  return names;
 }
 
-function forwardStatus(run: UpgradeRun, index: number, current: number, failed: number): StepStatus {
-  if (failed !== -1) return index < failed ? "done" : index === failed ? "failed" : "skipped";
-  if (run.state === "done") return "done";
-  if (index < current) return "done";
-  if (index > current) return "pending";
+function stepStatus(run: UpgradeRun, step: RunStep | undefined, rollingBack: boolean): StepStatus {
+  if (step === undefined) return run.state === "running" && !rollingBack ? "pending" : "skipped";
+  if (step.finishedAt !== undefined) return step.outcome ?? "done";
   return run.state === "running" ? "running" : "failed";
+}
+
+/** The step a gate was judged in: the latest one started at or before it. */
+function stepOfGate(run: UpgradeRun, gate: RunGate): string | undefined {
+  return run.steps.findLast((step) => step.startedAt <= gate.startedAt)?.step ?? run.steps[0]?.step;
 }
 
 /**
  * The run's steps as the rollout takes them (pre-gate, config, statefulset, one roll per broker from
- * the highest ordinal, finish, final-gate, and rollback when it came to that), each with its status
- * and its gates: those recorded, and for a roll not finished the ones still to come.
+ * the highest ordinal, finish, final-gate; rollback when it came to that, or alone for a rollback by
+ * hand), each with the status the run recorded and its gates: those judged in it, and for a roll not
+ * finished the ones still to come.
  */
 export function timelineSteps(run: UpgradeRun, plan: UpgradePlan): TimelineStep[] {
-  const names = [
-    "pre-gate",
-    "config",
-    "statefulset",
-    ...rolledPods(plan, run).map((pod) => `roll ${pod}`),
-    "finish",
-    "final-gate",
-  ];
-  if (run.currentStep !== undefined && run.currentStep !== ROLLBACK && !names.includes(run.currentStep)) {
-    names.push(run.currentStep);
-  }
-  const rolledBack = run.currentStep === ROLLBACK || run.state === "rolled-back";
+  const latest = new Map(run.steps.map((step) => [step.step, step]));
+  const rollingBack = run.kind !== "rollback" && latest.has(ROLLBACK);
   const gates = new Map<string, TimelineGate[]>();
-  let failedStep: string | undefined;
   for (const gate of run.gates) {
-    const step = stepOfGate(gate, run.currentStep);
-    if (!gate.passed && step !== ROLLBACK) failedStep ??= step;
+    const step = stepOfGate(run, gate) ?? "";
     const list = gates.get(step) ?? [];
     list.push({
       gate: gate.gate,
@@ -89,13 +100,9 @@ export function timelineSteps(run: UpgradeRun, plan: UpgradePlan): TimelineStep[
     });
     gates.set(step, list);
   }
-  const current = names.indexOf(run.currentStep ?? "");
-  const failed = failedStep === undefined ? -1 : names.indexOf(failedStep);
-  // Rolled back with no gate failed (an operator's rollback): the rollout's steps are those it reached.
-  const asked = rolledBack && failed === -1;
-  const forward = asked ? names.filter((name) => gates.has(name)) : names;
-  const steps = forward.map((name, index): TimelineStep => {
-    const status = asked ? "done" : forwardStatus(run, index, current, failed);
+  return stepNames(run, plan).map((name): TimelineStep => {
+    const step = latest.get(name);
+    const status = stepStatus(run, step, rollingBack && name !== ROLLBACK);
     const recorded = gates.get(name) ?? [];
     const pod = name.startsWith("roll ") ? name.slice(5) : undefined;
     const waiting =
@@ -107,14 +114,9 @@ export function timelineSteps(run: UpgradeRun, plan: UpgradePlan): TimelineStep[
             durationMs: undefined,
           }))
         : [];
-    return { name, status, gates: [...recorded, ...waiting] };
+    const durationMs = step?.finishedAt === undefined ? undefined : step.finishedAt - step.startedAt;
+    return { name, status, durationMs, gates: [...recorded, ...waiting] };
   });
-  if (rolledBack) {
-    const status: StepStatus =
-      run.state === "running" ? "running" : run.state === "rolled-back" ? "done" : "failed";
-    steps.push({ name: ROLLBACK, status, gates: gates.get(ROLLBACK) ?? [] });
-  }
-  return steps;
 }
 
 export function durationText(ms: number): string {
@@ -169,10 +171,12 @@ export function timelineSvg(run: UpgradeRun, steps: TimelineStep[]): SafeHtml {
   let y = 8;
   const parts: SafeHtml[] = [];
   for (const step of steps) {
+    const took = step.durationMs === undefined ? "" : `, ${durationText(step.durationMs)}`;
+    const label = `${step.name} — ${step.status}${took}`;
     parts.push(
       html`<g class="step step-${step.status}">
         <circle cx="16" cy="${y + 10}" r="8" fill="${STEP_FILL[step.status]}" stroke="#1b1f24" />
-        <text x="34" y="${y + 15}" font-size="14" fill="#1b1f24">${step.name} — ${step.status}</text>
+        <text x="34" y="${y + 15}" font-size="14" fill="#1b1f24">${label}</text>
       </g>`,
     );
     y += STEP_HEIGHT;

@@ -1,5 +1,11 @@
-import { openState, type Release, type State, type UpgradePlanRecord } from "../installer/state/index.js";
-import { planInputsDigest } from "../installer/upgrade/index.js";
+import {
+  openState,
+  type Release,
+  type State,
+  type UpgradePlanRecord,
+  type UpgradePlanSummary,
+} from "../installer/state/index.js";
+import { planInputsDigest, releasesToSwap } from "../installer/upgrade/index.js";
 import { AirlockError } from "../registry/oci/index.js";
 import type { ConsoleContext } from "./context.js";
 import { badParameter } from "./params.js";
@@ -26,6 +32,30 @@ export function planIsStale(record: UpgradePlanRecord, release: Release | undefi
   );
 }
 
+/** Verdicts of planIsStale per state, by plan and release: both are immutable once written, so is it. */
+const verdicts = new WeakMap<State, Map<string, boolean>>();
+const VERDICTS_KEPT = 1_000;
+
+/** planIsStale for the pages, each verdict computed once (it digests the release's objects). */
+export function planShownStale(
+  state: State,
+  plan: UpgradePlanSummary,
+  release: Release | undefined,
+): boolean {
+  if (plan.status !== "planned" && plan.status !== "scheduled") return plan.status === "stale";
+  if (release === undefined) return true;
+  const known = verdicts.get(state) ?? new Map<string, boolean>();
+  verdicts.set(state, known);
+  const key = `${plan.id}/${release.id}`;
+  let verdict = known.get(key);
+  if (verdict === undefined) {
+    verdict = planIsStale(state.plans.get(plan.id), release);
+    if (known.size >= VERDICTS_KEPT) known.clear();
+    known.set(key, verdict);
+  }
+  return verdict;
+}
+
 export function staleError(record: UpgradePlanRecord): AirlockError {
   return new AirlockError(
     "PLAN_STALE",
@@ -34,11 +64,14 @@ export function staleError(record: UpgradePlanRecord): AirlockError {
   );
 }
 
-/** The release a rollback returns to: the newest one before the current that was deployed and left. */
-export function previousRelease(state: State): Release | undefined {
-  const current = state.releases.current();
-  if (current === undefined) return undefined;
-  return state.releases.list().find((release) => release.id < current.id && release.status === "superseded");
+/** What a rollback swaps (releasesToSwap, as `airlock upgrade rollback`), or why there is nothing to. */
+export function rollbackChoice(state: State): { current: Release; previous: Release } | AirlockError {
+  try {
+    return releasesToSwap(state);
+  } catch (error) {
+    if (error instanceof AirlockError) return error;
+    throw error;
+  }
 }
 
 /** The versions a new plan may go to: the installed bundle's other imported versions, newest import first. */

@@ -1,6 +1,7 @@
 import type { Request, Response, Router } from "express";
 import {
   cancelUpgrade,
+  releasesToSwap,
   planUpgrade,
   scheduleUpgrade,
   type ScheduleRequest,
@@ -24,7 +25,6 @@ import {
   pathId,
   planIsStale,
   plannableVersions,
-  previousRelease,
   requireDaemon,
   staleError,
 } from "./upgrade-facts.js";
@@ -105,20 +105,9 @@ function schedule(context: ConsoleContext, response: Response, id: number, reque
   });
 }
 
-function rollbackTarget(context: ConsoleContext) {
-  const current = context.state.releases.current();
-  const previous = previousRelease(context.state);
-  if (current === undefined || previous === undefined) {
-    throw new AirlockError("UI_NO_EARLIER_RELEASE", "there is no earlier release to roll back to", {
-      hint: "a rollback returns to the release deployed before the current one",
-    });
-  }
-  return { current, previous };
-}
-
 async function rollback(context: ConsoleContext, request: Request, response: Response): Promise<void> {
   const hooks = requireDaemon(context);
-  const { previous } = rollbackTarget(context);
+  const { previous } = releasesToSwap(context.state);
   if (queryText(body(request), "release", 12) !== String(previous.id)) {
     throw new AirlockError(
       "STATE_CONFLICT",
@@ -182,7 +171,7 @@ export function upgradeRoutes(
   router.get("/upgrades/runs/:id/events", (request, response) => live.stream(request, response));
   router.get("/upgrades/rollback", (_request, response) => {
     requireDaemon(context);
-    const { current, previous } = rollbackTarget(context);
+    const { current, previous } = releasesToSwap(context.state);
     send(response, "Roll back", renderRollbackConfirmation(context, sessionOf(response), current, previous));
   });
   router.post("/upgrades/rollback", (request, response) => rollback(context, request, response));

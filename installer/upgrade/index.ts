@@ -53,7 +53,7 @@ export {
 export type { ScheduleRequest, ScheduledUpgrade, ScheduleView } from "./plan-schedule.js";
 export { executePlan, refuseUnfinished } from "./execute.js";
 export type { ExecuteOptions } from "./execute.js";
-export { rollbackLastRelease, MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
+export { rollbackLastRelease, releasesToSwap, MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
 export { resumeInterruptedRun } from "./resume.js";
 export type { ResumeReport } from "./resume.js";
 export { startDueUpgrade, nextDueAt } from "./due.js";

@@ -7,8 +7,11 @@ import { returnTo, type RunReport } from "./run-settle.js";
 
 export const MANUAL_ROLLBACK_REASON = "asked for by hand (airlock upgrade rollback)";
 
-/** The deployed release, and the one it replaced: the newest superseded release. */
-function releasesToSwap(state: State): { current: Release; previous: Release; planId: number } {
+/**
+ * The deployed release, and the one a rollback returns to: the newest superseded release (the console
+ * names it in its confirmation). NOTHING_TO_ROLL_BACK when the deployed release replaced none.
+ */
+export function releasesToSwap(state: State): { current: Release; previous: Release; planId: number } {
   const current = state.releases.current();
   if (current === undefined) {
     throw new AirlockError("NOT_INSTALLED", "nothing is deployed on this site to roll back", {

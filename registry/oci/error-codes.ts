@@ -198,6 +198,7 @@ export const ERROR_CODES = {
   NODE_TOOL_MISSING: failure("a host tool the node needs (containerd, runc, ctr, ip) is not installed"),
   NOTHING_TO_ROLL_BACK: failure(
     "the current release replaced no earlier release: there is none to roll back to",
+    409,
   ),
   NOT_INSTALLED: failure("nothing is installed in the data dir", 409),
   OUTPUT_DISK_FULL: failure("the disk the bundle is written to is full"),
@@ -303,7 +304,6 @@ export const ERROR_CODES = {
   UI_LAST_ADMIN: failure("the console's only admin cannot be removed: add another admin first"),
   UI_LISTEN_FAILED: failure("the console cannot listen on the address (in use, or not permitted)"),
   UI_NOT_FOUND: failure("the console has no such page, certificate or upload", 404),
-  UI_NO_EARLIER_RELEASE: failure("there is no earlier release for the console to roll back to", 409),
   UI_PASSWORD_WEAK: usage("a new console password is too short, or is the current one", 400),
   UI_PASSWORD_WRONG: failure("the current console password given is wrong", 400),
   UI_UPLOAD_BUSY: transient("the console upload is receiving another chunk", 409),
@@ -329,6 +329,7 @@ export const ERROR_CODES = {
   UPGRADE_IMAGE_MISSING: failure("the store lacks images of the bundle to upgrade to"),
   UPGRADE_INTERRUPTED: failure(
     "an earlier upgrade run did not finish: finish or undo it first (airlock upgrade run --resume)",
+    409,
   ),
   UPGRADE_NO_PKI: failure("no install recorded the site's PKI: finish the install first"),
   UPGRADE_NO_WINDOW_FITS: usage("no maintenance window in the horizon fits the upgrade run"),

@@ -34,7 +34,7 @@ function objectSection(object: ObjectDiff, index: number): SafeHtml {
   const fields =
     object.change === "changed"
       ? dataTable({
-          caption: `${object.fields.length} changed fields of ${name}`,
+          caption: `${object.fields.length} changed ${object.fields.length === 1 ? "field" : "fields"} of ${name}`,
           columns: ["Field", "Current", "Incoming"],
           rows: object.fields.map((field) => [
             html`<code>${field.path}</code>`,

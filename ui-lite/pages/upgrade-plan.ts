@@ -5,7 +5,7 @@ import type { ConsoleContext } from "../context.js";
 import { formatTime, shortDigest } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import type { ConsoleSession } from "../sessions.js";
-import { planIsStale } from "../upgrade-facts.js";
+import { planShownStale } from "../upgrade-facts.js";
 import { refusalNotice } from "./refusal.js";
 import { imagesAdded, objectsDiff, valuesDiff } from "./plan-diff.js";
 import { runsTable, liveTimeline } from "./upgrade-runs.js";
@@ -99,14 +99,16 @@ function actions(
     <h2 id="act">${planned ? "Schedule or run" : "Change"}</h2>
     ${
       planned
-        ? html`${scheduleForm(record.id, session, problem.schedule?.values ?? EMPTY_SCHEDULE, problem.schedule?.failure)}
-          ${runNow(context, record.id, csrf)}`
+        ? html`${scheduleForm(record.id, session, problem.schedule?.values ?? EMPTY_SCHEDULE, problem.schedule?.failure)} `
         : html`<p>A plan runs once: to change its schedule, cancel it and plan again.</p>`
     }
-    <form method="post" action="/upgrades/plans/${record.id}/cancel">
-      <input type="hidden" name="_csrf" value="${csrf}" />
-      <button type="submit" class="secondary">Cancel this plan</button>
-    </form>
+    <div class="actions">
+      ${planned ? runNow(context, record.id, csrf) : ""}
+      <form method="post" action="/upgrades/plans/${record.id}/cancel">
+        <input type="hidden" name="_csrf" value="${csrf}" />
+        <button type="submit" class="secondary">Cancel this plan</button>
+      </form>
+    </div>
   </section>`;
 }
 
@@ -120,7 +122,7 @@ export function renderPlan(
   const { state } = context;
   const record = state.plans.get(id);
   const plan = readPlan(state, id);
-  const stale = planIsStale(record, state.releases.current());
+  const stale = planShownStale(state, record, state.releases.current());
   const schedule = state.schedules.activeFor(id);
   const runs = state.runs.list().filter((run) => run.planId === id);
   const running = runs.find((run) => run.state === "running");

@@ -1,7 +1,6 @@
 import type { Release } from "../../installer/state/index.js";
-import { DATA_NOT_ROLLED_BACK } from "../../installer/upgrade/index.js";
 import type { ConsoleContext } from "../context.js";
-import { formatTime } from "../format.js";
+import { DATA_NOT_ROLLED_BACK_SENTENCE, formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import type { ConsoleSession } from "../sessions.js";
 
@@ -21,7 +20,6 @@ export function renderRollbackConfirmation(
   previous: Release,
 ): SafeHtml {
   const running = context.state.runs.list().find((run) => run.state === "running");
-  const notice = DATA_NOT_ROLLED_BACK.charAt(0).toUpperCase() + DATA_NOT_ROLLED_BACK.slice(1);
   return html`<section aria-labelledby="confirm">
     <h2 id="confirm">Roll the plane back to ${releaseName(previous)}?</h2>
     <ul>
@@ -40,7 +38,7 @@ export function renderRollbackConfirmation(
               ${running.currentStep ?? "start"}.
             </li>`
       }
-      <li><strong>${notice}</strong> (<code>DATA_NOT_ROLLED_BACK</code>).</li>
+      <li><strong>${DATA_NOT_ROLLED_BACK_SENTENCE}</strong> (<code>DATA_NOT_ROLLED_BACK</code>).</li>
     </ul>
     ${
       session.user.role !== "admin"

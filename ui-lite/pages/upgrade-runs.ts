@@ -1,7 +1,7 @@
 import type { UpgradeRun } from "../../installer/state/index.js";
-import { DATA_NOT_ROLLED_BACK, readPlan, type UpgradePlan } from "../../installer/upgrade/index.js";
+import { readPlan, type UpgradePlan } from "../../installer/upgrade/index.js";
 import type { ConsoleContext } from "../context.js";
-import { formatTime } from "../format.js";
+import { DATA_NOT_ROLLED_BACK_SENTENCE, formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import { dataTable } from "../layout.js";
 import { durationText, timelineSteps, timelineSvg } from "../run-timeline.js";
@@ -16,6 +16,12 @@ function gatesSummary(run: UpgradeRun): SafeHtml {
       : html`, <span class="status-failed">${failed.length} failed</span>:
           ${failed.map((gate) => html`<code>${gate.gate}${gate.pod === undefined ? "" : ` ${gate.pod}`}</code> `)}`
   }`;
+}
+
+function windowText(run: UpgradeRun, timeZone: string): SafeHtml {
+  return run.window === undefined
+    ? html`<span class="muted">none (run now or at a time)</span>`
+    : html`${formatTime(run.window.start, timeZone)} – ${formatTime(run.window.end, timeZone)}`;
 }
 
 /** Runs, newest first: plan, window, start and end, state, gates, and why a rollback happened. */
@@ -33,20 +39,19 @@ export function runsTable(context: ConsoleContext, runs: UpgradeRun[], caption: 
   };
   return dataTable({
     caption,
-    columns: ["Run", "Plan", "Window", "Started", "Ended", "State", "Gates", "Rollback reason"],
+    columns: ["Run", "Plan", "Window", "Started", "Ended", "State", "Gates", "Rollback reason or failure"],
     rows: runs.map((run) => [
-      html`<a href="/upgrades/runs/${run.id}">Run ${run.id}</a>`,
+      html`<a href="/upgrades/runs/${run.id}">Run ${run.id}</a
+        >${run.kind === "rollback" ? " (rollback)" : ""}`,
       html`<a href="/upgrades/plans/${run.planId}">Plan ${run.planId}</a> ${planText(run.planId)}`,
-      run.window === undefined
-        ? html`<span class="muted">none (run now or at a time)</span>`
-        : html`${formatTime(run.window.start, timeZone)} – ${formatTime(run.window.end, timeZone)}`,
+      windowText(run, timeZone),
       formatTime(run.startedAt, timeZone),
       run.endedAt === undefined
         ? html`<span class="muted">running</span>`
         : formatTime(run.endedAt, timeZone),
       html`<span class="run-${run.state}">${run.state}</span>`,
       gatesSummary(run),
-      run.rollbackReason === undefined ? html`` : html`${run.rollbackReason}`,
+      html`${run.rollbackReason ?? ""}${run.failure === undefined ? "" : html`<span class="status-failed">${run.failure}</span>`}`,
     ]),
   });
 }
@@ -66,7 +71,14 @@ function gatesTable(run: UpgradeRun): SafeHtml {
   });
 }
 
-function stateLine(run: UpgradeRun): SafeHtml {
+function stateLine(run: UpgradeRun, timeZone: string): SafeHtml {
+  return run.endedAt === undefined
+    ? outcomeText(run)
+    : html`${outcomeText(run)} Ended ${formatTime(run.endedAt, timeZone)}.`;
+}
+
+function outcomeText(run: UpgradeRun): SafeHtml {
+  const why = run.failure ?? run.rollbackReason;
   switch (run.state) {
     case "running":
       return html`Running: ${run.currentStep ?? "starting"}.`;
@@ -74,15 +86,15 @@ function stateLine(run: UpgradeRun): SafeHtml {
       return html`Done: the new release runs.`;
     case "rolled-back":
       return html`Rolled back${run.rollbackReason === undefined ? "" : html`: ${run.rollbackReason}`}.
-      ${DATA_NOT_ROLLED_BACK}.`;
+      ${DATA_NOT_ROLLED_BACK_SENTENCE}.`;
     default:
-      return html`${run.state}${run.rollbackReason === undefined ? "" : html`: ${run.rollbackReason}`}.`;
+      return html`${run.state === "failed" ? "Failed" : "Interrupted"}${why === undefined ? "" : html`: ${why}`}.`;
   }
 }
 
 /** What the live timeline replaces on each change: the state line, the SVG, the gates. */
-export function liveFragment(run: UpgradeRun, plan: UpgradePlan): SafeHtml {
-  return html`<p class="run-line run-${run.state}">${stateLine(run)}</p>
+export function liveFragment(run: UpgradeRun, plan: UpgradePlan, timeZone: string): SafeHtml {
+  return html`<p class="run-line run-${run.state}">${stateLine(run, timeZone)}</p>
     ${timelineSvg(run, timelineSteps(run, plan))} ${gatesTable(run)}`;
 }
 
@@ -104,14 +116,27 @@ export function liveTimeline(context: ConsoleContext, run: UpgradeRun): SafeHtml
       id="run-${run.id}-live"
       ${live ? html`data-run-events="/upgrades/runs/${run.id}/events"` : ""}
     >
-      ${liveFragment(run, plan)}
+      ${liveFragment(run, plan, context.timeZone)}
     </div>
     ${live ? html`<script src="/assets/timeline.js" defer></script>` : ""}
   </section>`;
 }
 
-/** One run: its plan, window, times, the timeline (live while it runs) and its gates. */
+/** One run: what does not change (plan, kind, window, start), then the timeline, live while it runs. */
 export function renderRun(context: ConsoleContext, id: number): SafeHtml {
   const run = context.state.runs.get(id);
-  return html`${runsTable(context, [run], `Run ${id}`)} ${liveTimeline(context, run)}`;
+  const plan = context.state.plans.get(run.planId);
+  return html`<dl class="facts">
+      <dt>Plan</dt>
+      <dd>
+        <a href="/upgrades/plans/${plan.id}">Plan ${plan.id}</a>: ${plan.fromVersion} → ${plan.toVersion}
+      </dd>
+      <dt>Kind</dt>
+      <dd>${run.kind === "rollback" ? "a rollback asked for by hand" : "an upgrade"}</dd>
+      <dt>Window</dt>
+      <dd>${windowText(run, context.timeZone)}</dd>
+      <dt>Started</dt>
+      <dd>${formatTime(run.startedAt, context.timeZone)}</dd>
+    </dl>
+    ${liveTimeline(context, run)}`;
 }

@@ -150,16 +150,16 @@ export function scheduleForm(
     </fieldset>
     <label for="windows">Maintenance windows, one a line</label>
     <textarea id="windows" name="windows" rows="3"${invalid("windows", failure)}>${values.windows}</textarea>
-    <p id="windows-help" class="muted">DAYS HH:MM-HH:MM ZONE, e.g. <code>Sat 02:00-04:00 Europe/Berlin</code> or <code>Mon-Fri 22:00-02:00 UTC</code></p>
     ${fieldMessage("windows", failure)}
+    <p id="windows-help" class="muted">DAYS HH:MM-HH:MM ZONE, e.g. <code>Sat 02:00-04:00 Europe/Berlin</code> or <code>Mon-Fri 22:00-02:00 UTC</code></p>
     <label for="at">Start at</label>
     <input id="at" name="at" value="${values.at}"${invalid("at", failure)} />
-    <p id="at-help" class="muted">An ISO date-time with an offset or a zone: <code>2026-12-05T02:00Z</code>, <code>2026-12-05T02:00 Europe/Berlin</code></p>
     ${fieldMessage("at", failure)}
+    <p id="at-help" class="muted">An ISO date-time with an offset or a zone: <code>2026-12-05T02:00Z</code>, <code>2026-12-05T02:00 Europe/Berlin</code></p>
     <label for="freezes">Freezes, one a line (optional)</label>
     <textarea id="freezes" name="freezes" rows="2"${invalid("freezes", failure)}>${values.freezes}</textarea>
-    <p id="freezes-help" class="muted">FROM..TO [ZONE]: no start that would run into it, e.g. <code>2026-12-20..2027-01-06 Europe/Berlin</code></p>
     ${fieldMessage("freezes", failure)}
+    <p id="freezes-help" class="muted">FROM..TO [ZONE]: no start that would run into it, e.g. <code>2026-12-20..2027-01-06 Europe/Berlin</code></p>
     <label class="inline"
       ><input type="checkbox" name="hardDeadline"${values.hardDeadline ? html` checked` : ""} /> Hard deadline: roll
       back rather than overrun the window's end</label

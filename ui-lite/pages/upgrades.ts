@@ -1,11 +1,11 @@
 import { upcomingWindows } from "../../installer/upgrade/index.js";
-import type { AirlockError } from "../../registry/oci/index.js";
+import { AirlockError } from "../../registry/oci/index.js";
 import type { ConsoleContext } from "../context.js";
 import { formatTime } from "../format.js";
 import { html, type SafeHtml } from "../html.js";
 import { dataTable } from "../layout.js";
 import type { ConsoleSession } from "../sessions.js";
-import { planIsStale, plannableVersions, previousRelease } from "../upgrade-facts.js";
+import { planShownStale, plannableVersions, rollbackChoice } from "../upgrade-facts.js";
 import { refusalNotice } from "./refusal.js";
 import { liveTimeline, runsTable } from "./upgrade-runs.js";
 
@@ -21,9 +21,7 @@ function plansTable(context: ConsoleContext): SafeHtml {
     caption: `Plans, newest first${summaries.length === PLANS_SHOWN ? ` (the latest ${PLANS_SHOWN})` : ""}`,
     columns: ["Plan", "From → to", "Status", "Planned"],
     rows: summaries.map((summary) => {
-      const waiting = summary.status === "planned" || summary.status === "scheduled";
-      const stale =
-        summary.status === "stale" || (waiting && planIsStale(state.plans.get(summary.id), release));
+      const stale = planShownStale(state, summary, release);
       return [
         html`<a href="/upgrades/plans/${summary.id}">Plan ${summary.id}</a>`,
         html`${summary.fromVersion} → ${summary.toVersion}`,
@@ -100,17 +98,19 @@ function newPlanForm(
 
 function rollbackEntry(context: ConsoleContext, session: ConsoleSession): SafeHtml {
   if (session.user.role !== "admin") return html``;
-  const previous = previousRelease(context.state);
+  const choice = rollbackChoice(context.state);
   const body =
     context.upgrades === undefined
       ? html`<p>
           The site daemon (<code>airlock serve</code>) rolls the plane back; this console runs without it.
         </p>`
-      : previous === undefined
-        ? html`<p>No earlier release to return to.</p>`
+      : choice instanceof AirlockError
+        ? html`<p>Nothing to roll back to: ${choice.message}.</p>`
         : html`<p>
-            <a href="/upgrades/rollback">Roll back to ${previous.bundleName} ${previous.version}…</a> (asks to
-            confirm)
+            <a href="/upgrades/rollback"
+              >Roll back to ${choice.previous.bundleName} ${choice.previous.version}…</a
+            >
+            (asks to confirm)
           </p>`;
   return html`<section aria-labelledby="rollback">
     <h2 id="rollback">Roll back</h2>

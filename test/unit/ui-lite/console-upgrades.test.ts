@@ -9,6 +9,7 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle } from "../../../bundle/index.js";
+import { releasesToSwap } from "../../../installer/upgrade/index.js";
 import { createConsoleApp } from "../../../ui-lite/index.js";
 import { useFixtures, type Fixtures } from "../../helpers/fixtures.js";
 import { deploy440 } from "../../helpers/upgrade-site.js";
@@ -38,12 +39,31 @@ beforeAll(async () => {
     liveLimits: { pollMs: 20 },
     upgrades: {
       wake: () => wakes.push(wakes.length + 1),
-      rollback: async (actor) => {
+      // As the daemon's: a run of kind rollback between the releases releasesToSwap names.
+      rollback: (actor) => {
         rollbacks.push(actor);
-        const planId = await makePlan();
-        const run = site.state.runs.create({ planId });
-        site.state.runs.finish(run.id, { state: "rolled-back", rollbackReason: `asked by ${actor}` });
-        return { runId: run.id };
+        const { current, previous } = releasesToSwap(site.state);
+        const planId = site.state.runs.get(current.upgradeId!).planId;
+        const { runs } = site.state;
+        const run = runs.create({
+          planId,
+          kind: "rollback",
+          fromReleaseId: current.id,
+          toReleaseId: previous.id,
+        });
+        const at = Date.now();
+        runs.stepStarted(run.id, "rollback", at);
+        runs.gate(run.id, {
+          gate: "rollback:ready",
+          pod: "msgbroker-0",
+          passed: true,
+          detail: "Ready",
+          startedAt: at,
+          finishedAt: at + 900,
+        });
+        runs.stepFinished(run.id, "rollback", at + 2_000, "done");
+        runs.finish(run.id, { state: "rolled-back", rollbackReason: `asked for by ${actor}` });
+        return Promise.resolve({ runId: run.id });
       },
     },
   });
@@ -194,7 +214,10 @@ describe("scheduling", () => {
   it("shows a plan whose inputs changed as stale, refuses to schedule it (409, nothing changed), and re-plans", async () => {
     const id = await makePlan();
     const current = site.state.releases.current()!;
-    site.state.releases.deploy(site.state.releases.record({ ...current }).id);
+    // Another release deployed since, by an upgrade run (which is what a rollback returns from).
+    const run = site.state.runs.create({ planId: id });
+    site.state.releases.deploy(site.state.releases.record({ ...current, upgradeId: run.id }).id);
+    site.state.runs.finish(run.id, { state: "done" });
     const page = await admin.get(`/upgrades/plans/${id}`);
     expect(page.body).toContain("This plan is stale");
     expect(page.body).toContain("Re-plan for 4.5.0");
@@ -247,6 +270,10 @@ describe("run now and rollback", () => {
     expect(rolled.status).toBe(303);
     expect(rolled.location).toMatch(/^\/upgrades\/runs\/\d+$/);
     expect(rollbacks).toEqual(["alice"]);
+    const run = await admin.get(rolled.location!);
+    expect(run.body).toContain("a rollback asked for by hand");
+    expect(run.body).toContain("rollback — done, 2.0 s");
+    expect(run.body).not.toContain("pre-gate");
     expect((await adminWithoutDaemon.get("/upgrades")).body).toContain(
       "rolls the plane back; this console runs without it",
     );
@@ -269,15 +296,35 @@ async function readEvents(
   }
 }
 
+/** Records the steps as the rollout does (stepStarted, then stepFinished), each `ms` long from `at`. */
+function recordSteps(runId: number, steps: string[], at: number, ms = 100): number {
+  for (const step of steps) {
+    site.state.runs.stepStarted(runId, step, at);
+    site.state.runs.stepFinished(runId, step, at + ms, "done");
+    at += ms;
+  }
+  return at;
+}
+
+function gateOf(gate: string, pod: string | undefined, passed: boolean, at: number, ms: number) {
+  return { gate, pod, passed, detail: passed ? "passed" : "not Ready", startedAt: at, finishedAt: at + ms };
+}
+
 describe("the running upgrade", () => {
   it("draws the run's steps and gates as SVG, and pushes them over SSE as the run row changes, ending with the run", async () => {
     const planId = await makePlan();
-    const run = site.state.runs.create({ planId });
-    site.state.runs.updateStep(run.id, "config");
+    const { runs } = site.state;
+    const run = runs.create({ planId });
+    let at = Date.now();
+    runs.stepStarted(run.id, "pre-gate", at);
+    runs.gate(run.id, gateOf("pre:plane", undefined, true, at, 40));
+    runs.stepFinished(run.id, "pre-gate", at + 100, "done");
+    runs.stepStarted(run.id, "config", (at += 100));
     const page = await admin.get(`/upgrades/runs/${run.id}`);
     expect(page.status).toBe(200);
     expect(page.body).toMatch(/<svg\s+class="timeline"\s+role="img"/);
-    expect(page.body).toContain("pre-gate — done");
+    expect(page.body).toContain("pre-gate — done, 100 ms");
+    expect(page.body).toContain("pre:plane: passed");
     expect(page.body).toContain("config — running");
     expect(page.body).toContain("roll msgbroker-2 — pending");
     expect(page.body).toContain(`data-run-events="/upgrades/runs/${run.id}/events"`);
@@ -293,56 +340,50 @@ describe("the running upgrade", () => {
     const reader = stream.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     const first = await readEvents(reader, (text) => text.includes("config — running"));
     expect(first.text).toContain("event: timeline");
-    const at = Date.now();
-    site.state.runs.updateStep(run.id, "roll msgbroker-2", [
-      {
-        gate: "ready",
-        pod: "msgbroker-2",
-        passed: true,
-        detail: "Ready on rev-2",
-        startedAt: at,
-        finishedAt: at + 1500,
-      },
-    ]);
+    runs.stepFinished(run.id, "config", (at += 100), "done");
+    at = recordSteps(run.id, ["statefulset"], at);
+    runs.stepStarted(run.id, "roll msgbroker-2", at);
+    runs.gate(run.id, gateOf("ready", "msgbroker-2", true, at, 1_500));
     const second = await readEvents(reader, (text) => text.includes("ready: passed"));
     expect(second.text).toContain("msgbroker-2, 1.5 s");
     expect(second.text).toContain("healthz: pending");
-    site.state.runs.finish(run.id, { state: "done" });
+    expect(second.text).toContain("roll msgbroker-2 — running");
+    runs.stepFinished(run.id, "roll msgbroker-2", (at += 2_000), "done");
+    recordSteps(run.id, ["roll msgbroker-1", "roll msgbroker-0", "finish", "final-gate"], at);
+    runs.finish(run.id, { state: "done" });
     const last = await readEvents(reader, () => false);
     expect(last.ended).toBe(true);
     expect(last.text).toContain("final-gate — done");
     expect(last.text).toContain("event: end\ndata: done");
     const ended = await admin.get(`/upgrades/runs/${run.id}`);
     expect(ended.body).not.toContain("data-run-events");
-    expect((await admin.get("/upgrades")).body).toMatch(new RegExp(`Run ${run.id}</a>[\\s\\S]*?1\\s+passed`));
+    expect((await admin.get("/upgrades")).body).toMatch(
+      new RegExp(`Run ${run.id}</a\\s*>[\\s\\S]*?2\\s+passed`),
+    );
   });
 
   it("draws a rolled-back run: the failed gate's step failed, the rest skipped, the rollback and its reason", async () => {
     const planId = await makePlan();
-    const run = site.state.runs.create({ planId });
-    const at = Date.now();
-    site.state.runs.updateStep(run.id, "roll msgbroker-2", [
-      {
-        gate: "ready",
-        pod: "msgbroker-2",
-        passed: false,
-        detail: "not Ready",
-        startedAt: at,
-        finishedAt: at + 300_000,
-      },
-    ]);
-    site.state.runs.updateStep(run.id, "rollback");
-    site.state.runs.finish(run.id, {
-      state: "rolled-back",
-      rollbackReason: "ready failed on msgbroker-2: not Ready",
-    });
+    const { runs } = site.state;
+    const run = runs.create({ planId });
+    let at = recordSteps(run.id, ["pre-gate", "config", "statefulset"], Date.now());
+    runs.stepStarted(run.id, "roll msgbroker-2", at);
+    runs.gate(run.id, gateOf("ready", "msgbroker-2", false, at, 300_000));
+    runs.stepFinished(run.id, "roll msgbroker-2", (at += 300_000), "failed", "ready failed on msgbroker-2");
+    runs.stepStarted(run.id, "rollback", at);
+    runs.gate(run.id, gateOf("rollback:ready", "msgbroker-2", true, at, 800));
+    runs.stepFinished(run.id, "rollback", at + 1_000, "done");
+    runs.rolledBack(run.id, "ready failed on msgbroker-2: not Ready");
+    runs.finish(run.id, { state: "rolled-back" });
     const page = await admin.get(`/upgrades/runs/${run.id}`);
-    expect(page.body).toContain("roll msgbroker-2 — failed");
+    expect(page.body).toContain("roll msgbroker-2 — failed, 5 min 0 s");
     expect(page.body).toContain("roll msgbroker-1 — skipped");
-    expect(page.body).toContain("rollback — done");
+    expect(page.body).toContain("final-gate — skipped");
+    expect(page.body).toContain("rollback — done, 1.0 s");
     expect(page.body).toContain("ready: failed");
-    expect(page.body).toContain("5 min 0 s");
-    expect(page.body).toContain("Rolled back: ready failed on msgbroker-2: not Ready");
+    expect(page.body).toContain("rollback:ready: passed");
+    expect(page.body).toMatch(/Rolled back: ready failed on msgbroker-2: not Ready\.\s+Data written since/);
+    expect(page.body).not.toContain("data-run-events");
   });
 });
 
