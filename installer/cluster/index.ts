@@ -19,7 +19,11 @@ export type { InvalidCause } from "./errors.js";
 export { MemoryCluster } from "./memory.js";
 export type { MemoryClusterOptions } from "./memory.js";
 export { serveClusterApi, clusterApiKubeconfig } from "./memory-apiserver.js";
-export type { ClusterApiServerOptions, RunningClusterApiServer } from "./memory-apiserver.js";
+export type {
+  ClusterApiServerOptions,
+  ObservedRequest,
+  RunningClusterApiServer,
+} from "./memory-apiserver.js";
 export type {
   ClusterNode,
   ContainerState,

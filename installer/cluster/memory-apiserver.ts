@@ -45,6 +45,19 @@ export interface ClusterApiServerOptions {
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
+  /**
+   * Told of each GET of one object and each apply once the cluster has handled it, before the answer
+   * goes: a test stops a client at a chosen request (a crash test SIGKILLs the CLI there).
+   */
+  observe?: ((request: ObservedRequest) => void) | undefined;
+}
+
+export interface ObservedRequest {
+  method: "GET" | "PATCH";
+  /** The URL path, e.g. `/apis/apps/v1/namespaces/hubble-system/statefulsets/msgbroker`. */
+  path: string;
+  /** The applied object, for a PATCH. */
+  body?: ClusterObject | undefined;
 }
 
 export interface RunningClusterApiServer {
@@ -70,7 +83,7 @@ export async function serveClusterApi(
       sendStatus(res, 401, "Unauthorized", "Unauthorized");
       return;
     }
-    handle(cluster, req, res).catch((error: unknown) => {
+    handle(cluster, req, res, options.observe).catch((error: unknown) => {
       const status = error instanceof AirlockError ? statusOfClusterError(error.code) : 500;
       if (res.headersSent) res.destroy();
       else if (error instanceof ClusterInvalidError) sendInvalid(res, error);
@@ -123,7 +136,12 @@ interface Target {
   name: string | undefined;
 }
 
-async function handle(cluster: ClusterClient, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  cluster: ClusterClient,
+  req: IncomingMessage,
+  res: ServerResponse,
+  observe: ClusterApiServerOptions["observe"],
+): Promise<void> {
   const url = new URL(req.url ?? "/", "https://apiserver");
   const segments = url.pathname
     .split("/")
@@ -150,6 +168,7 @@ async function handle(cluster: ClusterClient, req: IncomingMessage, res: ServerR
       if (target.name !== undefined) {
         const object = await cluster.get(ref(target.name));
         if (object === undefined) throw notFound(target, target.name);
+        observe?.({ method: "GET", path: url.pathname });
         sendJson(res, 200, object);
       } else if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
         await watch(cluster, target, url.searchParams, req, res);
@@ -157,10 +176,13 @@ async function handle(cluster: ClusterClient, req: IncomingMessage, res: ServerR
         sendJson(res, 200, await list(cluster, target, url.searchParams));
       }
       return;
-    case "PATCH":
+    case "PATCH": {
       if (target.name === undefined) break;
-      sendJson(res, 200, await apply(cluster, req, url.searchParams, ref(target.name)));
+      const applied = await apply(cluster, req, url.searchParams, ref(target.name));
+      observe?.({ method: "PATCH", path: url.pathname, body: applied });
+      sendJson(res, 200, applied);
       return;
+    }
     case "DELETE": {
       if (target.name === undefined) break;
       const propagationPolicy = propagationOf(url.searchParams);

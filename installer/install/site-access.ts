@@ -20,14 +20,24 @@ const MANIFEST_TYPES = [
   "application/vnd.docker.distribution.manifest.list.v2+json",
 ].join(", ");
 
-/** A done install step's recorded detail. */
-export function stepDetail(
-  state: State,
-  installId: number,
-  name: string,
-): Record<string, unknown> | undefined {
+function stepDetail(state: State, installId: number, name: string): Record<string, unknown> | undefined {
   const step = state.installs.steps(installId).find((candidate) => candidate.name === name);
   return step?.state === "done" ? step.detail : undefined;
+}
+
+/** The latest install's cluster and registry details, each as its step recorded it once done. */
+export function installedDetails(state: State): {
+  installId: number | undefined;
+  cluster: ClusterDetail | undefined;
+  registry: RegistryDetail | undefined;
+} {
+  const latest = state.installs.latest();
+  if (latest === undefined) return { installId: undefined, cluster: undefined, registry: undefined };
+  return {
+    installId: latest.id,
+    cluster: stepDetail(state, latest.id, CLUSTER_STEP) as ClusterDetail | undefined,
+    registry: stepDetail(state, latest.id, "registry") as RegistryDetail | undefined,
+  };
 }
 
 /**
@@ -36,18 +46,10 @@ export function stepDetail(
  * pull account nodes pull with, so a HEAD that answers 200 is a pull that will work.
  */
 export function siteAccess(state: State): SiteAccess {
-  const latest = state.installs.latest();
-  const cluster =
-    latest === undefined
-      ? undefined
-      : (stepDetail(state, latest.id, CLUSTER_STEP) as ClusterDetail | undefined);
-  const registry =
-    latest === undefined
-      ? undefined
-      : (stepDetail(state, latest.id, "registry") as RegistryDetail | undefined);
+  const { installId, cluster, registry } = installedDetails(state);
   if (cluster === undefined || registry === undefined) {
     throw new AirlockError("NOT_INSTALLED", "no install of this site reached its cluster and registry", {
-      where: latest === undefined ? "installs" : `install/${latest.id}`,
+      where: installId === undefined ? "installs" : `install/${installId}`,
       hint: "install the plane first with `airlock install` (run it again to finish one that stopped)",
     });
   }

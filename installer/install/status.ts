@@ -6,7 +6,6 @@ import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, rolledOut, type ClusterClient, type ClusterObject } from "../cluster/index.js";
 import { listCertificates, openPki } from "../pki/index.js";
 import {
-  CLUSTER_STEP,
   openState,
   resumeDecision,
   STATE_FILE,
@@ -15,10 +14,9 @@ import {
   type StateEvent,
 } from "../state/index.js";
 import { missingRoutes, readBrokerRoutes, type BrokerRoutes } from "./broker-routes.js";
-import type { ClusterDetail } from "./cluster-step.js";
 import { localAddress } from "./registry-address.js";
 import { probeRegistry, registryAccessOf, registryGet, type RegistryDetail } from "./registry-service.js";
-import { stepDetail } from "./site-access.js";
+import { installedDetails } from "./site-access.js";
 import { BROKER_REF } from "./steps-plane.js";
 
 const EVENTS_SHOWN = 10;
@@ -213,14 +211,7 @@ export async function readSiteStatus(options: {
     const current = state.releases.current();
     const latest = state.installs.latest();
     if (current === undefined) problems.push("no release is deployed");
-    const cluster =
-      latest === undefined
-        ? undefined
-        : (stepDetail(state, latest.id, CLUSTER_STEP) as ClusterDetail | undefined);
-    const registry =
-      latest === undefined
-        ? undefined
-        : (stepDetail(state, latest.id, "registry") as RegistryDetail | undefined);
+    const { cluster, registry } = installedDetails(state);
     const connect =
       options.connect ??
       ((kubeconfig: string) => KubeClusterClient.fromKubeconfig(kubeconfig, { requestTimeoutMs: 10_000 }));

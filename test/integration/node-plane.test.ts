@@ -13,7 +13,6 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BundleMetadata } from "../../bundle/index.js";
 import { applyRelease, type ClusterObject, type MemoryCluster } from "../../installer/cluster/index.js";
 import type { ContainerdNode } from "../../installer/cluster/node/index.js";
 import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
@@ -21,7 +20,8 @@ import { render } from "../../manifests/index.js";
 import { waitFor } from "../helpers/fixtures.js";
 import { NatsClient } from "../helpers/nats-client.js";
 import { isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
-import { BROKER_REPOSITORY, BROKER_TAG } from "../helpers/node-registry.js";
+import { BROKER_TAG } from "../helpers/node-registry.js";
+import { nodeImages } from "../helpers/node-releases.js";
 import { issueBroker } from "../unit/manifests/plane-fixtures.js";
 
 const PLANE = "hubble-system";
@@ -123,19 +123,7 @@ describe("the rendered plane on the containerd node", () => {
     cluster = await harness.newCluster(node);
     const dataDir = join(harness.root, "site");
     const certificates = (await issueBroker(dataDir, { replicas: 2 })).pems;
-    const images: BundleMetadata["images"] = [
-      {
-        ref: `${BROKER_REPOSITORY}:${BROKER_TAG}`,
-        digest: harness.registry.image.digest as `sha256:${string}`,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        size: 1,
-        totalBytes: 1,
-        blobs: 2,
-        platforms: [harness.registry.image.platform],
-        kind: "image",
-        sourceDigest: harness.registry.image.digest as `sha256:${string}`,
-      },
-    ];
+    const images = nodeImages(harness, [BROKER_TAG]);
     objects = render({}, images, { release: RELEASE, version: BROKER_TAG, certificates });
     scaled = render({ msgbroker: { replicas: 3 } }, images, {
       release: RELEASE,

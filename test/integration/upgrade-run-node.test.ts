@@ -14,7 +14,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BundleMetadata } from "../../bundle/index.js";
 import { applyRelease, type ClusterObject, type MemoryCluster } from "../../installer/cluster/index.js";
 import {
   DATA_NOT_ROLLED_BACK,
@@ -25,11 +24,11 @@ import {
 } from "../../installer/upgrade/index.js";
 import type { ContainerdNode } from "../../installer/cluster/node/index.js";
 import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
-import { render, type BrokerCertificatePems } from "../../manifests/index.js";
+import type { BrokerCertificatePems } from "../../manifests/index.js";
 import type { NatsTls } from "../helpers/nats-client.js";
 import { describeTraffic, startTraffic, type TrafficReport } from "../helpers/nats-traffic.js";
 import { isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
-import { BROKER_REPOSITORY } from "../helpers/node-registry.js";
+import { nodeReleases } from "../helpers/node-releases.js";
 import { issueBroker } from "../unit/manifests/plane-fixtures.js";
 
 const PLANE = "hubble-system";
@@ -76,41 +75,13 @@ class Recorder implements RunRecorder {
   }
 }
 
-function imagesFor(versions: string[]): BundleMetadata["images"] {
-  const digest = harness.registry.image.digest as `sha256:${string}`;
-  return versions.map((version) => ({
-    ref: `${BROKER_REPOSITORY}:${version}`,
-    digest,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    size: 1,
-    totalBytes: 1,
-    blobs: 2,
-    platforms: [harness.registry.image.platform],
-    kind: "image",
-    sourceDigest: digest,
-  }));
-}
-
 function plane(version: string): ClusterObject[] {
-  return render({}, imagesFor(["4.4.0", "4.5.0", "4.5.1"]), {
-    release: RELEASE,
-    version,
-    certificates,
-  }) as unknown as ClusterObject[];
+  return nodeReleases(harness, certificates, ["4.4.0", "4.5.0", "4.5.1"]).plane(version);
 }
 
 /** 4.5.1 with a config nats-server refuses at start: a lame-duck duration below its 30 s minimum. */
 function broken(): ClusterObject[] {
-  return plane("4.5.1").map((object) => {
-    if (object.kind !== "ConfigMap") return object;
-    const data = object.data as Record<string, string>;
-    return {
-      ...object,
-      data: {
-        "nats.conf": data["nats.conf"]!.replace('lame_duck_duration: "30s"', 'lame_duck_duration: "5s"'),
-      },
-    };
-  });
+  return nodeReleases(harness, certificates, ["4.4.0", "4.5.0", "4.5.1"]).broken("4.5.1");
 }
 
 /**

@@ -100,16 +100,17 @@ export async function podImages(cluster: ClusterClient): Promise<Record<string, 
 /**
  * A site as install leaves it, without install's steps: `installed`'s release applied to the cluster
  * and recorded as the deployed one. `plan(version)` stores a plan to that version as planUpgrade
- * would (its inputs digest over the deployed release), rendering it with `render`.
+ * would (its inputs digest over the deployed release), rendering it with `render` unless given.
  */
 export async function seedSite(
   state: State,
   cluster: ClusterClient,
   render: (version: string) => ClusterObject[],
   installed: string,
-): Promise<{ release: Release; plan: (version: string) => number }> {
+  timeoutMs = 5_000,
+): Promise<{ release: Release; plan: (version: string, objects?: ClusterObject[]) => number }> {
   const objects = render(installed);
-  await applyRelease(cluster, objects, { release: RELEASE, timeoutMs: 5_000 });
+  await applyRelease(cluster, objects, { release: RELEASE, timeoutMs });
   const recorded = state.releases.record({
     bundleDigest: `sha256:${"a".repeat(64)}`,
     bundleName: RELEASE,
@@ -119,7 +120,7 @@ export async function seedSite(
     objects,
   });
   const release = state.releases.deploy(recorded.id);
-  const plan = (version: string): number => {
+  const plan = (version: string, objects = render(version)): number => {
     const current = state.releases.current()!;
     const inputsDigest = planInputsDigest(current, NEXT_BUNDLE, REPLICAS);
     return state.plans.create({
@@ -139,7 +140,7 @@ export async function seedSite(
         bytesToImport: 0,
         freeBytes: 0,
         inputsDigest,
-        release: { valuesEffective: {}, objects: render(version) },
+        release: { valuesEffective: {}, objects },
       },
     }).id;
   };
