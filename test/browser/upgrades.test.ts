@@ -8,9 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle } from "../../bundle/index.js";
-import { releasesToSwap } from "../../installer/upgrade/index.js";
 import { useFixtures, type Fixtures } from "../helpers/fixtures.js";
-import { deploy440 } from "../helpers/upgrade-site.js";
+import { deploy440, startRollbackRun } from "../helpers/upgrade-site.js";
 import { expectAccessible, openBrowserSite, screenshots, signIn, type BrowserSite } from "./harness.js";
 
 const PASSWORD = "a long admin passphrase";
@@ -24,19 +23,9 @@ beforeAll(async () => {
     seed: false,
     upgrades: {
       wake: () => undefined,
-      // As the daemon's: a run of kind rollback between the releases releasesToSwap names.
       rollback: (actor) => {
         rollbacks.push(actor);
-        const { runs } = site.site.state;
-        const { current, previous } = releasesToSwap(site.site.state);
-        const planId = runs.get(current.upgradeId!).planId;
-        const run = runs.create({
-          planId,
-          kind: "rollback",
-          fromReleaseId: current.id,
-          toReleaseId: previous.id,
-        });
-        runs.stepStarted(run.id, "rollback", Date.now());
+        const run = startRollbackRun(site.site.state);
         return Promise.resolve({ runId: run.id });
       },
     },

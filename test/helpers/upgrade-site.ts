@@ -6,7 +6,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildBundle, importBundle, readBundleHead } from "../../bundle/index.js";
-import { openState } from "../../installer/state/index.js";
+import { openState, type State, type UpgradeRun } from "../../installer/state/index.js";
+import { releasesToSwap } from "../../installer/upgrade/index.js";
 import { parseValues, render } from "../../manifests/index.js";
 import { Store } from "../../registry/store/index.js";
 import type { Fixtures } from "./fixtures.js";
@@ -77,4 +78,21 @@ export async function deploy440(
     state.close();
   }
   return { bundle440, bundle450 };
+}
+
+/**
+ * What the site daemon's rollback hook records first: a run of kind rollback between the releases
+ * releasesToSwap names (as `airlock upgrade rollback`), on its one step.
+ */
+export function startRollbackRun(state: State): UpgradeRun {
+  const { current, previous } = releasesToSwap(state);
+  const planId = state.runs.get(current.upgradeId!).planId;
+  const run = state.runs.create({
+    planId,
+    kind: "rollback",
+    fromReleaseId: current.id,
+    toReleaseId: previous.id,
+  });
+  state.runs.stepStarted(run.id, "rollback", Date.now());
+  return state.runs.get(run.id);
 }

@@ -9,10 +9,9 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBundle } from "../../../bundle/index.js";
-import { releasesToSwap } from "../../../installer/upgrade/index.js";
 import { createConsoleApp } from "../../../ui-lite/index.js";
 import { useFixtures, type Fixtures } from "../../helpers/fixtures.js";
-import { deploy440 } from "../../helpers/upgrade-site.js";
+import { deploy440, startRollbackRun } from "../../helpers/upgrade-site.js";
 import { openConsoleSite, type ConsoleSite } from "./console-site.js";
 import { ConsoleClient, listenLocal, signInAs } from "./http-client.js";
 
@@ -39,20 +38,11 @@ beforeAll(async () => {
     liveLimits: { pollMs: 20 },
     upgrades: {
       wake: () => wakes.push(wakes.length + 1),
-      // As the daemon's: a run of kind rollback between the releases releasesToSwap names.
       rollback: (actor) => {
         rollbacks.push(actor);
-        const { current, previous } = releasesToSwap(site.state);
-        const planId = site.state.runs.get(current.upgradeId!).planId;
+        const run = startRollbackRun(site.state);
         const { runs } = site.state;
-        const run = runs.create({
-          planId,
-          kind: "rollback",
-          fromReleaseId: current.id,
-          toReleaseId: previous.id,
-        });
-        const at = Date.now();
-        runs.stepStarted(run.id, "rollback", at);
+        const at = run.steps[0]!.startedAt;
         runs.gate(run.id, {
           gate: "rollback:ready",
           pod: "msgbroker-0",
