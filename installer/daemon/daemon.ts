@@ -12,20 +12,8 @@ import {
   type HealthServer,
 } from "./health.js";
 import { startSiteRegistry, type RegistryConfig, type SiteRegistry } from "./registry.js";
-import { Scheduler, type UpgradeActions } from "./scheduler.js";
-
-/** What the scheduler's actions are made of: the daemon's state, and the signal of the run. */
-export interface UpgradeContext {
-  state: State;
-  logger: Logger;
-}
-
-/** The scheduler's actions and the console's rollback, over the daemon's state. */
-export interface DaemonUpgrades {
-  actions: UpgradeActions;
-  /** Starts a rollback to the previous release under the writer lock; the run's id once recorded. */
-  rollback(actor: string): Promise<{ runId: number }>;
-}
+import { Scheduler } from "./scheduler.js";
+import { libraryUpgrades, type DaemonUpgrades, type UpgradeContext } from "./upgrades.js";
 
 export interface SiteDaemonOptions {
   dataDir: string;
@@ -33,7 +21,7 @@ export interface SiteDaemonOptions {
   console: ConsoleConfig;
   /** `host:port` of `/healthz` (plain HTTP; loopback by default). */
   healthListen: string;
-  /** The upgrade library's functions over the daemon's state; without them the daemon serves only. */
+  /** The scheduler's and the console's upgrades over the daemon's state; the upgrade library's by default. */
   upgrades?: (context: UpgradeContext) => DaemonUpgrades;
   logger?: Logger;
   clock?: () => Date;
@@ -76,11 +64,22 @@ async function closeParts(parts: Parts, drainMs: number): Promise<void> {
   parts.state.close();
 }
 
-function consoleHooks(parts: Parts, upgrades: DaemonUpgrades | undefined): ConsoleUpgradeHooks | undefined {
-  if (upgrades === undefined) return undefined;
+/** What the console asks of the daemon: wake the scheduler, start a rollback beside it. */
+function consoleHooks(parts: Parts, upgrades: DaemonUpgrades): ConsoleUpgradeHooks {
   return {
     wake: () => parts.scheduler?.wake(),
-    rollback: (actor) => upgrades.rollback(actor),
+    async rollback(actor) {
+      const runId = await parts.scheduler!.runAside(`rollback asked by ${actor}`, (signal) =>
+        upgrades.startRollback(signal),
+      );
+      parts.state.events.append({
+        actor,
+        action: "upgrade.rollback.start",
+        object: `run/${runId}`,
+        outcome: "ok",
+      });
+      return { runId };
+    },
   };
 }
 
@@ -107,7 +106,7 @@ export async function startSiteDaemon(options: SiteDaemonOptions): Promise<SiteD
     parts.store = await Store.open(options.dataDir);
     const pki = openPki(options.dataDir, { logger });
     parts.registry = await startSiteRegistry(parts.store, options.dataDir, options.registry, logger);
-    const upgrades = options.upgrades?.({ state, logger });
+    const upgrades = (options.upgrades ?? libraryUpgrades)({ state, logger });
     parts.console = await startSiteConsole({
       dataDir: options.dataDir,
       store: parts.store,
@@ -118,15 +117,13 @@ export async function startSiteDaemon(options: SiteDaemonOptions): Promise<SiteD
       clock,
       upgrades: consoleHooks(parts, upgrades),
     });
-    if (upgrades !== undefined) {
-      parts.scheduler = new Scheduler({
-        actions: upgrades.actions,
-        lock: () => state.lock(DAEMON_COMMAND),
-        clock,
-        logger,
-        maxWaitMs: options.schedulerMaxWaitMs,
-      });
-    }
+    parts.scheduler = new Scheduler({
+      actions: upgrades.actions,
+      lock: () => state.lock(DAEMON_COMMAND),
+      clock,
+      logger,
+      maxWaitMs: options.schedulerMaxWaitMs,
+    });
     const health = async (): Promise<DaemonHealth> => {
       const [registry, console] = await Promise.all([
         probeListener(parts.registry!.url),
@@ -137,7 +134,7 @@ export async function startSiteDaemon(options: SiteDaemonOptions): Promise<SiteD
         daemon: stopping ? ("stopping" as const) : ("serving" as const),
         registry,
         console,
-        scheduler: parts.scheduler?.status() ?? { state: "absent" as const },
+        scheduler: parts.scheduler!.status(),
       };
       return { ok: isHealthy(snapshot), ...snapshot };
     };

@@ -22,7 +22,7 @@ export interface DaemonHealth {
   daemon: "serving" | "stopping";
   registry: PartHealth;
   console: PartHealth;
-  scheduler: SchedulerStatus | { state: "absent" };
+  scheduler: SchedulerStatus;
 }
 
 /**

@@ -4,7 +4,8 @@
  * reloads and SIGTERM stops cleanly. `airlock registry serve` runs the registry part alone.
  */
 export { startSiteDaemon } from "./daemon.js";
-export type { DaemonUpgrades, SiteDaemon, SiteDaemonOptions, UpgradeContext } from "./daemon.js";
+export type { SiteDaemon, SiteDaemonOptions } from "./daemon.js";
+export type { DaemonUpgrades, UpgradeContext } from "./upgrades.js";
 export { startSiteRegistry } from "./registry.js";
 export type { RegistryConfig, RegistryTls, SiteRegistry } from "./registry.js";
 export type { ConsoleConfig } from "./console.js";

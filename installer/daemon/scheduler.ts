@@ -40,6 +40,8 @@ const DEFAULT_MAX_WAIT_MS = 60_000;
 const DEFAULT_LOCK_RETRY_MS = 5_000;
 /** An action that leaves the same upgrade due (refused, or it cannot fit) is not retried in a spin. */
 const MIN_WAIT_MS = 1_000;
+/** After a failed action, the wait before the next try. */
+const FAILURE_RETRY_MS = 30_000;
 
 type ActionOutcome = "done" | "failed" | "lock-held" | "aborted";
 
@@ -52,6 +54,8 @@ export class Scheduler {
   private current: SchedulerStatus = { state: "starting" };
   private readonly stopping = new AbortController();
   private running: AbortController | undefined;
+  /** Actions started by runAside, until each ends. */
+  private readonly aside = new Map<AbortController, Promise<void>>();
   private woken: (() => void) | undefined;
   private wakeRequested = false;
   private loop: Promise<void> | undefined;
@@ -77,12 +81,50 @@ export class Scheduler {
     this.woken?.();
   }
 
+  /**
+   * Starts an action asked for from outside the loop (the console's rollback) under the writer lock,
+   * failing at once with LOCK_HELD while the scheduler or another process acts. `start` begins it
+   * and says what to answer (a run's id) as soon as that is recorded; the action goes on after
+   * that, and stop() aborts it as it does a run.
+   */
+  async runAside<T>(
+    what: string,
+    start: (signal: AbortSignal) => { value: T | undefined; done: Promise<string | undefined> },
+  ): Promise<T> {
+    const { logger } = this.options;
+    const lock = this.options.lock();
+    const controller = new AbortController();
+    let started: ReturnType<typeof start>;
+    try {
+      started = start(controller.signal);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    const finished = started.done
+      .then(
+        (result) => logger.info({}, `scheduler: ${what}: ${result ?? "done"}`),
+        (error: unknown) => logger.error({ err: error }, `scheduler: ${what} failed: ${String(error)}`),
+      )
+      .finally(() => {
+        lock.release();
+        this.aside.delete(controller);
+        this.wake();
+      });
+    this.aside.set(controller, finished);
+    if (started.value !== undefined) return started.value;
+    await started.done;
+    throw new AirlockError("INTERNAL", `${what} ended without recording a run`);
+  }
+
   /** Aborts a run in flight (it stops at a recorded safe point) and waits for the loop to end. */
   async stop(): Promise<void> {
     this.stopping.abort();
-    this.running?.abort(new AirlockError("INTERRUPTED", "airlock serve is stopping"));
+    const reason = new AirlockError("INTERRUPTED", "airlock serve is stopping");
+    this.running?.abort(reason);
+    for (const controller of this.aside.keys()) controller.abort(reason);
     this.woken?.();
-    await this.loop;
+    await Promise.all([this.loop, ...this.aside.values()]);
     this.current = { ...this.current, state: "stopped" };
   }
 
@@ -129,10 +171,8 @@ export class Scheduler {
     try {
       const result = await action(controller.signal);
       this.current = { state: "waiting", last: result ?? `${what}: nothing to do` };
-      logger.info(
-        {},
-        `scheduler: ${result ?? (what === "resume" ? "no interrupted run to resume" : "nothing started")}`,
-      );
+      if (result === undefined) logger.debug({}, `scheduler: ${what}: nothing to do`);
+      else logger.info({}, `scheduler: ${result}`);
       return "done";
     } catch (error) {
       if (controller.signal.aborted) {
@@ -166,8 +206,9 @@ export class Scheduler {
       this.loggedDue = due.toISOString();
       this.options.logger.info({ dueAt: this.loggedDue }, `scheduler: next upgrade due at ${this.loggedDue}`);
     }
-    // Just started one and a start is still due: it was refused or did not fit; look again shortly.
-    const floor = started ? MIN_WAIT_MS : 0;
+    // Just acted and a start is still due: it failed (the cluster away?), was refused or did not
+    // fit; look again in a while, not in a spin.
+    const floor = outcome === "failed" ? FAILURE_RETRY_MS : started ? MIN_WAIT_MS : 0;
     return Math.min(maxWait, Math.max(floor, until));
   }
 

@@ -132,6 +132,8 @@ describe("airlock serve", () => {
       daemon: "serving",
       registry: { state: "up", url: `https://127.0.0.1:${ports.registry}` },
       console: { state: "up", url: `https://127.0.0.1:${ports.console}` },
+      // A bare data dir: nothing to resume, nothing scheduled.
+      scheduler: { state: "waiting" },
     });
   });
 
