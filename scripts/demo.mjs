@@ -245,6 +245,12 @@ try {
     ...["--data-dir", installSite, "install", "--bundle", bundle45, "--key", pub],
     ...["--kubeconfig", cluster.kubeconfig, "--host-root", hostRoot],
     ...["--registry-listen", `127.0.0.1:${await freePort()}`],
+    ...[
+      "--console-listen",
+      `127.0.0.1:${await freePort()}`,
+      "--health-listen",
+      `127.0.0.1:${await freePort()}`,
+    ],
   ];
   const standin = { ...process.env, ...(await standinSystemctl(join(work, "standin"), hostRoot)) };
   await airlockWith(standin, ...installArgs);
