@@ -7,6 +7,15 @@ import { AirlockError } from "../registry/oci/index.js";
  */
 export const FOLLOW_STALL_MS = 3_000;
 
+/** A follower waiting this long for a byte gives way to another upload whose bytes are arriving. */
+export const GIVE_WAY_IDLE_MS = 500;
+
+function stalled(message: string): AirlockError {
+  return new AirlockError("UI_UPLOAD_STALLED", message, {
+    hint: "the upload resumes from the console's offset and is imported once complete",
+  });
+}
+
 interface Waiter {
   end: number;
   resolve: () => void;
@@ -22,6 +31,7 @@ export class ArrivalGate {
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped: Error | undefined;
+  private advancedAt = Date.now();
 
   constructor(
     private written: number,
@@ -32,6 +42,7 @@ export class ArrivalGate {
   advance(length: number): void {
     if (length <= this.written) return;
     this.written = length;
+    this.advancedAt = Date.now();
     const due = this.waiters.filter((waiter) => waiter.end <= length);
     this.waiters = this.waiters.filter((waiter) => waiter.end > length);
     for (const waiter of due) waiter.resolve();
@@ -45,6 +56,16 @@ export class ArrivalGate {
       this.waiters.push({ end, resolve, reject });
       this.rearm();
     });
+  }
+
+  /** Waiting for bytes that have not come for GIVE_WAY_IDLE_MS. */
+  idle(): boolean {
+    return this.waiters.length > 0 && Date.now() - this.advancedAt >= GIVE_WAY_IDLE_MS;
+  }
+
+  /** Stops the import reading through this gate for another upload's, as a stall would. */
+  giveWay(): void {
+    this.stop(stalled("another upload's bytes are arriving: this one is imported when its bytes come again"));
   }
 
   /** Ends every wait, now and later, with `error`. */
@@ -62,11 +83,7 @@ export class ArrivalGate {
     this.timer = undefined;
     if (this.waiters.length === 0 || this.stopped !== undefined) return;
     this.timer = setTimeout(() => {
-      this.stop(
-        new AirlockError("UI_UPLOAD_STALLED", `no byte arrived for ${this.stallMs / 1000} s`, {
-          hint: "the upload resumes from the console's offset and is imported once complete",
-        }),
-      );
+      this.stop(stalled(`no byte arrived for ${this.stallMs / 1000} s`));
     }, this.stallMs);
     this.timer.unref();
   }

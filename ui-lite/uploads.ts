@@ -200,7 +200,7 @@ export class UploadService {
           });
         return;
       }
-      const follower = this.follow(session, offset);
+      const follower = await this.follow(session, offset);
       const written = (received: number): void => {
         follower?.gate.advance(offset + received);
         this.publish(session.id, { phase: "upload", done: offset + received, total: session.size });
@@ -227,11 +227,21 @@ export class UploadService {
     void this.runImport(session).finally(() => this.busy.delete(session.id));
   }
 
-  /** The import following this upload, started with its first chunk (again after it stalled), if none runs. */
-  private follow(session: UploadSession, written: number): Follower | undefined {
-    if (this.follower !== undefined)
-      return this.follower.id === session.id ? this.follower.follower : undefined;
+  /**
+   * The import following this upload, started with its first chunk (again after it stalled), unless
+   * another upload's runs and is not idle.
+   */
+  private async follow(session: UploadSession, written: number): Promise<Follower | undefined> {
+    const current = this.follower;
+    if (current?.id === session.id) return current.follower;
     if (this.unfollowed.has(session.id)) return undefined;
+    if (current !== undefined) {
+      // An upload left waiting gives way (and the lock) to one whose bytes are arriving.
+      if (current.follower.uploaded || !current.follower.gate.idle()) return undefined;
+      current.follower.gate.giveWay();
+      await current.follower.outcome;
+      if (this.follower !== undefined) return undefined;
+    }
     const gate = new ArrivalGate(written);
     const follower: Follower = {
       gate,

@@ -6,6 +6,7 @@
 import { appendFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
+import { BLOB_DIR } from "../../bundle/index.js";
 import { Agent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createConsoleApp, startConsole, type ConsoleServer } from "../../ui-lite/index.js";
@@ -276,6 +277,47 @@ describe("the console's bundle upload", () => {
     expect((await createUpload(admin, 4)).status).toBe(201);
     expect((await admin.get(`/uploads/${session.id}`)).status).toBe(404);
     expect(await readdir(join(site.dataDir, "console-uploads"))).not.toContain(`${session.id}.partial`);
+  });
+
+  it("imports while the bytes arrive: blobs are stored before the last chunk, nothing recorded until it", async () => {
+    const other = await useFixtures({ seed: 44 });
+    try {
+      const { bundle: otherBundle, metadata } = await sampleBundle(other);
+      const bytes = await readFile(otherBundle);
+      const size = bytes.byteLength;
+      const blobs = metadata.files.filter((file) => file.path.startsWith(BLOB_DIR));
+      const before = site.store.listBundles().length;
+      const created = JSON.parse((await createUpload(admin, size)).body) as { id: string };
+      const held = size - 1024;
+      expect(
+        (await patch(admin, created.id, `bytes 0-${held - 1}/${size}`, bytes.subarray(0, held))).status,
+      ).toBe(204);
+      // The import reads in 4 MiB steps, each once its bytes are there: all but the last step is stored.
+      const total = blobs.reduce((sum, file) => sum + file.size, 0);
+      await waitFor(
+        async () => {
+          const stored = await Promise.all(
+            blobs.map(async (file) =>
+              (await site.store.blobs.stat(`sha256:${file.sha256}`)) ? file.size : 0,
+            ),
+          );
+          return stored.reduce((sum, bytes) => sum + bytes, 0) >= total / 2;
+        },
+        20_000,
+        "half the blob bytes stored while the last chunk is still to come",
+      );
+      expect(site.store.listBundles().length).toBe(before);
+      expect(
+        (await patch(admin, created.id, `bytes ${held}-${size - 1}/${size}`, bytes.subarray(held))).status,
+      ).toBe(202);
+      expect((await eventsOf(admin, created.id)).at(-1)).toMatchObject({
+        phase: "done",
+        outcome: { ok: true, imported: true },
+      });
+      expect(site.store.listBundles().length).toBe(before + 1);
+    } finally {
+      await other.cleanup();
+    }
   });
 
   it("is driven by curl exactly as the README documents", async () => {
