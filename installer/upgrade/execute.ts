@@ -65,5 +65,6 @@ export async function executePlan(
   return carryOut(deps, site, run, {
     previous: previous.objects as ClusterObject[],
     next: next.objects as ClusterObject[],
+    declaredGates: plan.declaredGates,
   });
 }

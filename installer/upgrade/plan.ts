@@ -6,7 +6,9 @@ import { readOperatorValues } from "../install/index.js";
 import { BUNDLE_K3S_BINARY } from "../k3s/index.js";
 import { openState, type Release, type State, type UpgradePlanRecord } from "../state/index.js";
 import { diffReleases, type ObjectDiff } from "./diff.js";
+import { declaredGatesOf } from "./gates-declared.js";
 import { planDigest, type JsonMap } from "./json-diff.js";
+import type { DeclaredGate } from "./run-types.js";
 import { checkUpgradePath, type UpgradePath } from "./path.js";
 import {
   checkImagesStored,
@@ -47,6 +49,8 @@ export interface UpgradePlan {
    * undefined when the installed bundle carried none): the run upgrades k3s first.
    */
   k3s: K3sBinaryChange | undefined;
+  /** The gates the new bundle declares (its `upgradeGates`), run after each pod and at the end. */
+  declaredGates: DeclaredGate[];
   bytesToImport: number;
   freeBytes: number;
   inputsDigest: Digest;
@@ -74,7 +78,9 @@ export function k3sChangeOf(
 }
 
 /** The plan's body in the state: what is printed, and the release the run applies. */
-interface StoredPlan extends Omit<UpgradePlan, "id" | "createdAt"> {
+interface StoredPlan extends Omit<UpgradePlan, "id" | "createdAt" | "declaredGates"> {
+  /** Absent from plans stored before bundles declared gates. */
+  declaredGates?: DeclaredGate[] | undefined;
   release: { valuesEffective: JsonMap; objects: unknown[] };
 }
 
@@ -159,6 +165,7 @@ async function computePlan(
     values: values.changes,
     imagesAdded: imagesAdded(store, release, next),
     k3s: k3sChangeOf(store.findBundle(release.bundleDigest as Digest)?.files, next.metadata.files),
+    declaredGates: declaredGatesOf(next.metadata.upgradeGates),
     bytesToImport: next.bytesToImport,
     freeBytes: disk.bavail * disk.bsize,
     inputsDigest: planInputsDigest(release, next.digest, values.given),
@@ -168,7 +175,8 @@ async function computePlan(
 
 function publicPlan(record: UpgradePlanRecord): UpgradePlan {
   const { release: _release, ...plan } = record.plan as unknown as StoredPlan;
-  return { id: record.id, createdAt: record.createdAt, ...plan };
+  // Plans stored before bundles declared gates have none.
+  return { id: record.id, createdAt: record.createdAt, ...plan, declaredGates: plan.declaredGates ?? [] };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { ClusterObject } from "../cluster/index.js";
 import { resumeDecision, type ResumeDecision, type UpgradeRun } from "../state/index.js";
+import { readPlan } from "./plan.js";
 import { MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
 import { siteOf, type UpgradeDeps } from "./run-deps.js";
 import { carryOut, giveBackPlan, returnTo, type RunReport } from "./run-settle.js";
@@ -50,7 +51,11 @@ export async function resumeInterruptedRun(deps: UpgradeDeps): Promise<ResumeRep
   const from = state.releases.get(run.fromReleaseId!);
   const to = state.releases.get(run.toReleaseId!);
   if (decision.action === "forward") {
-    const objects = { previous: from.objects as ClusterObject[], next: to.objects as ClusterObject[] };
+    const objects = {
+      previous: from.objects as ClusterObject[],
+      next: to.objects as ClusterObject[],
+      declaredGates: readPlan(state, run.planId).declaredGates,
+    };
     // Without a recorded partition nothing rolled yet: from the top, past the pre-gate.
     const resumeAt = decision.partition ?? Number.MAX_SAFE_INTEGER;
     return { ...(await carryOut(deps, site, run, objects, resumeAt)), decision };

@@ -4,7 +4,7 @@ import type { State, UpgradeRun } from "../state/index.js";
 import { rollbackRelease } from "./rollback.js";
 import { StateRunRecorder, type UpgradeDeps } from "./run-deps.js";
 import { runUpgrade } from "./run.js";
-import { DATA_NOT_ROLLED_BACK, type UpgradeResult } from "./run-types.js";
+import { DATA_NOT_ROLLED_BACK, type DeclaredGate, type UpgradeResult } from "./run-types.js";
 
 /** How a run ended, as `upgrade run`/`rollback` print it and the daemon logs it. */
 export interface RunReport {
@@ -92,7 +92,7 @@ export async function carryOut(
   deps: UpgradeDeps,
   site: RunTarget,
   run: UpgradeRun,
-  objects: { previous: ClusterObject[]; next: ClusterObject[] },
+  objects: { previous: ClusterObject[]; next: ClusterObject[]; declaredGates: DeclaredGate[] },
   resumeAt?: number,
 ): Promise<RunReport> {
   const recorder = new StateRunRecorder(deps.state.runs, run, deps.onProgress);

@@ -15,6 +15,7 @@ import {
   executePlan,
   resumeInterruptedRun,
   rollbackLastRelease,
+  type HttpProber,
   type RunProgress,
   type UpgradeDeps,
 } from "../../../installer/upgrade/index.js";
@@ -36,7 +37,7 @@ let certificates: Awaited<ReturnType<typeof issueBroker>>["pems"];
 let state: State;
 let cluster: MemoryCluster;
 let broken: string | undefined;
-let planTo: (version: string) => number;
+let planTo: Awaited<ReturnType<typeof seedSite>>["plan"];
 let firstRelease: number;
 
 function plane(version: string): ClusterObject[] {
@@ -189,6 +190,23 @@ describe("executePlan", () => {
       imageOf(plane("4.4.0")),
       imageOf(plane("4.4.0")),
     ]);
+  });
+
+  it("runs the gates the new bundle declares after each pod, and rolls back when one fails", async () => {
+    const declared = { name: "console", url: "http://console.hubble-system.svc:8080/ready" };
+    const planId = planTo("4.5.0", plane("4.5.0"), [declared]);
+    const brokers = fakeBrokers(cluster);
+    const asked: string[] = [];
+    const probe: HttpProber = (url, signal) => {
+      if (url !== declared.url) return brokers(url, signal);
+      asked.push(url);
+      return Promise.resolve({ status: 503, body: "starting" });
+    };
+    const report = await executePlan(deps({ probe }), planId);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(report.outcome).toBe("rolled-back");
+    expect(report.status).toMatch(/^rolled back: http:console failed on msgbroker-1: /);
+    expect(state.releases.current()!.id).toBe(firstRelease);
   });
 
   it("refuses a stale plan with the re-plan hint, starting no run", async () => {

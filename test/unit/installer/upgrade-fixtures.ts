@@ -4,6 +4,7 @@ import type { Release, State } from "../../../installer/state/index.js";
 import {
   planInputsDigest,
   type Clock,
+  type DeclaredGate,
   type GateOutcome,
   type HttpProber,
   type RunRecorder,
@@ -108,7 +109,10 @@ export async function seedSite(
   render: (version: string) => ClusterObject[],
   installed: string,
   timeoutMs = 5_000,
-): Promise<{ release: Release; plan: (version: string, objects?: ClusterObject[]) => number }> {
+): Promise<{
+  release: Release;
+  plan: (version: string, objects?: ClusterObject[], declaredGates?: DeclaredGate[]) => number;
+}> {
   const objects = render(installed);
   await applyRelease(cluster, objects, { release: RELEASE, timeoutMs });
   const recorded = state.releases.record({
@@ -120,7 +124,7 @@ export async function seedSite(
     objects,
   });
   const release = state.releases.deploy(recorded.id);
-  const plan = (version: string, objects = render(version)): number => {
+  const plan = (version: string, objects = render(version), declaredGates: DeclaredGate[] = []): number => {
     const current = state.releases.current()!;
     const inputsDigest = planInputsDigest(current, NEXT_BUNDLE, REPLICAS);
     return state.plans.create({
@@ -140,6 +144,7 @@ export async function seedSite(
         bytesToImport: 0,
         freeBytes: 0,
         inputsDigest,
+        declaredGates,
         release: { valuesEffective: {}, objects },
       },
     }).id;
