@@ -2,7 +2,8 @@
 // The main job on the built-in sample, as an operator would run it: the vendor builds a signed
 // bundle; the site verifies, inspects and imports it, serves it from Airlock's registry over TLS
 // with the site CA, mirrors it into the site's own registry, installs the plane into a cluster and
-// checks its health; then a delta carries the next version.
+// checks its health; then a delta carries the next version; last, the plane runs on a real node
+// (the containerd node of the test double MemoryCluster: real pulls, real brokers).
 import { $, chalk } from "zx";
 import { spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { join, resolve } from "node:path";
 import { dockerRegistryConfig } from "./docker-registry.mjs";
 import { generateFixtures } from "./fixtures.mjs";
+import { demoPlaneOnNode } from "./demo-node.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const cli = join(root, "dist/installer/cli/main.js");
@@ -287,6 +289,8 @@ try {
   await airlock("bundle", "diff", bundle44, bundle45);
   await airlock("--data-dir", older, "bundle", "import", "--key", pub, delta);
   await airlock("--data-dir", older, "bundle", "ls");
+
+  await demoPlaneOnNode({ step, log: (line) => console.log(line) });
 
   const [full, small] = [await stat(bundle45), await stat(delta)];
   step("Done");
