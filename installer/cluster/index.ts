@@ -17,6 +17,7 @@ export { KubeClusterClient } from "./kube.js";
 export { ClusterInvalidError } from "./errors.js";
 export type { InvalidCause } from "./errors.js";
 export { MemoryCluster } from "./memory.js";
+export { STATEFULSET_MUTABLE } from "./memory-validation.js";
 export type { MemoryClusterOptions } from "./memory.js";
 export { serveClusterApi, clusterApiKubeconfig } from "./memory-apiserver.js";
 export type {

@@ -12,8 +12,11 @@ import { CLUSTER_SCOPED } from "./memory-objects.js";
  * Values are printed as Go's %#v prints them, as 1.32 does (JSON came in 1.34).
  */
 
-/** A StatefulSet's spec fields an update may change (1.32's list, in its words and order). */
-const STATEFULSET_MUTABLE = [
+/**
+ * A StatefulSet's spec fields an update may change (1.32's list, in its words and order): what
+ * MemoryCluster refuses beyond them, and what the upgrade planner calls a recreate.
+ */
+export const STATEFULSET_MUTABLE: readonly string[] = [
   "replicas",
   "ordinals",
   "template",

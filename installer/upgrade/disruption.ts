@@ -1,4 +1,4 @@
-import type { ClusterObject } from "../cluster/index.js";
+import { STATEFULSET_MUTABLE, type ClusterObject } from "../cluster/index.js";
 import { isJsonMap, type FieldChange, type JsonMap } from "./json-diff.js";
 
 /**
@@ -31,14 +31,7 @@ export function disruptionText(disruption: Disruption): string {
 }
 
 /** A StatefulSet's spec fields the API server lets an update change; the rest are fixed at creation. */
-const STATEFULSET_MUTABLE = new Set([
-  "replicas",
-  "ordinals",
-  "template",
-  "updateStrategy",
-  "persistentVolumeClaimRetentionPolicy",
-  "minReadySeconds",
-]);
+const STATEFULSET_MUTABLE_FIELDS = new Set(STATEFULSET_MUTABLE);
 const CONFIG_KINDS = new Set(["ConfigMap", "Secret", "Service", "PodDisruptionBudget", "NetworkPolicy"]);
 const WORKLOAD_KINDS = new Set(["StatefulSet", "Deployment"]);
 
@@ -63,7 +56,9 @@ export function immutableChanges(
   const paths = changes.map((change) => change.path);
   switch (incoming.kind) {
     case "StatefulSet":
-      return paths.filter((path) => below(path, "spec") && !STATEFULSET_MUTABLE.has(topField(path.slice(5))));
+      return paths.filter(
+        (path) => below(path, "spec") && !STATEFULSET_MUTABLE_FIELDS.has(topField(path.slice(5))),
+      );
     case "Deployment":
       return paths.filter((path) => below(path, "spec.selector"));
     case "Service": {
