@@ -5,7 +5,9 @@ export type RunKind = "upgrade" | "rollback";
 
 /** One gate's verdict as recorded (the rollout's GateOutcome): times in ms since the epoch. */
 export interface RunGate {
+  /** `pre:plane`, `ready`, `healthz`, `routez`, `settle`, `http:<name>`, `job:<name>`, `final:…` */
   gate: string;
+  /** The pod it judged; absent for gates on the whole plane. */
   pod?: string | undefined;
   passed: boolean;
   detail: string;

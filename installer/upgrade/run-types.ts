@@ -1,17 +1,9 @@
 import type { ClusterObject } from "../cluster/index.js";
+import type { RunGate } from "../state/index.js";
 import type { K3sUpgradeOptions } from "./k3s-step.js";
 
-/** One gate's verdict, with when it started and ended (ms since the epoch, from the run's clock). */
-export interface GateOutcome {
-  /** `pre:plane`, `ready`, `healthz`, `routez`, `settle`, `http:<name>`, `job:<name>`, `final:…` */
-  gate: string;
-  /** The pod it judged; absent for gates on the whole plane. */
-  pod?: string | undefined;
-  passed: boolean;
-  detail: string;
-  startedAt: number;
-  finishedAt: number;
-}
+/** One gate's verdict, with when it started and ended: what the run's record keeps of it. */
+export type GateOutcome = RunGate;
 
 /**
  * Where a run reports its progress as it goes; the state's upgrade_runs repository implements it so
