@@ -60,3 +60,4 @@ export { startDueUpgrade, nextDueAt } from "./due.js";
 export { StateRunRecorder } from "./run-deps.js";
 export type { RunProgress, UpgradeDeps } from "./run-deps.js";
 export type { RunReport } from "./run-settle.js";
+export { formatWallClock } from "./zoned-time.js";

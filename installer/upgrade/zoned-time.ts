@@ -133,11 +133,16 @@ export function formatOffset(offsetMs: number): string {
 
 const WEEKDAY_NAMES = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
+/** The zone's wall clock at an instant to the minute: `2026-03-29 03:00`. */
+export function formatWallClock(zone: string, instantMs: number): string {
+  const wall = wallClockAt(zone, instantMs);
+  return `${pad(wall.year, 4)}-${pad(wall.month)}-${pad(wall.day)} ${pad(wall.hour)}:${pad(wall.minute)}`;
+}
+
 /** How the zone's wall clock shows an instant: `Sun 2026-03-29 03:00 +02:00 Europe/Berlin`. */
 export function formatLocal(zone: string, instantMs: number): string {
   const wall = wallClockAt(zone, instantMs);
   const weekday = WEEKDAY_NAMES[weekdayOf(wall)] ?? "";
-  const date = `${pad(wall.year, 4)}-${pad(wall.month)}-${pad(wall.day)}`;
   const offset = formatOffset(offsetAt(zone, instantMs));
-  return `${weekday} ${date} ${pad(wall.hour)}:${pad(wall.minute)} ${offset} ${zone}`;
+  return `${weekday} ${formatWallClock(zone, instantMs)} ${offset} ${zone}`;
 }
