@@ -36,13 +36,12 @@ import {
   startDockerRegistry,
   stopAllServers,
 } from "./lib.mjs";
-import { startContainerd } from "./node-setup.mjs";
+import { startNodeSite, useStandinK3s } from "../scripts/node-site.mjs";
 import { generateFixtures } from "../scripts/fixtures.mjs";
 
 const PULL_TARGET = 1.0;
 const OWN_TARGET_MS = 5_000;
 const NODE_NAME = "bench-site";
-const TOKEN = "bench-install-token";
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
 const runs = Number(values.runs);
 const work = await fs.mkdtemp(path.join(os.tmpdir(), "airlock-bench-install-"));
@@ -97,8 +96,6 @@ async function setUp() {
   const cli = await snapshotDist(snapshot);
   const dist = path.resolve(path.dirname(cli), "..", "..");
   const load = (module) => import(path.join(dist, module));
-  const { MemoryCluster, serveClusterApi } = await load("installer/cluster/index.js");
-  const { createContainerdNode } = await load("installer/cluster/node/index.js");
 
   const fixtures = await generateFixtures({
     out: path.join(work, "fixtures"),
@@ -106,8 +103,7 @@ async function setUp() {
     size: 2 * 1024 * 1024,
   });
   const sampleDir = path.dirname(fixtures.sample);
-  await fs.copyFile(path.join(REPO, "test/helpers/standin/k3s.mjs"), path.join(sampleDir, "bin", "k3s"));
-  await fs.chmod(path.join(sampleDir, "bin", "k3s"), 0o755);
+  await useStandinK3s(sampleDir);
   const [key, pub, bundle] = ["vendor.key", "vendor.pub", "mgmt-4.5.0.airlock.tar"].map((name) =>
     path.join(work, name),
   );
@@ -119,53 +115,15 @@ async function setUp() {
     if (result.code !== 0) throw new Error(`airlock ${args.slice(0, 2).join(" ")} failed: ${result.stderr}`);
   }
 
-  const socket = await startContainerd(path.join(work, "containerd"), closers);
-  const hostRoot = path.join(work, "host");
-  await fs.mkdir(hostRoot);
   const events = [];
-  const node = await createContainerdNode({
-    containerdSocket: socket,
-    dir: path.join(work, "node"),
-    registriesFile: "/etc/rancher/k3s/registries.yaml",
-    hostRoot,
-    backoff: { initialMs: 500, maxMs: 4_000 },
+  const site = await startNodeSite({
+    work: path.join(work, "node-site"),
+    load,
+    nodeName: NODE_NAME,
     onEvent: (event) => events.push(event),
   });
-  const cluster = new MemoryCluster({ node, nodeName: NODE_NAME });
-  closers.push(async () => {
-    cluster.close();
-    await node.close();
-  });
-  const apiTls = await selfSigned(path.join(work, "apiserver"));
-  const api = await serveClusterApi(cluster, {
-    tls: { cert: await fs.readFile(apiTls.cert, "utf8"), key: await fs.readFile(apiTls.key, "utf8") },
-    token: TOKEN,
-  });
-  closers.push(() => api.close());
-  const bin = path.join(work, "standin-bin");
-  await fs.mkdir(bin);
-  for (const name of ["k3s", "systemctl"])
-    await fs.symlink(path.join(REPO, "test/helpers/standin", `${name}.mjs`), path.join(bin, name));
-  closers.push(async () => {
-    const state = path.join(hostRoot, "run/systemd/standin");
-    for (const file of (await fs.readdir(state).catch(() => [])).filter((name) => name.endsWith(".pid"))) {
-      const pid = Number(await fs.readFile(path.join(state, file), "utf8"));
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-  });
-  const env = {
-    PATH: `${bin}:${process.env.PATH}`,
-    STANDIN_HOST_ROOT: hostRoot,
-    STANDIN_LOG: path.join(work, "standin-calls.jsonl"),
-    STANDIN_K3S_API_URL: api.url,
-    STANDIN_K3S_API_TOKEN: TOKEN,
-    STANDIN_K3S_API_CA_FILE: apiTls.cert,
-    STANDIN_K3S_SUPERVISOR_PORT: String(await freePort()),
-  };
+  closers.push(() => site.close());
+  const { socket, cluster, hostRoot, env } = site;
   const listen = `127.0.0.1:${await freePort()}`;
   return {
     cli,

@@ -20,7 +20,6 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import ts from "typescript";
 import {
   BENCH_DIR,
   formatMs,
@@ -34,6 +33,7 @@ import {
   REPO,
 } from "./lib.mjs";
 import { startNodeBench } from "./node-setup.mjs";
+import { loadNatsTraffic } from "../scripts/nats-traffic.mjs";
 
 const TARGET = 1.15;
 const PLANE = "hubble-system";
@@ -44,20 +44,6 @@ const podHost = (ordinal) => `msgbroker-${ordinal}.msgbroker-headless.${PLANE}.s
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`--runs must be a whole number ≥ 1`);
-
-/** test/helpers' NATS client and traffic as JavaScript in `dir` (they import only node: modules and each other). */
-async function loadTraffic(dir) {
-  await fs.mkdir(dir, { recursive: true });
-  for (const name of ["nats-client", "nats-traffic"]) {
-    const source = await fs.readFile(path.join(REPO, "test", "helpers", `${name}.ts`), "utf8");
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-    });
-    await fs.writeFile(path.join(dir, `${name}.js`), outputText);
-  }
-  await fs.writeFile(path.join(dir, "package.json"), '{ "type": "module" }\n');
-  return import(path.join(dir, "nats-traffic.js"));
-}
 
 /** `lame_duck_grace_period: "10s"` and its duration from the rendered broker config, in ms. */
 function lameDuckOf(objects) {
@@ -162,7 +148,7 @@ const bench = await startNodeBench(work, [
   { tag: "4.5.0" },
 ]);
 try {
-  const traffic = await loadTraffic(path.join(work, "traffic"));
+  const traffic = await loadNatsTraffic(path.join(work, "traffic"));
   const { issueClientCertificate, openPki } = await bench.load("installer/pki/index.js");
   const pki = openPki(bench.site);
   const issued = await issueClientCertificate(pki, "bench-upgrade");

@@ -6,14 +6,15 @@
 // (the containerd node of the test double MemoryCluster: real pulls, real brokers).
 import { $, chalk } from "zx";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { dockerRegistryConfig } from "./docker-registry.mjs";
 import { generateFixtures } from "./fixtures.mjs";
-import { demoPlaneOnNode } from "./demo-node.mjs";
+import { demoInstallOnNode } from "./demo-node.mjs";
+import { useStandinK3s } from "./node-site.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const cli = join(root, "dist/installer/cli/main.js");
@@ -68,68 +69,6 @@ function background(name, command, args) {
   });
 }
 
-/** A free loopback port. */
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/**
- * The in-memory cluster behind a kube-apiserver's REST surface, over TLS with a throwaway
- * certificate: what `--kubeconfig` reaches in this demo (no kube-apiserver runs here).
- */
-async function startDemoCluster(dir) {
-  const { MemoryCluster, serveClusterApi, clusterApiKubeconfig } = await import(
-    join(root, "dist/installer/cluster/index.js")
-  );
-  await mkdir(dir);
-  const [key, cert] = [join(dir, "api.key"), join(dir, "api.crt")];
-  await $`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=apiserver -addext subjectAltName=IP:127.0.0.1 -keyout ${key} -out ${cert}`;
-  const memory = new MemoryCluster();
-  const token = "demo-token";
-  const caPem = await readFile(cert, "utf8");
-  const api = await serveClusterApi(memory, {
-    tls: { cert: caPem, key: await readFile(key, "utf8") },
-    token,
-  });
-  closers.push(async () => {
-    await api.close();
-    memory.close();
-  });
-  const kubeconfig = join(dir, "kubeconfig");
-  await writeFile(kubeconfig, clusterApiKubeconfig(api.url, caPem, token));
-  return { kubeconfig };
-}
-
-/**
- * The stand-in systemctl the tests use, first in PATH: it runs the registry unit install writes
- * for real (no systemd here), and its services are stopped by PID at the end.
- */
-async function standinSystemctl(dir, hostRoot) {
-  const bin = join(dir, "bin");
-  await mkdir(bin, { recursive: true });
-  await symlink(join(root, "test/helpers/standin/systemctl.mjs"), join(bin, "systemctl"));
-  closers.push(async () => {
-    const state = join(hostRoot, "run/systemd/standin");
-    for (const name of (await readdir(state).catch(() => [])).filter((file) => file.endsWith(".pid"))) {
-      const pid = Number(await readFile(join(state, name), "utf8"));
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-  });
-  return {
-    PATH: `${bin}:${process.env.PATH}`,
-    STANDIN_HOST_ROOT: hostRoot,
-    STANDIN_LOG: join(dir, "calls.jsonl"),
-  };
-}
-
 /** Debian's docker-registry on a free loopback port, plain HTTP; resolves with host:port once it answers. */
 async function startDockerRegistry(dir) {
   await mkdir(dir, { recursive: true });
@@ -159,6 +98,11 @@ try {
   );
   console.log(
     `  ${fixtures.msgbroker.ref} is the real broker: Debian's nats-server ${fixtures.msgbroker.natsServer}`,
+  );
+
+  await useStandinK3s(dirname(fixtures.sample));
+  console.log(
+    "  the sample's bin/k3s is the stand-in k3s (test/helpers/standin/k3s.mjs): no real k3s runs here",
   );
 
   const bundle45 = join(work, "mgmt-4.5.0.airlock.tar");
@@ -238,28 +182,6 @@ try {
   await airlock(...mirrorArgs, "--insecure-http", "--key", pub, "--output-dir", join(work, "mirror"));
   console.log(`  wrote mirror-map.json, registries.yaml and certs.d/ under ${join(work, "mirror")}`);
 
-  step("Site: install the plane into a cluster (here the in-memory one behind an API server)");
-  const cluster = await startDemoCluster(join(work, "cluster"));
-  const installSite = join(work, "site-installed");
-  const hostRoot = join(work, "host");
-  await mkdir(hostRoot);
-  const installArgs = [
-    ...["--data-dir", installSite, "install", "--bundle", bundle45, "--key", pub],
-    ...["--kubeconfig", cluster.kubeconfig, "--host-root", hostRoot],
-    ...["--registry-listen", `127.0.0.1:${await freePort()}`],
-    ...[
-      "--console-listen",
-      `127.0.0.1:${await freePort()}`,
-      "--health-listen",
-      `127.0.0.1:${await freePort()}`,
-    ],
-  ];
-  const standin = { ...process.env, ...(await standinSystemctl(join(work, "standin"), hostRoot)) };
-  await airlockWith(standin, ...installArgs);
-  console.log(chalk.dim("  and again, as after a power cut: it finds every step done"));
-  await airlockWith(standin, ...installArgs);
-  await airlockWith(standin, "--data-dir", installSite, "status");
-
   step("Next release: a site on 4.4.0 gets a delta bundle carrying only what it lacks");
   const older = join(work, "site-4.4");
   await airlock(
@@ -290,7 +212,16 @@ try {
   await airlock("--data-dir", older, "bundle", "import", "--key", pub, delta);
   await airlock("--data-dir", older, "bundle", "ls");
 
-  await demoPlaneOnNode({ step, log: (line) => console.log(line) });
+  const nodeSite = await demoInstallOnNode({
+    step,
+    log: (line) => console.log(line),
+    airlock: (env, args) => airlockWith(env, ...args),
+    load: (module) => import(join(root, "dist", module)),
+    work: join(work, "node-site"),
+    bundle: bundle45,
+    pub,
+  });
+  closers.push(() => nodeSite.close());
 
   const [full, small] = [await stat(bundle45), await stat(delta)];
   step("Done");
