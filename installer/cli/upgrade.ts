@@ -8,8 +8,10 @@ import {
   upcomingWindows,
   type ScheduleRequest,
 } from "../upgrade/index.js";
+import type { DaemonWake } from "../daemon/index.js";
 import type { CommandContext, Runner } from "./context.js";
 import { emit } from "./output.js";
+import { loadDaemon } from "./registry-flags.js";
 import { planId, registerRun } from "./upgrade-run.js";
 import { historyText, planText, scheduledText, windowsText, type HistoryEntry } from "./upgrade-text.js";
 
@@ -45,6 +47,26 @@ async function withState<T>(
   } finally {
     state.close();
   }
+}
+
+/**
+ * Wakes the running `airlock serve` (if any) after a schedule change is committed and the writer
+ * lock released, so a start due now is not left waiting for its next poll; what to say of it
+ * (`absent` when no daemon runs).
+ */
+async function wakeDaemon(
+  context: CommandContext,
+  absent: string | undefined,
+): Promise<{ daemon: DaemonWake | null; lines: string[] }> {
+  const { wakeSiteDaemon } = await loadDaemon();
+  const daemon = (await withState(context, undefined, (state) => wakeSiteDaemon(state))) ?? null;
+  const line =
+    daemon === null
+      ? absent
+      : daemon.woken
+        ? `airlock serve (process ${daemon.pid}) told to look at the schedules now`
+        : `airlock serve (process ${daemon.pid}) could not be signalled by this user: it sees the change at its next look (within a minute)`;
+  return { daemon, lines: line === undefined ? [] : [line] };
 }
 
 function onlyScheduledPlan(state: State): number {
@@ -118,7 +140,11 @@ function registerSchedule(upgrade: Command, run: Runner): void {
         const scheduled = await withState(context, "upgrade schedule", (state) =>
           scheduleUpgrade(state, id, request, new Date()),
         );
-        emit(context.output, scheduled, () => scheduledText(scheduled));
+        const { daemon, lines } = await wakeDaemon(
+          context,
+          "airlock serve is not running: nothing starts it until it runs",
+        );
+        emit(context.output, { ...scheduled, daemon }, () => [scheduledText(scheduled), ...lines].join("\n"));
       }),
     );
 }
@@ -172,7 +198,10 @@ export function registerUpgrade(program: Command, run: Runner): void {
           const id = plan === undefined ? onlyScheduledPlan(state) : planId(plan);
           return { planId: id, schedule: cancelUpgrade(state, id) ?? null };
         });
-        emit(context.output, result, () => `plan ${result.planId} cancelled`);
+        const { daemon, lines } = await wakeDaemon(context, undefined);
+        emit(context.output, { ...result, daemon }, () =>
+          [`plan ${result.planId} cancelled`, ...lines].join("\n"),
+        );
       }),
     );
 }

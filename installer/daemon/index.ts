@@ -14,3 +14,5 @@ export { Scheduler } from "./scheduler.js";
 export type { SchedulerOptions, SchedulerState, SchedulerStatus, UpgradeActions } from "./scheduler.js";
 export { installedSite } from "./installed-site.js";
 export type { InstalledSite } from "./installed-site.js";
+export { wakeSiteDaemon } from "./wake.js";
+export type { DaemonWake } from "./wake.js";

@@ -177,7 +177,11 @@ describe("airlock upgrade", () => {
   it("cancels the only scheduled plan", async () => {
     const result = await airlock(["upgrade", "cancel"]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe(`plan ${planId} cancelled\n`);
+    // The install's unit runs `airlock serve` (the stand-in systemctl started it): cancel wakes it.
+    const pid = await systemctl.pid("airlock.service");
+    expect(result.stdout).toBe(
+      `plan ${planId} cancelled\nairlock serve (process ${pid}) told to look at the schedules now\n`,
+    );
     expect(JSON.parse((await airlock(["upgrade", "windows", "--json"])).stdout)).toEqual([]);
   });
 

@@ -2,8 +2,10 @@
  * The site daemon's scheduler picks up what the CLI schedules: after a real `airlock install
  * --kubeconfig` of the signed 4.4.0 sample into a MemoryCluster behind serveClusterApi (the unit
  * the stand-in systemctl runs is `airlock serve`), `upgrade plan --bundle 4.5.0` and `upgrade
- * schedule PLAN --now` in other processes; a SIGHUP (what `systemctl reload` sends) wakes the
- * daemon, which starts the plan under the writer lock and records the run. Whether its gates pass
+ * schedule PLAN --now` in other processes. The CLI itself wakes the daemon once the schedule is
+ * stored (SIGHUP to the daemon lock's PID): a window schedule, its cancel and the `--now` start are
+ * each seen within seconds, well inside the daemon's 60 s poll; it starts the plan under the writer
+ * lock and records the run. Whether its gates pass
  * on simulated pods (without pod addresses they wait out their timeouts) does not matter here: the
  * run the daemon recorded, under the lock it holds, is the proof that it picked the schedule up.
  */
@@ -38,7 +40,28 @@ function airlock(args: string[]): ReturnType<typeof runCli> {
   return runCli(["--data-dir", dataDir, ...args], { env: systemctl.env });
 }
 
-function healthz(): Promise<{ status: number; body: { scheduler: { state: string; last?: string } } }> {
+interface SchedulerHealth {
+  state: string;
+  last?: string;
+  nextDueAt?: string;
+}
+
+/** How many SIGHUPs the daemon logged so far: the CLI's wake-ups. */
+async function hangups(): Promise<number> {
+  const log = await readFile(join(hostRoot, "run/systemd/standin", `${UNIT}.log`), "utf8");
+  return log.split("serve: SIGHUP").length - 1;
+}
+
+/** A window opening three days from now (UTC), so it is upcoming but not due. */
+function windowInThreeDays(): string {
+  const day = new Date(Date.now() + 3 * 86_400_000).toLocaleDateString("en-US", {
+    weekday: "short",
+    timeZone: "UTC",
+  });
+  return `${day} 03:00-07:00 UTC`;
+}
+
+function healthz(): Promise<{ status: number; body: { scheduler: SchedulerHealth } }> {
   return new Promise((resolve, reject) => {
     get(`http://127.0.0.1:${healthPort}/healthz`, (res) => {
       let text = "";
@@ -46,7 +69,7 @@ function healthz(): Promise<{ status: number; body: { scheduler: { state: string
       res.on("end", () =>
         resolve({
           status: res.statusCode ?? 0,
-          body: JSON.parse(text) as { scheduler: { state: string; last?: string } },
+          body: JSON.parse(text) as { scheduler: SchedulerHealth },
         }),
       );
     }).on("error", reject);
@@ -95,7 +118,7 @@ afterAll(async () => {
 });
 
 describe("airlock serve's scheduler", () => {
-  it("starts a plan the CLI scheduled --now, under the writer lock, and records the run", async () => {
+  it("is woken by `upgrade schedule` and `upgrade cancel`, and starts a plan scheduled --now at once, under the writer lock", async () => {
     await waitFor(
       () =>
         healthz().then(
@@ -105,22 +128,58 @@ describe("airlock serve's scheduler", () => {
       30_000,
       "the daemon's scheduler to wait",
     );
-    const plan = JSON.parse((await airlock(["upgrade", "plan", "--bundle", bundle450, "--json"])).stdout) as {
-      id: number;
+    const pid = await systemctl.pid(UNIT);
+    expect(pid).toEqual(expect.any(Number));
+    const planOf = async (): Promise<number> =>
+      (
+        JSON.parse((await airlock(["upgrade", "plan", "--bundle", bundle450, "--json"])).stdout) as {
+          id: number;
+        }
+      ).id;
+
+    // A window schedule: the daemon, woken, shows its next start at once rather than after its poll.
+    const later = await planOf();
+    const before = await hangups();
+    const windowed = await airlock([
+      "upgrade",
+      "schedule",
+      String(later),
+      "--window",
+      windowInThreeDays(),
+      "--json",
+    ]);
+    expect(windowed.stderr).toBe("");
+    const told = JSON.parse(windowed.stdout) as {
+      nextStart: string;
+      daemon: { pid: number; woken: boolean };
     };
+    expect(told.daemon).toEqual({ pid, woken: true });
+    await waitFor(() => hangups().then((count) => count > before), 10_000, "the daemon to log the SIGHUP");
+    await waitFor(
+      () => healthz().then(({ body }) => body.scheduler.nextDueAt === told.nextStart),
+      10_000,
+      "/healthz to show the window's start as the next one due",
+    );
+    const cancelled = await airlock(["upgrade", "cancel", String(later)]);
+    expect(cancelled.stdout).toContain(`airlock serve (process ${pid}) told to look at the schedules now`);
+    await waitFor(
+      () => healthz().then(({ body }) => body.scheduler.nextDueAt === undefined),
+      10_000,
+      "/healthz to show nothing due once cancelled",
+    );
+
+    const plan = { id: await planOf() };
     const scheduled = await airlock(["upgrade", "schedule", String(plan.id), "--now"]);
     expect(scheduled.stderr).toBe("");
     expect(scheduled.code).toBe(0);
-    const pid = await systemctl.pid(UNIT);
-    expect(pid).toEqual(expect.any(Number));
-    process.kill(pid!, "SIGHUP");
+    expect(scheduled.stdout).toContain(`airlock serve (process ${pid}) told to look at the schedules now`);
 
     const state = openState(dataDir);
     try {
       // Picked up: the daemon's run of this plan is recorded, under the writer lock it holds.
       await waitFor(
         () => state.runs.list().some((run) => run.planId === plan.id),
-        60_000,
+        15_000,
         "the daemon to start the plan",
       );
       const run = state.runs.list().find((candidate) => candidate.planId === plan.id)!;
