@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { URLSearchParams } from "node:url";
 import { fetch } from "undici";
+import { seedUpgrades } from "./console-upgrades.mjs";
 import { renderTable } from "./lib.mjs";
 
 export const PAGE_TARGET_MS = 50;
@@ -51,10 +52,12 @@ const ACTIONS = ["ui.login", "bundle.import", "install.step", "pki.rotate", "upg
 
 /**
  * Fills a fresh data dir as a site a year in: 100 bundles of 10 images (1,000 tags), 10,000 events,
- * a deployed release, and the site PKI with a certificate that expires soon. Rows go in through the
- * libraries, as imports and the CLI write them; the bundles carry no blobs (the pages read rows only).
+ * a year of upgrades (console-upgrades.mjs) ending on a deployed release and a plan under review, and
+ * the site PKI with a certificate that expires soon. Rows go in through the libraries, as imports
+ * and the CLI write them; the bundles carry no blobs (the pages read rows only). Returns the seeded
+ * pages no navigation links (a plan's review, a run's timeline).
  */
-export async function seedSite({ store, state, pki, registryServerCertificate }) {
+export async function seedSite({ store, state, pki, registryServerCertificate, manifests, upgrade }) {
   await registryServerCertificate(pki, { hosts: ["127.0.0.1", "registry.site.example"] });
   await pki.ensureCertificate({
     name: "edge",
@@ -64,16 +67,7 @@ export async function seedSite({ store, state, pki, registryServerCertificate })
     validityDays: 20,
   });
   for (let i = 0; i < SITE.bundles; i++) await store.recordBundle(bundleRecord(i));
-  const objects = Array.from({ length: 24 }, (_, i) => ({ kind: "ConfigMap", name: `plane-${i}` }));
-  const release = state.releases.record({
-    bundleDigest: digestOf("bundle 4.9.9"),
-    bundleName: "mgmt",
-    version: "4.9.9",
-    valuesGiven: {},
-    valuesEffective: { replicas: 3 },
-    objects,
-  });
-  state.releases.deploy(release.id);
+  const pages = seedUpgrades({ manifests, upgrade }, state);
   const already = state.events.list().length;
   state.db.transaction(() => {
     for (let i = already; i < SITE.events; i++) {
@@ -87,6 +81,7 @@ export async function seedSite({ store, state, pki, registryServerCertificate })
       });
     }
   })();
+  return pages;
 }
 
 /** Signs in through the login form as a browser does; returns the cookie header and CSRF token. */
@@ -118,23 +113,23 @@ export async function signIn(base, dispatcher, name = "bench") {
 const percentile = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
-/** Every page the navigation links (Upgrades too, once it does), then MORE_PAGES and the login form. */
-async function pagesOf(base, dispatcher, headers) {
+/** Every page the navigation links, then the `seeded` pages, MORE_PAGES and the login form. */
+async function pagesOf(base, dispatcher, headers, seeded) {
   const overview = await (await fetch(`${base}/`, { headers, dispatcher })).text();
   const nav = /<nav aria-label="Console">([\s\S]*?)<\/nav>/.exec(overview)?.[1] ?? "";
   const linked = [...nav.matchAll(/href="([^"]+)"/g)].map((match) => match[1]);
   if (linked.length === 0) throw new Error("the Overview has no navigation: not signed in?");
-  return [...linked, ...MORE_PAGES, "/login"];
+  return [...linked, ...seeded, ...MORE_PAGES, "/login"];
 }
 
 /**
  * Each page `requests` times after 5 unmeasured, one after another on one keep-alive connection: the
  * time from sending the request to the last byte of the page, which bounds the server's render time.
  */
-export async function timePages(base, dispatcher, { cookie }, requests) {
+export async function timePages(base, dispatcher, { cookie }, requests, seeded = []) {
   const headers = { cookie };
   const rows = [];
-  for (const page of await pagesOf(base, dispatcher, headers)) {
+  for (const page of await pagesOf(base, dispatcher, headers, seeded)) {
     const times = [];
     for (let i = 0; i < requests + 5; i++) {
       const started = performance.now();

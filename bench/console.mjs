@@ -4,8 +4,10 @@
 //   node bench/console.mjs [--size 2304MiB] [--seed 42] [--runs 1] [--requests 200] [--only pages|upload] [--keep]
 //
 // pages    a console (its own process, HTTPS on 127.0.0.1) on a data dir seeded as a site a year in
-//          (100 bundles, 1,000 tags, 10,000 events, a release, 4 certificates: bench/console-site.mjs);
-//          every page the navigation links, filtered and later pages, and the login form, each
+//          (100 bundles, 1,000 tags, 10,000 events, 4 certificates: bench/console-site.mjs; a year of
+//          upgrades, 12 runs with their steps and gates, a plan under review: bench/console-upgrades.mjs);
+//          every page the navigation links, a plan's review and a run's timeline, filtered and later
+//          pages, and the login form, each
 //          --requests times after a warm-up, one after another on one keep-alive connection; p50, p95
 //          and max per page (the issue asks p95 < 50 ms).
 // upload   on a generated image set (scripts/fixtures.mjs, reused when seed and size match) it builds
@@ -71,25 +73,29 @@ async function serve(dist, dataDir, site) {
     { openState },
     { openPki, registryServerCertificate },
     { Store },
+    manifests,
+    upgrade,
   ] = await Promise.all([
     load("ui-lite"),
     load("installer/state"),
     load("installer/pki"),
     load("registry/store"),
+    load("manifests"),
+    load("installer/upgrade"),
   ]);
   const store = await Store.open(dataDir);
   const state = openState(dataDir);
   const pki = openPki(dataDir);
   // Makes the site CA, as install does; the console's own certificate is issued from it.
-  await (site
-    ? seedSite({ store, state, pki, registryServerCertificate })
-    : registryServerCertificate(pki, { hosts: ["127.0.0.1"] }));
+  const pages = site
+    ? await seedSite({ store, state, pki, registryServerCertificate, manifests, upgrade })
+    : await registryServerCertificate(pki, { hosts: ["127.0.0.1"] }).then(() => []);
   const users = new UserRecords(state);
   const { password } = await users.add("bench", "admin");
   await users.changePassword("bench", password, PASSWORD);
   const app = createConsoleApp({ dataDir, store, state, pki });
   const served = await startConsole({ app, listen: { host: "127.0.0.1", port: 0 }, tls: { pki } });
-  process.stdout.write(`${JSON.stringify({ url: served.url, ca: pki.caFile })}\n`);
+  process.stdout.write(`${JSON.stringify({ url: served.url, ca: pki.caFile, pages })}\n`);
 }
 
 /** Reads the upload's events until its outcome and returns it. */
@@ -184,7 +190,8 @@ async function measurePages(dist, requests) {
     async (server) => {
       const dispatcher = new Agent({ connect: { ca: await fs.readFile(server.ca, "utf8") } });
       try {
-        return await timePages(server.url, dispatcher, await signIn(server.url, dispatcher), requests);
+        const session = await signIn(server.url, dispatcher);
+        return await timePages(server.url, dispatcher, session, requests, server.pages);
       } finally {
         await dispatcher.close();
       }

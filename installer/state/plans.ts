@@ -63,6 +63,26 @@ function toPlan(row: PlanRow): UpgradePlanRecord {
   };
 }
 
+const SUMMARY_COLUMNS = `id, created_at, updated_at, from_release_id, from_version, to_bundle_digest,
+  to_version, inputs_digest, status`;
+type SummaryRow = Omit<PlanRow, "plan" | "values_given">;
+
+function toSummary(row: SummaryRow): UpgradePlanSummary {
+  const {
+    plan: _plan,
+    valuesGiven: _values,
+    ...summary
+  } = toPlan({ ...row, plan: "{}", values_given: "{}" });
+  return summary;
+}
+
+function planNotFound(id: number): AirlockError {
+  return new AirlockError("PLAN_NOT_FOUND", `no upgrade plan ${id}`, {
+    where: `plan/${id}`,
+    hint: "make one with `airlock upgrade plan`; `airlock upgrade windows` lists the scheduled ones",
+  });
+}
+
 /** Upgrade plans: each change one transaction with its event. */
 export class PlanRecords {
   constructor(
@@ -104,12 +124,7 @@ export class PlanRecords {
 
   get(id: number): UpgradePlanRecord {
     const row = this.db.prepare("SELECT * FROM upgrade_plans WHERE id = ?").get(id) as PlanRow | undefined;
-    if (row === undefined) {
-      throw new AirlockError("PLAN_NOT_FOUND", `no upgrade plan ${id}`, {
-        where: `plan/${id}`,
-        hint: "make one with `airlock upgrade plan`; `airlock upgrade windows` lists the scheduled ones",
-      });
-    }
+    if (row === undefined) throw planNotFound(id);
     return toPlan(row);
   }
 
@@ -121,19 +136,17 @@ export class PlanRecords {
   /** The newest `limit` plans, newest first, without parsing their bodies (a rendered release each). */
   summaries(limit: number): UpgradePlanSummary[] {
     const rows = this.db
-      .prepare(
-        `SELECT id, created_at, updated_at, from_release_id, from_version, to_bundle_digest, to_version,
-           inputs_digest, status FROM upgrade_plans ORDER BY id DESC LIMIT ?`,
-      )
-      .all(limit) as Omit<PlanRow, "plan" | "values_given">[];
-    return rows.map((row) => {
-      const {
-        plan: _plan,
-        valuesGiven: _values,
-        ...summary
-      } = toPlan({ ...row, plan: "{}", values_given: "{}" });
-      return summary;
-    });
+      .prepare(`SELECT ${SUMMARY_COLUMNS} FROM upgrade_plans ORDER BY id DESC LIMIT ?`)
+      .all(limit) as SummaryRow[];
+    return rows.map(toSummary);
+  }
+
+  /** One plan without its body, as `summaries` lists it: for pages that name a plan, not show it. */
+  summary(id: number): UpgradePlanSummary {
+    const row = this.db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM upgrade_plans WHERE id = ?`).get(id) as
+      SummaryRow | undefined;
+    if (row === undefined) throw planNotFound(id);
+    return toSummary(row);
   }
 
   /** Moves a plan to `status`, recording `action` (`upgrade.schedule`, `upgrade.cancel`…) with it. */

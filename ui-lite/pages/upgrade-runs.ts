@@ -31,7 +31,7 @@ export function runsTable(context: ConsoleContext, runs: UpgradeRun[], caption: 
   const planText = (planId: number): string => {
     let text = versions.get(planId);
     if (text === undefined) {
-      const plan = state.plans.get(planId);
+      const plan = state.plans.summary(planId);
       text = `${plan.fromVersion} → ${plan.toVersion}`;
       versions.set(planId, text);
     }
@@ -125,7 +125,7 @@ export function liveTimeline(context: ConsoleContext, run: UpgradeRun): SafeHtml
 /** One run: what does not change (plan, kind, window, start), then the timeline, live while it runs. */
 export function renderRun(context: ConsoleContext, id: number): SafeHtml {
   const run = context.state.runs.get(id);
-  const plan = context.state.plans.get(run.planId);
+  const plan = context.state.plans.summary(run.planId);
   return html`<dl class="facts">
       <dt>Plan</dt>
       <dd>

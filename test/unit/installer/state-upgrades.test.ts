@@ -70,6 +70,15 @@ describe("upgrade plans", () => {
     expect(thrown(() => state.plans.get(99)).code).toBe("PLAN_NOT_FOUND");
   });
 
+  it("gives one plan's summary without its body, as summaries lists it", () => {
+    const id = plan();
+    const { plan: _body, valuesGiven: _values, ...summary } = state.plans.get(id);
+    expect(state.plans.summary(id)).toEqual(summary);
+    expect(state.plans.summaries(1)).toEqual([summary]);
+    expect(state.plans.summary(id)).not.toHaveProperty("plan");
+    expect(thrown(() => state.plans.summary(99)).code).toBe("PLAN_NOT_FOUND");
+  });
+
   it("refuses an unknown status in the database itself", () => {
     const id = plan();
     expect(() => state.db.prepare("UPDATE upgrade_plans SET status = 'odd' WHERE id = ?").run(id)).toThrow(
