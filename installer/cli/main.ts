@@ -3,24 +3,55 @@ import { Command, CommanderError, Option } from "commander";
 import { AirlockError } from "../../registry/oci/index.js";
 import { contextOf, type Runner } from "./context.js";
 import { reportError } from "./output.js";
-import { registerBundle } from "./bundle.js";
-import { registerKeys } from "./keys.js";
-import { registerPki } from "./pki.js";
-import { registerStore } from "./store.js";
-import { registerRegistry } from "./registry.js";
-import { registerPreflight } from "./preflight.js";
-import { registerUi } from "./ui.js";
-import { registerNode } from "./node.js";
-import { registerInstall } from "./install.js";
-import { registerStatus } from "./status.js";
-import { registerUpgrade } from "./upgrade.js";
-import { registerServe } from "./serve.js";
+
+type Register = (program: Command, run: Runner) => void;
+
+/**
+ * Each command group's module, in the order help lists them, loaded only when needed: all of them
+ * together (the cluster client, the X.509 stack, the console) cost ~1.4 s of CPU on the build machine,
+ * where `bundle import` alone loads 0.2 s (docs/performance.md).
+ */
+const GROUPS: Record<string, () => Promise<Register>> = {
+  keys: async () => (await import("./keys.js")).registerKeys,
+  bundle: async () => (await import("./bundle.js")).registerBundle,
+  store: async () => (await import("./store.js")).registerStore,
+  registry: async () => (await import("./registry.js")).registerRegistry,
+  pki: async () => (await import("./pki.js")).registerPki,
+  preflight: async () => (await import("./preflight.js")).registerPreflight,
+  ui: async () => (await import("./ui.js")).registerUi,
+  node: async () => (await import("./node.js")).registerNode,
+  install: async () => (await import("./install.js")).registerInstall,
+  status: async () => (await import("./status.js")).registerStatus,
+  upgrade: async () => (await import("./upgrade.js")).registerUpgrade,
+  serve: async () => (await import("./serve.js")).registerServe,
+};
+
+/**
+ * The command group `args` name (the first word that is not a global option or its value), when it
+ * is one of GROUPS; undefined for help, a mistyped group or none, which need every group registered.
+ */
+function namedGroup(program: Command, args: string[]): string | undefined {
+  const takesValue = new Set(
+    program.options
+      .filter((option) => option.required || option.optional)
+      .flatMap((option) => [option.long, option.short]),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith("-")) return Object.hasOwn(GROUPS, arg) ? arg : undefined;
+    if (takesValue.has(arg)) i++;
+  }
+  return undefined;
+}
 
 /**
  * `airlock <group> <verb>`: a thin shell over the libraries. Every handler runs through `run`, the one
  * place errors become exit codes (0 ok, 1 failed, 2 usage, 130 interrupted).
  */
-export function createProgram(signal: AbortSignal): { program: Command; exitCode: () => number } {
+export async function createProgram(
+  signal: AbortSignal,
+  argv: string[],
+): Promise<{ program: Command; exitCode: () => number }> {
   let exitCode = 0;
   const program = new Command("airlock")
     .description("ship and run a Kubernetes management plane in air-gapped sites")
@@ -54,18 +85,9 @@ export function createProgram(signal: AbortSignal): { program: Command; exitCode
       } else exitCode = reportError(error, context.output);
     }
   };
-  registerKeys(program, run);
-  registerBundle(program, run);
-  registerStore(program, run);
-  registerRegistry(program, run);
-  registerPki(program, run);
-  registerPreflight(program, run);
-  registerUi(program, run);
-  registerNode(program, run);
-  registerInstall(program, run);
-  registerStatus(program, run);
-  registerUpgrade(program, run);
-  registerServe(program, run);
+  const group = namedGroup(program, argv.slice(2));
+  const needed = group === undefined ? Object.values(GROUPS) : [GROUPS[group]!];
+  for (const register of await Promise.all(needed.map((load) => load()))) register(program, run);
   return { program, exitCode: () => exitCode };
 }
 
@@ -74,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
   const onSignal = (): void => controller.abort(new AirlockError("INTERRUPTED", "interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const { program, exitCode } = createProgram(controller.signal);
+  const { program, exitCode } = await createProgram(controller.signal, argv);
   try {
     await program.parseAsync(argv);
     // A command that returns after an interrupt handled it (the registry stopping on SIGTERM) exits 0.
