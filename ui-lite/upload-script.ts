@@ -131,10 +131,13 @@ export const UPLOAD_SCRIPT = `"use strict";
         localStorage.removeItem(KEY);
         const o = event.outcome;
         if (o.ok) {
-          bar.value = bar.max;
-          bar.dataset.phase = "done";
-          say((o.imported ? "Imported " : "Already imported: ") + o.name + " " + o.version + " (signature " + o.signature + ").");
-          refreshList().finally(resolve);
+          // The list first, so a page that says "Imported" already lists the bundle.
+          refreshList().catch(() => undefined).finally(() => {
+            bar.value = bar.max;
+            bar.dataset.phase = "done";
+            say((o.imported ? "Imported " : "Already imported: ") + o.name + " " + o.version + " (signature " + o.signature + ").");
+            resolve();
+          });
         } else {
           bar.dataset.phase = "failed";
           say("Refused, nothing imported: " + o.code + ": " + o.message + (o.hint ? " (" + o.hint + ")" : ""), true);

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { AirlockError } from "../../registry/oci/index.js";
+import { configureConnection } from "../../registry/store/index.js";
 import { INSTALLER_MIGRATIONS } from "./migrations.js";
 
 export type StateDb = Database.Database;
@@ -14,13 +15,6 @@ const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
   component TEXT PRIMARY KEY,
   version INTEGER NOT NULL
 )`;
-
-function configure(db: StateDb): void {
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 10000");
-}
 
 /** The schema version a component's tables are at in `airlock.db` (0 before its first migration). */
 export function componentVersion(db: StateDb, component: string): number {
@@ -91,7 +85,7 @@ export function openStateDb(path: string): StateDb {
   let db: StateDb;
   try {
     db = new Database(path);
-    configure(db);
+    configureConnection(db);
   } catch (error) {
     throw openFailed(path, error);
   }

@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { configureConnection } from "./sqlite.js";
 import { AirlockError, parseManifest, type Digest } from "../oci/index.js";
 import { annotationsOf, linkedBlobs } from "./links.js";
 
@@ -129,10 +130,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openDatabase(path: string, context: MigrationContext): Db {
   const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 10000");
+  configureConnection(db);
   migrate(db, path, context);
   return db;
 }

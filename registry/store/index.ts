@@ -36,6 +36,7 @@ export type {
 } from "./types.js";
 export { acquireLock } from "./lock.js";
 export { SCHEMA_VERSION } from "./db.js";
+export { configureConnection } from "./sqlite.js";
 export {
   readChunks,
   readFileRanges,

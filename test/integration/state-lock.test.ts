@@ -17,22 +17,24 @@ import { rejection } from "../helpers/errors.js";
 const STATE_LIB = pathToFileURL(join(REPO_ROOT, "dist", "installer", "state", "index.js")).href;
 
 /**
- * A child that opens the state, waits for the start time, takes the lock, prints one JSON line with
- * the outcome, and (when it won) holds the lock until its stdin closes.
+ * A child that waits for the start time, opens the state (both racers migrate the fresh data dir at
+ * once), takes the lock, prints one JSON line with the outcome — a failed open too — and (when it
+ * won) holds the lock until its stdin closes.
  */
 const LOCKER = `
 import { openState } from ${JSON.stringify(STATE_LIB)};
 const [dataDir, startAt] = process.argv.slice(2);
-const state = openState(dataDir);
 while (Date.now() < Number(startAt));
+let state;
 try {
+  state = openState(dataDir);
   state.lock("airlock install (child " + process.pid + ")");
   process.stdout.write(JSON.stringify({ pid: process.pid, won: true }) + "\\n");
   process.stdin.resume();
   process.stdin.on("end", () => state.close());
 } catch (error) {
   process.stdout.write(JSON.stringify({ pid: process.pid, won: false, code: error.code, message: error.message }) + "\\n");
-  state.close();
+  state?.close();
 }
 `;
 
