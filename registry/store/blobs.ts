@@ -11,6 +11,7 @@ import {
 } from "../oci/index.js";
 import { processAlive } from "./lock.js";
 import { readChunks } from "./chunks.js";
+import { DIRECT_BLOCK_BYTES, DirectWrites } from "./direct-writes.js";
 
 export interface BlobInfo {
   digest: Digest;
@@ -54,14 +55,22 @@ export interface BlobWriter {
   delete(digest: Digest): Promise<boolean>;
 }
 
-/** Low-level write used by ingests; replaceable so tests can inject ENOSPC and similar faults. */
-export type WriteChunk = (handle: FileHandle, chunk: Uint8Array) => Promise<void>;
+/**
+ * Low-level write used by ingests, of a whole chunk at `position` of the file (through the ingest's
+ * buffered handle, or its direct one for blocks past the first); replaceable so tests can inject
+ * ENOSPC and similar faults.
+ */
+export type WriteChunk = (handle: FileHandle, chunk: Uint8Array, position: number) => Promise<void>;
 
-/** Writes a whole chunk: a file write may take fewer bytes than it was given. */
-export const writeFully: WriteChunk = async (handle, chunk) => {
+/**
+ * Writes a whole chunk, at the file's position or at `position`: a file write may take fewer bytes
+ * than it was given.
+ */
+export const writeFully = async (handle: FileHandle, chunk: Uint8Array, position?: number): Promise<void> => {
   let offset = 0;
   while (offset < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    const at = position === undefined ? null : position + offset;
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset, at);
     offset += bytesWritten;
   }
 };
@@ -74,6 +83,8 @@ const datasync: SyncFile = (handle) => handle.datasync();
 export interface BlobStoreOptions {
   writeChunk?: WriteChunk;
   syncFile?: SyncFile;
+  /** Blocks past a blob's first written with O_DIRECT where the filesystem has it (default true). */
+  directWrites?: boolean;
 }
 
 /**
@@ -89,7 +100,11 @@ export class FsBlobStore implements BlobReader, BlobWriter {
   constructor(root: string, options: BlobStoreOptions = {}) {
     this.root = root;
     this.ingestDir = join(root, "ingest");
-    this.io = { writeChunk: options.writeChunk ?? writeFully, syncFile: options.syncFile ?? datasync };
+    this.io = {
+      writeChunk: options.writeChunk ?? writeFully,
+      syncFile: options.syncFile ?? datasync,
+      directWrites: options.directWrites ?? true,
+    };
   }
 
   async init(): Promise<void> {
@@ -155,7 +170,7 @@ export class FsBlobStore implements BlobReader, BlobWriter {
   async ingest(algorithm: DigestAlgorithm = "sha256"): Promise<BlobIngest> {
     const tempPath = join(this.ingestDir, `${process.pid}-${randomBytes(8).toString("hex")}`);
     const handle = await open(tempPath, "wx", 0o644);
-    return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.io);
+    return new BlobIngest(this, tempPath, handle, new Digester(algorithm), this.io, this.io.directWrites);
   }
 
   /**
@@ -166,7 +181,8 @@ export class FsBlobStore implements BlobReader, BlobWriter {
     const digester = new Digester("sha256");
     if (mode === "resume") for await (const chunk of readChunks(path)) digester.update(chunk);
     const handle = await open(path, mode === "create" ? "wx" : "a", 0o644);
-    return new BlobIngest(this, path, handle, digester, this.io);
+    // Buffered only: a session's file is appended to across requests and suspended between them.
+    return new BlobIngest(this, path, handle, digester, this.io, false);
   }
 
   async put(
@@ -252,6 +268,7 @@ export function wrapWriteError(error: unknown, where: string): AirlockError {
 interface IngestIo {
   writeChunk: WriteChunk;
   syncFile: SyncFile;
+  directWrites: boolean;
 }
 
 /**
@@ -263,6 +280,10 @@ export class BlobIngest {
   private closed = false;
   /** The write of the last chunk given; the next one starts when it ends, keeping the file in order. */
   private lastWrite: Promise<void> = Promise.resolve();
+  /** Bytes handed over so far: where the next chunk goes in the file. */
+  private queued: number;
+  /** The direct writes past the first block, opened when a chunk first reaches there. */
+  private direct: Promise<DirectWrites | undefined> | undefined;
 
   constructor(
     private readonly store: FsBlobStore,
@@ -270,7 +291,10 @@ export class BlobIngest {
     private readonly handle: FileHandle,
     private readonly digester: Digester,
     private readonly io: IngestIo,
-  ) {}
+    private readonly directAllowed: boolean,
+  ) {
+    this.queued = digester.size;
+  }
 
   get size(): number {
     return this.digester.size;
@@ -286,7 +310,17 @@ export class BlobIngest {
    * chunk is hashed while this one is written, and each must stay unchanged until its own write ends.
    */
   write(chunk: Uint8Array): Promise<void> {
-    const written = this.lastWrite.then(() => this.io.writeChunk(this.handle, chunk));
+    const position = this.queued;
+    this.queued += chunk.byteLength;
+    const buffered = this.directAllowed
+      ? Math.max(0, Math.min(chunk.byteLength, DIRECT_BLOCK_BYTES - position))
+      : chunk.byteLength;
+    const head = chunk.subarray(0, buffered);
+    const rest = chunk.subarray(buffered);
+    const written = this.lastWrite.then(async () => {
+      if (head.byteLength > 0) await this.io.writeChunk(this.handle, head, position);
+      if (rest.byteLength > 0) await this.writeDirect(rest, position + buffered);
+    });
     this.digester.update(chunk);
     // A failed write fails the ones queued behind it; whoever awaits any of them sees the error.
     this.lastWrite = written;
@@ -294,6 +328,41 @@ export class BlobIngest {
     return written.catch((error: unknown) => {
       throw wrapWriteError(error, this.tempPath);
     });
+  }
+
+  /** Into the direct writes' blocks (copied: it returns as soon as there is room for the next). */
+  private async writeDirect(chunk: Uint8Array, position: number): Promise<void> {
+    this.direct ??= DirectWrites.open(
+      this.tempPath,
+      this.handle,
+      this.store.ingestDir,
+      this.io.writeChunk,
+      DIRECT_BLOCK_BYTES,
+    );
+    const direct = await this.direct;
+    if (direct === undefined) await this.io.writeChunk(this.handle, chunk, position);
+    else await direct.write(chunk);
+  }
+
+  /** Every byte given is in the file (the direct writes' tail too), and their handle is closed. */
+  private async flush(): Promise<void> {
+    await this.lastWrite;
+    const direct = await this.direct;
+    if (direct === undefined) return;
+    try {
+      await direct.finish();
+    } finally {
+      await direct.close();
+      this.direct = undefined;
+    }
+  }
+
+  /** Waits out every write in flight, whatever it ends with, and closes the direct handle. */
+  private async settle(): Promise<void> {
+    await this.lastWrite.catch(() => undefined);
+    const direct = await this.direct?.catch(() => undefined);
+    this.direct = undefined;
+    await direct?.close();
   }
 
   /**
@@ -306,7 +375,7 @@ export class BlobIngest {
   async commit(expected: ExpectedBlob = {}): Promise<CommittedBlob> {
     const size = this.digester.size;
     try {
-      await this.lastWrite;
+      await this.flush();
       const digest = await this.digestFor(expected.digest);
       if (expected.size !== undefined && expected.size !== size) {
         throw new AirlockError("SIZE_INVALID", `blob is ${size} bytes, expected ${expected.size}`, {
@@ -352,14 +421,14 @@ export class BlobIngest {
   async suspend(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.lastWrite.catch(() => undefined);
+    await this.settle();
     await this.handle.close();
   }
 
   async abort(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      await this.lastWrite.catch(() => undefined);
+      await this.settle();
       await this.handle.close().catch(() => undefined);
     }
     await rm(this.tempPath, { force: true });

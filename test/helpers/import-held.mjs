@@ -13,7 +13,7 @@ import { Store, writeFully } from "../../dist/registry/store/index.js";
 const [dataDir, bundle, nth] = process.argv.slice(2);
 const holdAt = Number(nth);
 const blobDir = join(dataDir, "store", "blobs", "sha256");
-const handles = new Set();
+let blobsStarted = 0;
 
 async function storedBlobs() {
   return (await readdir(blobDir).catch(() => [])).length;
@@ -31,11 +31,10 @@ async function hold() {
 }
 
 const store = await Store.open(dataDir, {
-  writeChunk: async (handle, chunk) => {
-    const first = !handles.has(handle);
-    handles.add(handle);
-    await writeFully(handle, chunk);
-    if (first && handles.size === holdAt + 1) await hold();
+  writeChunk: async (handle, chunk, position) => {
+    await writeFully(handle, chunk, position);
+    // A blob's first chunk is the one written at 0 (its later blocks may go through another handle).
+    if (position === 0 && ++blobsStarted === holdAt + 1) await hold();
   },
 });
 await importBundle(store, [bundle]);

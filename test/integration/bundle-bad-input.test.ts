@@ -477,13 +477,13 @@ describe("disk full during import", () => {
     const limit = 3 * MiB;
     let written = 0;
     let failures = 0;
-    const writeChunk: WriteChunk = async (handle, chunk) => {
+    const writeChunk: WriteChunk = async (handle, chunk, position) => {
       if (written + chunk.byteLength > limit) {
         failures++;
         throw Object.assign(new Error("no space left on device (injected)"), { code: "ENOSPC" });
       }
       written += chunk.byteLength;
-      await writeFully(handle, chunk);
+      await writeFully(handle, chunk, position);
     };
     await withStore(
       dataDir,

@@ -9,7 +9,6 @@
  */
 import { createReadStream, existsSync } from "node:fs";
 import { copyFile, readFile, utimes } from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -164,18 +163,19 @@ describe("a push racing a failing import", () => {
     try {
       const victimHead = (await readFile(damaged)).subarray(victim.dataOffset, victim.dataOffset + 4096);
       const sharedFile = join(dataDir, "store", "blobs", "sha256", shared.digest.slice("sha256:".length));
-      const seen = new Set<FileHandle>();
       let pushed: Promise<{ manifest: Digest; config: Descriptor }> | undefined;
       // The first write of the damaged layer waits for the shared layer's file and then for the push.
-      const writeChunk: WriteChunk = async (handle, chunk) => {
-        const first = !seen.has(handle);
-        seen.add(handle);
-        if (first && pushed === undefined && Buffer.from(chunk.subarray(0, 4096)).equals(victimHead)) {
+      const writeChunk: WriteChunk = async (handle, chunk, position) => {
+        if (
+          position === 0 &&
+          pushed === undefined &&
+          Buffer.from(chunk.subarray(0, 4096)).equals(victimHead)
+        ) {
           await waitFor(() => existsSync(sharedFile), 30_000, "the shared layer stored by the import");
           pushed = pushImage(client);
           await pushed;
         }
-        await writeFully(handle, chunk);
+        await writeFully(handle, chunk, position);
       };
       await withStore(
         dataDir,

@@ -562,9 +562,9 @@ describe("Store", () => {
     it("ENOSPC from a write gives STORE_DISK_FULL and leaves no ingest file and no blob", async () => {
       let calls = 0;
       const store = await openStore({
-        writeChunk: async (handle, chunk) => {
+        writeChunk: async (handle, chunk, position) => {
           if (++calls > 3) throw enospc();
-          await handle.write(chunk);
+          await handle.write(chunk, 0, chunk.byteLength, position);
         },
       });
       const data = new Uint8Array(1024 * 1024).map((_, i) => i % 256);
