@@ -13,7 +13,7 @@ import {
   type GateConfig,
   type UpgradeDeps,
 } from "../upgrade/index.js";
-import type { CommandContext, Runner } from "./context.js";
+import { withStore, type CommandContext, type Runner } from "./context.js";
 import { emit, parseDuration } from "./output.js";
 import { progressLine, reportText } from "./upgrade-text.js";
 
@@ -48,12 +48,15 @@ async function asWriter<T>(
   try {
     state.lock(command);
     const quiet = context.output.json || !context.output.progress;
-    return await fn({
-      state,
-      gates,
-      signal: context.signal,
-      onProgress: quiet ? undefined : (progress) => process.stderr.write(`${progressLine(progress)}\n`),
-    });
+    return await withStore(context, (store) =>
+      fn({
+        state,
+        gates,
+        signal: context.signal,
+        blobPath: (digest) => store.blobs.path(digest),
+        onProgress: quiet ? undefined : (progress) => process.stderr.write(`${progressLine(progress)}\n`),
+      }),
+    );
   } finally {
     state.close();
   }

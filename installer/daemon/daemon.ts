@@ -103,10 +103,15 @@ export async function startSiteDaemon(options: SiteDaemonOptions): Promise<SiteD
   const parts: Parts = { state, daemonLock };
   let stopping = false;
   try {
-    parts.store = await Store.open(options.dataDir);
+    const store = await Store.open(options.dataDir);
+    parts.store = store;
     const pki = openPki(options.dataDir, { logger });
     parts.registry = await startSiteRegistry(parts.store, options.dataDir, options.registry, logger);
-    const upgrades = (options.upgrades ?? libraryUpgrades)({ state, logger });
+    const upgrades = (options.upgrades ?? libraryUpgrades)({
+      state,
+      logger,
+      blobPath: (digest) => store.blobs.path(digest),
+    });
     parts.console = await startSiteConsole({
       dataDir: options.dataDir,
       store: parts.store,

@@ -14,6 +14,8 @@ import type { UpgradeActions } from "./scheduler.js";
 export interface UpgradeContext {
   state: State;
   logger: Logger;
+  /** The store's blob files: where a k3s step takes the new bundle's bin/k3s from. */
+  blobPath: NonNullable<UpgradeDeps["blobPath"]>;
 }
 
 /** The scheduler's actions, and the console's rollback as the scheduler starts it (see runAside). */
@@ -47,10 +49,11 @@ function runLine(run: UpgradeRun): string {
  * back by hand; each step, gate and partition move logged as it happens, the run's record in the
  * state as the CLI's `upgrade run` keeps it.
  */
-export function libraryUpgrades({ state, logger }: UpgradeContext): DaemonUpgrades {
+export function libraryUpgrades({ state, logger, blobPath }: UpgradeContext): DaemonUpgrades {
   const deps = (signal: AbortSignal): UpgradeDeps => ({
     state,
     signal,
+    blobPath,
     onProgress: (progress) => logger.info({ progress: progress.kind }, progressLine(progress)),
   });
   return {

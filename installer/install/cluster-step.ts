@@ -12,6 +12,13 @@ export interface ClusterDetail {
   kind: "kubeconfig" | "k3s";
   kubeconfig: string;
   nodeConfig?: NodeConfig;
+  /**
+   * k3s from the bundle: the host root it was installed under (an upgrade swaps its binary there),
+   * its node and unit. Absent for an existing cluster: an upgrade never touches its Kubernetes.
+   */
+  hostRoot?: string;
+  nodeName?: string;
+  unit?: string;
 }
 
 /** Asks the API server for something every cluster has: an answer, even "not found", means it serves. */
@@ -64,7 +71,10 @@ async function k3sCluster(context: InstallContext): Promise<{ detail: ClusterDet
     signal: context.options.signal,
   });
   await checkApiAnswers(context.connect(set.kubeconfig));
-  return { detail: { kind: "k3s", kubeconfig: set.kubeconfig, ...set.detail }, summary: set.summary };
+  return {
+    detail: { kind: "k3s", kubeconfig: set.kubeconfig, hostRoot: context.host.root, ...set.detail },
+    summary: set.summary,
+  };
 }
 
 export const clusterStep: StepDefinition<InstallContext> = {

@@ -9,6 +9,11 @@ import { registryAccessOf, registryGet, type RegistryDetail } from "./registry-s
 export interface SiteAccess {
   /** The kubeconfig the install's cluster step recorded. */
   kubeconfig: string;
+  /**
+   * Where the k3s server the install set up from the bundle lives (the host root it used), so an
+   * upgrade can swap its binary; undefined for an existing cluster given with --kubeconfig.
+   */
+  k3sHostRoot: string | undefined;
   /** Whether the site registry the install runs holds `ref`: a HEAD of its manifest by digest. */
   imageAvailable(ref: string): Promise<boolean>;
 }
@@ -55,6 +60,8 @@ export function siteAccess(state: State): SiteAccess {
   }
   return {
     kubeconfig: cluster.kubeconfig,
+    // An install recorded before the host root was: it can only have been the CLI's default.
+    k3sHostRoot: cluster.kind === "k3s" ? (cluster.hostRoot ?? "/") : undefined,
     async imageAvailable(ref) {
       const parsed = parseReference(ref);
       const access = await registryAccessOf(registry);

@@ -2,7 +2,7 @@ import { AirlockError } from "../../registry/oci/index.js";
 import type { ClusterObject } from "../cluster/index.js";
 import type { State } from "../state/index.js";
 import { loadPlanForRun } from "./plan.js";
-import { siteOf, type UpgradeDeps } from "./run-deps.js";
+import { k3sStepOf, siteOf, type UpgradeDeps } from "./run-deps.js";
 import { carryOut, type RunReport } from "./run-settle.js";
 
 export interface ExecuteOptions {
@@ -41,6 +41,7 @@ export async function executePlan(
   refuseUnfinished(state);
   const { plan, previous, next } = loadPlanForRun(state, planId);
   const site = siteOf(deps);
+  const k3s = k3sStepOf(deps, site, plan);
   const valuesGiven = state.plans.get(planId).valuesGiven;
   const run = state.transaction(() => {
     const created = state.runs.create({
@@ -66,5 +67,6 @@ export async function executePlan(
     previous: previous.objects as ClusterObject[],
     next: next.objects as ClusterObject[],
     declaredGates: plan.declaredGates,
+    k3s,
   });
 }

@@ -34,10 +34,12 @@ export interface K3sUpgradeOptions {
   run?: CommandRunner | undefined;
   /** How long the restarted node may take to be Ready on its new version. Default 5 minutes. */
   readyTimeoutMs?: number | undefined;
+  /** A resumed run whose step `k3s` had finished: not carried out again, only undone by a rollback. */
+  stepDone?: boolean | undefined;
 }
 
 /** What restoring the kept k3s needs: the host, not a new binary. */
-export type K3sRestoreOptions = Omit<K3sUpgradeOptions, "binary">;
+export type K3sRestoreOptions = Omit<K3sUpgradeOptions, "binary" | "stepDone">;
 
 /**
  * The k3s step of a plan whose bundle carries another bin/k3s (plan.k3s), for runUpgrade's `k3s`
@@ -57,6 +59,8 @@ export interface K3sChange {
   to: K3sVersion;
   nodeName: string;
   unit: string;
+  /** A resumed run found the new binary in place already: the service is restarted, not swapped. */
+  swapped?: boolean | undefined;
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000;
@@ -86,6 +90,38 @@ export async function checkK3s(ctx: GateContext, options: K3sUpgradeOptions): Pr
   return change;
 }
 
+/**
+ * A resumed run's k3s step, read from the host rather than trusted to the record (the process may
+ * have died between the swap and the restart): the bundle's binary staged again and not yet swapped
+ * in, or in place already with the one it replaced kept. The pre-gate checked the skew before.
+ */
+export async function k3sOnResume(options: K3sUpgradeOptions): Promise<K3sChange> {
+  const { nodeName, unit } = await installedK3s(options.host);
+  const run = options.run ?? runCommand;
+  const version = (path: string): Promise<K3sVersion> => k3sVersionAt(options.host, path, run);
+  if (await stageK3s(options.host, options.binary)) {
+    return { from: await version(K3S_BINARY), to: await version(K3S_STAGED), nodeName, unit };
+  }
+  return { from: await version(K3S_PREVIOUS), to: await version(K3S_BINARY), nodeName, unit, swapped: true };
+}
+
+/**
+ * Whether a rollback must put the kept k3s back: the upgrade's step `k3s` began and the binary in
+ * place is the plan's (or a `rollback k3s` began, which may have stopped before the restart). Reads
+ * the host; any binary staged and never swapped in is removed.
+ */
+export async function keptK3sToRestore(
+  steps: readonly { step: string }[],
+  plan: { k3s?: K3sBinaryChange | undefined },
+  k3s: K3sRestoreOptions | undefined,
+): Promise<K3sRestoreOptions | undefined> {
+  const began = new Set(steps.map((step) => step.step));
+  if (k3s === undefined || plan.k3s === undefined || !began.has("k3s")) return undefined;
+  await k3s.host.remove(K3S_STAGED);
+  const inPlace = (await k3s.host.sha256(K3S_BINARY)) === plan.k3s.to;
+  return inPlace || began.has("rollback k3s") ? k3s : undefined;
+}
+
 /** Forgets a staged binary a refused run will not use. */
 export async function unstageK3s(options: K3sUpgradeOptions | undefined): Promise<void> {
   await options?.host.remove(K3S_STAGED);
@@ -100,6 +136,11 @@ export async function upgradeK3s(
 ): Promise<void> {
   await runStep(ctx, "k3s", async () => {
     await runGate(ctx, "k3s:swap", change.nodeName, async () => {
+      if (change.swapped === true) {
+        // The process that swapped it may have died before the restart: restarting again is harmless.
+        await options.systemd.enableAndStart(change.unit, true);
+        return `${K3S_BINARY} was ${change.to.text} already; ${change.unit} restarted`;
+      }
       await swapK3s(options.host, options.systemd, change.unit);
       return `${K3S_BINARY} is ${change.to.text}, the one it replaced kept; ${change.unit} restarted`;
     });

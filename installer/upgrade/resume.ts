@@ -1,8 +1,9 @@
 import type { ClusterObject } from "../cluster/index.js";
 import { resumeDecision, type ResumeDecision, type UpgradeRun } from "../state/index.js";
-import { readPlan } from "./plan.js";
-import { MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
-import { siteOf, type UpgradeDeps } from "./run-deps.js";
+import type { K3sUpgradeOptions } from "./k3s-step.js";
+import { readPlan, type UpgradePlan } from "./plan.js";
+import { k3sToRestore, MANUAL_ROLLBACK_REASON } from "./rollback-last.js";
+import { k3sStepOf, siteOf, type RunSite, type UpgradeDeps } from "./run-deps.js";
 import { carryOut, giveBackPlan, returnTo, type RunReport } from "./run-settle.js";
 import { GateFailure } from "./run-types.js";
 
@@ -19,6 +20,21 @@ function rollbackReason(run: UpgradeRun): string {
   return failed === undefined
     ? "the run was interrupted while rolling back"
     : new GateFailure(failed.gate, failed.pod, failed.detail).message;
+}
+
+/**
+ * The k3s step a run rolled forward again takes up, when its record shows the step began: finished
+ * from what the host holds (see k3sOnResume), or only kept for a rollback when it had finished.
+ */
+function resumedK3sStep(
+  deps: UpgradeDeps,
+  site: RunSite,
+  run: UpgradeRun,
+  plan: UpgradePlan,
+): K3sUpgradeOptions | undefined {
+  const steps = run.steps.filter((step) => step.step === "k3s");
+  const k3s = steps.length === 0 ? undefined : k3sStepOf(deps, site, plan);
+  return k3s && { ...k3s, stepDone: steps.some((step) => step.outcome === "done") };
 }
 
 function abandon(deps: UpgradeDeps, run: UpgradeRun, decision: ResumeDecision): RunReport {
@@ -51,10 +67,12 @@ export async function resumeInterruptedRun(deps: UpgradeDeps): Promise<ResumeRep
   const from = state.releases.get(run.fromReleaseId!);
   const to = state.releases.get(run.toReleaseId!);
   if (decision.action === "forward") {
+    const plan = readPlan(state, run.planId);
     const objects = {
       previous: from.objects as ClusterObject[],
       next: to.objects as ClusterObject[],
-      declaredGates: readPlan(state, run.planId).declaredGates,
+      declaredGates: plan.declaredGates,
+      k3s: resumedK3sStep(deps, site, run, plan),
     };
     // Without a recorded partition nothing rolled yet: from the top, past the pre-gate.
     const resumeAt = decision.partition ?? Number.MAX_SAFE_INTEGER;
@@ -68,6 +86,7 @@ export async function resumeInterruptedRun(deps: UpgradeDeps): Promise<ResumeRep
     run,
     { id: target.id, version: target.version, objects: target.objects as ClusterObject[] },
     rollbackReason(run),
+    await k3sToRestore(state, site, run),
   );
   return { ...report, decision };
 }

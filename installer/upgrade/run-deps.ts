@@ -1,5 +1,9 @@
+import { AirlockError } from "../../registry/oci/index.js";
 import { KubeClusterClient, type ClusterClient } from "../cluster/index.js";
+import { HostRoot, Systemd, type CommandRunner } from "../host/index.js";
 import { siteAccess } from "../install/index.js";
+import { k3sStepFor, type K3sUpgradeOptions } from "./k3s-step.js";
+import type { K3sBinaryChange } from "./plan.js";
 import type { RunRecords, State, UpgradeRun } from "../state/index.js";
 import type { ResumeDecision } from "../state/index.js";
 import type { Clock, GateConfig, GateOutcome, HttpProber, RunRecorder } from "./run-types.js";
@@ -26,25 +30,64 @@ export interface UpgradeDeps {
   gates?: Partial<GateConfig> | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((progress: RunProgress) => void) | undefined;
+  /**
+   * The store's blob files (store.blobs.path): a plan whose bundle carries another bin/k3s swaps in
+   * the store's blob of it. Needed on a site running the k3s install set up.
+   */
+  blobPath?: ((digest: `sha256:${string}`) => string) | undefined;
+  /** The host of the k3s server install set up: the one its cluster step recorded unless injected. */
+  k3sHost?: K3sHost | undefined;
+}
+
+/** Where a k3s step acts: the host root install put k3s under, systemctl, and `k3s --version`'s runner. */
+export interface K3sHost {
+  host: HostRoot;
+  systemd: Systemd;
+  run?: CommandRunner | undefined;
+}
+
+/** The cluster a run acts on, and this host's k3s when install set it up (undefined for --kubeconfig). */
+export interface RunSite {
+  cluster: ClusterClient;
+  imageAvailable: (ref: string) => Promise<boolean>;
+  k3sHost: K3sHost | undefined;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** The cluster client and image check of `deps`, the install's where not injected. */
-export function siteOf(deps: UpgradeDeps): {
-  cluster: ClusterClient;
-  imageAvailable: (ref: string) => Promise<boolean>;
-} {
+/** The cluster client, image check and k3s host of `deps`, the install's where not injected. */
+export function siteOf(deps: UpgradeDeps): RunSite {
   if (deps.cluster !== undefined && deps.imageAvailable !== undefined) {
-    return { cluster: deps.cluster, imageAvailable: deps.imageAvailable };
+    return { cluster: deps.cluster, imageAvailable: deps.imageAvailable, k3sHost: deps.k3sHost };
   }
   const access = siteAccess(deps.state);
+  const host = access.k3sHostRoot === undefined ? undefined : new HostRoot(access.k3sHostRoot);
   return {
+    k3sHost: deps.k3sHost ?? (host === undefined ? undefined : { host, systemd: new Systemd(host) }),
     cluster:
       deps.cluster ??
       KubeClusterClient.fromKubeconfig(access.kubeconfig, { requestTimeoutMs: REQUEST_TIMEOUT_MS }),
     imageAvailable: deps.imageAvailable ?? ((ref) => access.imageAvailable(ref)),
   };
+}
+
+/**
+ * The k3s step of `plan` on `site`: undefined when the plan leaves k3s as it is or the plane runs on
+ * a cluster Airlock did not install (--kubeconfig: its Kubernetes is never touched).
+ */
+export function k3sStepOf(
+  deps: UpgradeDeps,
+  site: RunSite,
+  plan: { k3s?: K3sBinaryChange | undefined },
+): K3sUpgradeOptions | undefined {
+  if (plan.k3s === undefined || site.k3sHost === undefined) return undefined;
+  if (deps.blobPath === undefined) {
+    throw new AirlockError("INTERNAL", "the run was given no store to take the bundle's bin/k3s from", {
+      where: "UpgradeDeps.blobPath",
+      hint: "a bug: report it with the command that ran",
+    });
+  }
+  return k3sStepFor(plan, deps.blobPath, site.k3sHost);
 }
 
 /** Writes every step, gate, partition move and rollback to the run's row as it happens, then reports it. */

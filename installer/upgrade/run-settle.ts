@@ -1,6 +1,7 @@
 import { AirlockError } from "../../registry/oci/index.js";
 import type { ClusterClient, ClusterObject } from "../cluster/index.js";
 import type { State, UpgradeRun } from "../state/index.js";
+import type { K3sRestoreOptions, K3sUpgradeOptions } from "./k3s-step.js";
 import { rollbackRelease } from "./rollback.js";
 import { StateRunRecorder, type UpgradeDeps } from "./run-deps.js";
 import { runUpgrade } from "./run.js";
@@ -87,12 +88,17 @@ export interface RunTarget {
   imageAvailable: (ref: string) => Promise<boolean>;
 }
 
-/** Rolls the plane from `previous` to `next` under `run`'s record (from `resumeAt` when resuming), then settles it. */
+/** Rolls the plane (k3s first, when given) from `previous` to `next` under `run`'s record (from `resumeAt` when resuming), then settles it. */
 export async function carryOut(
   deps: UpgradeDeps,
   site: RunTarget,
   run: UpgradeRun,
-  objects: { previous: ClusterObject[]; next: ClusterObject[]; declaredGates: DeclaredGate[] },
+  objects: {
+    previous: ClusterObject[];
+    next: ClusterObject[];
+    declaredGates: DeclaredGate[];
+    k3s: K3sUpgradeOptions | undefined;
+  },
   resumeAt?: number,
 ): Promise<RunReport> {
   const recorder = new StateRunRecorder(deps.state.runs, run, deps.onProgress);
@@ -115,7 +121,7 @@ export async function carryOut(
 }
 
 /**
- * Puts `target`'s objects back under `run`'s record and makes it the deployed release again (the one
+ * Puts `target`'s objects back under `run`'s record (then the kept k3s, when given) and makes it the deployed release again (the one
  * left marked rolled-back when it had been deployed, failed when it never was).
  */
 export async function returnTo(
@@ -124,6 +130,7 @@ export async function returnTo(
   run: UpgradeRun,
   target: { id: number; version: string; objects: ClusterObject[] },
   reason: string,
+  k3s?: K3sRestoreOptions,
 ): Promise<RunReport> {
   const recorder = new StateRunRecorder(deps.state.runs, run, deps.onProgress);
   const started = (deps.clock ?? { now: Date.now }).now();
@@ -135,6 +142,7 @@ export async function returnTo(
       probe: deps.probe,
       clock: deps.clock,
       signal: deps.signal,
+      k3s,
     });
   } catch (error) {
     throw leftAtSafePoint(deps.state, run, error);

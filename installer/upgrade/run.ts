@@ -14,7 +14,14 @@ import {
   statefulSetOf,
   withPartition,
 } from "./run-statefulset.js";
-import { checkK3s, rollbackK3s, unstageK3s, upgradeK3s, type K3sChange } from "./k3s-step.js";
+import {
+  checkK3s,
+  k3sOnResume,
+  rollbackK3s,
+  unstageK3s,
+  upgradeK3s,
+  type K3sChange,
+} from "./k3s-step.js";
 import {
   DATA_NOT_ROLLED_BACK,
   GateFailure,
@@ -44,13 +51,15 @@ export async function runUpgrade(client: ClusterClient, options: UpgradeOptions)
   statefulSetOf(options.previous, "previous");
   let k3s: K3sChange | undefined;
   try {
-    // A resumed run finds the plane mid-way by design: the pre-gate judged it before it began (and
-    // k3s, upgraded before the plane, is the bundle's by then).
+    // A resumed run finds the plane mid-way by design: the pre-gate judged it before it began. Its
+    // k3s step (given when the record shows it began) is read from the host: finished or undone.
     if (options.resumeAt === undefined) {
       await runStep(ctx, "pre-gate", async () => {
         if (options.k3s !== undefined) k3s = await checkK3s(ctx, options.k3s);
         await preGates(client, ctx, options, statefulSet);
       });
+    } else if (options.k3s !== undefined) {
+      k3s = await k3sOnResume(options.k3s);
     }
   } catch (error) {
     await unstageK3s(options.k3s);
@@ -59,7 +68,9 @@ export async function runUpgrade(client: ClusterClient, options: UpgradeOptions)
   }
   let planeTouched = false;
   try {
-    if (k3s !== undefined) await upgradeK3s(client, ctx, options.k3s!, k3s);
+    if (k3s !== undefined && !(k3s.swapped === true && options.k3s?.stepDone === true)) {
+      await upgradeK3s(client, ctx, options.k3s!, k3s);
+    }
     planeTouched = true;
     await rollForward(client, ctx, options);
     const upgraded = k3s === undefined ? {} : { k3s: { from: k3s.from.text, to: k3s.to.text } };
