@@ -16,6 +16,16 @@ function shown(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+function k3sText(k3s: UpgradePlan["k3s"]): string {
+  if (k3s === undefined) return "unchanged";
+  const size = formatBytes(k3s.size);
+  if (k3s.versions === undefined) {
+    const digests = `${k3s.from?.slice(0, 12) ?? "(none)"} → ${k3s.to.slice(0, 12)}`;
+    return `bin/k3s ${digests} (${size}) not used: the plane runs on a cluster Airlock did not install`;
+  }
+  return `${k3s.versions.from} → ${k3s.versions.to} (${size}): upgraded first, then the plane`;
+}
+
 /** The plan as an operator reads it: path, objects with disruption and fields, values, images. */
 export function planText(plan: UpgradePlan): string {
   const lines = [
@@ -23,7 +33,7 @@ export function planText(plan: UpgradePlan): string {
     `bundle       ${plan.to.bundleDigest}${plan.to.deltaOf === undefined ? "" : ` (delta of ${plan.to.deltaOf})`}`,
     `import       ${formatBytes(plan.bytesToImport)}; ${formatBytes(plan.freeBytes)} free`,
     `images added ${plan.imagesAdded.length === 0 ? "none" : plan.imagesAdded.join(", ")}`,
-    `k3s          ${plan.k3s === undefined ? "unchanged" : `bin/k3s ${plan.k3s.from?.slice(0, 12) ?? "(none)"} → ${plan.k3s.to.slice(0, 12)} (${formatBytes(plan.k3s.size)}): upgraded first, then the plane`}`,
+    `k3s          ${k3sText(plan.k3s)}`,
     "objects:",
   ];
   for (const object of plan.objects) {

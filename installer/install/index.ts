@@ -31,7 +31,7 @@ export { VENDOR_KEY_FILE } from "./bundle-key.js";
 export { readOperatorValues } from "./plane-values.js";
 export { NODE_CONFIG_DIR } from "./node-config.js";
 export { readSiteStatus } from "./status.js";
-export { siteAccess } from "./site-access.js";
+export { k3sHostRootOf, siteAccess } from "./site-access.js";
 export type { SiteAccess } from "./site-access.js";
 export type { PodHealth, SiteStatus } from "./status.js";
 export { routesByPod, missingRoutes } from "./broker-routes.js";

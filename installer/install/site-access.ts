@@ -46,6 +46,16 @@ export function installedDetails(state: State): {
 }
 
 /**
+ * The host root the install's k3s server lives under (the one its cluster step used); undefined for
+ * an existing cluster given with --kubeconfig, or before an install reached its cluster.
+ */
+export function k3sHostRootOf(state: State): string | undefined {
+  const { cluster } = installedDetails(state);
+  // An install recorded before the host root was: it can only have been the CLI's default.
+  return cluster?.kind === "k3s" ? (cluster.hostRoot ?? "/") : undefined;
+}
+
+/**
  * The cluster and registry of the site's latest install, as its cluster and registry steps recorded
  * them; NOT_INSTALLED when no install got that far. The registry is asked with the site CA and the
  * pull account nodes pull with, so a HEAD that answers 200 is a pull that will work.
@@ -60,8 +70,7 @@ export function siteAccess(state: State): SiteAccess {
   }
   return {
     kubeconfig: cluster.kubeconfig,
-    // An install recorded before the host root was: it can only have been the CLI's default.
-    k3sHostRoot: cluster.kind === "k3s" ? (cluster.hostRoot ?? "/") : undefined,
+    k3sHostRoot: k3sHostRootOf(state),
     async imageAvailable(ref) {
       const parsed = parseReference(ref);
       const access = await registryAccessOf(registry);

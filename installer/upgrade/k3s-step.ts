@@ -14,7 +14,7 @@ import {
   type K3sVersion,
 } from "../k3s/index.js";
 import { runGate } from "./gate-run.js";
-import type { K3sBinaryChange } from "./plan.js";
+import type { K3sBinaryChange } from "./plan-k3s.js";
 import { runStep } from "./run-context.js";
 import { GateFailure, type GateContext } from "./run-types.js";
 

@@ -18,6 +18,7 @@ import {
   storedIncoming,
   type IncomingBundle,
 } from "./plan-inputs.js";
+import { checkPlannedK3s, type K3sBinaryChange } from "./plan-k3s.js";
 import { diffValues, type ValueChange } from "./values-diff.js";
 
 export interface PlanUpgradeOptions {
@@ -45,8 +46,8 @@ export interface UpgradePlan {
   values: ValueChange[];
   imagesAdded: string[];
   /**
-   * The new bundle's bin/k3s when it is not the installed bundle's (sha256 hex of each; `from` is
-   * undefined when the installed bundle carried none): the run upgrades k3s first.
+   * The new bundle's bin/k3s when it is not the one this site runs, with both versions when Airlock
+   * installed its k3s: the run upgrades k3s first (see checkPlannedK3s).
    */
   k3s: K3sBinaryChange | undefined;
   /** The gates the new bundle declares (its `upgradeGates`), run after each pod and at the end. */
@@ -54,12 +55,6 @@ export interface UpgradePlan {
   bytesToImport: number;
   freeBytes: number;
   inputsDigest: Digest;
-}
-
-export interface K3sBinaryChange {
-  from: string | undefined;
-  to: string;
-  size: number;
 }
 
 /** bin/k3s of the installed bundle (its stored files) against the incoming one's (its metadata), by digest. */
@@ -135,6 +130,11 @@ async function computePlan(
   const release = installedRelease(state);
   const next = await incoming(store, options, release);
   const path = checkUpgradePath(release.version, next.metadata, { allowDowngrade: options.allowDowngrade });
+  const k3s = await checkPlannedK3s(
+    state,
+    (digest) => store.blobs.path(digest),
+    k3sChangeOf(store.findBundle(release.bundleDigest as Digest)?.files, next.metadata.files),
+  );
   await checkImagesStored(store, next.metadata);
   // The schema's defaults filled in, as the installed release's effective values are: a value the
   // bundle does not name is compared as it renders, not as absent.
@@ -164,7 +164,7 @@ async function computePlan(
     objects: diffReleases(release.objects, objects),
     values: values.changes,
     imagesAdded: imagesAdded(store, release, next),
-    k3s: k3sChangeOf(store.findBundle(release.bundleDigest as Digest)?.files, next.metadata.files),
+    k3s,
     declaredGates: declaredGatesOf(next.metadata.upgradeGates),
     bytesToImport: next.bytesToImport,
     freeBytes: disk.bavail * disk.bsize,

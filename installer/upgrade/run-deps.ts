@@ -3,7 +3,7 @@ import { KubeClusterClient, type ClusterClient } from "../cluster/index.js";
 import { HostRoot, Systemd, type CommandRunner } from "../host/index.js";
 import { siteAccess } from "../install/index.js";
 import { k3sStepFor, type K3sUpgradeOptions } from "./k3s-step.js";
-import type { K3sBinaryChange } from "./plan.js";
+import type { K3sBinaryChange } from "./plan-k3s.js";
 import type { RunRecords, State, UpgradeRun } from "../state/index.js";
 import type { ResumeDecision } from "../state/index.js";
 import type { Clock, GateConfig, GateOutcome, HttpProber, RunRecorder } from "./run-types.js";

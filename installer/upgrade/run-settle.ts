@@ -5,7 +5,7 @@ import type { K3sRestoreOptions, K3sUpgradeOptions } from "./k3s-step.js";
 import { rollbackRelease } from "./rollback.js";
 import { StateRunRecorder, type UpgradeDeps } from "./run-deps.js";
 import { runUpgrade } from "./run.js";
-import { DATA_NOT_ROLLED_BACK, type DeclaredGate, type UpgradeResult } from "./run-types.js";
+import { DATA_NOT_ROLLED_BACK, type DeclaredGate, type K3sOutcome, type UpgradeResult } from "./run-types.js";
 
 /** How a run ended, as `upgrade run`/`rollback` print it and the daemon logs it. */
 export interface RunReport {
@@ -16,6 +16,8 @@ export interface RunReport {
   status: string;
   /** Said whenever the plane went back: data written since is not rolled back. */
   notice?: string | undefined;
+  /** The k3s an upgrade replaced before the plane (the new bundle carried another bin/k3s). */
+  k3s?: K3sOutcome | undefined;
   durationMs: number;
 }
 
@@ -36,7 +38,9 @@ export function settleUpgrade(state: State, run: UpgradeRun, result: UpgradeResu
       const ended = state.runs.finish(run.id, { state: "done" });
       const from =
         run.fromReleaseId === undefined ? "" : `${state.releases.get(run.fromReleaseId).version} → `;
-      return { run: ended, outcome: "upgraded", status: `upgraded ${from}${release.version}`, durationMs };
+      const k3s = result.k3s === undefined ? "" : `, k3s ${result.k3s.from} → ${result.k3s.to}`;
+      const status = `upgraded ${from}${release.version}${k3s}`;
+      return { run: ended, outcome: "upgraded", status, k3s: result.k3s, durationMs };
     }
     if (result.outcome === "rolled-back") {
       state.releases.fail(target, result.reason);

@@ -14,14 +14,7 @@ import {
   statefulSetOf,
   withPartition,
 } from "./run-statefulset.js";
-import {
-  checkK3s,
-  k3sOnResume,
-  rollbackK3s,
-  unstageK3s,
-  upgradeK3s,
-  type K3sChange,
-} from "./k3s-step.js";
+import { checkK3s, k3sOnResume, rollbackK3s, unstageK3s, upgradeK3s, type K3sChange } from "./k3s-step.js";
 import {
   DATA_NOT_ROLLED_BACK,
   GateFailure,

@@ -154,6 +154,10 @@ export const ERROR_CODES = {
   K3S_NOT_INSTALLED: failure("this host runs no k3s server Airlock installed"),
   K3S_NOT_READY: failure("k3s did not become ready in time: its log says why"),
   K3S_REGISTRIES_UNKNOWN: failure("k3s's registries.yaml is not the one Airlock writes"),
+  K3S_SKEW_REFUSED: failure(
+    "the bundle's k3s would be older than the running one or skip a minor version: k3s goes one minor at a time",
+    409,
+  ),
   K3S_VERSION_UNKNOWN: failure("a k3s binary's --version printed no k3s version"),
   KEY_EXISTS: usage("a key file exists already and --force was not given"),
   KEY_INVALID: usage("a key is not a PEM ECDSA P-256 key"),

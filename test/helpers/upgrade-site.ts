@@ -6,7 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildBundle, importBundle, readBundleHead } from "../../bundle/index.js";
-import { openState, type State, type UpgradeRun } from "../../installer/state/index.js";
+import { CLUSTER_STEP, openState, type State, type UpgradeRun } from "../../installer/state/index.js";
 import { releasesToSwap } from "../../installer/upgrade/index.js";
 import { parseValues, render } from "../../manifests/index.js";
 import { Store } from "../../registry/store/index.js";
@@ -21,16 +21,26 @@ export interface DeployedSite {
   bundle450: string;
 }
 
+export interface DeployOptions {
+  /** The 4.4.0 bundle's spec: the sample's unless given. */
+  spec440?: string | undefined;
+  /** What the install's cluster step recorded (a k3s server's host root): no cluster step unless given. */
+  cluster?: Record<string, unknown> | undefined;
+  /** The site's broker certificates: placeholders unless given (a run's pre:certificates reads them). */
+  pems?: typeof PEM | undefined;
+}
+
 /** Deploys 4.4.0 into `dataDir` with the operator's values `given` (the registry is set for them). */
 export async function deploy440(
   fx: Fixtures,
   dataDir: string,
   given: Record<string, unknown>,
+  options: DeployOptions = {},
 ): Promise<DeployedSite> {
   const work = await fx.dir("work");
   const bundle440 = join(work, "mgmt-4.4.0.airlock.tar");
   const bundle450 = join(work, "mgmt-4.5.0.airlock.tar");
-  await buildBundle({ specFile: fx.spec440, output: bundle440 });
+  await buildBundle({ specFile: options.spec440 ?? fx.spec440, output: bundle440 });
   await buildBundle({ specFile: fx.spec, output: bundle450 });
   const store = await Store.open(dataDir);
   const imported = await importBundle(store, [bundle440]);
@@ -38,7 +48,7 @@ export async function deploy440(
   const pki = await fx.dir("pki");
   const files = Object.fromEntries(
     await Promise.all(
-      Object.entries(PEM).map(async ([name, text]) => {
+      Object.entries(options.pems ?? PEM).map(async ([name, text]) => {
         await writeFile(join(pki, name), text);
         return [name, join(pki, name)];
       }),
@@ -52,8 +62,12 @@ export async function deploy440(
       bundleDigest: imported.digest,
       bundleName: "mgmt",
       version: "4.4.0",
-      steps: ["pki"],
+      steps: options.cluster === undefined ? ["pki"] : ["pki", CLUSTER_STEP],
     });
+    if (options.cluster !== undefined) {
+      state.installs.startStep(install.id, CLUSTER_STEP);
+      state.installs.finishStep(install.id, CLUSTER_STEP, options.cluster);
+    }
     state.installs.startStep(install.id, "pki");
     state.installs.finishStep(install.id, "pki", {
       caFile: files.ca,
@@ -71,7 +85,11 @@ export async function deploy440(
       version: "4.4.0",
       valuesGiven: given,
       valuesEffective: values,
-      objects: render(values, metadata.images, { release: "mgmt", version: "4.4.0", certificates: PEM }),
+      objects: render(values, metadata.images, {
+        release: "mgmt",
+        version: "4.4.0",
+        certificates: options.pems ?? PEM,
+      }),
     });
     state.releases.deploy(release.id);
   } finally {
