@@ -1,5 +1,5 @@
 import { AirlockError, type Digest } from "../../registry/oci/index.js";
-import { HostRoot, runCommand, type CommandRunner } from "../host/index.js";
+import { HostRoot, runCommand } from "../host/index.js";
 import { k3sHostRootOf } from "../install/index.js";
 import {
   BUNDLE_K3S_BINARY,
@@ -37,7 +37,6 @@ export async function checkPlannedK3s(
   state: State,
   blobPath: (digest: Digest) => string,
   change: K3sBinaryChange | undefined,
-  run: CommandRunner = runCommand,
 ): Promise<K3sBinaryChange | undefined> {
   if (change === undefined) return undefined;
   const hostRoot = k3sHostRootOf(state);
@@ -46,8 +45,8 @@ export async function checkPlannedK3s(
   await installedK3s(host);
   if (!(await stageK3s(host, blobPath(`sha256:${change.to}`)))) return undefined;
   try {
-    const from = await k3sVersionAt(host, K3S_BINARY, run);
-    const to = await k3sVersionAt(host, K3S_STAGED, run);
+    const from = await k3sVersionAt(host, K3S_BINARY, runCommand);
+    const to = await k3sVersionAt(host, K3S_STAGED, runCommand);
     const problem = k3sSkewProblem(from, to);
     if (problem !== undefined) {
       throw new AirlockError(

@@ -124,6 +124,10 @@ describe("airlock upgrade", () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^plan \d+: mgmt 4\.4\.0 → 4\.5\.0 \(upgrade\)/);
     expect(text.stdout).toMatch(/changed\s+StatefulSet\/msgbroker\s+rolling restart of 2 pods/);
+    // A cluster given with --kubeconfig: its Kubernetes is not Airlock's to upgrade.
+    expect(text.stdout).toMatch(
+      /^k3s {10}bin\/k3s \(none\) → [0-9a-f]{12} \(.+\) not used: the plane runs on a cluster Airlock did not install$/m,
+    );
   });
 
   it("a bad window is exit 2 pointing at its token, and nothing is scheduled", async () => {

@@ -2,15 +2,18 @@
  * `airlock install` without --kubeconfig: k3s from the bundle under a temporary host root. The
  * bundle carries the stand-in k3s as its bin/k3s, so the binary install places is the one the
  * stand-in systemctl starts from the unit install wrote; it writes a kubeconfig naming the
- * in-memory cluster's API server (hosted by this test), whose node reports Ready.
+ * in-memory cluster's API server (hosted by this test), whose node reports Ready. Then `upgrade
+ * plan` of next bundles carrying other stand-in k3s versions, on the host root install recorded.
  */
-import { chmod, copyFile, readFile, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, copyFile, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, generateKeyPair } from "../../bundle/index.js";
 import { MemoryCluster } from "../../installer/cluster/index.js";
 import type { InstallResult } from "../../installer/install/index.js";
+import { K3S_BINARY, K3S_STAGED } from "../../installer/k3s/index.js";
 import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import { runCli, useFixtures, type Fixtures } from "../helpers/fixtures.js";
 import { serveStandinClusterApi, type StandinClusterApi } from "../helpers/standin/cluster-api.js";
@@ -19,6 +22,7 @@ import {
   standinBin,
   standinCalls,
   standinEnv,
+  standinK3sOfVersion,
   stopStandinServices,
 } from "../helpers/standin/index.js";
 
@@ -26,6 +30,7 @@ const NODE = "site-1";
 let fx: Fixtures;
 let bundle: string;
 let publicKey: string;
+let signKey: string;
 let cluster: MemoryCluster;
 let api: StandinClusterApi;
 let hostRoot: string;
@@ -38,11 +43,12 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   fx = await useFixtures({ size: 2 * 1024 * 1024 });
   const keys = await fx.dir("keys");
-  ({ publicKey } = await generateKeyPair(join(keys, "vendor.key"), join(keys, "vendor.pub")));
+  signKey = join(keys, "vendor.key");
+  ({ publicKey } = await generateKeyPair(signKey, join(keys, "vendor.pub")));
   await copyFile(STANDIN_K3S, join(fx.sampleDir, "bin", "k3s"));
   await chmod(join(fx.sampleDir, "bin", "k3s"), 0o755);
   bundle = join(await fx.dir("work"), "mgmt.airlock.tar");
-  await buildBundle({ specFile: fx.spec, output: bundle, signKey: join(keys, "vendor.key") });
+  await buildBundle({ specFile: fx.spec, output: bundle, signKey });
 
   cluster = new MemoryCluster({ nodeName: NODE });
   api = await serveStandinClusterApi(cluster, await fx.dir("apiserver"));
@@ -61,6 +67,22 @@ afterAll(async () => {
   cluster?.close();
   await fx?.cleanup();
 });
+
+/** The next release of the installed 4.5.0, its bin/k3s the stand-in saying `k3sVersion`. */
+async function nextBundle(version: string, k3sVersion: string): Promise<string> {
+  await standinK3sOfVersion(join(fx.sampleDir, "bin", `k3s-${k3sVersion}`), k3sVersion);
+  const spec = join(fx.sampleDir, `bundle-${version}.yaml`);
+  const text = (await readFile(fx.spec, "utf8"))
+    .replace(/^version: .*$/m, `version: ${version}`)
+    // The plane runs the broker image its version names: the same image, under that tag.
+    .replace("- ref: hubble/msgbroker:4.5.0", `- ref: hubble/msgbroker:${version}`)
+    .replace(/^upgradeFrom: .*$/m, 'upgradeFrom: ">=4.5.0 <4.6.0"')
+    .replace("path: ./bin/k3s\n", `path: ./bin/k3s-${k3sVersion}\n`);
+  await writeFile(spec, text);
+  const output = join(await fx.dir("work"), `mgmt-${version}.airlock.tar`);
+  await buildBundle({ specFile: spec, output, signKey });
+  return output;
+}
 
 const install = () =>
   runCli(
@@ -131,5 +153,27 @@ describe("airlock install with k3s from the bundle", () => {
       .slice(before)
       .map((call) => `${call.program} ${call.args.join(" ")}`);
     expect(since.filter((call) => /start|restart/.test(call))).toEqual([]);
+  });
+
+  it("upgrade plan of a bundle with a newer k3s says it goes first; one skipping a minor is refused", async () => {
+    const airlock = (args: string[]) => runCli(["--data-dir", dataDir, ...args], { env });
+    const skipping = await airlock([
+      "upgrade",
+      "plan",
+      "--bundle",
+      await nextBundle("4.5.2", "v1.34.0+k3s1"),
+    ]);
+    expect(skipping.code).toBe(1);
+    expect(skipping.stderr).toContain("K3S_SKEW_REFUSED");
+    expect(skipping.stderr).toContain("v1.32.3+k3s1 → v1.34.0+k3s1 skips a minor version");
+    expect(skipping.stderr).toContain("the running k3s is v1.32.3+k3s1");
+    const planned = await airlock(["upgrade", "plan", "--bundle", await nextBundle("4.5.1", "v1.33.1+k3s1")]);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toMatch(
+      /^k3s {10}v1\.32\.3\+k3s1 → v1\.33\.1\+k3s1 \(.+\): upgraded first, then the plane$/m,
+    );
+    // The plan asked the staged binary its version and left the running one alone.
+    expect(existsSync(join(hostRoot, K3S_STAGED))).toBe(false);
+    expect(await readFile(join(hostRoot, K3S_BINARY), "utf8")).toBe(await readFile(STANDIN_K3S, "utf8"));
   });
 });
