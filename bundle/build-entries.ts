@@ -11,8 +11,8 @@ import type { FileSpec, BundleSpec } from "./spec.js";
 import type { ByteStream } from "./sources.js";
 import { listTree } from "./pack.js";
 import { encodeHeader, endOfArchive, paddingFor } from "./tar.js";
-import type { BundleWriter } from "./parts.js";
-import type { BlobPrefetcher } from "./prefetch.js";
+import type { BundleWriter } from "./writer.js";
+import type { ConcurrentPulls } from "./pulls.js";
 import { BIN_DIR, DIRECTORY_MODE, MANIFESTS_DIR, entryNameProblem } from "./format.js";
 
 /**
@@ -127,39 +127,70 @@ export function memoryEntry(name: string, bytes: Uint8Array): PlannedEntry {
   };
 }
 
-/** Streams the planned entries into the output, checking each body against its planned digest. */
+/**
+ * Copies an entry's body through `put` (each chunk with its offset in the body), checking it against
+ * the plan: never more bytes than planned (they would overwrite the next entry), then size and digest.
+ */
+export async function copyBody(
+  entry: PlannedEntry,
+  body: ByteStream,
+  put: (chunk: Uint8Array, at: number) => Promise<void>,
+  check: () => void,
+): Promise<void> {
+  const digester = entry.selfChecking === true ? undefined : new Digester();
+  let written = 0;
+  for await (const chunk of body) {
+    check();
+    if (written + chunk.byteLength > entry.size) throw sourceChanged(entry);
+    const writing = put(chunk, written);
+    digester?.update(chunk);
+    written += chunk.byteLength;
+    await writing;
+  }
+  if (written !== entry.size || (digester !== undefined && sha256Hex(digester.digest()) !== entry.sha256)) {
+    throw sourceChanged(entry);
+  }
+}
+
+function sourceChanged(entry: PlannedEntry): AirlockError {
+  return new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
+    where: entry.name,
+    hint: "a source file or image was modified or damaged during the build: build again",
+  });
+}
+
+/**
+ * Streams the planned entries into the output in order, each body checked against its plan. With
+ * `pulls`, a registry blob's range is reserved and pulled into it beside the rest of the writing.
+ */
 export async function writeEntries(
   writer: BundleWriter,
   entries: PlannedEntry[],
-  bodies: BlobPrefetcher,
+  pulls: ConcurrentPulls | undefined,
   mtime: number,
-  totalBytes: number,
+  report: (item: string) => void,
   options: OperationOptions,
 ): Promise<void> {
-  for (const entry of entries) {
+  const check = (): void => {
     options.signal?.throwIfAborted();
+    pulls?.throwIfStopped();
+  };
+  for (const entry of entries) {
+    check();
     await writer.write(encodeHeader({ ...entry, mtime }));
     if (entry.type === "directory") continue;
-    const digester = entry.selfChecking === true ? undefined : new Digester();
-    let written = 0;
-    for await (const chunk of bodies.open(entry)) {
-      options.signal?.throwIfAborted();
-      const writing = writer.write(chunk);
-      digester?.update(chunk);
-      written += chunk.byteLength;
-      await writing;
-      options.onProgress?.({
-        phase: "write",
-        done: writer.bytesWritten,
-        total: totalBytes,
-        item: entry.name,
-      });
-    }
-    if (written !== entry.size || (digester !== undefined && sha256Hex(digester.digest()) !== entry.sha256)) {
-      throw new AirlockError("SOURCE_CHANGED", `${entry.name} changed while the bundle was written`, {
-        where: entry.name,
-        hint: "a source file or image was modified or damaged during the build: build again",
-      });
+    if (pulls !== undefined && entry.remote === true) {
+      pulls.add(entry, await writer.reserve(entry.size));
+    } else {
+      await copyBody(
+        entry,
+        entry.open!(),
+        async (chunk) => {
+          await writer.write(chunk);
+          report(entry.name);
+        },
+        check,
+      );
     }
     await writer.write(new Uint8Array(paddingFor(entry.size)));
   }

@@ -19,9 +19,10 @@ import { resolvePack, type ResolvedPack } from "./pack.js";
 import { endOfArchive, entryLength } from "./tar.js";
 import { directoriesFor, memoryEntry, planFiles, writeEntries, type PlannedEntry } from "./build-entries.js";
 import { signBytes, loadPrivateKey, keyFingerprint } from "./sign.js";
-import { BundleWriter, type PartInfo } from "./parts.js";
+import type { PartInfo } from "./parts.js";
+import { BundleWriter } from "./writer.js";
 import { readBundleHead } from "./verify.js";
-import { BlobPrefetcher, DEFAULT_PULL_CONCURRENCY } from "./prefetch.js";
+import { ConcurrentPulls, DEFAULT_PULL_CONCURRENCY } from "./pulls.js";
 import {
   BLOB_DIR,
   BUNDLE_MEDIA_TYPE,
@@ -47,7 +48,7 @@ export interface BuildOptions extends OperationOptions {
   authFile?: string | undefined;
   /** Registry hosts pulled from over plain HTTP, as `insecureHttp: true` in bundle.yaml would. */
   insecureRegistries?: string[] | undefined;
-  /** Registry blobs pulled at once, fetched ahead of the archive's order (default 1: each streams in turn). */
+  /** Registry blobs pulled at once, each into its place in the archive (default 4; 1 pulls them in turn). */
   concurrency?: number | undefined;
 }
 
@@ -333,18 +334,22 @@ async function writeBundle(
   const totalBytes =
     plan.entries.reduce((sum, entry) => sum + entryLength({ ...entry, mtime }), 0) +
     endOfArchive().byteLength;
-  const remote = plan.entries.filter((entry) => entry.remote === true);
+  await checkFreeSpace(options.output, totalBytes);
   const concurrency = options.concurrency ?? DEFAULT_PULL_CONCURRENCY;
-  await checkFreeSpace(options.output, totalBytes + BlobPrefetcher.scratchBytes(remote, concurrency));
-
-  const bodies = await BlobPrefetcher.create(remote, {
-    concurrency,
-    output: options.output,
-    signal: options.signal,
-  });
   const writer = new BundleWriter(options.output, options.splitSize);
+  const report = (item: string): void =>
+    options.onProgress?.({ phase: "write", done: writer.bytesWritten, total: totalBytes, item });
+  // One at a time, every blob streams in its turn: nothing to pull beside the writing.
+  const pulls =
+    concurrency > 1 ? new ConcurrentPulls(concurrency, writer, { ...options, onWritten: report }) : undefined;
   try {
-    await writeEntries(writer, plan.entries, bodies, mtime, totalBytes, options);
+    try {
+      await writeEntries(writer, plan.entries, pulls, mtime, report, options);
+    } catch (error) {
+      await pulls?.cancel(error);
+      throw error;
+    }
+    await pulls?.finish();
     const parts = await writer.finish();
     options.onProgress?.({ phase: "write", done: totalBytes, total: totalBytes });
     return {
@@ -362,7 +367,5 @@ async function writeBundle(
   } catch (error) {
     await writer.abort();
     throw error;
-  } finally {
-    await bodies.close();
   }
 }

@@ -1,3 +1,4 @@
+import { Limiter } from "./limiter.js";
 import {
   AirlockError,
   childDescriptors,
@@ -78,25 +79,6 @@ export interface MirrorResult {
   bytes: number;
   failed: number;
   durationMs: number;
-}
-
-/** Counts what may run at once; waiters go in order. */
-class Limiter {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
-    try {
-      return await task();
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
-  }
 }
 
 interface ImageTree {

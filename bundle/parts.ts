@@ -1,8 +1,8 @@
-import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { AirlockError, errnoCode } from "../registry/oci/index.js";
-import { readChunks, readFileRanges, writeFully } from "../registry/store/index.js";
+import { readChunks, readFileRanges } from "../registry/store/index.js";
 
 /**
  * A bundle on disk is one tar, or byte-range parts of it (`X.001`, `X.002`, …) that `cat` joins,
@@ -24,98 +24,6 @@ export const PARTS_SUFFIX = ".parts.json";
 
 export function partName(output: string, index: number): string {
   return `${output}.${String(index + 1).padStart(3, "0")}`;
-}
-
-/** Writes the archive to one file, or to parts of at most `splitSize` bytes; nothing is visible until finish. */
-export class BundleWriter {
-  private handle: FileHandle | undefined;
-  private hash: Hash | undefined;
-  private partSize = 0;
-  private written = 0;
-  private readonly finished: { temp: string; final: string; info: PartInfo }[] = [];
-
-  constructor(
-    private readonly output: string,
-    private readonly splitSize: number | undefined,
-  ) {}
-
-  private currentFinalName(): string {
-    return this.splitSize === undefined ? this.output : partName(this.output, this.finished.length);
-  }
-
-  private async openNext(): Promise<void> {
-    const final = this.currentFinalName();
-    this.handle = await open(`${final}.partial`, "w", 0o644);
-    // Part hashes go into parts.json; a single-file bundle needs none (its entries carry digests).
-    this.hash = this.splitSize === undefined ? undefined : createHash("sha256");
-    this.partSize = 0;
-  }
-
-  private async closeCurrent(): Promise<void> {
-    if (this.handle === undefined) return;
-    await this.handle.sync();
-    await this.handle.close();
-    const final = this.currentFinalName();
-    this.finished.push({
-      temp: `${final}.partial`,
-      final,
-      info: { name: basename(final), size: this.partSize, sha256: this.hash?.digest("hex") ?? "" },
-    });
-    this.handle = undefined;
-    this.hash = undefined;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    let rest = chunk;
-    while (rest.byteLength > 0) {
-      if (this.handle === undefined) await this.openNext();
-      const room = this.splitSize === undefined ? rest.byteLength : this.splitSize - this.partSize;
-      const piece = rest.subarray(0, Math.min(room, rest.byteLength));
-      const writing = writeFully(this.handle!, piece);
-      this.hash?.update(piece);
-      await writing.catch((error: unknown) => {
-        throw new AirlockError(
-          errnoCode(error) === "ENOSPC" ? "OUTPUT_DISK_FULL" : "OUTPUT_WRITE_FAILED",
-          `writing the bundle failed: ${(error as Error).message}`,
-          {
-            where: this.currentFinalName(),
-            hint: "free space on the output disk and build again",
-            cause: error,
-          },
-        );
-      });
-      this.partSize += piece.byteLength;
-      this.written += piece.byteLength;
-      rest = rest.subarray(piece.byteLength);
-      if (this.splitSize !== undefined && this.partSize === this.splitSize) await this.closeCurrent();
-    }
-  }
-
-  get bytesWritten(): number {
-    return this.written;
-  }
-
-  /** Renames every part into place, parts.json last, so a reader never finds a half-written set. */
-  async finish(): Promise<PartInfo[] | undefined> {
-    await this.closeCurrent();
-    for (const part of this.finished) await rename(part.temp, part.final);
-    if (this.splitSize === undefined) return undefined;
-    const manifest: PartsManifest = {
-      bundle: basename(this.output),
-      size: this.written,
-      parts: this.finished.map((part) => part.info),
-    };
-    const path = `${this.output}${PARTS_SUFFIX}`;
-    await writeFile(`${path}.partial`, JSON.stringify(manifest, null, 2) + "\n");
-    await rename(`${path}.partial`, path);
-    return manifest.parts;
-  }
-
-  async abort(): Promise<void> {
-    await this.handle?.close().catch(() => undefined);
-    const temps = [...this.finished.map((part) => part.temp), `${this.currentFinalName()}.partial`];
-    for (const temp of temps) await rm(temp, { force: true });
-  }
 }
 
 /** Where a bundle's bytes come from: one file, or parts in order. */

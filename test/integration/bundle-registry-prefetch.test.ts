@@ -1,7 +1,7 @@
 /**
- * `bundle build` pulls registry blobs concurrently (issue 11, point 7): blobs are fetched ahead of the
- * archive's order into a scratch directory beside the output, at most `concurrency` at once, and the
- * bundle is byte for byte the one built one blob at a time, and the one built from the OCI layout. A
+ * `bundle build` pulls registry blobs concurrently (issue 11, point 7): each blob streams into the range
+ * the archive's order reserved for it, at most `concurrency` at once, and the bundle (also split into
+ * parts) is byte for byte the one built one blob at a time, and the one built from the OCI layout. A
  * proxy in front of Airlock's registry counts blob requests in flight, holding each answer briefly so
  * that requests made together overlap; it can damage one blob on the way.
  */
@@ -10,7 +10,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, readBundleHead } from "../../bundle/index.js";
+import { buildBundle, readBundleHead, type PartInfo } from "../../bundle/index.js";
 import type { ImageManifest } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
@@ -151,11 +151,12 @@ const registrySpec = (): Promise<string> =>
 async function build(
   spec: string,
   concurrency?: number,
-): Promise<{ output: string; dir: string; left: string[] }> {
+  splitSize?: number,
+): Promise<{ output: string; dir: string; left: string[]; parts: PartInfo[] | undefined }> {
   const dir = await fx.dir("out");
   const output = join(dir, "mgmt.airlock.tar");
-  await buildBundle({ specFile: spec, output, concurrency });
-  return { output, dir, left: await readdir(dir) };
+  const { parts } = await buildBundle({ specFile: spec, output, concurrency, splitSize });
+  return { output, dir, left: await readdir(dir), parts };
 }
 
 describe("bundle build pulls registry blobs concurrently", () => {
@@ -184,12 +185,21 @@ describe("bundle build pulls registry blobs concurrently", () => {
     const expected = await sha256File(fromLayout.output);
     for (const built of [serial, concurrent, wide]) {
       expect(await sha256File(built.output)).toBe(expected);
-      // The scratch directory went with the build.
       expect(built.left).toEqual(["mgmt.airlock.tar"]);
+    }
+
+    // Split into parts that blobs straddle: the same parts, with the same hashes, as one at a time.
+    const splitSize = 700 * 1024;
+    const serialParts = await build(spec, 1, splitSize);
+    const concurrentParts = await build(spec, 4, splitSize);
+    expect(concurrentParts.parts!.length).toBeGreaterThan(2);
+    expect(concurrentParts.parts).toEqual(serialParts.parts);
+    for (const part of concurrentParts.parts!) {
+      expect(await sha256File(join(concurrentParts.dir, part.name))).toBe(part.sha256);
     }
   });
 
-  it("a build stopped while blobs are fetched ahead fails with the stop, leaving neither output nor scratch", async () => {
+  it("a build stopped while several blobs are pulled fails with the stop, leaving no output", async () => {
     const dir = await fx.dir("stopped");
     const controller = new AbortController();
     const building = buildBundle({
@@ -199,19 +209,19 @@ describe("bundle build pulls registry blobs concurrently", () => {
       signal: controller.signal,
     });
     building.catch(() => undefined);
-    // Stopped once the write has begun: several blobs in flight, the scratch directory beside the output.
+    // Stopped once the write has begun: several blobs in flight, the output being written.
     const deadline = Date.now() + 20_000;
     while (proxy.stats.inFlight < 3 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     expect(proxy.stats.inFlight).toBeGreaterThanOrEqual(3);
-    expect((await readdir(dir)).some((name) => name.includes(".pull-"))).toBe(true);
+    expect(await readdir(dir)).toEqual(["mgmt.airlock.tar.partial"]);
     controller.abort(new Error("stopped by the test"));
     await expect(building).rejects.toThrow("stopped by the test");
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, leaving neither output nor scratch", async () => {
+  it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, leaving no output", async () => {
     const agent = fx.summary.images[IMAGES[1]!]!.digest.slice("sha256:".length);
     const manifest = JSON.parse(
       (await readFile(join(fx.summary.layout, "blobs", "sha256", agent))).toString("utf8"),

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { BundleWriter } from "../../../bundle/writer.js";
 import {
-  BundleWriter,
   PARTS_SUFFIX,
   partAt,
   partMatches,
@@ -110,6 +110,36 @@ describe("bundle parts", () => {
       expect((await readdir(dir)).sort()).toEqual(
         [...NAMES, "mgmt-4.5.0.airlock.tar.parts.json", "single.tar"].sort(),
       );
+    });
+
+    it("reserved ranges filled later, out of order, give the parts and hashes of an in-order write", async () => {
+      const inOrder = join(dir, "in-order.tar");
+      const sequential = new BundleWriter(inOrder, SPLIT);
+      await sequential.write(DATA);
+      const expected = await sequential.finish();
+
+      const writer = new BundleWriter(output, SPLIT);
+      // Ranges within a part, across several parts, and ending on a part boundary.
+      const reserved = [
+        [100, 400],
+        [1900, 4100],
+        [7000, 8000],
+      ] as const;
+      let at = 0;
+      const fills: (() => Promise<void>)[] = [];
+      for (const [start, end] of reserved) {
+        await writer.write(DATA.subarray(at, start));
+        const place = await writer.reserve(end - start);
+        expect(place).toBe(start);
+        fills.push(() => writer.writeAt(place, DATA.subarray(start, end)));
+        at = end;
+      }
+      await writer.write(DATA.subarray(at));
+      await Promise.all(fills.reverse().map((fill) => fill()));
+      expect(writer.bytesWritten).toBe(DATA.length);
+      const parts = await writer.finish();
+      expect(parts?.map((p) => [p.size, p.sha256])).toEqual(expected?.map((p) => [p.size, p.sha256]));
+      expect(await readInput(await resolveBundleInput([`${output}${PARTS_SUFFIX}`]))).toEqual(DATA);
     });
 
     it("writes no empty trailing part when the size is a multiple of the split size", async () => {
