@@ -161,7 +161,7 @@ function sourceChanged(entry: PlannedEntry): AirlockError {
 
 /**
  * Streams the planned entries into the output in order, each body checked against its plan. With
- * `pulls`, a registry blob's range is reserved and pulled into it beside the rest of the writing.
+ * `pulls`, a registry blob's range is reserved, once a pull can start, and pulled into beside the rest.
  */
 export async function writeEntries(
   writer: BundleWriter,
@@ -180,7 +180,7 @@ export async function writeEntries(
     await writer.write(encodeHeader({ ...entry, mtime }));
     if (entry.type === "directory") continue;
     if (pulls !== undefined && entry.remote === true) {
-      pulls.add(entry, await writer.reserve(entry.size));
+      await pulls.add(entry);
     } else {
       await copyBody(
         entry,

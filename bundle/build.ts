@@ -311,14 +311,19 @@ async function planBundle(
 export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   const signingKey = options.signKey === undefined ? undefined : await loadPrivateKey(options.signKey);
   const spec = await loadBundleSpec(options.specFile);
+  // Aborted by the build's stop, or by the first failed pull: no request outlives the build.
+  const requests = new AbortController();
   // Open through the write: registry blobs stream from their registry into the output.
   const registries = new RegistryConnections(spec.registries, {
     ...options,
     // A connection per blob in flight, and room for a manifest fetch beside them.
     connections: (options.concurrency ?? DEFAULT_PULL_CONCURRENCY) + 2,
+    signal:
+      options.signal === undefined ? requests.signal : AbortSignal.any([options.signal, requests.signal]),
   });
   try {
-    return await writeBundle(await planBundle(spec, options, signingKey, registries), options, signingKey);
+    const plan = await planBundle(spec, options, signingKey, registries);
+    return await writeBundle(plan, options, signingKey, requests);
   } finally {
     await registries.close();
   }
@@ -329,6 +334,7 @@ async function writeBundle(
   plan: BundlePlan,
   options: BuildOptions,
   signingKey: KeyObject | undefined,
+  requests: AbortController,
 ): Promise<BuildResult> {
   const mtime = entryMtime(plan.metadata.created);
   const totalBytes =
@@ -341,7 +347,9 @@ async function writeBundle(
     options.onProgress?.({ phase: "write", done: writer.bytesWritten, total: totalBytes, item });
   // One at a time, every blob streams in its turn: nothing to pull beside the writing.
   const pulls =
-    concurrency > 1 ? new ConcurrentPulls(concurrency, writer, { ...options, onWritten: report }) : undefined;
+    concurrency > 1
+      ? new ConcurrentPulls(concurrency, writer, requests, { ...options, onWritten: report })
+      : undefined;
   try {
     try {
       await writeEntries(writer, plan.entries, pulls, mtime, report, options);

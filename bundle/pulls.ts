@@ -13,7 +13,9 @@ export const DEFAULT_PULL_CONCURRENCY = 4;
  * Registry blobs pulled at once into the places the archive's order reserved for them: the tar stays
  * byte for byte the one written one blob after another, and every blob streams from its registry
  * straight into the output (the client's 1 MiB batches, no copy elsewhere). Pulls start in the
- * archive's order, at most `concurrency` at a time; the first failure stops the others.
+ * archive's order, at most `concurrency` at a time, and a range is reserved only once its pull can
+ * start, so at most `concurrency` ranges wait for their bytes. The first failure stops the others:
+ * `requests` is aborted with it, so no pull waits on a registry answer nobody will read.
  */
 export class ConcurrentPulls {
   private readonly limiter: Limiter;
@@ -23,38 +25,42 @@ export class ConcurrentPulls {
   constructor(
     concurrency: number,
     private readonly writer: BundleWriter,
+    private readonly requests: AbortController,
     private readonly options: OperationOptions & { onWritten: (item: string) => void },
   ) {
     this.limiter = new Limiter(concurrency);
   }
 
-  /** Pulls `entry`'s body into the range at `position`, once a slot is free. */
-  add(entry: PlannedEntry, position: number): void {
-    const pulling = this.limiter.run(() =>
-      copyBody(
-        entry,
-        entry.open!(),
-        async (chunk, at) => {
+  /** Waits for a free slot, reserves `entry`'s range at the writer's cursor and starts its pull. */
+  async add(entry: PlannedEntry): Promise<void> {
+    let started!: () => void;
+    const starting = new Promise<void>((resolve) => (started = resolve));
+    const pulling = this.limiter
+      .run(async () => {
+        try {
           this.throwIfStopped();
-          await this.writer.writeAt(position + at, chunk);
-          this.options.onWritten(entry.name);
-        },
-        () => this.throwIfStopped(),
-      ),
-    );
-    this.pulls.push(pulling.catch((error: unknown) => this.stop(error)));
+          const position = await this.writer.reserve(entry.size);
+          started();
+          await this.pull(entry, position);
+        } finally {
+          started();
+        }
+      })
+      .catch((error: unknown) => this.stop(error));
+    this.pulls.push(pulling);
+    await starting;
   }
 
-  /** Throws the failure that stopped the pulls, if one did. */
+  /** Throws the build's stop, or the failure that stopped the pulls, if there is one. */
   throwIfStopped(): void {
     this.options.signal?.throwIfAborted();
     if (this.failure !== undefined) throw this.failure.error;
   }
 
-  /** Waits for every pull; throws the first failure, once the others have stopped. */
+  /** Waits for every pull; throws the stop, or the first failure, once the others have stopped. */
   async finish(): Promise<void> {
     await Promise.all(this.pulls);
-    if (this.failure !== undefined) throw this.failure.error;
+    this.throwIfStopped();
   }
 
   /** Stops the pulls (the build failed elsewhere) and waits until none writes any more. */
@@ -63,7 +69,21 @@ export class ConcurrentPulls {
     await Promise.all(this.pulls);
   }
 
+  private async pull(entry: PlannedEntry, position: number): Promise<void> {
+    await copyBody(
+      entry,
+      entry.open!(),
+      async (chunk, at) => {
+        await this.writer.writeAt(position + at, chunk);
+        this.options.onWritten(entry.name);
+      },
+      () => this.throwIfStopped(),
+    );
+  }
+
   private stop(error: unknown): void {
-    this.failure ??= { error };
+    if (this.failure !== undefined) return;
+    this.failure = { error };
+    this.requests.abort(error);
   }
 }

@@ -106,19 +106,14 @@ export class BundleWriter {
       part.writing++;
       const writing = writeFully(part.handle, piece, position + span.offset - part.start);
       if (!reserved) part.hash?.update(piece);
-      await writing
-        .finally(() => part.writing--)
-        .catch((error: unknown) => {
-          throw new AirlockError(
-            errnoCode(error) === "ENOSPC" ? "OUTPUT_DISK_FULL" : "OUTPUT_WRITE_FAILED",
-            `writing the bundle failed: ${(error as Error).message}`,
-            {
-              where: part.final,
-              hint: "free space on the output disk and build again",
-              cause: error,
-            },
-          );
-        });
+      try {
+        await writing;
+      } catch (error) {
+        throw outputFailure(error, part.final);
+      } finally {
+        part.writing--;
+      }
+      // Counted and checked in one step: of the writes that finish together, only the last closes the part.
       this.written += piece.byteLength;
       if (reserved) part.unfilled -= piece.byteLength;
       if (this.isComplete(span.index, part)) this.close(span.index);
@@ -139,7 +134,8 @@ export class BundleWriter {
   }
 
   private isComplete(index: number, part: OpenPart): boolean {
-    if (this.splitSize === undefined || part.unfilled > 0 || part.writing > 0) return false;
+    if (!this.open.has(index) || this.splitSize === undefined || part.unfilled > 0 || part.writing > 0)
+      return false;
     return this.cursor >= (index + 1) * this.splitSize;
   }
 
@@ -151,16 +147,21 @@ export class BundleWriter {
     let part = this.open.get(index);
     if (part === undefined) {
       const final = this.finalName(index);
-      part = open(`${final}.partial`, "w", 0o644).then((handle) => ({
-        temp: `${final}.partial`,
-        final,
-        handle,
-        start: index * (this.splitSize ?? 0),
-        // Part hashes go into parts.json; a single-file bundle needs none (its entries carry digests).
-        hash: this.splitSize === undefined ? undefined : createHash("sha256"),
-        unfilled: 0,
-        writing: 0,
-      }));
+      part = open(`${final}.partial`, "w", 0o644).then(
+        (handle) => ({
+          temp: `${final}.partial`,
+          final,
+          handle,
+          start: index * (this.splitSize ?? 0),
+          // Part hashes go into parts.json; a single-file bundle needs none (its entries carry digests).
+          hash: this.splitSize === undefined ? undefined : createHash("sha256"),
+          unfilled: 0,
+          writing: 0,
+        }),
+        (error: unknown) => {
+          throw outputFailure(error, final);
+        },
+      );
       this.open.set(index, part);
     }
     return part;
@@ -188,4 +189,13 @@ export class BundleWriter {
     closing.catch(() => undefined);
     this.closed.set(index, closing);
   }
+}
+
+/** A write into the output that failed, typed by whether the disk is full. */
+function outputFailure(error: unknown, where: string): AirlockError {
+  return new AirlockError(
+    errnoCode(error) === "ENOSPC" ? "OUTPUT_DISK_FULL" : "OUTPUT_WRITE_FAILED",
+    `writing the bundle failed: ${(error as Error).message}`,
+    { where, hint: "free space on the output disk and build again", cause: error },
+  );
 }

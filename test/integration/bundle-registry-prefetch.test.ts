@@ -3,14 +3,21 @@
  * the archive's order reserved for it, at most `concurrency` at once, and the bundle (also split into
  * parts) is byte for byte the one built one blob at a time, and the one built from the OCI layout. A
  * proxy in front of Airlock's registry counts blob requests in flight, holding each answer briefly so
- * that requests made together overlap; it can damage one blob on the way.
+ * that requests made together overlap; it can damage one blob on the way, and stall another after its
+ * headers until the client goes away.
  */
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, readBundleHead, type PartInfo } from "../../bundle/index.js";
+import {
+  PARTS_SUFFIX,
+  buildBundle,
+  readBundleHead,
+  resolveBundleInput,
+  type PartInfo,
+} from "../../bundle/index.js";
 import type { ImageManifest } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { startRegistryServer, type RunningRegistry } from "../../registry/server/index.js";
@@ -19,6 +26,7 @@ import {
   expectAirlockError,
   runTool,
   sha256File,
+  sha256Files,
   useFixtures,
   type Fixtures,
 } from "../helpers/fixtures.js";
@@ -29,16 +37,19 @@ const HOLD_MS = 40;
 
 interface CountingProxy {
   host: string;
-  stats: { inFlight: number; most: number; blobGets: number };
+  stats: { inFlight: number; most: number; blobGets: number; stalls: number };
   /** Flips a byte in the body of this blob from now on; undefined stops. */
   damage(digest: string | undefined): void;
+  /** Stalls the answers for this blob after their headers, until the client goes away; undefined stops. */
+  stall(digest: string | undefined): void;
   reset(): void;
   close(): Promise<void>;
 }
 
 async function startCountingProxy(target: URL): Promise<CountingProxy> {
-  const stats = { inFlight: 0, most: 0, blobGets: 0 };
+  const stats = { inFlight: 0, most: 0, blobGets: 0, stalls: 0 };
   let damaged: string | undefined;
+  let stalled: string | undefined;
   const server: Server = createServer((request, response) => {
     const isBlob = request.method === "GET" && /\/blobs\/sha256:[0-9a-f]{64}$/.test(request.url ?? "");
     let open = isBlob;
@@ -63,10 +74,19 @@ async function startCountingProxy(target: URL): Promise<CountingProxy> {
       },
       (answer) => {
         const flip = damaged !== undefined && request.url!.endsWith(damaged);
+        const stall = stalled !== undefined && request.url!.endsWith(stalled);
+        if (stall) stats.stalls++;
+        response.on("close", () => answer.destroy());
         let first = true;
         setTimeout(
           () => {
             response.writeHead(answer.statusCode!, answer.headers);
+            // A stalled answer gets its headers, then none of its body, and never ends.
+            if (stall) {
+              response.flushHeaders();
+              answer.resume();
+              return;
+            }
             answer.on("data", (chunk: Buffer) => {
               if (flip && first) chunk[0] = chunk[0]! ^ 0xff;
               first = false;
@@ -88,6 +108,9 @@ async function startCountingProxy(target: URL): Promise<CountingProxy> {
     stats,
     damage: (digest) => {
       damaged = digest;
+    },
+    stall: (digest) => {
+      stalled = digest;
     },
     reset: () => {
       stats.most = stats.inFlight;
@@ -197,6 +220,10 @@ describe("bundle build pulls registry blobs concurrently", () => {
     for (const part of concurrentParts.parts!) {
       expect(await sha256File(join(concurrentParts.dir, part.name))).toBe(part.sha256);
     }
+    // Joined in the order parts.json names them, they are the unsplit bundle.
+    const input = await resolveBundleInput([join(concurrentParts.dir, `mgmt.airlock.tar${PARTS_SUFFIX}`)]);
+    expect(input.parts).toHaveLength(concurrentParts.parts!.length);
+    expect(await sha256Files(input.parts.map((part) => part.path))).toBe(expected);
   });
 
   it("a build stopped while several blobs are pulled fails with the stop, leaving no output", async () => {
@@ -221,13 +248,19 @@ describe("bundle build pulls registry blobs concurrently", () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, leaving no output", async () => {
+  it("a blob damaged on the way fails the build with REGISTRY_DIGEST_MISMATCH, cancelling the other pulls, leaving no output", async () => {
     const agent = fx.summary.images[IMAGES[1]!]!.digest.slice("sha256:".length);
     const manifest = JSON.parse(
       (await readFile(join(fx.summary.layout, "blobs", "sha256", agent))).toString("utf8"),
     ) as ImageManifest;
-    const layer = manifest.layers.at(-1)!.digest;
+    // Blobs go into the archive by digest: the stalled one's pull starts before the damaged one's.
+    const [stalled, layer] = manifest.layers.map((descriptor) => descriptor.digest).sort() as [
+      string,
+      string,
+    ];
     proxy.damage(layer);
+    // The stalled pull waits on its body forever: only the failure's cancelling it lets the build end.
+    proxy.stall(stalled);
     try {
       const dir = await fx.dir("damaged");
       const error = await expectAirlockError(
@@ -240,8 +273,16 @@ describe("bundle build pulls registry blobs concurrently", () => {
       );
       expect(error.message).toContain(layer);
       expect(await readdir(dir)).toEqual([]);
+      expect(proxy.stats.stalls).toBe(1);
+      // The client closed every blob request it had open; the proxy sees it close soon after.
+      const deadline = Date.now() + 5_000;
+      while (proxy.stats.inFlight > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(proxy.stats.inFlight).toBe(0);
     } finally {
       proxy.damage(undefined);
+      proxy.stall(undefined);
     }
   });
 });
