@@ -97,13 +97,17 @@ function finish(
   }
 }
 
-interface RunFlags {
-  resume?: boolean;
+/** The gate timings a command that runs upgrades takes: `upgrade run`, `upgrade rollback`, `serve`. */
+export interface GateFlags {
   podTimeout: string;
   settle: string;
 }
 
-function gatesOf(flags: RunFlags): Partial<GateConfig> {
+interface RunFlags extends GateFlags {
+  resume?: boolean;
+}
+
+export function gatesOf(flags: GateFlags): Partial<GateConfig> {
   return {
     podReadyTimeoutMs: parseDuration(flags.podTimeout, "--pod-timeout", "5m"),
     settleMs: parseDuration(flags.settle, "--settle", "10s", true),
@@ -112,11 +116,9 @@ function gatesOf(flags: RunFlags): Partial<GateConfig> {
 
 const asFlag = (ms: number): string => `${ms / 1000}s`;
 
-export function registerRun(upgrade: Command, run: Runner): void {
-  upgrade
-    .command("run [plan]")
-    .description("run a plan now, in the foreground: one pod at a time, gated, rolled back if a gate fails")
-    .option("--resume", "finish or roll back a run an airlock that died left behind")
+/** `--pod-timeout` and `--settle`, defaulting to the upgrade library's gates. */
+export function addGateOptions(command: Command): Command {
+  return command
     .option(
       "--pod-timeout <duration>",
       "how long each pod may take to be Ready on its revision",
@@ -126,48 +128,51 @@ export function registerRun(upgrade: Command, run: Runner): void {
       "--settle <duration>",
       "the wait after a pod's gates pass, before the next pod",
       asFlag(DEFAULT_GATES.settleMs),
-    )
-    .action(async (plan: string | undefined, flags: RunFlags, command: Command) =>
-      run(command, async (context) => {
-        const id = plan === undefined ? undefined : planId(plan);
-        if (id === undefined && flags.resume !== true) {
-          throw new AirlockError("USAGE", "name the plan to run, or --resume", {
-            hint: "airlock upgrade run PLAN (the id `airlock upgrade plan` printed), or airlock upgrade run --resume",
-          });
+    );
+}
+
+export function registerRun(upgrade: Command, run: Runner): void {
+  addGateOptions(
+    upgrade
+      .command("run [plan]")
+      .description("run a plan now, in the foreground: one pod at a time, gated, rolled back if a gate fails")
+      .option("--resume", "finish or roll back a run an airlock that died left behind"),
+  ).action(async (plan: string | undefined, flags: RunFlags, command: Command) =>
+    run(command, async (context) => {
+      const id = plan === undefined ? undefined : planId(plan);
+      if (id === undefined && flags.resume !== true) {
+        throw new AirlockError("USAGE", "name the plan to run, or --resume", {
+          hint: "airlock upgrade run PLAN (the id `airlock upgrade plan` printed), or airlock upgrade run --resume",
+        });
+      }
+      const result = await asWriter(context, "upgrade run", gatesOf(flags), async (deps) => {
+        const resumed = (await resumeInterruptedRun(deps)) ?? null;
+        // The same plan re-run after a crash: the resume finished (or undid) it.
+        if (
+          resumed !== null &&
+          (id === undefined || (resumed.run.planId === id && resumed.outcome !== "abandoned"))
+        ) {
+          return { ...resumed, resumed };
         }
-        const result = await asWriter(context, "upgrade run", gatesOf(flags), async (deps) => {
-          const resumed = (await resumeInterruptedRun(deps)) ?? null;
-          // The same plan re-run after a crash: the resume finished (or undid) it.
-          if (
-            resumed !== null &&
-            (id === undefined || (resumed.run.planId === id && resumed.outcome !== "abandoned"))
-          ) {
-            return { ...resumed, resumed };
-          }
-          if (id === undefined) return { resumed: null, status: "no interrupted upgrade run to resume" };
-          return { ...(await executePlan(deps, id)), resumed };
-        });
-        finish(context, result, true);
-      }),
-    );
-  upgrade
-    .command("rollback")
-    .description("put back the release the deployed one replaced (objects only: data is not rolled back)")
-    .option(
-      "--pod-timeout <duration>",
-      "how long each pod may take to be Ready on its revision",
-      asFlag(DEFAULT_GATES.podReadyTimeoutMs),
-    )
-    .option("--settle <duration>", "the wait after a pod's gates pass", asFlag(DEFAULT_GATES.settleMs))
-    .action(async (flags: RunFlags, command: Command) =>
-      run(command, async (context) => {
-        const result = await asWriter(context, "upgrade rollback", gatesOf(flags), async (deps) => {
-          const resumed = (await resumeInterruptedRun(deps)) ?? null;
-          // An interrupted run that went back already did what was asked.
-          if (resumed?.outcome === "rolled-back") return { ...resumed, resumed };
-          return { ...(await rollbackLastRelease(deps)), resumed };
-        });
-        finish(context, result, false);
-      }),
-    );
+        if (id === undefined) return { resumed: null, status: "no interrupted upgrade run to resume" };
+        return { ...(await executePlan(deps, id)), resumed };
+      });
+      finish(context, result, true);
+    }),
+  );
+  addGateOptions(
+    upgrade
+      .command("rollback")
+      .description("put back the release the deployed one replaced (objects only: data is not rolled back)"),
+  ).action(async (flags: RunFlags, command: Command) =>
+    run(command, async (context) => {
+      const result = await asWriter(context, "upgrade rollback", gatesOf(flags), async (deps) => {
+        const resumed = (await resumeInterruptedRun(deps)) ?? null;
+        // An interrupted run that went back already did what was asked.
+        if (resumed?.outcome === "rolled-back") return { ...resumed, resumed };
+        return { ...(await rollbackLastRelease(deps)), resumed };
+      });
+      finish(context, result, false);
+    }),
+  );
 }

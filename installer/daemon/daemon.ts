@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from "../../registry/oci/index.js";
 import { Store } from "../../registry/store/index.js";
 import { openPki } from "../pki/index.js";
 import { openState, type State, type WriterLock } from "../state/index.js";
+import type { GateConfig } from "../upgrade/index.js";
 import type { ConsoleUpgradeHooks } from "../../ui-lite/index.js";
 import { startSiteConsole, type ConsoleConfig, type SiteConsole } from "./console.js";
 import {
@@ -21,6 +22,8 @@ export interface SiteDaemonOptions {
   console: ConsoleConfig;
   /** `host:port` of `/healthz` (plain HTTP; loopback by default). */
   healthListen: string;
+  /** The gate timings of every run the daemon carries out; the upgrade library's defaults otherwise. */
+  gates?: Partial<GateConfig>;
   /** The scheduler's and the console's upgrades over the daemon's state; the upgrade library's by default. */
   upgrades?: (context: UpgradeContext) => DaemonUpgrades;
   logger?: Logger;
@@ -111,6 +114,7 @@ export async function startSiteDaemon(options: SiteDaemonOptions): Promise<SiteD
       state,
       logger,
       blobPath: (digest) => store.blobs.path(digest),
+      gates: options.gates,
     });
     parts.console = await startSiteConsole({
       dataDir: options.dataDir,

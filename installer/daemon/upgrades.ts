@@ -5,6 +5,7 @@ import {
   resumeInterruptedRun,
   rollbackLastRelease,
   startDueUpgrade,
+  type GateConfig,
   type RunProgress,
   type UpgradeDeps,
 } from "../upgrade/index.js";
@@ -16,6 +17,8 @@ export interface UpgradeContext {
   logger: Logger;
   /** The store's blob files: where a k3s step takes the new bundle's bin/k3s from. */
   blobPath: NonNullable<UpgradeDeps["blobPath"]>;
+  /** The gate timings of its runs (`airlock serve --pod-timeout/--settle`); the library's defaults otherwise. */
+  gates?: Partial<GateConfig> | undefined;
 }
 
 /** The scheduler's actions, and the console's rollback as the scheduler starts it (see runAside). */
@@ -49,9 +52,10 @@ function runLine(run: UpgradeRun): string {
  * back by hand; each step, gate and partition move logged as it happens, the run's record in the
  * state as the CLI's `upgrade run` keeps it.
  */
-export function libraryUpgrades({ state, logger, blobPath }: UpgradeContext): DaemonUpgrades {
+export function libraryUpgrades({ state, logger, blobPath, gates }: UpgradeContext): DaemonUpgrades {
   const deps = (signal: AbortSignal): UpgradeDeps => ({
     state,
+    gates,
     signal,
     blobPath,
     onProgress: (progress) => logger.info({ progress: progress.kind }, progressLine(progress)),

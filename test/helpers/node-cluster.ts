@@ -250,3 +250,26 @@ export async function taskPid(harness: NodeHarness, node: ContainerdNode, pod: s
   if (line === undefined) throw new Error(`no running task of ${pod}:\n${tasks}`);
   return Number(line.split(/\s+/)[1]);
 }
+
+async function monitor<T>(cluster: MemoryCluster, namespace: string, pod: string, path: string): Promise<T> {
+  const found = await cluster.get({ apiVersion: "v1", kind: "Pod", name: pod, namespace });
+  const response = await fetch(`http://${found?.status?.podIP as string}:8222/${path}`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  return (await response.json()) as T;
+}
+
+/** Whether msgbroker-0 and msgbroker-1 in `namespace` each list a route to the other's server id (their /routez). */
+export async function brokersRouted(cluster: MemoryCluster, namespace: string): Promise<boolean> {
+  const pods = ["msgbroker-0", "msgbroker-1"];
+  const varz = await Promise.all(
+    pods.map((pod) => monitor<{ server_id: string }>(cluster, namespace, pod, "varz")),
+  );
+  const routez = await Promise.all(
+    pods.map((pod) => monitor<{ routes: { remote_id: string }[] | null }>(cluster, namespace, pod, "routez")),
+  );
+  return (
+    (routez[0]!.routes ?? []).some((route) => route.remote_id === varz[1]!.server_id) &&
+    (routez[1]!.routes ?? []).some((route) => route.remote_id === varz[0]!.server_id)
+  );
+}

@@ -27,7 +27,7 @@ import { issueClientCertificate, openPki } from "../../installer/pki/index.js";
 import type { BrokerCertificatePems } from "../../manifests/index.js";
 import type { NatsTls } from "../helpers/nats-client.js";
 import { describeTraffic, startTraffic, type TrafficReport } from "../helpers/nats-traffic.js";
-import { isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
+import { brokersRouted, isReady, startNodeHarness, type NodeHarness } from "../helpers/node-cluster.js";
 import { nodeReleases } from "../helpers/node-releases.js";
 import { issueBroker } from "../unit/manifests/plane-fixtures.js";
 
@@ -142,34 +142,6 @@ async function revisions(): Promise<Record<string, string | undefined>> {
   return Object.fromEntries(pods.map((pod) => [pod.metadata.name, pod.metadata.labels?.[REVISION]]));
 }
 
-async function monitor<T>(pod: string, path: string): Promise<T> {
-  const found = await cluster.get({ apiVersion: "v1", kind: "Pod", name: pod, namespace: PLANE });
-  const response = await fetch(`http://${found?.status?.podIP as string}:8222/${path}`, {
-    signal: AbortSignal.timeout(5_000),
-  });
-  return (await response.json()) as T;
-}
-
-/** Each broker's /routez lists a route to the other's server id. */
-async function routedToEachOther(): Promise<boolean> {
-  const [varz0, varz1] = [await monitor<Varz>(PODS[0], "varz"), await monitor<Varz>(PODS[1], "varz")];
-  const [routez0, routez1] = [
-    await monitor<Routez>(PODS[0], "routez"),
-    await monitor<Routez>(PODS[1], "routez"),
-  ];
-  return (
-    (routez0.routes ?? []).some((route) => route.remote_id === varz1.server_id) &&
-    (routez1.routes ?? []).some((route) => route.remote_id === varz0.server_id)
-  );
-}
-
-interface Varz {
-  server_id: string;
-}
-interface Routez {
-  routes: { remote_id: string }[] | null;
-}
-
 /** Request/reply through the client Service's name for as long as `during` runs, readiness sampled on each tick. */
 async function underTraffic<T>(
   what: string,
@@ -249,7 +221,7 @@ describe("runUpgrade with real brokers on the containerd node, under request/rep
     expect(await cluster.list("batch/v1", "Job", { namespace: PLANE })).toEqual([]);
     const onNew = await revisions();
     expect(onNew["msgbroker-0"]).toBe(onNew["msgbroker-1"]);
-    expect(await routedToEachOther()).toBe(true);
+    expect(await brokersRouted(cluster, PLANE)).toBe(true);
     expect(rolled.minReady).toBeGreaterThanOrEqual(1);
     expect(rolled.report.unanswered).toEqual([]);
     expect(rolled.report.answered).toBe(rolled.report.sent);
@@ -275,7 +247,7 @@ describe("runUpgrade with real brokers on the containerd node, under request/rep
     expect(result.outcome === "rolled-back" && result.notice).toBe(DATA_NOT_ROLLED_BACK);
     expect(failing.events).toContain("gate rollback:routez msgbroker-1 passed");
     expect(await revisions()).toEqual(onNew);
-    expect(await routedToEachOther()).toBe(true);
+    expect(await brokersRouted(cluster, PLANE)).toBe(true);
     expect(back.minReady).toBeGreaterThanOrEqual(1);
     expect(back.report.unanswered).toEqual([]);
     expect(back.report.answered).toBe(back.report.sent);
