@@ -2,8 +2,9 @@ import { randomBytes, type webcrypto } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import type { X509Certificate } from "@peculiar/x509";
-import { AirlockError, errnoCode, type Logger } from "../../registry/oci/index.js";
+import { AirlockError, errnoCode, isAirlockError, type Logger } from "../../registry/oci/index.js";
 import {
   acquireDirLock,
   certificateNames,
@@ -220,17 +221,22 @@ export async function listCertificates(pki: Pki): Promise<CertificateInfo[]> {
     },
   );
   if (!exists) return [];
-  return withLock(pki, "listing certificates", async () => {
-    const ca = await readCa(pki);
-    const out: CertificateInfo[] = [];
-    if (ca !== undefined) out.push(describe(pki, ca, timeStatus(pki, ca.facts)));
-    for (const name of await leafNames(pki)) {
-      const leaf = (await readPair(pki.dir, name))!;
-      const foreign = ca === undefined || !(await signedBy(leaf.certificate, ca.certificate));
-      out.push(describe(pki, leaf, foreign ? "foreign-ca" : timeStatus(pki, leaf.facts)));
-    }
-    return out;
-  });
+  return withLock(
+    pki,
+    "listing certificates",
+    async () => {
+      const ca = await readCa(pki);
+      const out: CertificateInfo[] = [];
+      if (ca !== undefined) out.push(describe(pki, ca, timeStatus(pki, ca.facts)));
+      for (const name of await leafNames(pki)) {
+        const leaf = (await readPair(pki.dir, name))!;
+        const foreign = ca === undefined || !(await signedBy(leaf.certificate, ca.certificate));
+        out.push(describe(pki, leaf, foreign ? "foreign-ca" : timeStatus(pki, leaf.facts)));
+      }
+      return out;
+    },
+    READER_WAIT_MS,
+  );
 }
 
 /**
@@ -282,14 +288,34 @@ export async function rotate(pki: Pki, options: RotateOptions = {}): Promise<Rot
   });
 }
 
-async function withLock<T>(pki: Pki, purpose: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * How long a reader waits out another process's PKI operation (each takes well under a second; the
+ * site daemon renewing the console's certificate must not fail an operator's `airlock status`).
+ * Writers wait for no one: a second writer is told at once who holds the lock.
+ */
+const READER_WAIT_MS = 15_000;
+const READER_POLL_MS = 50;
+
+async function acquireWaiting(dir: string, purpose: string, waitMs: number): Promise<() => Promise<void>> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await acquireDirLock(dir, purpose);
+    } catch (error) {
+      if (!isAirlockError(error, "PKI_LOCKED") || Date.now() >= deadline) throw error;
+      await delay(READER_POLL_MS);
+    }
+  }
+}
+
+async function withLock<T>(pki: Pki, purpose: string, fn: () => Promise<T>, waitMs = 0): Promise<T> {
   const previous = queues.get(pki.dir) ?? Promise.resolve();
   let done!: () => void;
   const tail = previous.then(() => new Promise<void>((resolveDone) => (done = resolveDone)));
   queues.set(pki.dir, tail);
   await previous;
   try {
-    const unlock = await acquireDirLock(pki.dir, purpose);
+    const unlock = await acquireWaiting(pki.dir, purpose, waitMs);
     try {
       await recoverStaged(pki.dir, async (certPem, keyPem) =>
         keyMatches(parseCertificatePem(certPem, ""), (await parsePrivateKeyPem(keyPem, "")).key),

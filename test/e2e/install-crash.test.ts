@@ -20,7 +20,6 @@ import {
 } from "../../installer/cluster/index.js";
 import { listCertificates, openPki } from "../../installer/pki/index.js";
 import { openState, STATE_FILE } from "../../installer/state/index.js";
-import { isAirlockError } from "../../registry/oci/index.js";
 import { freePort, siteDaemonListenArgs } from "../helpers/daemons.js";
 import {
   CLI,
@@ -144,30 +143,6 @@ function stepState(dataDir: string, name: string): string | undefined {
   }
 }
 
-/**
- * The site's certificates. The daemon the killed install started keeps running and takes pki/.lock
- * itself (to issue or renew the console's certificate), so a live holder is waited out, bounded.
- */
-async function listCertificatesOnceFree(
-  dataDir: string,
-): Promise<Awaited<ReturnType<typeof listCertificates>>> {
-  let certificates: Awaited<ReturnType<typeof listCertificates>> | undefined;
-  await waitFor(
-    async () => {
-      try {
-        certificates = await listCertificates(openPki(dataDir));
-        return true;
-      } catch (error) {
-        if (isAirlockError(error, ["PKI_LOCKED"])) return false;
-        throw error;
-      }
-    },
-    20_000,
-    "pki/.lock to be free",
-  );
-  return certificates!;
-}
-
 /** At most one release; each account once; each certificate once and from the site CA. */
 async function expectNoDuplicates(dataDir: string): Promise<void> {
   const state = openState(dataDir);
@@ -183,7 +158,7 @@ async function expectNoDuplicates(dataDir: string): Promise<void> {
     .map((line) => line.split(":")[0]);
   expect(new Set(accounts).size).toBe(accounts.length);
   if (!existsSync(join(dataDir, "pki"))) return;
-  const certificates = await listCertificatesOnceFree(dataDir);
+  const certificates = await listCertificates(openPki(dataDir));
   const names = certificates.map((certificate) => certificate.name);
   expect(new Set(names).size).toBe(names.length);
   expect(certificates.filter((certificate) => certificate.status !== "ok")).toEqual([]);

@@ -755,13 +755,21 @@ describe("the site PKI", () => {
       expect((await readdir(pkiDir)).filter((name) => name.includes(".next"))).toEqual([]);
     });
 
-    it("waits for no one: a live process holding pki/.lock gives PKI_LOCKED; a dead one's lock is taken over", async () => {
+    it("a writer waits for no one: a live process holding pki/.lock gives PKI_LOCKED, a reader waits it out; a dead one's lock is taken over", async () => {
       const pki = openPki(dataDir);
       await pki.ensureCa();
       await writeFile(join(pkiDir, ".lock"), `${process.ppid} issuing registry\n`);
       const busy = await expectAirlockError(issueClientCertificate(pki, "console"), "PKI_LOCKED");
       expect(busy.message).toContain(String(process.ppid));
       expect(await readdir(pkiDir)).not.toContain("console.crt");
+
+      // A reader waits the live holder out (bounded) instead of failing.
+      let settled = false;
+      const listed = listCertificates(pki).finally(() => (settled = true));
+      await new Promise((resolveLater) => setTimeout(resolveLater, 200));
+      expect(settled, "the listing ended while the lock was held").toBe(false);
+      await rm(join(pkiDir, ".lock"));
+      expect((await listed).map((certificate) => certificate.name)).toEqual(["ca"]);
 
       await writeFile(join(pkiDir, ".lock"), `${await deadPid()} issuing registry\n`);
       expect((await issueClientCertificate(pki, "console")).action).toBe("issued");
