@@ -48,7 +48,7 @@ export interface BuildOptions extends OperationOptions {
   authFile?: string | undefined;
   /** Registry hosts pulled from over plain HTTP, as `insecureHttp: true` in bundle.yaml would. */
   insecureRegistries?: string[] | undefined;
-  /** Registry blobs pulled at once, each into its place in the archive (default 4; 1 pulls them in turn). */
+  /** Registry blobs pulled at once, each into its place in the archive (default 2; 1 pulls them in turn). */
   concurrency?: number | undefined;
 }
 

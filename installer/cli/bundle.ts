@@ -69,7 +69,7 @@ export function registerBundle(program: Command, run: Runner): void {
       },
       [] as string[],
     )
-    .option("--concurrency <n>", "registry blobs pulled at once, each into its place in the archive", "4")
+    .option("--concurrency <n>", "registry blobs pulled at once, each into its place in the archive", "2")
     .action(
       async (
         flags: {
