@@ -5,7 +5,8 @@
  * `planUpgrade` asks both binaries their version and refuses a skew; `executePlan` takes the new
  * binary from the store, swaps it (the old one kept), restarts it through the stand-in systemctl,
  * waits for the node Ready on it, then rolls the plane; a failed plane gate, `upgrade rollback` and
- * a run resumed after it was stopped past the k3s step each leave the host's k3s where they say.
+ * a run resumed after it was stopped (past its k3s step, or between the swap and the node's Ready
+ * gate) each leave the host's k3s where they say.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -222,24 +223,44 @@ describe("an upgrade whose bundle carries another bin/k3s", () => {
     await k3sIs(STANDIN_K3S, STANDIN_K3S_VERSION);
   });
 
-  it("a run stopped after its k3s step resumes with the plane, k3s not swapped or restarted again", async () => {
+  /** Plans 4.5.0 and runs it until the recorder reports what `at` matches: then the run is stopped. */
+  async function runStoppedAt(at: (progress: RunProgress) => boolean): Promise<void> {
     const planId = await planNewer();
     const controller = new AbortController();
-    const stopAfterK3s = (progress: RunProgress): void => {
-      if (progress.kind === "step" && progress.step === "k3s" && progress.outcome === "done") {
-        controller.abort(new Error("stopped by the test"));
-      }
+    const onProgress = (progress: RunProgress): void => {
+      if (at(progress)) controller.abort(new Error("stopped by the test"));
     };
-    const error = await rejection(
-      executePlan(deps({ signal: controller.signal, onProgress: stopAfterK3s }), planId),
-    );
+    const error = await rejection(executePlan(deps({ signal: controller.signal, onProgress }), planId));
     expect(error).toMatchObject({ code: "UPGRADE_RUN_INTERRUPTED" });
-    await k3sIs(newerBinary, NEXT_K3S, STANDIN_K3S);
+    // Swapped, the old one kept; the restarted server may not have said its version yet.
+    expect(await sameBytes(site.host.path(K3S_BINARY), newerBinary)).toBe(true);
+    expect(await sameBytes(site.host.path(K3S_PREVIOUS), STANDIN_K3S)).toBe(true);
+  }
+
+  it("a run stopped after its k3s step resumes with the plane, k3s not swapped or restarted again", async () => {
+    await runStoppedAt(
+      (progress) => progress.kind === "step" && progress.step === "k3s" && progress.outcome === "done",
+    );
     const before = await restarts();
     const resumed = await resumeInterruptedRun(deps());
     expect(resumed).toMatchObject({ outcome: "upgraded", decision: { action: "forward" } });
     expect(await restarts()).toBe(before);
     await k3sIs(newerBinary, NEXT_K3S, STANDIN_K3S);
     expect(state.releases.current()?.version).toBe("4.5.0");
+  });
+
+  it("a run stopped between the swap and the node's Ready gate resumes: k3s restarted and gated, then the plane", async () => {
+    expect((await rollbackLastRelease(deps())).outcome).toBe("rolled-back");
+    await k3sIs(STANDIN_K3S, STANDIN_K3S_VERSION);
+    await runStoppedAt((progress) => progress.kind === "gate" && progress.gate.gate === "k3s:swap");
+    const before = await restarts();
+    const resumed = await resumeInterruptedRun(deps());
+    expect(resumed).toMatchObject({ outcome: "upgraded", decision: { action: "forward" } });
+    expect(await restarts()).toBe(before + 1);
+    const swaps = resumed!.run.gates.filter((gate) => gate.gate === "k3s:swap").map((gate) => gate.detail);
+    expect(swaps.at(-1)).toBe(`/usr/local/bin/k3s was ${NEXT_K3S} already; k3s.service restarted`);
+    expect(steps(resumed!.run).filter((step) => step.startsWith("k3s"))).toContain("k3s done");
+    // The kept binary is still the one from before the upgrade, not the new one kept as "previous".
+    await k3sIs(newerBinary, NEXT_K3S, STANDIN_K3S);
   });
 });
