@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The main job on the built-in sample, as an operator would run it: the vendor builds a signed
 // bundle; the site verifies, inspects and imports it, serves it from Airlock's registry over TLS
-// with the site CA, mirrors it into the site's own registry, installs the plane into a cluster and
-// checks its health; then a delta carries the next version; last, the plane runs on a real node
-// (the containerd node of the test double MemoryCluster: real pulls, real brokers).
+// with the site CA, mirrors it into the site's own registry; a delta carries the next version;
+// then the operator installs it onto a real node (the containerd node of the test double
+// MemoryCluster: real pulls, real brokers), and upgrades it: a scheduled upgrade the site daemon
+// carries out, then a broken one rolled back (scripts/demo-node.mjs).
 import { $, chalk } from "zx";
 import { spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -13,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join, resolve } from "node:path";
 import { dockerRegistryConfig } from "./docker-registry.mjs";
 import { generateFixtures } from "./fixtures.mjs";
-import { demoInstallOnNode } from "./demo-node.mjs";
+import { demoInstallOnNode, demoUpgrades } from "./demo-node.mjs";
 import { useStandinK3s } from "./node-site.mjs";
 
 const root = resolve(import.meta.dirname, "..");
@@ -27,16 +28,21 @@ function step(title) {
 }
 
 async function airlock(...args) {
-  return airlockWith(process.env, ...args);
+  return runAirlock(process.env, args);
 }
 
-async function airlockWith(env, ...args) {
+/**
+ * Runs the built CLI and prints what it printed on stdout (and stderr, where its step lines go, with
+ * `stderr`); fails unless it exits with `exitCode`.
+ */
+async function runAirlock(env, args, { exitCode = 0, stderr = false } = {}) {
   console.log(chalk.dim(`$ airlock ${args.join(" ")}`));
-  const result = await $({ nothrow: true, env })`node ${cli} --no-progress ${args}`;
+  const result = await $({ nothrow: true, quiet: true, env })`node ${cli} --no-progress ${args}`;
+  if (stderr && result.stderr.trim() !== "") console.log(result.stderr.trimEnd().replace(/^/gm, "  "));
   if (result.stdout.trim() !== "") console.log(result.stdout.trimEnd().replace(/^/gm, "  "));
-  if (result.exitCode !== 0) {
-    process.stderr.write(result.stderr);
-    throw new Error(`airlock ${args[0]} ${args[1] ?? ""} failed (exit ${result.exitCode})`);
+  if (result.exitCode !== exitCode) {
+    if (!stderr) process.stderr.write(result.stderr);
+    throw new Error(`airlock ${args.join(" ")} exited ${result.exitCode}, not ${exitCode}`);
   }
   return result.stdout;
 }
@@ -215,13 +221,22 @@ try {
   const nodeSite = await demoInstallOnNode({
     step,
     log: (line) => console.log(line),
-    airlock: (env, args) => airlockWith(env, ...args),
+    airlock: runAirlock,
     load: (module) => import(join(root, "dist", module)),
     work: join(work, "node-site"),
     bundle: bundle45,
     pub,
   });
   closers.push(() => nodeSite.close());
+  await demoUpgrades({
+    step,
+    log: (line) => console.log(line),
+    airlock: runAirlock,
+    site: nodeSite,
+    sampleSpec: fixtures.sample,
+    layout: fixtures.layout,
+    key,
+  });
 
   const [full, small] = [await stat(bundle45), await stat(delta)];
   step("Done");
