@@ -69,6 +69,8 @@ export function windowsText(views: ScheduleView[]): string {
   return views
     .flatMap((view) => {
       const head = `plan ${view.planId}: ${view.from} → ${view.to}`;
+      const { refused } = view.schedule;
+      if (refused !== undefined) return [`${head}, refused ${refused.at}: ${refused.reason}`];
       if (view.schedule.now) return [`${head}, now`];
       if (view.schedule.at !== undefined) return [`${head}, at ${view.schedule.at}`];
       return [

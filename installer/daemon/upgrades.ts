@@ -71,8 +71,10 @@ export function libraryUpgrades({ state, logger, blobPath, gates }: UpgradeConte
         // A run left unfinished (a failed action) is due at once: finish or undo it first.
         const resumed = await resumeInterruptedRun(deps(signal));
         if (resumed !== undefined) return `resumed run ${resumed.run.id}: ${resumed.status}`;
-        const run = await startDueUpgrade(deps(signal), now);
-        return run === undefined ? undefined : runLine(run);
+        const started = await startDueUpgrade(deps(signal), now);
+        if (started === undefined) return undefined;
+        if (started.run !== undefined) return runLine(started.run);
+        return `plan ${started.planId}: its schedule is used up, refused: ${started.refusal ?? ""}`;
       },
     },
     startRollback(signal) {

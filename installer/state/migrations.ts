@@ -121,4 +121,14 @@ export const INSTALLER_MIGRATIONS: string[] = [
   ALTER TABLE upgrade_runs ADD COLUMN failure TEXT;
   ALTER TABLE upgrade_schedules ADD COLUMN run_id INTEGER REFERENCES upgrade_runs(id);
   `,
+  // A scheduled run refused before it changed anything (a stale or spent plan, a pre-gate) uses up
+  // its schedule, which keeps why (issue 14 point 2); a refused schedule no longer holds its plan's
+  // one active slot, so the plan may be scheduled again once the cause is fixed.
+  `
+  ALTER TABLE upgrade_schedules ADD COLUMN refused_at TEXT;
+  ALTER TABLE upgrade_schedules ADD COLUMN refused_reason TEXT;
+  DROP INDEX upgrade_schedules_one_active;
+  CREATE UNIQUE INDEX upgrade_schedules_one_active ON upgrade_schedules (plan_id)
+    WHERE cancelled_at IS NULL AND refused_at IS NULL;
+  `,
 ];

@@ -19,6 +19,8 @@ export interface UpgradeSchedule {
   cancelledAt: string | undefined;
   /** The run it started: a schedule starts one run, and is not due once it has. */
   runId: number | undefined;
+  /** When its run was refused before it changed anything, and why: the schedule is used up. */
+  refused: { at: string; reason: string } | undefined;
 }
 
 export type NewUpgradeSchedule = Pick<
@@ -39,6 +41,8 @@ interface ScheduleRow {
   created_at: string;
   cancelled_at: string | null;
   run_id: number | null;
+  refused_at: string | null;
+  refused_reason: string | null;
 }
 
 function toSchedule(row: ScheduleRow): UpgradeSchedule {
@@ -53,6 +57,7 @@ function toSchedule(row: ScheduleRow): UpgradeSchedule {
     createdAt: row.created_at,
     cancelledAt: row.cancelled_at ?? undefined,
     runId: row.run_id ?? undefined,
+    refused: row.refused_at === null ? undefined : { at: row.refused_at, reason: row.refused_reason ?? "" },
   };
 }
 
@@ -62,7 +67,7 @@ function describe(schedule: UpgradeSchedule): string {
   return schedule.windows.join("; ");
 }
 
-/** Schedules: at most one active (not cancelled) per plan, a unique partial index holding it. */
+/** Schedules: at most one active (neither cancelled nor refused) per plan, a unique partial index holding it. */
 export class ScheduleRecords {
   constructor(
     private readonly db: StateDb,
@@ -124,17 +129,63 @@ export class ScheduleRecords {
 
   activeFor(planId: number): UpgradeSchedule | undefined {
     const row = this.db
-      .prepare("SELECT * FROM upgrade_schedules WHERE plan_id = ? AND cancelled_at IS NULL")
+      .prepare(
+        "SELECT * FROM upgrade_schedules WHERE plan_id = ? AND cancelled_at IS NULL AND refused_at IS NULL",
+      )
       .get(planId) as ScheduleRow | undefined;
     return row === undefined ? undefined : toSchedule(row);
   }
 
-  /** The schedules neither cancelled nor started, oldest first. */
+  /** The schedules neither cancelled, refused nor started, oldest first. */
   active(): UpgradeSchedule[] {
     const rows = this.db
-      .prepare("SELECT * FROM upgrade_schedules WHERE cancelled_at IS NULL AND run_id IS NULL ORDER BY id")
+      .prepare(
+        `SELECT * FROM upgrade_schedules WHERE cancelled_at IS NULL AND refused_at IS NULL AND run_id IS NULL
+         ORDER BY id`,
+      )
       .all() as ScheduleRow[];
     return rows.map(toSchedule);
+  }
+
+  /** The refused schedules, newest first, at most `limit`. */
+  refusedRecently(limit = 5): UpgradeSchedule[] {
+    const rows = this.db
+      .prepare(
+        "SELECT * FROM upgrade_schedules WHERE refused_at IS NOT NULL ORDER BY refused_at DESC, id DESC LIMIT ?",
+      )
+      .all(limit) as ScheduleRow[];
+    return rows.map(toSchedule);
+  }
+
+  /** The schedule that started `runId`, if a schedule did. */
+  forRun(runId: number): UpgradeSchedule | undefined {
+    const row = this.db.prepare("SELECT * FROM upgrade_schedules WHERE run_id = ?").get(runId) as
+      ScheduleRow | undefined;
+    return row === undefined ? undefined : toSchedule(row);
+  }
+
+  /**
+   * Uses schedule `id` up: its run was refused before it changed anything (why: `reason`). It is
+   * not due again, and no longer holds its plan's active slot. An event says so.
+   */
+  refuse(id: number, reason: string): UpgradeSchedule {
+    return this.db.transaction(() => {
+      const schedule = this.get(id);
+      this.db
+        .prepare("UPDATE upgrade_schedules SET refused_at = ?, refused_reason = ? WHERE id = ?")
+        .run(this.clock().toISOString(), reason, id);
+      this.events.append({
+        action: "upgrade.schedule.refuse",
+        object: `plan/${schedule.planId}/schedule/${id}`,
+        outcome: "failed",
+        detail: {
+          when: describe(schedule),
+          reason,
+          ...(schedule.runId === undefined ? {} : { run: schedule.runId }),
+        },
+      });
+      return this.get(id);
+    })();
   }
 
   /**

@@ -1,5 +1,5 @@
 import { AirlockError } from "../../registry/oci/index.js";
-import type { State, UpgradeRun, UpgradeSchedule } from "../state/index.js";
+import type { PlanStatus, State, UpgradeRun, UpgradeSchedule } from "../state/index.js";
 import { executePlan } from "./execute.js";
 import { parseFreeze } from "./instant-spec.js";
 import { readPlan } from "./plan.js";
@@ -46,6 +46,14 @@ function dueOf(state: State, schedule: UpgradeSchedule, now: Date): Due | undefi
   }
 }
 
+/** The active schedules whose plan can no longer run (it went stale, ran by hand, was cancelled). */
+function spentSchedules(state: State): { schedule: UpgradeSchedule; status: PlanStatus }[] {
+  return state.schedules
+    .active()
+    .map((schedule) => ({ schedule, status: state.plans.get(schedule.planId).status }))
+    .filter(({ status }) => status !== "scheduled");
+}
+
 function dueSchedules(state: State, now: Date): Due[] {
   return state.schedules
     .active()
@@ -55,22 +63,54 @@ function dueSchedules(state: State, now: Date): Due[] {
 }
 
 /**
- * When the scheduler should look next: `now` while a run is unfinished (it is to be resumed) or a
- * start is due, else the earliest start a schedule allows; undefined when nothing waits.
+ * When the scheduler should look next: `now` while a run is unfinished (it is to be resumed), a
+ * schedule's plan can no longer run (it is to be marked refused) or a start is due, else the
+ * earliest start a schedule allows; undefined when nothing waits.
  */
 export function nextDueAt(state: State, now: Date): Date | undefined {
-  if (state.runs.unfinished().length > 0) return now;
+  if (state.runs.unfinished().length > 0 || spentSchedules(state).length > 0) return now;
   return dueSchedules(state, now)[0]?.at;
 }
 
+/** What startDueUpgrade did: the run it started, or the schedule it used up unrun. */
+export interface DueStart {
+  planId: number;
+  /** The run, as it ended; absent when the plan was refused before a run was recorded. */
+  run: UpgradeRun | undefined;
+  /** Why its schedule was used up unrun (a stale or spent plan, a pre-gate refusal), if it was. */
+  refusal: string | undefined;
+}
+
+function refuse(state: State, schedule: UpgradeSchedule, reason: string): DueStart {
+  state.schedules.refuse(schedule.id, reason);
+  return { planId: schedule.planId, run: undefined, refusal: reason };
+}
+
+/** Refusals that come before a run is recorded: the plan, not the site, is at fault. */
+const PLAN_REFUSALS = new Set(["PLAN_STALE", "PLAN_NOT_RUNNABLE"]);
+
 /**
- * For the site daemon: starts the scheduled plan whose start is due now (see nextDueAt) and runs it
- * to its end through executePlan; undefined when none is due, or a run is unfinished (resume that
+ * For the site daemon: first uses up, as refused, each schedule whose plan can no longer run; then
+ * starts the scheduled plan whose start is due now (see nextDueAt) and runs it to its end through
+ * executePlan. A plan refused before it starts (stale, spent; a pre-gate refusal, which
+ * settleUpgrade records) uses its schedule up with the reason, so it is neither retried at every
+ * look nor dropped unsaid. Undefined when nothing is due, or a run is unfinished (resume that
  * first with resumeInterruptedRun). The caller holds the writer lock.
  */
-export async function startDueUpgrade(deps: UpgradeDeps, now: Date): Promise<UpgradeRun | undefined> {
-  if (deps.state.runs.unfinished().length > 0) return undefined;
-  const due = dueSchedules(deps.state, now).find((candidate) => candidate.at.getTime() <= now.getTime());
-  if (due === undefined) return undefined;
-  return (await executePlan(deps, due.planId, { window: due.window })).run;
+export async function startDueUpgrade(deps: UpgradeDeps, now: Date): Promise<DueStart | undefined> {
+  const { state } = deps;
+  if (state.runs.unfinished().length > 0) return undefined;
+  const spent = spentSchedules(state).map(({ schedule, status }) =>
+    refuse(state, schedule, `plan ${schedule.planId} is ${status}`),
+  );
+  const due = dueSchedules(state, now).find((candidate) => candidate.at.getTime() <= now.getTime());
+  if (due === undefined) return spent[0];
+  const schedule = state.schedules.activeFor(due.planId)!;
+  try {
+    const { run } = await executePlan(deps, due.planId, { window: due.window });
+    return { planId: due.planId, run, refusal: state.schedules.forRun(run.id)?.refused?.reason };
+  } catch (error) {
+    if (!(error instanceof AirlockError) || !PLAN_REFUSALS.has(error.code)) throw error;
+    return refuse(state, schedule, `${error.code}: ${error.message}`);
+  }
 }

@@ -58,6 +58,7 @@ export { rollbackLastRelease, releasesToSwap, MANUAL_ROLLBACK_REASON } from "./r
 export { resumeInterruptedRun } from "./resume.js";
 export type { ResumeReport } from "./resume.js";
 export { startDueUpgrade, nextDueAt } from "./due.js";
+export type { DueStart } from "./due.js";
 export { StateRunRecorder } from "./run-deps.js";
 export type { RunProgress, UpgradeDeps } from "./run-deps.js";
 export type { RunReport } from "./run-settle.js";

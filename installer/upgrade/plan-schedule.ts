@@ -120,9 +120,16 @@ export interface ScheduleView {
   next: { start: string; end: string; localStart: string; localEnd: string; window: string }[];
 }
 
-/** Each active schedule with its next `count` window openings (UTC and the window's zone). */
+/**
+ * Each active schedule with its next `count` window openings (UTC and the window's zone), then the
+ * last few schedules refused unrun (`schedule.refused` says when and why; no openings).
+ */
 export function upcomingWindows(state: State, now: Date, count = 3): ScheduleView[] {
-  return state.schedules.active().map((schedule) => {
+  const refused = state.schedules.refusedRecently().map((schedule) => {
+    const plan = state.plans.get(schedule.planId);
+    return { planId: plan.id, from: plan.fromVersion, to: plan.toVersion, schedule, next: [] };
+  });
+  const active = state.schedules.active().map((schedule) => {
     const plan = state.plans.get(schedule.planId);
     const windows = schedule.windows.map((spec) => parseWindow(spec));
     const next = nextOccurrences(windows, now, count).map((occurrence) => ({
@@ -134,4 +141,5 @@ export function upcomingWindows(state: State, now: Date, count = 3): ScheduleVie
     }));
     return { planId: plan.id, from: plan.fromVersion, to: plan.toVersion, schedule, next };
   });
+  return [...active, ...refused];
 }

@@ -55,7 +55,10 @@ export function settleUpgrade(state: State, run: UpgradeRun, result: UpgradeResu
       };
     }
     state.releases.fail(target, result.reason);
-    // Nothing changed: the plan may run again once the pre-gate's cause is fixed.
+    // Nothing changed: the plan may run again once the pre-gate's cause is fixed, scheduled anew:
+    // the schedule that started this run is used up, keeping why.
+    const schedule = state.schedules.forRun(run.id);
+    if (schedule !== undefined) state.schedules.refuse(schedule.id, `refused: ${result.reason}`);
     state.plans.setStatus(run.planId, "planned", { run: run.id, refused: result.reason });
     const ended = state.runs.finish(run.id, { state: "failed", failure: `refused: ${result.reason}` });
     return { run: ended, outcome: "refused", status: `refused: ${result.reason}`, durationMs };

@@ -43,13 +43,18 @@ function scheduledTable(context: ConsoleContext): SafeHtml {
     rows: views.map((view) => [
       html`<a href="/upgrades/plans/${view.planId}">Plan ${view.planId}</a>`,
       html`${view.from} → ${view.to}`,
-      view.schedule.now
-        ? html`now`
-        : view.schedule.at !== undefined
-          ? formatTime(view.schedule.at, context.timeZone)
-          : view.next[0] === undefined
-            ? html`<span class="muted">no opening</span>`
-            : html`${formatTime(view.next[0].start, context.timeZone)} <code>${view.next[0].window}</code>`,
+      view.schedule.refused !== undefined
+        ? html`<span class="plan-refused"
+            >refused ${formatTime(view.schedule.refused.at, context.timeZone)}:
+            ${view.schedule.refused.reason}</span
+          >`
+        : view.schedule.now
+          ? html`now`
+          : view.schedule.at !== undefined
+            ? formatTime(view.schedule.at, context.timeZone)
+            : view.next[0] === undefined
+              ? html`<span class="muted">no opening</span>`
+              : html`${formatTime(view.next[0].start, context.timeZone)} <code>${view.next[0].window}</code>`,
     ]),
   });
 }

@@ -1,7 +1,8 @@
 /**
  * The scheduler's questions on a seeded site with an injected "now": nextDueAt (when to look next)
  * and startDueUpgrade (start what is due, nothing else), for window, --at and --now schedules, a
- * freeze, a run left unfinished, and a schedule that has started its run.
+ * freeze, a run left unfinished, and a schedule that has started its run; a scheduled run refused
+ * before it starts (stale plan, spent plan, pre-gate) uses its schedule up with the reason.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,6 +13,7 @@ import { openState, type State } from "../../../installer/state/index.js";
 import {
   nextDueAt,
   scheduleUpgrade,
+  upcomingWindows,
   startDueUpgrade,
   type UpgradeDeps,
 } from "../../../installer/upgrade/index.js";
@@ -83,7 +85,7 @@ describe("nextDueAt and startDueUpgrade", () => {
     expect(nextDueAt(state, FRIDAY)).toEqual(SATURDAY_2);
     expect(await startDueUpgrade(deps(), FRIDAY)).toBeUndefined();
     expect(state.runs.list()).toEqual([]);
-    const run = await startDueUpgrade(deps(), SATURDAY_2);
+    const run = (await startDueUpgrade(deps(), SATURDAY_2))?.run;
     expect(run).toMatchObject({
       state: "done",
       planId,
@@ -119,7 +121,7 @@ describe("nextDueAt and startDueUpgrade", () => {
     );
     expect(nextDueAt(state, FRIDAY)).toEqual(new Date("2026-12-04T12:10:00Z"));
     expect(await startDueUpgrade(deps(), FRIDAY)).toBeUndefined();
-    expect((await startDueUpgrade(deps(), new Date("2026-12-04T12:10:00Z")))?.state).toBe("done");
+    expect((await startDueUpgrade(deps(), new Date("2026-12-04T12:10:00Z")))?.run?.state).toBe("done");
   });
 
   it("a run left unfinished is looked at now and blocks any start until it is resumed", async () => {
@@ -127,5 +129,73 @@ describe("nextDueAt and startDueUpgrade", () => {
     state.runs.create({ planId });
     expect(nextDueAt(state, FRIDAY)).toEqual(FRIDAY);
     expect(await startDueUpgrade(deps(), FRIDAY)).toBeUndefined();
+  });
+});
+
+describe("a scheduled run refused before it starts", () => {
+  const NOW = { ...WHEN, now: true };
+
+  function refusals(): { object: string; reason: unknown }[] {
+    return state.events
+      .list({ action: "upgrade.schedule.refuse" })
+      .map((event) => ({ object: event.object, reason: event.detail.reason }));
+  }
+
+  it("a stale plan uses its schedule up with PLAN_STALE, is not retried, and `windows` says why", async () => {
+    const { id } = scheduleUpgrade(state, planId, NOW, FRIDAY).schedule;
+    // Another release deployed since the plan was made: its inputs changed.
+    const other = state.releases.record({ ...state.releases.current()!, version: "4.4.1" });
+    state.releases.deploy(other.id);
+    const started = await startDueUpgrade(deps(), FRIDAY);
+    expect(started).toMatchObject({
+      planId,
+      run: undefined,
+      refusal: expect.stringMatching(/^PLAN_STALE: /) as unknown,
+    });
+    expect(state.runs.list()).toEqual([]);
+    expect(state.schedules.get(id).refused?.reason).toBe(started!.refusal);
+    expect(refusals()).toEqual([{ object: `plan/${planId}/schedule/${id}`, reason: started!.refusal }]);
+    expect(nextDueAt(state, FRIDAY)).toBeUndefined();
+    expect(await startDueUpgrade(deps(), FRIDAY)).toBeUndefined();
+    expect(upcomingWindows(state, FRIDAY)).toMatchObject([
+      { planId, next: [], schedule: { id, refused: { reason: started!.refusal } } },
+    ]);
+  });
+
+  it("a plan spent by other means (cancelled, run by hand) is due at once to be marked refused", async () => {
+    const { id } = scheduleUpgrade(state, planId, { ...WHEN, windows: [WINDOW] }, FRIDAY).schedule;
+    state.plans.setStatus(planId, "stale", { reason: "inputs changed" });
+    expect(nextDueAt(state, FRIDAY)).toEqual(FRIDAY);
+    expect(await startDueUpgrade(deps(), FRIDAY)).toEqual({
+      planId,
+      run: undefined,
+      refusal: `plan ${planId} is stale`,
+    });
+    expect(state.schedules.get(id).refused?.reason).toBe(`plan ${planId} is stale`);
+    expect(state.schedules.active()).toEqual([]);
+    expect(nextDueAt(state, FRIDAY)).toBeUndefined();
+  });
+
+  it("a pre-gate refusal uses the schedule up with the gate's reason; the plan may be scheduled again", async () => {
+    const { id } = scheduleUpgrade(state, planId, NOW, FRIDAY).schedule;
+    const started = await startDueUpgrade(
+      { ...deps(), imageAvailable: () => Promise.resolve(false) },
+      FRIDAY,
+    );
+    expect(started?.run).toMatchObject({
+      state: "failed",
+      failure: expect.stringMatching(/^refused: /) as unknown,
+    });
+    expect(started?.refusal).toBe(started?.run?.failure);
+    expect(state.schedules.get(id)).toMatchObject({
+      runId: started?.run?.id,
+      refused: { reason: started?.refusal },
+    });
+    expect(refusals()).toHaveLength(1);
+    expect(state.plans.get(planId).status).toBe("planned");
+    expect(nextDueAt(state, FRIDAY)).toBeUndefined();
+    // Its slot is free: scheduled anew (no SCHEDULE_OVERLAP), it runs once the cause is fixed.
+    scheduleUpgrade(state, planId, NOW, FRIDAY);
+    expect((await startDueUpgrade(deps(), FRIDAY))?.run?.state).toBe("done");
   });
 });
